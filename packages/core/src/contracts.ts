@@ -1,0 +1,105 @@
+import type { CloudPreset } from "./clouds.js";
+import type { M365MailError } from "./errors.js";
+import type {
+  CalendarEvent,
+  DateRange,
+  MailEvent,
+  MailFolder,
+  Message,
+  MessageQuery,
+  MessageSummary,
+  OutgoingMessage,
+  SendResult,
+} from "./message.js";
+
+/** Bumped when the Transport or TokenProvider contract changes incompatibly; checked at registration. */
+export const CONTRACT_VERSION = 1;
+
+/** The token audience. One access token never covers both: Graph and Outlook (IMAP/POP/SMTP). */
+export type Resource = "graph" | "outlook";
+
+export interface AccessToken {
+  readonly token: string;
+  readonly expiresAt: Date;
+  readonly resource: Resource;
+  readonly scopes: readonly string[];
+}
+
+export interface GetTokenOptions {
+  /** Skip the memory cache and ask Entra ID again (after a 401, or an IMAP `AccessTokenExpired`). */
+  forceRefresh?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Signs in as one Microsoft 365 user and hands out access tokens per resource. */
+export interface TokenProvider {
+  readonly kind: "token-provider";
+  readonly name: string;
+  /** The mailbox owner the tokens are for (UPN). */
+  readonly username: string;
+  /** The cloud the tokens belong to; transports take their default hosts from it. */
+  readonly cloud?: CloudPreset;
+  getAccessToken(resource: Resource, options?: GetTokenOptions): Promise<AccessToken>;
+  dispose?(): Promise<void>;
+}
+
+export interface TransportCapabilities {
+  readonly send: boolean;
+  readonly read: boolean;
+  readonly watch: boolean;
+  readonly folders: boolean;
+  readonly calendar: boolean;
+}
+
+export interface OperationOptions {
+  signal?: AbortSignal;
+}
+
+export interface VerifyCheck {
+  /** What was checked, e.g. "sign-in", "Mail.Read", "SMTP AUTH". */
+  readonly name: string;
+  readonly ok: boolean;
+  /** What was done, e.g. "GET /me/mailFolders?$top=1". */
+  readonly detail: string;
+  /** The delegated permission the check exercised, when there is one. */
+  readonly permission?: string;
+  readonly error?: M365MailError;
+}
+
+export interface VerifyReport {
+  readonly transport: string;
+  readonly ok: boolean;
+  readonly checks: readonly VerifyCheck[];
+}
+
+/**
+ * A way to reach the mailbox. Optional methods exist exactly when the matching capability is true;
+ * calling one that the transport lacks throws `NOT_SUPPORTED`.
+ */
+export interface Transport {
+  readonly kind: "transport";
+  readonly name: string;
+  /** CONTRACT_VERSION this transport was written for. */
+  readonly contractVersion?: number;
+  readonly capabilities: TransportCapabilities;
+  /** A real round trip, not just AUTH: Microsoft 365 can accept AUTH and fail on the next command. */
+  verify(options?: OperationOptions): Promise<VerifyReport>;
+  send?(message: OutgoingMessage, options?: OperationOptions): Promise<SendResult>;
+  listFolders?(options?: OperationOptions): Promise<MailFolder[]>;
+  listMessages?(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MessageSummary>;
+  getMessage?(id: string, options?: OperationOptions & { folder?: string }): Promise<Message>;
+  markRead?(id: string, read: boolean, options?: OperationOptions & { folder?: string }): Promise<void>;
+  moveMessage?(id: string, toFolder: string, options?: OperationOptions & { folder?: string }): Promise<string>;
+  deleteMessage?(id: string, options?: OperationOptions & { folder?: string }): Promise<void>;
+  /** New mail as it arrives; survives token expiry and reconnects without losing or repeating mail. */
+  watch?(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MailEvent>;
+  listEvents?(range: DateRange, options?: OperationOptions): AsyncIterable<CalendarEvent>;
+  close(): Promise<void>;
+}
+
+/**
+ * Typed lookup: a transport package adds its type here by declaration merging, e.g.
+ * `declare module "@m365-mail/core" { interface TransportRegistry { graph: GraphTransport } }`.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in transport packages
+export interface TransportRegistry {}

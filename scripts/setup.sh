@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a fresh machine (Node 20 + npm assumed):
+# pnpm 10, Dovecot for IMAP/POP3 (when apt is available), the workspace's packages, and a build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if ! command -v pnpm >/dev/null 2>&1 || [[ "$(pnpm --version 2>/dev/null)" != 10.* ]]; then
+  log "installing pnpm 10 (npm i -g pnpm@10)"
+  npm i -g pnpm@10 >/dev/null
+fi
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
+
+apt_packages=()
+[[ -x /usr/sbin/dovecot ]] || apt_packages+=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd)
+if [[ ${M365_SETUP_EXTRAS:-} == *redis* ]] && ! command -v redis-server >/dev/null; then apt_packages+=(redis-server); fi
+if [[ ${M365_SETUP_EXTRAS:-} == *chromium* ]] && ! command -v chromium >/dev/null; then apt_packages+=(chromium); fi
+if ((${#apt_packages[@]})); then
+  if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
+    log "installing ${apt_packages[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    # The packages' own services must not hold the standard ports: the emulator runs its own instances.
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null && as_root chmod +x /usr/sbin/policy-rc.d
+    as_root apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
+    as_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    as_root rm -f /usr/sbin/policy-rc.d
+  else
+    log "cannot install ${apt_packages[*]} (needs apt-get and root): IMAP/POP3 tests and demo steps will be skipped"
+  fi
+fi
+
+log "pnpm install"
+pnpm install --frozen-lockfile --reporter=silent
+log "building packages"
+pnpm turbo run build --output-logs=errors-only >/dev/null

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, lints, checks the packages' exports,
+# runs every test suite, and ends with one line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "[test] lint (biome)"
+pnpm biome check . >/dev/null || { pnpm biome check . | tail -40; exit 1; }
+echo "[test] typecheck"
+pnpm turbo run typecheck --output-logs=errors-only
+echo "[test] publint + attw on every published package"
+pnpm turbo run check-package --output-logs=errors-only
+
+echo "[test] vitest"
+report=$(mktemp)
+status=0
+pnpm vitest run --reporter=default --reporter=json --outputFile.json="$report" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$report"
+rm -f "$report"
+exit $status

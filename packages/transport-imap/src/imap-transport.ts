@@ -1,0 +1,523 @@
+import {
+  CONTRACT_VERSION,
+  type Logger,
+  M365MailError,
+  type MailEvent,
+  type MailFolder,
+  type MessageQuery,
+  type OperationOptions,
+  resolveCloud,
+  safeLogger,
+  type TokenProvider,
+  type Transport,
+  type VerifyCheck,
+  type VerifyReport,
+} from "@m365-mail/core";
+import type { ImapFlow } from "imapflow";
+import { findFolder, toMailFolder } from "./folders.js";
+import { type ConnectionSettings, openConnection } from "./imap-connection.js";
+import { isConnectionDrop, toImapError } from "./imap-errors.js";
+import { formatMessageId, type ImapMessageRef, parseMessageId } from "./message-id.js";
+import { type ImapMessage, parseMessage } from "./parse-message.js";
+import { SharedConnection } from "./shared-connection.js";
+import { type ImapMessageSummary, summaryQuery, toSummary } from "./summary.js";
+import { stoppable, watchFolder } from "./watch.js";
+import type { SaslMechanism } from "./xoauth2-imap-flow.js";
+
+export interface ImapTransportOptions {
+  /** Any TokenProvider; tokens are requested for the "outlook" resource on every new connection, never cached here. */
+  auth: TokenProvider;
+  /** @default auth.cloud?.imap.host, else "outlook.office365.com" */
+  host?: string;
+  /** @default auth.cloud?.imap.port, else 993 */
+  port?: number;
+  /** Implicit TLS. `false` means plain connect + required STARTTLS. @default true */
+  secure?: boolean;
+  /** A shared mailbox to open (`user=` in XOAUTH2) with the signed-in delegate's token. @default auth.username */
+  mailbox?: string;
+  /** Extra CA certificate(s) to trust, PEM (e.g. the emulator's CA). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Connect/greeting timeout and the deadline for one command or FETCH batch. @default 60000 */
+  timeoutMs?: number;
+  /** UIDs per FETCH when listing or watching. @default 200 */
+  fetchBatchSize?: number;
+  /** Replace a connection this long before its token expires. @default 300 */
+  renewBeforeExpirySeconds?: number;
+  /** SASL mechanism when the server offers both (Exchange documents XOAUTH2). @default "XOAUTH2" */
+  saslMechanism?: SaslMechanism;
+  /** Registered name, to use two IMAP transports (own and shared mailbox) in one mailbox. @default "imap" */
+  name?: string;
+  /** Receives redacted log lines. */
+  logger?: Logger;
+  /** Also log imapflow's protocol lines at debug level (redacted). @default false */
+  logProtocol?: boolean;
+}
+
+export interface ImapMessageQuery extends MessageQuery {
+  /** Fetch each message's RFC 5322 source with its summary (`summary.source`). @default false */
+  includeSource?: boolean;
+}
+
+export interface ImapDeleteOptions extends OperationOptions {
+  /**
+   * Expunge instead of moving to Deleted Items. Messages already in Deleted Items are always expunged.
+   * @default false
+   */
+  permanent?: boolean;
+}
+
+export interface ImapTransport extends Transport {
+  readonly name: string;
+  readonly capabilities: { send: false; read: true; watch: true; folders: true; calendar: false };
+  listFolders(options?: OperationOptions): Promise<MailFolder[]>;
+  listMessages(query?: ImapMessageQuery, options?: OperationOptions): AsyncIterable<ImapMessageSummary>;
+  getMessage(id: string, options?: OperationOptions): Promise<ImapMessage>;
+  /** The message's RFC 5322 source as a stream of chunks (holds the shared connection until consumed). */
+  fetchSource(id: string, options?: OperationOptions): AsyncIterable<Uint8Array>;
+  markRead(id: string, read: boolean, options?: OperationOptions): Promise<void>;
+  /** MOVE to another folder; returns the message's new id (from COPYUID). */
+  moveMessage(id: string, toFolder: string, options?: OperationOptions): Promise<string>;
+  /** Like Outlook: moves to Deleted Items; expunges when already there or with `permanent`. */
+  deleteMessage(id: string, options?: ImapDeleteOptions): Promise<void>;
+  watch(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MailEvent>;
+  close(): Promise<void>;
+}
+
+declare module "@m365-mail/core" {
+  interface TransportRegistry {
+    imap: ImapTransport;
+  }
+}
+
+const FOLDER_CACHE_MS = 5 * 60_000;
+
+function invalidOption(message: string, hint: string): M365MailError {
+  return new M365MailError("CONFIG_INVALID", message, { source: "imap", hint });
+}
+
+/** Reads, watches and files the mail of one Microsoft 365 mailbox over IMAP with XOAUTH2 (imapflow). */
+export function imapTransport(options: ImapTransportOptions): ImapTransport {
+  const { auth } = options;
+  if (auth?.kind !== "token-provider") {
+    throw invalidOption(
+      "imapTransport needs `auth`, a TokenProvider",
+      "Pass auth: ropcTokenProvider({ ... }).",
+    );
+  }
+  const cloud = resolveCloud(auth.cloud);
+  const fetchBatchSize = options.fetchBatchSize ?? 200;
+  if (!Number.isInteger(fetchBatchSize) || fetchBatchSize < 1) {
+    throw invalidOption(`fetchBatchSize must be a positive integer, got ${fetchBatchSize}`, "Use e.g. 200.");
+  }
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  if (!(timeoutMs > 0))
+    throw invalidOption(`timeoutMs must be positive, got ${timeoutMs}`, "Use e.g. 60000.");
+  const name = options.name ?? "imap";
+  const logger = safeLogger(options.logger, name);
+  const settings: ConnectionSettings = {
+    auth,
+    cloud,
+    host: options.host ?? cloud.imap.host,
+    port: options.port ?? cloud.imap.port,
+    secure: options.secure ?? true,
+    user: options.mailbox ?? auth.username,
+    ...(options.ca ? { ca: options.ca } : {}),
+    timeoutMs,
+    renewBeforeMs: (options.renewBeforeExpirySeconds ?? 300) * 1000,
+    saslMechanism: options.saslMechanism ?? "XOAUTH2",
+    logger,
+    wireLog: options.logProtocol ?? false,
+  };
+  const shared = new SharedConnection(settings);
+  const closing = new AbortController();
+  const watchers = new Set<Promise<unknown>>();
+  let folderCache: { at: number; folders: MailFolder[] } | undefined;
+  const where = { host: settings.host, port: settings.port };
+
+  const loadFolders = async (withStatus: boolean, signal?: AbortSignal): Promise<MailFolder[]> => {
+    const entries = await shared.run(
+      "LIST",
+      (client) => client.list(withStatus ? { statusQuery: { messages: true, unseen: true } } : {}),
+      { signal, retryOnDrop: true },
+    );
+    const folders = entries.map(toMailFolder);
+    folderCache = { at: Date.now(), folders };
+    return folders;
+  };
+
+  const resolveFolder = async (wanted: string | undefined, signal?: AbortSignal): Promise<string> => {
+    const target = wanted ?? "inbox";
+    if (target.toUpperCase() === "INBOX") return "INBOX";
+    const cached =
+      folderCache && Date.now() - folderCache.at < FOLDER_CACHE_MS ? folderCache.folders : undefined;
+    let found = cached ? findFolder(cached, target) : undefined;
+    if (!found) found = findFolder(await loadFolders(false, signal), target);
+    if (!found) {
+      const known = (folderCache?.folders ?? []).map((f) => f.id).join(", ");
+      throw new M365MailError(
+        "NOT_FOUND",
+        `folder "${target}" does not exist in ${settings.user} (folders: ${known})`,
+        {
+          source: "imap",
+          hint: "Use a folder path from listFolders() or a well-known name: inbox, sent, drafts, trash, junk, archive.",
+        },
+      );
+    }
+    return found.id;
+  };
+
+  /** Selects the message's folder and checks that its UIDs still mean what the id says. */
+  const lockMessage = async (client: ImapFlow, ref: ImapMessageRef, id: string) => {
+    const lock = await client.getMailboxLock(ref.folder);
+    const mailbox = client.mailbox;
+    if (!mailbox || mailbox.uidValidity !== ref.uidValidity) {
+      lock.release();
+      throw new M365MailError(
+        "NOT_FOUND",
+        `message ${id} no longer exists: folder ${ref.folder} was renumbered`,
+        {
+          source: "imap",
+          hint: "List the folder again to get current ids (the server changed its UIDVALIDITY).",
+        },
+      );
+    }
+    return lock;
+  };
+
+  const notFound = (id: string) =>
+    new M365MailError("NOT_FOUND", `message ${id} does not exist (deleted or moved)`, {
+      source: "imap",
+      hint: "List the folder again to get current ids.",
+    });
+
+  async function* listMessages(
+    query: ImapMessageQuery = {},
+    opts: OperationOptions = {},
+  ): AsyncGenerator<ImapMessageSummary> {
+    const folder = await resolveFolder(query.folder, opts.signal);
+    const includeSource = query.includeSource ?? false;
+    const batchSize = query.pageSize ?? fetchBatchSize;
+    const { uids, uidValidity } = await shared.run(
+      `SEARCH ${folder}`,
+      async (client) => {
+        const lock = await client.getMailboxLock(folder);
+        try {
+          const criteria = {
+            ...(query.since ? { since: query.since } : {}),
+            ...(query.unreadOnly ? { seen: false } : {}),
+          };
+          const found = await client.search(Object.keys(criteria).length ? criteria : { all: true }, {
+            uid: true,
+          });
+          return { uids: found || [], uidValidity: (client.mailbox as { uidValidity: bigint }).uidValidity };
+        } finally {
+          lock.release();
+        }
+      },
+      { signal: opts.signal, retryOnDrop: true },
+    );
+    // Newest first, like Outlook and Graph.
+    uids.sort((a, b) => b - a);
+    let yielded = 0;
+    for (let i = 0; i < uids.length; i += batchSize) {
+      const wanted = uids.slice(i, i + batchSize);
+      const messages = await shared.run(
+        `FETCH ${folder}`,
+        async (client) => {
+          const lock = await client.getMailboxLock(folder);
+          try {
+            if ((client.mailbox as { uidValidity: bigint }).uidValidity !== uidValidity) {
+              throw new M365MailError(
+                "SERVER_ERROR",
+                `folder ${folder} was renumbered while it was being listed`,
+                {
+                  source: "imap",
+                  hint: "List the folder again.",
+                },
+              );
+            }
+            return await client.fetchAll(wanted.join(","), summaryQuery(includeSource), { uid: true });
+          } finally {
+            lock.release();
+          }
+        },
+        { signal: opts.signal, retryOnDrop: true },
+      );
+      messages.sort((a, b) => b.uid - a.uid);
+      for (const message of messages) {
+        const summary = toSummary(message, folder, uidValidity);
+        // IMAP SINCE compares dates only; apply the exact time here.
+        if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
+        yield summary;
+        if (query.limit !== undefined && ++yielded >= query.limit) return;
+      }
+    }
+  }
+
+  async function* fetchSource(id: string, opts: OperationOptions = {}): AsyncGenerator<Uint8Array> {
+    const ref = parseMessageId(id);
+    const lease = await shared.lease(opts.signal);
+    let lock: { release(): void } | undefined;
+    try {
+      lock = await lockMessage(lease.client, ref, id);
+      const download = await lease.client.download(String(ref.uid), undefined, { uid: true });
+      if (!download.content) throw notFound(id);
+      for await (const chunk of download.content) {
+        if (opts.signal?.aborted) {
+          download.content.destroy();
+          lease.discard();
+          throw new M365MailError("ABORTED", `fetchSource ${id} was aborted`, { source: "imap" });
+        }
+        yield chunk as Buffer;
+      }
+    } catch (error) {
+      if (isConnectionDrop(error)) lease.discard();
+      throw toImapError(error, { operation: `FETCH ${id}`, ...where });
+    } finally {
+      lock?.release();
+      lease.release();
+    }
+  }
+
+  const transport: ImapTransport = {
+    kind: "transport",
+    name,
+    contractVersion: CONTRACT_VERSION,
+    capabilities: { send: false, read: true, watch: true, folders: true, calendar: false },
+
+    async verify(opts = {}): Promise<VerifyReport> {
+      const checks: VerifyCheck[] = [];
+      const fail = (error: unknown, operation: string) => toImapError(error, { operation, ...where });
+      let connection: Awaited<ReturnType<typeof openConnection>> | undefined;
+      try {
+        connection = await openConnection(settings, {
+          autoIdle: false,
+          signal: opts.signal,
+          purpose: "verify",
+        });
+        checks.push({
+          name: "IMAP sign-in",
+          ok: true,
+          permission: "IMAP.AccessAsUser.All",
+          detail: `AUTHENTICATE ${connection.client.usedMechanism ?? "XOAUTH2"} as ${settings.user} at ${settings.host}:${settings.port}`,
+        });
+      } catch (error) {
+        checks.push({
+          name: "IMAP sign-in",
+          ok: false,
+          permission: "IMAP.AccessAsUser.All",
+          detail: `AUTHENTICATE XOAUTH2 as ${settings.user} at ${settings.host}:${settings.port}`,
+          error: fail(error, "sign-in"),
+        });
+        return { transport: name, ok: false, checks };
+      }
+      try {
+        // Exchange can accept AUTHENTICATE and fail the next command: run a real one.
+        const box = await connection.client.mailboxOpen("INBOX", { readOnly: true });
+        checks.push({ name: "read INBOX", ok: true, detail: `EXAMINE INBOX: ${box.exists} messages` });
+      } catch (error) {
+        checks.push({
+          name: "read INBOX",
+          ok: false,
+          detail: "EXAMINE INBOX",
+          error: fail(error, "EXAMINE INBOX"),
+        });
+      } finally {
+        await connection.end();
+      }
+      return { transport: name, ok: checks.every((c) => c.ok), checks };
+    },
+
+    async listFolders(opts = {}) {
+      return loadFolders(true, opts.signal);
+    },
+
+    listMessages(query, opts) {
+      return listMessages(query, opts);
+    },
+
+    fetchSource(id, opts) {
+      return fetchSource(id, opts);
+    },
+
+    async getMessage(id, opts = {}) {
+      const ref = parseMessageId(id);
+      const fetched = await shared.run(
+        `FETCH ${id}`,
+        async (client) => {
+          const lock = await lockMessage(client, ref, id);
+          try {
+            return await client.fetchOne(String(ref.uid), summaryQuery(true), { uid: true });
+          } finally {
+            lock.release();
+          }
+        },
+        { signal: opts.signal, retryOnDrop: true, timeoutMs: 0 },
+      );
+      if (!fetched?.source) throw notFound(id);
+      return parseMessage(toSummary(fetched, ref.folder, ref.uidValidity), fetched.source);
+    },
+
+    async markRead(id, read, opts = {}) {
+      const ref = parseMessageId(id);
+      const ok = await shared.run(
+        `STORE ${id}`,
+        async (client) => {
+          const lock = await lockMessage(client, ref, id);
+          try {
+            const found = await client.search({ uid: String(ref.uid) }, { uid: true });
+            if (!found || found.length === 0) return false;
+            return read
+              ? client.messageFlagsAdd(String(ref.uid), ["\\Seen"], { uid: true })
+              : client.messageFlagsRemove(String(ref.uid), ["\\Seen"], { uid: true });
+          } finally {
+            lock.release();
+          }
+        },
+        { signal: opts.signal, retryOnDrop: true },
+      );
+      if (!ok) throw notFound(id);
+    },
+
+    async moveMessage(id, toFolder, opts = {}) {
+      const ref = parseMessageId(id);
+      const destination = await resolveFolder(toFolder, opts.signal);
+      return moveTo(ref, id, destination, opts.signal);
+    },
+
+    async deleteMessage(id, opts = {}) {
+      const ref = parseMessageId(id);
+      let trash: string | undefined;
+      try {
+        trash = await resolveFolder("trash", opts.signal);
+      } catch (error) {
+        if (!(error instanceof M365MailError && error.code === "NOT_FOUND")) throw error;
+      }
+      if (!opts.permanent && trash && trash !== ref.folder) {
+        await moveTo(ref, id, trash, opts.signal);
+        return;
+      }
+      if (!opts.permanent && !trash) logger.warn(`no Deleted Items folder found: expunging ${id}`);
+      const ok = await shared.run(
+        `EXPUNGE ${id}`,
+        async (client) => {
+          const lock = await lockMessage(client, ref, id);
+          try {
+            const found = await client.search({ uid: String(ref.uid) }, { uid: true });
+            if (!found || found.length === 0) return false;
+            // \Deleted + UID EXPUNGE of this UID only (UIDPLUS), never other messages marked \Deleted.
+            return client.messageDelete(String(ref.uid), { uid: true });
+          } finally {
+            lock.release();
+          }
+        },
+        { signal: opts.signal, retryOnDrop: true },
+      );
+      if (!ok) throw notFound(id);
+    },
+
+    watch(query = {}, opts = {}) {
+      const signals = [closing.signal, ...(opts.signal ? [opts.signal] : [])];
+      return stoppable((stop) => {
+        const generator = watchFolder(
+          {
+            settings,
+            logger,
+            batchSize: fetchBatchSize,
+            resolveFolder: (f, signal) => resolveFolder(f, signal),
+          },
+          query,
+          stop,
+        );
+        return tracked(generator);
+      }, signals);
+    },
+
+    async close() {
+      closing.abort();
+      await Promise.allSettled([...watchers]);
+      await shared.close();
+    },
+  };
+
+  /** Lets close() wait until every watcher has logged out. */
+  function tracked<T>(generator: AsyncGenerator<T>): AsyncGenerator<T> {
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    watchers.add(done);
+    void done.then(() => watchers.delete(done));
+    return (async function* () {
+      try {
+        return yield* generator;
+      } finally {
+        finish();
+      }
+    })();
+  }
+
+  async function moveTo(
+    ref: ImapMessageRef,
+    id: string,
+    destination: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    if (destination === ref.folder) return id;
+    // Not retried after a drop: the MOVE may already have happened.
+    const result = await shared.run(
+      `MOVE ${id} to ${destination}`,
+      async (client) => {
+        const lock = await lockMessage(client, ref, id);
+        try {
+          const before = await client.fetchOne(String(ref.uid), { uid: true, envelope: true }, { uid: true });
+          if (!before) return undefined;
+          const moved = await client.messageMove(String(ref.uid), destination, { uid: true });
+          if (!moved) return undefined;
+          return { moved, messageId: before.envelope?.messageId };
+        } finally {
+          lock.release();
+        }
+      },
+      { signal, retryOnDrop: false },
+    );
+    if (!result) throw notFound(id);
+    const newUid = result.moved.uidMap?.get(ref.uid);
+    if (newUid !== undefined && result.moved.uidValidity !== undefined) {
+      return formatMessageId({ folder: destination, uidValidity: result.moved.uidValidity, uid: newUid });
+    }
+    // No COPYUID (server without UIDPLUS): find the message in the destination by its Message-ID.
+    return shared.run(
+      `SEARCH ${destination}`,
+      async (client) => {
+        const lock = await client.getMailboxLock(destination);
+        try {
+          const uids = result.messageId
+            ? await client.search({ header: { "message-id": result.messageId } }, { uid: true })
+            : [];
+          const uid = uids && uids.length > 0 ? Math.max(...uids) : undefined;
+          if (uid === undefined) {
+            throw new M365MailError(
+              "INVALID_RESPONSE",
+              `moved ${id} to ${destination}, but the server did not say its new id`,
+              {
+                source: "imap",
+                hint: "List the destination folder to find the message.",
+              },
+            );
+          }
+          return formatMessageId({
+            folder: destination,
+            uidValidity: (client.mailbox as { uidValidity: bigint }).uidValidity,
+            uid,
+          });
+        } finally {
+          lock.release();
+        }
+      },
+      { signal, retryOnDrop: true },
+    );
+  }
+
+  return transport;
+}

@@ -1,0 +1,29 @@
+import { M365MailError } from "@m365-mail/core";
+
+/** Where a message lives: IMAP folder path (server delimiter), UIDVALIDITY and UID. */
+export interface ImapMessageRef {
+  readonly folder: string;
+  readonly uidValidity: bigint;
+  readonly uid: number;
+}
+
+/**
+ * `<folder>:<uidvalidity>:<uid>`, e.g. `INBOX:1700000000:42`. UIDVALIDITY is part of the id so that an
+ * id never silently points at another message after the server renumbered the folder.
+ */
+export function formatMessageId(ref: ImapMessageRef): string {
+  return `${ref.folder}:${ref.uidValidity.toString()}:${ref.uid}`;
+}
+
+/** Parses an id made by `formatMessageId`; the folder may itself contain ":" (we split from the right). */
+export function parseMessageId(id: string): ImapMessageRef {
+  const match = /^(.+):(\d+):(\d+)$/.exec(id);
+  const uid = match ? Number(match[3]) : 0;
+  if (!match || !Number.isSafeInteger(uid) || uid < 1) {
+    throw new M365MailError("CONFIG_INVALID", `"${id}" is not an IMAP message id`, {
+      source: "imap",
+      hint: "Pass an id returned by listMessages(), watch() or moveMessage() of the imap transport (folder:uidvalidity:uid).",
+    });
+  }
+  return { folder: match[1]!, uidValidity: BigInt(match[2]!), uid };
+}

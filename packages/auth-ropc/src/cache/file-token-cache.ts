@@ -1,0 +1,250 @@
+import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:crypto";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { M365MailError, registerSecret } from "@m365-mail/core";
+import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
+
+export interface FileTokenCacheOptions {
+  /** File to keep the encrypted tokens in; its directory is created (mode 0700) when missing. */
+  path: string;
+  /** 32 random bytes. Default: `M365_CACHE_KEY` (base64) when neither key nor passphrase is given. */
+  key?: Uint8Array;
+  /** A passphrase, stretched with scrypt and a random salt stored in the file. */
+  passphrase?: string;
+}
+
+const FORMAT = "m365-mail-token-cache";
+const VERSION = 1;
+// scrypt cost: ~50–100 ms once per process and salt; N=2^15 needs 32 MiB, hence maxmem.
+const SCRYPT = { N: 32768, r: 8, p: 1 } as const;
+const SOURCE = "auth-ropc";
+
+interface Envelope {
+  format: string;
+  version: number;
+  kdf: "raw" | "scrypt";
+  salt?: string;
+  N?: number;
+  r?: number;
+  p?: number;
+  iv: string;
+  tag: string;
+  data: string;
+}
+
+type Entries = Record<string, TokenCacheEntry>;
+
+function resolveKeySource(options: FileTokenCacheOptions): { key: Buffer } | { passphrase: string } {
+  if (options.key !== undefined && options.passphrase !== undefined) {
+    throw new M365MailError("CONFIG_INVALID", "fileTokenCache takes key or passphrase, not both", {
+      source: SOURCE,
+      hint: "Pass one of them (or neither, to use M365_CACHE_KEY).",
+    });
+  }
+  if (options.passphrase !== undefined) {
+    if (options.passphrase.length < 8) {
+      throw new M365MailError(
+        "CONFIG_INVALID",
+        "the fileTokenCache passphrase is shorter than 8 characters",
+        {
+          source: SOURCE,
+          hint: "Use a long passphrase, or a random 32-byte key (openssl rand -base64 32).",
+        },
+      );
+    }
+    registerSecret(options.passphrase);
+    return { passphrase: options.passphrase };
+  }
+  let key: Buffer;
+  let origin: string;
+  if (options.key !== undefined) {
+    key = Buffer.from(options.key);
+    origin = "the key option";
+  } else {
+    const env = process.env.M365_CACHE_KEY;
+    if (!env) {
+      throw new M365MailError(
+        "CONFIG_INVALID",
+        "fileTokenCache needs a key: none given and M365_CACHE_KEY is not set",
+        {
+          source: SOURCE,
+          hint: "Set M365_CACHE_KEY to 32 random bytes in base64 (openssl rand -base64 32), or pass key or passphrase.",
+        },
+      );
+    }
+    registerSecret(env);
+    key = Buffer.from(env, "base64");
+    origin = "M365_CACHE_KEY";
+  }
+  if (key.length !== 32) {
+    throw new M365MailError("CONFIG_INVALID", `${origin} must be 32 bytes, got ${key.length}`, {
+      source: SOURCE,
+      hint: "Generate one with: openssl rand -base64 32.",
+    });
+  }
+  return { key };
+}
+
+function deriveKey(passphrase: string, salt: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(passphrase, salt, 32, { ...SCRYPT, maxmem: 64 * 1024 * 1024 }, (error, key) =>
+      error ? reject(error) : resolve(key),
+    ),
+  );
+}
+
+/**
+ * Tokens in one file encrypted with AES-256-GCM (a fresh IV on every write), mode 0600, replaced
+ * atomically (temporary file + rename). A modified file, or one written with another key, is
+ * refused with CONFIG_INVALID: a cache that cannot be authenticated must not be trusted silently.
+ * Several processes may share the file; the last writer wins for concurrent writes.
+ */
+export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
+  const { path } = options;
+  if (!path) {
+    throw new M365MailError("CONFIG_INVALID", "fileTokenCache needs a path", {
+      source: SOURCE,
+      hint: "Pass fileTokenCache({ path: '/var/lib/myapp/m365-tokens.json' }).",
+    });
+  }
+  const source = resolveKeySource(options);
+  const derived = new Map<string, Promise<Buffer>>();
+  let salt: Buffer | undefined;
+  // One operation at a time in this process: each set is a read-modify-write of the whole file.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = queue.then(task, task);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  const rejected = (why: string, cause?: unknown) =>
+    new M365MailError("CONFIG_INVALID", `the token cache file ${path} ${why}`, {
+      source: SOURCE,
+      cause,
+      hint: `Delete ${path} (the next call signs in with the password and writes it again), or use the key or passphrase it was written with (key / passphrase / M365_CACHE_KEY).`,
+    });
+
+  const keyFor = (fileSalt: Buffer | undefined): Promise<Buffer> => {
+    if ("key" in source) return Promise.resolve(source.key);
+    const s = fileSalt ?? randomBytes(16);
+    const id = s.toString("base64");
+    let key = derived.get(id);
+    if (!key) {
+      key = deriveKey(source.passphrase, s);
+      derived.set(id, key);
+    }
+    salt = s;
+    return key;
+  };
+
+  async function load(): Promise<Entries> {
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
+      throw new M365MailError("CONFIG_INVALID", `cannot read the token cache file ${path}`, {
+        source: SOURCE,
+        cause: error,
+        hint: "Check the path and that this process may read and write it.",
+      });
+    }
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(text) as Envelope;
+    } catch (error) {
+      throw rejected("is not a token cache (not JSON): it was modified", error);
+    }
+    if (envelope?.format !== FORMAT || envelope.version !== VERSION) {
+      throw rejected("is not an m365-mail token cache of a known version");
+    }
+    const wantKdf = "key" in source ? "raw" : "scrypt";
+    if (envelope.kdf !== wantKdf) {
+      throw rejected(
+        envelope.kdf === "scrypt"
+          ? "was written with a passphrase, but this cache has a key"
+          : "was written with a key, but this cache has a passphrase",
+      );
+    }
+    try {
+      const fileSalt = envelope.kdf === "scrypt" ? Buffer.from(envelope.salt ?? "", "base64") : undefined;
+      if (fileSalt && fileSalt.length < 16) throw new Error("salt too short");
+      const key = await keyFor(fileSalt);
+      const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(envelope.iv, "base64"));
+      decipher.setAAD(aad(envelope));
+      decipher.setAuthTag(Buffer.from(envelope.tag, "base64"));
+      const plain = Buffer.concat([decipher.update(Buffer.from(envelope.data, "base64")), decipher.final()]);
+      const parsed = JSON.parse(plain.toString("utf8")) as { entries?: Entries };
+      return parsed.entries ?? {};
+    } catch (error) {
+      throw rejected("cannot be decrypted: it was modified, or written with another key", error);
+    }
+  }
+
+  async function save(entries: Entries): Promise<void> {
+    const key = await keyFor("key" in source ? undefined : salt);
+    const iv = randomBytes(12);
+    const header: Omit<Envelope, "iv" | "tag" | "data"> =
+      "key" in source
+        ? { format: FORMAT, version: VERSION, kdf: "raw" }
+        : { format: FORMAT, version: VERSION, kdf: "scrypt", salt: salt!.toString("base64"), ...SCRYPT };
+    const cipher = createCipheriv("aes-256-gcm", key, iv);
+    cipher.setAAD(aad(header));
+    const data = Buffer.concat([cipher.update(JSON.stringify({ entries }), "utf8"), cipher.final()]);
+    const envelope: Envelope = {
+      ...header,
+      iv: iv.toString("base64"),
+      tag: cipher.getAuthTag().toString("base64"),
+      data: data.toString("base64"),
+    };
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const tmp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+    try {
+      await writeFile(tmp, JSON.stringify(envelope), { mode: 0o600, flag: "wx" });
+      await rename(tmp, path);
+      // The umask or an older file may have left wider bits: tokens are for this user only.
+      await chmod(path, 0o600);
+    } catch (error) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw new M365MailError("CONFIG_INVALID", `cannot write the token cache file ${path}`, {
+        source: SOURCE,
+        cause: error,
+        hint: "Check that this process may write the file and its directory.",
+      });
+    }
+  }
+
+  return {
+    get: (key) =>
+      serial(async () => {
+        const entry = (await load())[key];
+        if (!entry || (entry.expiresAt !== undefined && entry.expiresAt <= Date.now())) return undefined;
+        registerSecret(entry.value);
+        return entry;
+      }),
+    set: (key, entry) =>
+      serial(async () => {
+        const entries = await load();
+        const now = Date.now();
+        // Drop expired entries so the file does not grow forever.
+        for (const [k, e] of Object.entries(entries))
+          if (e.expiresAt !== undefined && e.expiresAt <= now) delete entries[k];
+        entries[key] = entry;
+        await save(entries);
+      }),
+    delete: (key) =>
+      serial(async () => {
+        const entries = await load();
+        if (!(key in entries)) return;
+        delete entries[key];
+        await save(entries);
+      }),
+  };
+}
+
+/** The header is authenticated too: changing the KDF or salt is detected like changing the data. */
+function aad(header: Pick<Envelope, "format" | "version" | "kdf" | "salt" | "N" | "r" | "p">): Buffer {
+  const { format, version, kdf, salt, N, r, p } = header;
+  return Buffer.from(JSON.stringify({ format, version, kdf, salt, N, r, p }), "utf8");
+}

@@ -1,0 +1,20 @@
+/** One cached secret: an access token, a refresh token, or msal's serialized cache for one user. */
+export interface TokenCacheEntry {
+  /** The secret itself. Never the password. */
+  readonly value: string;
+  /** Milliseconds since the epoch after which the entry is useless; absent: until replaced. */
+  readonly expiresAt?: number;
+  /** Scopes an access token was granted. */
+  readonly scopes?: readonly string[];
+}
+
+/**
+ * Where tokens outlive a process. Async so that a shared store (Redis, a database) can implement it.
+ * Keys are built by the provider (tenant, app, user, resource); values are secrets: store them safely.
+ */
+export interface TokenCache {
+  /** The entry, or undefined when absent or expired. */
+  get(key: string): Promise<TokenCacheEntry | undefined>;
+  set(key: string, entry: TokenCacheEntry): Promise<void>;
+  delete(key: string): Promise<void>;
+}

@@ -1,0 +1,379 @@
+import type { PublicClientApplication } from "@azure/msal-node";
+import {
+  type AccessToken,
+  CLOUDS,
+  type CloudName,
+  type CloudPreset,
+  forgetSecret,
+  type GetTokenOptions,
+  type Logger,
+  M365MailError,
+  type Resource,
+  registerSecret,
+  resolveCloud,
+  safeLogger,
+  type TokenProvider,
+} from "@m365-mail/core";
+import type { AadstsHintContext } from "./aadsts.js";
+import { memoryTokenCache } from "./cache/memory-token-cache.js";
+import type { TokenCache } from "./cache/token-cache.js";
+import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import { createHttpClient, SOURCE } from "./http-client.js";
+import { httpEngine } from "./http-engine.js";
+import { msalEngine } from "./msal-engine.js";
+import { type RetryOptions, withRetry } from "./retry.js";
+import { resolveScopes, type ScopeOptions } from "./scopes.js";
+
+export type RopcEngine = "msal" | "http";
+
+export interface RopcTokenProviderOptions {
+  /** Directory (tenant) ID or a verified domain; never `common` or `consumers`. */
+  tenantId: string;
+  /** Application (client) ID of the app registration (public client flows on). */
+  clientId: string;
+  /** UPN of the mailbox owner, e.g. `support@contoso.com`. */
+  username: string;
+  /** The user's password. Give this or `passwordProvider`. */
+  password?: string;
+  /** Called whenever a password grant is needed (first sign-in, refresh token refused); the password is not kept. */
+  passwordProvider?: () => Promise<string>;
+  /** @default "global" */
+  cloud?: CloudName | CloudPreset;
+  /** Overrides the cloud's Entra host, e.g. the emulator's `https://127.0.0.1:port`. */
+  authorityHost?: string;
+  /** @default "msal" */
+  engine?: RopcEngine;
+  /** Where tokens (and the refresh token) persist. @default memoryTokenCache() */
+  cache?: TokenCache;
+  /** For every HTTP request, from connect to the last byte. @default 30000 */
+  timeoutMs?: number;
+  /** HTTP(S) proxy URL for requests to Entra ID. */
+  proxy?: string;
+  /** Extra CA certificates (PEM) to trust, on top of Node's roots. */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /** Refresh this long before expiry (at most half the token's lifetime). @default 300 */
+  refreshMarginSeconds?: number;
+  /** Permissions per resource. @default { graph: [".default"], outlook: [".default"] } */
+  scopes?: ScopeOptions;
+  /** Receives redacted log lines. @default no logging */
+  logger?: Logger;
+  /** Retries of 429, 5xx, timeouts, resets and malformed answers. @default { attempts: 2, baseDelayMs: 500, maxDelayMs: 60000 } */
+  retry?: RetryOptions;
+}
+
+export interface RopcTokenProvider extends TokenProvider {
+  readonly name: "auth-ropc";
+  readonly cloud: CloudPreset;
+  readonly engine: RopcEngine;
+  /** The underlying msal application (engine "msal"): for diagnostics and comparisons only. */
+  readonly msalApplication: PublicClientApplication | undefined;
+  /** Forgets tokens held in memory and closes connections; the provider cannot be used afterwards. */
+  dispose(): Promise<void>;
+}
+
+interface MemoryEntry {
+  /** Resolved once and handed to every caller: the fast path allocates nothing. */
+  readonly promise: Promise<AccessToken>;
+  readonly token: AccessToken;
+  readonly refreshAt: number;
+}
+
+const MICROSOFT_HOSTS = new Set([
+  ...Object.values(CLOUDS).map((c) => new URL(c.authorityHost).host),
+  "login.partner.microsoftonline.cn",
+  "login.microsoft.com",
+]);
+
+function invalid(message: string, hint: string): M365MailError {
+  return new M365MailError("CONFIG_INVALID", message, { source: SOURCE, hint });
+}
+
+function validate(options: RopcTokenProviderOptions): void {
+  if (!options || typeof options !== "object") {
+    throw invalid("ropcTokenProvider needs options", "Pass { tenantId, clientId, username, password }.");
+  }
+  if (!options.tenantId)
+    throw invalid("tenantId is missing", "Use the Directory (tenant) ID from App registration → Overview.");
+  if (/^(common|consumers)$/i.test(options.tenantId)) {
+    throw invalid(
+      `tenantId "${options.tenantId}" cannot be used with the password grant (AADSTS9001023)`,
+      "Set tenantId to the Directory (tenant) ID (or a verified domain), not common or consumers.",
+    );
+  }
+  if (!options.clientId)
+    throw invalid("clientId is missing", "Use the Application (client) ID from App registration → Overview.");
+  if (!options.username?.includes("@")) {
+    throw invalid(
+      "username must be the user's UPN (name@domain)",
+      "Use the mailbox owner's user principal name, e.g. support@contoso.com.",
+    );
+  }
+  const hasPassword = typeof options.password === "string";
+  const hasProvider = typeof options.passwordProvider === "function";
+  if (hasPassword === hasProvider) {
+    throw invalid(
+      "give exactly one of password and passwordProvider",
+      "Pass password, or passwordProvider: async () => readSecret().",
+    );
+  }
+  if (options.engine !== undefined && options.engine !== "msal" && options.engine !== "http") {
+    throw invalid(`unknown engine "${String(options.engine)}"`, 'Use engine: "msal" (default) or "http".');
+  }
+  if (options.timeoutMs !== undefined && !(options.timeoutMs > 0))
+    throw invalid("timeoutMs must be positive", "Leave it unset for 30000.");
+  if (options.refreshMarginSeconds !== undefined && !(options.refreshMarginSeconds >= 0)) {
+    throw invalid("refreshMarginSeconds must be zero or more", "Leave it unset for 300.");
+  }
+}
+
+/**
+ * A TokenProvider that signs in as one Microsoft 365 user with the password grant (ROPC): one
+ * password grant, then refresh-token grants for every other resource and every renewal.
+ */
+export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenProvider {
+  validate(options);
+  const log = safeLogger(options.logger, SOURCE);
+  if (options.password !== undefined) {
+    registerSecret(options.password);
+    if (options.password !== options.password.trim()) {
+      log.warn(
+        "the password has leading or trailing spaces, which ROPC does not support (expect AADSTS50126)",
+      );
+    }
+  }
+  const cloud = resolveCloud(options.cloud);
+  const authorityHost = (options.authorityHost ?? cloud.authorityHost).replace(/\/+$/, "");
+  let host: string;
+  try {
+    const url = new URL(authorityHost);
+    if (url.protocol !== "https:") throw new Error("not https");
+    host = url.host;
+  } catch (error) {
+    throw new M365MailError(
+      "CONFIG_INVALID",
+      `authorityHost must be an https:// URL, got "${authorityHost}"`,
+      {
+        source: SOURCE,
+        cause: error,
+        hint: "Leave authorityHost unset to use the cloud's Entra host, or pass the emulator's authorityHost.",
+      },
+    );
+  }
+  const engineName: RopcEngine = options.engine ?? "msal";
+  const marginMs = (options.refreshMarginSeconds ?? 300) * 1000;
+  const retry: Required<RetryOptions> = {
+    attempts: options.retry?.attempts ?? 2,
+    baseDelayMs: options.retry?.baseDelayMs ?? 500,
+    maxDelayMs: options.retry?.maxDelayMs ?? 60_000,
+  };
+  const scopes = resolveScopes(cloud, options.scopes);
+  const context: AadstsHintContext = {
+    username: options.username,
+    tenantId: options.tenantId,
+    clientId: options.clientId,
+  };
+  const keyPrefix =
+    `m365-mail:v1:${host}:${options.tenantId}:${options.clientId}:${options.username}`.toLowerCase();
+  const http = createHttpClient({
+    timeoutMs: options.timeoutMs ?? 30_000,
+    proxy: options.proxy,
+    ca: options.ca,
+  });
+
+  let engine: TokenEngine;
+  let msalApplication: PublicClientApplication | undefined;
+  if (engineName === "msal") {
+    if (!cloud.supportsScopeParameter) {
+      log.warn(
+        `msal only speaks the v2 scope= form; if the ${cloud.name} cloud refuses it, use engine: "http" (resource= form)`,
+      );
+    }
+    const m = msalEngine({
+      authorityHost,
+      tenantId: options.tenantId,
+      clientId: options.clientId,
+      username: options.username,
+      customAuthority: !MICROSOFT_HOSTS.has(host),
+      http,
+      cache: options.cache,
+      keyPrefix,
+      context,
+      logger: log,
+    });
+    engine = m;
+    msalApplication = m.application;
+  } else {
+    engine = httpEngine({
+      authority: `${authorityHost}/${options.tenantId}`,
+      clientId: options.clientId,
+      username: options.username,
+      protocol: cloud.supportsScopeParameter ? "v2" : "v1",
+      resourceUri: (resource) => (resource === "graph" ? cloud.graphEndpoint : cloud.outlookResource),
+      http,
+      cache: options.cache ?? memoryTokenCache(),
+      keyPrefix,
+      context,
+      logger: log,
+    });
+  }
+
+  const memory = new Map<Resource, MemoryEntry>();
+  const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
+  let disposed = false;
+  // One grant at a time for this user: the second resource waits for the first sign-in and then uses
+  // its refresh token (no second password grant), and a rotated refresh token is never used twice.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = queue.then(task, task);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  async function password(): Promise<string> {
+    if (options.password !== undefined) return options.password;
+    let value: string;
+    try {
+      value = await options.passwordProvider!();
+    } catch (error) {
+      if (error instanceof M365MailError) throw error;
+      throw new M365MailError("CONFIG_INVALID", "passwordProvider failed", {
+        source: SOURCE,
+        cause: error,
+        hint: "Check the secret store passwordProvider reads from.",
+      });
+    }
+    if (typeof value !== "string" || value.length === 0) {
+      throw invalid(
+        "passwordProvider returned no password",
+        "Make passwordProvider resolve to the user's password.",
+      );
+    }
+    registerSecret(value);
+    return value;
+  }
+
+  async function obtain(resource: Resource, force: boolean): Promise<GrantedToken> {
+    const wanted = scopes[resource];
+    let granted: GrantedToken | undefined;
+    try {
+      granted = await withRetry(
+        () => engine.silent(resource, wanted, force, Date.now() + marginMs),
+        retry,
+        log,
+        `token refresh for ${resource}`,
+      );
+    } catch (error) {
+      if (!(error instanceof RefreshRejectedError)) throw error;
+      const reason = error.reason as M365MailError;
+      log.warn(
+        `the refresh token was refused (${reason.serverCode ?? reason.code}); signing in with the password again`,
+      );
+      await engine.dropSession();
+    }
+    if (granted) return granted;
+    const secret = await password();
+    log.debug(`password grant for ${resource}`);
+    return withRetry(
+      () => engine.passwordGrant(resource, wanted, secret),
+      retry,
+      log,
+      `sign-in for ${resource}`,
+    );
+  }
+
+  function remember(resource: Resource, granted: GrantedToken): AccessToken {
+    const token: AccessToken = {
+      token: granted.token,
+      expiresAt: granted.expiresAt,
+      resource,
+      scopes: granted.scopes,
+    };
+    const now = Date.now();
+    const expires = granted.expiresAt.getTime();
+    // A token shorter-lived than twice the margin is renewed at half-life, not on every call.
+    const refreshAt = expires - Math.min(marginMs, Math.max(0, (expires - now) / 2));
+    const previous = memory.get(resource);
+    if (previous && previous.token.token !== token.token) forgetSecret(previous.token.token);
+    registerSecret(token.token);
+    memory.set(resource, { promise: Promise.resolve(token), token, refreshAt });
+    return token;
+  }
+
+  function slow(resource: Resource, forceRefresh: boolean): Promise<AccessToken> {
+    if (disposed)
+      return Promise.reject(invalid("the token provider was disposed", "Create a new ropcTokenProvider."));
+    if (resource !== "graph" && resource !== "outlook") {
+      return Promise.reject(
+        invalid(`unknown resource "${String(resource)}"`, 'Ask for "graph" or "outlook".'),
+      );
+    }
+    const pending = inflight.get(resource);
+    // Concurrent callers share one request; a forced refresh does not settle for a non-forced one.
+    if (pending && (pending.forced || !forceRefresh)) return pending.promise;
+    const promise = serial(async () => {
+      if (!forceRefresh) {
+        // Another request may have filled memory while this one waited in the queue.
+        const hit = memory.get(resource);
+        if (hit && Date.now() < hit.refreshAt) return hit.token;
+      }
+      return remember(resource, await obtain(resource, forceRefresh));
+    });
+    const entry = { promise, forced: forceRefresh };
+    inflight.set(resource, entry);
+    const clear = () => {
+      if (inflight.get(resource) === entry) inflight.delete(resource);
+    };
+    promise.then(clear, clear);
+    return promise;
+  }
+
+  function withSignal(promise: Promise<AccessToken>, signal: AbortSignal): Promise<AccessToken> {
+    const aborted = () =>
+      new M365MailError("ABORTED", "getAccessToken was aborted by the caller", {
+        source: SOURCE,
+        cause: signal.reason,
+      });
+    if (signal.aborted) return Promise.reject(aborted());
+    // The shared request goes on for the other callers; only this caller stops waiting.
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(aborted());
+      signal.addEventListener("abort", onAbort, { once: true });
+      promise.then(
+        (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  return {
+    kind: "token-provider",
+    name: "auth-ropc",
+    username: options.username,
+    cloud,
+    engine: engineName,
+    msalApplication,
+    getAccessToken(resource: Resource, getOptions?: GetTokenOptions): Promise<AccessToken> {
+      const force = getOptions?.forceRefresh === true;
+      if (!force) {
+        // The fast path: a Map lookup and a clock read, no await, no allocation.
+        const hit = memory.get(resource);
+        if (hit !== undefined && Date.now() < hit.refreshAt) return hit.promise;
+      }
+      const promise = slow(resource, force);
+      return getOptions?.signal ? withSignal(promise, getOptions.signal) : promise;
+    },
+    async dispose() {
+      disposed = true;
+      memory.clear();
+      inflight.clear();
+      await engine.close();
+      await http.close();
+    },
+  };
+}

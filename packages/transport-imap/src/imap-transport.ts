@@ -354,7 +354,7 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
         },
         { signal: opts.signal, retryOnDrop: true, timeoutMs: 0 },
       );
-      if (!fetched?.source) throw notFound(id);
+      if (fetched === false || !fetched.source) throw notFound(id);
       return parseMessage(toSummary(fetched, ref.folder, ref.uidValidity), fetched.source);
     },
 

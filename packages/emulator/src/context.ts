@@ -20,7 +20,11 @@ export interface IssuedTokenClaims {
 
 export type TokenCheck =
   | { ok: true; claims: IssuedTokenClaims; user: DirectoryUser }
-  | { ok: false; reason: "malformed" | "bad_signature" | "expired" | "revoked" | "unknown_user" | "disabled_user"; message: string };
+  | {
+      ok: false;
+      reason: "malformed" | "bad_signature" | "expired" | "revoked" | "unknown_user" | "disabled_user";
+      message: string;
+    };
 
 export type Protocol = "imap" | "pop3" | "smtp" | "graph";
 
@@ -30,10 +34,23 @@ export interface FaultSpec {
   target: string;
   /** Substring of the request path that must match (HTTP parts); optional. */
   path?: string;
-  kind: "delay" | "status429" | "status500" | "status503" | "status504" | "malformedJson" | "reset" | "emptyToken";
+  kind:
+    | "delay"
+    | "status429"
+    | "status500"
+    | "status503"
+    | "status504"
+    | "malformedJson"
+    | "reset"
+    | "emptyToken";
   times?: number;
   delayMs?: number;
   retryAfterSeconds?: number;
+  /**
+   * Fire the status fault AFTER the request was processed (e.g. sendMail delivered, client sees 504),
+   * so a test can prove a client does not send twice. Graph and upload parts; default false.
+   */
+  after?: boolean;
 }
 
 export interface FaultRegistry {
@@ -69,4 +86,31 @@ export interface EmulatorContext {
   faults: FaultRegistry;
   counters: RequestCounters;
   log(message: string): void;
+  /** Origin of the Entra part, e.g. "https://127.0.0.1:44443" (added by the Entra part). */
+  readonly authorityHost: string;
+  /** Id of the first tenant of the directory (the demo tenant by default). */
+  readonly tenantId: string;
+  /**
+   * Everything Exchange checks before a protocol session may use a token: `verifyAccessToken`, plus the
+   * audience (Outlook for imap/pop3/smtp, Graph for graph), the protocol's scope (IMAP.AccessAsUser.All,
+   * POP.AccessAsUser.All, SMTP.Send) and the mailbox switches (Manage email apps, tenant SMTP AUTH).
+   * `mailbox`: the mailbox being opened when it is not the token's user (shared mailbox): the user must be
+   * one of its delegates. Refusals are recorded for `GET /_admin/last-denials`.
+   */
+  authorizeProtocol(token: string, protocol: Protocol, mailbox?: string): ProtocolCheck;
+  /** Called with the UPN whenever a user's tokens are revoked (admin API): end their sessions. */
+  onTokensRevoked(listener: (upn: string) => void): () => void;
 }
+
+export type ProtocolCheck =
+  | { ok: true; claims: IssuedTokenClaims; user: DirectoryUser; mailbox: DirectoryUser }
+  | {
+      ok: false;
+      reason:
+        | Extract<TokenCheck, { ok: false }>["reason"]
+        | "wrong_audience"
+        | "missing_scope"
+        | "protocol_disabled"
+        | "not_delegate";
+      message: string;
+    };

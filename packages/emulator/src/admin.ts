@@ -1,0 +1,195 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { M365MailError } from "@m365-mail/core";
+import type { FaultSpec, Protocol, RequestCounters } from "./context.js";
+import type { Directory, DirectoryApp, DirectoryUser } from "./directory.js";
+import { type AppPatch, type DirectoryStore, publicDirectory, type UserPatch } from "./directory-store.js";
+import type { LoopDetectionOptions, LoopDetector } from "./entra/loop-detector.js";
+import type { Denial, ProtocolGate } from "./entra/protocol-gate.js";
+import type { TokenService } from "./entra/tokens.js";
+import type { ArmedFault, createFaultRegistry } from "./faults.js";
+
+/** What tests and the CLI may change while the emulator runs; also served as JSON under `/_admin/`. */
+export interface EmulatorAdmin {
+  /** Arms a fault for the next matching request(s). */
+  armFault(fault: FaultSpec): void;
+  clearFaults(): void;
+  /** Faults still armed, with how many requests each will still hit. */
+  faults(): ArmedFault[];
+  /** Request counters, e.g. `entra.token.password:support@contoso.com`. */
+  counts(): Record<string, number>;
+  resetCounts(): void;
+  /** Revokes the user's refresh tokens; their access tokens fail verification with "revoked" from now on. */
+  revokeTokens(upn: string): { revokedRefreshTokens: number };
+  /** Makes the user's refresh tokens idle-expired (AADSTS700082 on next use). */
+  expireRefreshTokens(upn: string): { expiredRefreshTokens: number };
+  /** Changes a user (MFA, locked, mailboxProtocols, password, …); applies to the next request. */
+  updateUser(upn: string, patch: UserPatch): DirectoryUser;
+  /** Changes an app registration (publicClient, assignedUsers, grantedPermissions, …). */
+  updateApp(clientId: string, patch: AppPatch): DirectoryApp;
+  /** Lifetime of access tokens issued from now on. */
+  setTokenLifetime(seconds: number): void;
+  /** Threshold of AADSTS50196 (client request loop). */
+  setLoopDetection(options: LoopDetectionOptions): Required<LoopDetectionOptions>;
+  /** The directory as the emulator sees it now, passwords removed. */
+  directory(): Directory;
+  /** Recent refusals of IMAP/POP3/SMTP/Graph token checks, with the reason, newest last. */
+  lastDenials(): Record<Protocol, Denial[]>;
+}
+
+export interface AdminDeps {
+  store: DirectoryStore;
+  tokens: TokenService;
+  faults: ReturnType<typeof createFaultRegistry>;
+  counters: RequestCounters;
+  loops: LoopDetector;
+  gate: ProtocolGate;
+  onRevoke: (upn: string) => void;
+}
+
+function withoutPassword<T extends { password?: string }>(value: T): T {
+  return { ...value, password: "[REDACTED]" };
+}
+
+export function createAdmin(deps: AdminDeps): EmulatorAdmin {
+  const requireUser = (upn: string) => {
+    if (!deps.store.findUser(upn)) {
+      throw new M365MailError("NOT_FOUND", `no user ${upn} in the emulator's directory`, {
+        source: "emulator",
+        hint: "Use a UPN listed by GET /_admin/directory.",
+      });
+    }
+  };
+  return {
+    armFault: (fault) => deps.faults.arm(fault),
+    clearFaults: () => deps.faults.clear(),
+    faults: () => deps.faults.list(),
+    counts: () => deps.counters.snapshot(),
+    resetCounts: () => deps.counters.reset(),
+    revokeTokens(upn) {
+      requireUser(upn);
+      const revokedRefreshTokens = deps.tokens.revoke(upn);
+      deps.onRevoke(upn);
+      return { revokedRefreshTokens };
+    },
+    expireRefreshTokens(upn) {
+      requireUser(upn);
+      return { expiredRefreshTokens: deps.tokens.expireRefreshTokens(upn) };
+    },
+    updateUser: (upn, patch) => withoutPassword(deps.store.updateUser(upn, patch)),
+    updateApp: (clientId, patch) => deps.store.updateApp(clientId, patch),
+    setTokenLifetime: (seconds) => deps.store.setTokenLifetimeSeconds(seconds),
+    setLoopDetection(options) {
+      deps.loops.configure(options);
+      return deps.loops.settings();
+    },
+    directory: () => publicDirectory(deps.store.get()),
+    lastDenials: () => deps.gate.lastDenials(),
+  };
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+
+/**
+ * `/_admin/…` over HTTP: the same operations as `EmulatorAdmin`, JSON in and out, loopback only.
+ * Returns false when the path is not an admin route.
+ */
+export async function handleAdminRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  admin: EmulatorAdmin,
+  readBody: () => Promise<string>,
+): Promise<void> {
+  const send = (status: number, body?: unknown) => {
+    if (body === undefined) {
+      res.writeHead(status).end();
+      return;
+    }
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+  if (!LOOPBACK.has(req.socket.remoteAddress ?? "")) {
+    send(403, {
+      error: { code: "forbidden", message: "the admin API answers on the loopback interface only" },
+    });
+    return;
+  }
+  const json = async (): Promise<Record<string, unknown>> => {
+    const text = await readBody();
+    if (text.trim() === "") return {};
+    try {
+      const value: unknown = JSON.parse(text);
+      if (value && typeof value === "object") return value as Record<string, unknown>;
+    } catch (error) {
+      throw new M365MailError("CONFIG_INVALID", "the request body is not valid JSON", {
+        source: "emulator",
+        cause: error,
+      });
+    }
+    throw new M365MailError("CONFIG_INVALID", "the request body must be a JSON object", {
+      source: "emulator",
+    });
+  };
+  const path = url.pathname.replace(/\/+$/, "");
+  const method = req.method ?? "GET";
+  const segment = (prefix: string) => decodeURIComponent(path.slice(prefix.length));
+  try {
+    if (path === "/_admin/faults" && method === "POST") {
+      const body = await json();
+      const list = Array.isArray(body) ? body : Array.isArray(body.faults) ? body.faults : [body];
+      for (const fault of list) admin.armFault(fault as FaultSpec);
+      return send(201, { armed: admin.faults() });
+    }
+    if (path === "/_admin/faults" && method === "DELETE") {
+      admin.clearFaults();
+      return send(204);
+    }
+    if (path === "/_admin/faults" && method === "GET") return send(200, { armed: admin.faults() });
+    if (path === "/_admin/counts" && method === "GET") return send(200, admin.counts());
+    if (path === "/_admin/counts/reset" && method === "POST") {
+      admin.resetCounts();
+      return send(204);
+    }
+    if (path === "/_admin/tokens/revoke" && method === "POST") {
+      const { upn } = await json();
+      return send(200, admin.revokeTokens(requireString(upn, "upn")));
+    }
+    if (path === "/_admin/tokens/expire-refresh" && method === "POST") {
+      const { upn } = await json();
+      return send(200, admin.expireRefreshTokens(requireString(upn, "upn")));
+    }
+    if (path.startsWith("/_admin/users/") && method === "PATCH") {
+      return send(200, admin.updateUser(segment("/_admin/users/"), (await json()) as UserPatch));
+    }
+    if (path.startsWith("/_admin/apps/") && method === "PATCH") {
+      return send(200, admin.updateApp(segment("/_admin/apps/"), (await json()) as AppPatch));
+    }
+    if (path === "/_admin/token-lifetime" && method === "POST") {
+      const { seconds } = await json();
+      admin.setTokenLifetime(Number(seconds));
+      return send(200, { seconds: Number(seconds) });
+    }
+    if (path === "/_admin/loop-detection" && method === "POST") {
+      return send(200, admin.setLoopDetection((await json()) as LoopDetectionOptions));
+    }
+    if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
+    if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
+    return send(404, { error: { code: "not_found", message: `no admin route ${method} ${path}` } });
+  } catch (error) {
+    if (error instanceof M365MailError) {
+      const status = error.code === "NOT_FOUND" ? 404 : 400;
+      return send(status, { error: { code: error.code, message: error.message, hint: error.hint } });
+    }
+    throw error;
+  }
+}
+
+function requireString(value: unknown, name: string): string {
+  if (typeof value !== "string" || value === "") {
+    throw new M365MailError("CONFIG_INVALID", `the request body needs "${name}"`, {
+      source: "emulator",
+      hint: `Send { "${name}": "support@contoso.com" }.`,
+    });
+  }
+  return value;
+}

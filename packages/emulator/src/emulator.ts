@@ -1,0 +1,252 @@
+import { createServer, type Server } from "node:https";
+import { isIP } from "node:net";
+import { CLOUDS, type Logger, M365MailError, safeLogger } from "@m365-mail/core";
+import { createAdmin, type EmulatorAdmin } from "./admin.js";
+import type { EmulatorContext } from "./context.js";
+import { createRequestCounters } from "./counters.js";
+import { defaultDirectory, loadDirectory, validateDirectory } from "./default-directory.js";
+import type { Directory } from "./directory.js";
+import { DirectoryStore } from "./directory-store.js";
+import { openIdConfiguration } from "./entra/discovery.js";
+import { createEntraHandler } from "./entra/entra-handler.js";
+import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-detector.js";
+import { ProtocolGate } from "./entra/protocol-gate.js";
+import { TokenService } from "./entra/tokens.js";
+import { createFaultRegistry } from "./faults.js";
+import type { EmulatorCloud, EmulatorPart, PartInfo } from "./part.js";
+import { defaultDataDir, ensureSigningKey, ensureTlsMaterial } from "./tls.js";
+
+export interface StartEmulatorOptions {
+  /** The directory, or the path of a directory JSON file. @default the demo directory (contoso.com) */
+  directory?: Directory | string;
+  /** Where the CA, signing key and parts' data live. @default $M365_EMULATOR_HOME or ./.m365-emulator */
+  dataDir?: string;
+  /** Interface to listen on. @default "127.0.0.1" */
+  host?: string;
+  /** Port of the Entra ID part (HTTPS). @default 0 (a free port) */
+  entraPort?: number;
+  /** Graph, SMTP, Dovecot parts, started in order after Entra ID. @default [] */
+  parts?: readonly EmulatorPart[];
+  /** Receives the emulator's log lines (redacted). @default silent */
+  logger?: Logger;
+  /** AADSTS50196 threshold. @default { maxRequests: 200, windowSeconds: 10 } */
+  loopDetection?: LoopDetectionOptions;
+}
+
+export interface Emulator {
+  /** HTTPS origin of Entra ID, e.g. "https://127.0.0.1:44443": use as authority host. */
+  readonly authorityHost: string;
+  /** `${authorityHost}/${tenantId}`. */
+  readonly authority: string;
+  /** First tenant of the directory. */
+  readonly tenantId: string;
+  /** First app registration of that tenant. */
+  readonly clientId: string;
+  /** Path of the CA certificate clients must trust (NODE_EXTRA_CA_CERTS). */
+  readonly caPath: string;
+  readonly caPem: string;
+  readonly dataDir: string;
+  /** A cloud preset for m365-mail clients: Microsoft's scope URIs, the emulator's hosts. */
+  readonly cloud: EmulatorCloud;
+  /** The tenant's OpenID configuration as a JSON string, for msal's `authorityMetadata`. */
+  readonly authorityMetadata: string;
+  readonly context: EmulatorContext;
+  readonly admin: EmulatorAdmin;
+  /** What each part reported, by part name. */
+  readonly parts: Readonly<Record<string, PartInfo>>;
+  /** Environment variables a client process needs. */
+  env(): Record<string, string>;
+  /** Stops the parts (last first) and the Entra server. */
+  stop(): Promise<void>;
+}
+
+/** Starts the offline Microsoft 365: Entra ID (token endpoint, discovery, introspection, admin API) and the given parts. */
+export async function startEmulator(options: StartEmulatorOptions = {}): Promise<Emulator> {
+  const log = safeLogger(options.logger, "emulator");
+  const host = options.host ?? "127.0.0.1";
+  const dataDir = options.dataDir ?? defaultDataDir();
+  const directory =
+    typeof options.directory === "string"
+      ? await loadDirectory(options.directory)
+      : options.directory
+        ? validateDirectory(options.directory)
+        : defaultDirectory();
+  const store = new DirectoryStore(directory);
+  const firstTenant = store.tenants()[0]!;
+  const firstApp = firstTenant.apps[0];
+
+  const extraNames =
+    host === "127.0.0.1" || host === "::1" || host === "localhost" || host === "0.0.0.0" ? [] : [host];
+  const [tls, signing] = await Promise.all([
+    ensureTlsMaterial({
+      dataDir,
+      dnsNames: extraNames.filter((n) => isIP(n) === 0),
+      ipAddresses: extraNames.filter((n) => isIP(n) !== 0),
+    }),
+    ensureSigningKey(dataDir),
+  ]);
+
+  let origin = "";
+  const counters = createRequestCounters();
+  const faults = createFaultRegistry();
+  const loops = createLoopDetector(options.loopDetection);
+  const tokens = new TokenService(signing, store, () => origin);
+  const gate = new ProtocolGate(tokens, store, counters);
+  const revokeListeners = new Set<(upn: string) => void>();
+  const admin = createAdmin({
+    store,
+    tokens,
+    faults,
+    counters,
+    loops,
+    gate,
+    onRevoke: (upn) => {
+      for (const listener of revokeListeners) {
+        try {
+          listener(upn);
+        } catch (error) {
+          log.warn("a token-revocation listener failed", { error });
+        }
+      }
+    },
+  });
+
+  const server = createServer(
+    { key: tls.keyPem, cert: tls.certPem },
+    createEntraHandler({
+      origin: () => origin,
+      store,
+      tokens,
+      gate,
+      faults,
+      counters,
+      loops,
+      admin,
+      log,
+    }),
+  );
+  const port = await listen(server, host, options.entraPort ?? 0);
+  origin = `https://${isIP(host) === 6 ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  log.info(`Entra ID listening on ${origin}`);
+
+  const context: EmulatorContext = {
+    host,
+    dataDir,
+    tls,
+    authorityHost: origin,
+    tenantId: firstTenant.id,
+    directory: () => store.get(),
+    findUser: (upn) => store.findUser(upn)?.user,
+    verifyAccessToken: (token) => tokens.verifyAccessToken(token),
+    authorizeProtocol: (token, protocol, mailbox) => gate.authorize(token, protocol, mailbox),
+    onTokensRevoked(listener) {
+      revokeListeners.add(listener);
+      return () => revokeListeners.delete(listener);
+    },
+    faults,
+    counters,
+    log: (message) => log.info(message),
+  };
+
+  const started: EmulatorPart[] = [];
+  const partInfo: Record<string, PartInfo> = {};
+  const stopAll = async () => {
+    for (const part of [...started].reverse()) {
+      try {
+        await part.stop();
+      } catch (error) {
+        log.warn(`stopping part ${part.name} failed`, { error });
+      }
+    }
+    started.length = 0;
+    await closeServer(server);
+  };
+  for (const part of options.parts ?? []) {
+    if (partInfo[part.name]) {
+      await stopAll();
+      throw new M365MailError("CONFIG_INVALID", `two emulator parts are named "${part.name}"`, {
+        source: "emulator",
+        hint: "Pass each part once in startEmulator({ parts }).",
+      });
+    }
+    try {
+      partInfo[part.name] = await part.start(context);
+      started.push(part);
+    } catch (error) {
+      if (error instanceof M365MailError && error.code === "NOT_SUPPORTED") {
+        // A missing prerequisite (Dovecot not installed): say so and run the rest.
+        log.warn(`part ${part.name} skipped: ${error.message}`);
+        partInfo[part.name] = { skipped: error.message };
+        continue;
+      }
+      await stopAll();
+      throw new M365MailError("CONNECTION_FAILED", `the emulator part "${part.name}" failed to start`, {
+        source: "emulator",
+        cause: error,
+        hint: "See the cause; start the emulator without that part to run the rest.",
+      });
+    }
+  }
+
+  let cloud: EmulatorCloud = { ...CLOUDS.global, name: "global", authorityHost: origin };
+  for (const info of Object.values(partInfo)) if (info.cloud) cloud = { ...cloud, ...info.cloud };
+
+  let stopped: Promise<void> | undefined;
+  return {
+    authorityHost: origin,
+    authority: `${origin}/${firstTenant.id}`,
+    tenantId: firstTenant.id,
+    clientId: firstApp?.clientId ?? "",
+    caPath: tls.caPath,
+    caPem: tls.caPem,
+    dataDir,
+    cloud,
+    authorityMetadata: JSON.stringify(openIdConfiguration(origin, firstTenant.id)),
+    context,
+    admin,
+    parts: partInfo,
+    env() {
+      const env: Record<string, string> = {
+        M365_TENANT_ID: firstTenant.id,
+        M365_CLIENT_ID: firstApp?.clientId ?? "",
+        M365_AUTHORITY_HOST: origin,
+        M365_EMULATOR_URL: origin,
+        NODE_EXTRA_CA_CERTS: tls.caPath,
+      };
+      for (const info of Object.values(partInfo)) Object.assign(env, info.env ?? {});
+      return env;
+    },
+    stop() {
+      stopped ??= stopAll();
+      return stopped;
+    },
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => {
+      reject(
+        new M365MailError("CONNECTION_FAILED", `the emulator cannot listen on ${host}:${port}`, {
+          source: "emulator",
+          cause: error,
+          hint: "Choose another port (--port / entraPort), or 0 for a free one.",
+        }),
+      );
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      const address = server.address();
+      resolve(typeof address === "object" && address ? address.port : port);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive sockets would hold close() open.
+    server.closeAllConnections();
+  });
+}

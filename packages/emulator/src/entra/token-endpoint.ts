@@ -1,0 +1,269 @@
+import { OUTLOOK_PERMISSIONS, registerSecret } from "@m365-mail/core";
+import type { RequestCounters } from "../context.js";
+import type { DirectoryApp, DirectoryTenant, DirectoryUser } from "../directory.js";
+import type { DirectoryStore } from "../directory-store.js";
+import { type AadstsAnswer, type AadstsCode, aadstsError } from "./aadsts.js";
+import type { LoopDetector } from "./loop-detector.js";
+import {
+  audienceFor,
+  GRAPH_APP_ID,
+  includesPermission,
+  parseScopeParameter,
+  type RequestedResource,
+} from "./scopes.js";
+import type { TokenService } from "./tokens.js";
+
+export interface TokenEndpointDeps {
+  store: DirectoryStore;
+  tokens: TokenService;
+  counters: RequestCounters;
+  loops: LoopDetector;
+}
+
+export interface TokenAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+class Refusal {
+  constructor(
+    readonly code: AadstsCode,
+    readonly params: Record<string, string> = {},
+  ) {}
+}
+
+const refuse = (code: AadstsCode, params: Record<string, string> = {}): never => {
+  throw new Refusal(code, params);
+};
+
+/**
+ * `POST /{tenant}/oauth2/v2.0/token` for `grant_type=password` (ROPC) and `grant_type=refresh_token`.
+ * Every refusal is derived from the directory, in the order Entra checks: tenant, client, app
+ * settings, scope, user, credentials, account state, MFA, assignment, consent.
+ */
+export function handleTokenRequest(
+  deps: TokenEndpointDeps,
+  tenantSegment: string,
+  form: URLSearchParams,
+  correlationId: string,
+): TokenAnswer {
+  const grantType = form.get("grant_type") ?? "";
+  deps.counters.increment("entra.token");
+  if (grantType) deps.counters.increment(`entra.token.${grantType}`);
+  for (const secret of [form.get("password"), form.get("refresh_token")]) registerSecret(secret);
+  try {
+    return issue(deps, tenantSegment, form, grantType);
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    deps.counters.increment(`entra.token.error.${error.code}`);
+    const answer: AadstsAnswer = aadstsError(error.code, error.params, correlationId);
+    return answer;
+  }
+}
+
+function issue(
+  deps: TokenEndpointDeps,
+  tenantSegment: string,
+  form: URLSearchParams,
+  grantType: string,
+): TokenAnswer {
+  const segment = tenantSegment.toLowerCase();
+  if (segment === "common" || segment === "consumers") refuse(9001023);
+  const fixedTenant = segment === "organizations" ? undefined : deps.store.findTenant(segment);
+  if (segment !== "organizations" && !fixedTenant) refuse(90002, { tenant: tenantSegment });
+  if (!grantType) refuse(900144, { name: "grant_type" });
+  if (grantType !== "password" && grantType !== "refresh_token") refuse(70003, { grantType });
+  const clientId = form.get("client_id") ?? "";
+  if (!clientId) refuse(900144, { name: "client_id" });
+  return grantType === "password"
+    ? passwordGrant(deps, fixedTenant, clientId, form)
+    : refreshGrant(deps, fixedTenant, clientId, form);
+}
+
+function passwordGrant(
+  deps: TokenEndpointDeps,
+  fixedTenant: DirectoryTenant | undefined,
+  clientId: string,
+  form: URLSearchParams,
+): TokenAnswer {
+  const username = form.get("username") ?? "";
+  const password = form.get("password");
+  if (!username) refuse(900144, { name: "username" });
+  if (password === null || password === "") refuse(900144, { name: "password" });
+  deps.counters.increment(`entra.token.password:${username.toLowerCase()}`);
+
+  // /organizations: the tenant comes from the user's domain (home realm discovery).
+  const domain = username.split("@")[1] ?? "";
+  const tenant = fixedTenant ?? deps.store.findUser(username)?.tenant ?? deps.store.findTenant(domain);
+  if (!tenant) return refuse(50034, { tenant: domain || "organizations" });
+  const app = checkApp(deps, tenant, clientId, form);
+  const scope = parseScope(form.get("scope") ?? undefined, tenant);
+  const user = tenant.users.find((u) => u.upn.toLowerCase() === username.toLowerCase());
+  if (!user) return refuse(50034, { tenant: tenant.domains[0] ?? tenant.id });
+  deps.loops.hit(`${user.upn}|${clientId}|password|${form.get("scope")}`) || refuse(50196);
+
+  // Federated users without a Home Realm Discovery policy have no cloud password to check.
+  if (user.federated) refuse(50126);
+  if (user.locked) refuse(50053);
+  // ROPC does not support passwords with leading or trailing spaces (Microsoft's ROPC page).
+  if (password !== user.password || password.trim() !== password) refuse(50126);
+  checkAccount(tenant, user, app, scope.resource);
+  return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
+}
+
+function refreshGrant(
+  deps: TokenEndpointDeps,
+  fixedTenant: DirectoryTenant | undefined,
+  clientId: string,
+  form: URLSearchParams,
+): TokenAnswer {
+  const refreshToken = form.get("refresh_token") ?? "";
+  if (!refreshToken) refuse(900144, { name: "refresh_token" });
+  const record = deps.tokens.findRefreshToken(refreshToken);
+  if (!record) return refuse(9002313);
+  deps.counters.increment(`entra.token.refresh_token:${record.upn.toLowerCase()}`);
+  if (record.clientId.toLowerCase() !== clientId.toLowerCase()) refuse(70000);
+  if (fixedTenant && fixedTenant.id !== record.tenantId) refuse(70000);
+  if (record.revoked) {
+    refuse(50173, { issued: aadDate(record.issuedAt), validFrom: aadDate(Date.now()) });
+  }
+  if (deps.tokens.isIdleExpired(record)) {
+    const idleDays = Math.floor((Date.now() - record.lastUsedAt) / 86_400_000);
+    refuse(700082, { issued: aadDate(record.issuedAt), inactive: `${idleDays}.00:00:00` });
+  }
+  const tenant = deps.store.findTenant(record.tenantId);
+  const found = deps.store.findUser(record.upn);
+  if (!tenant || !found || found.tenant.id !== tenant.id) return refuse(50034, { tenant: record.tenantId });
+  const user = found.user;
+  const app = checkApp(deps, tenant, clientId, form);
+  const scope = parseScope(form.get("scope") ?? undefined, tenant);
+  deps.loops.hit(`${user.upn}|${clientId}|refresh_token|${form.get("scope")}`) || refuse(50196);
+  // A refresh re-checks the account: a user disabled or put under MFA since sign-in is refused now.
+  if (user.locked) refuse(50053);
+  checkAccount(tenant, user, app, scope.resource);
+  record.lastUsedAt = Date.now();
+  return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
+}
+
+function checkApp(
+  deps: TokenEndpointDeps,
+  tenant: DirectoryTenant,
+  clientId: string,
+  form: URLSearchParams,
+): DirectoryApp {
+  const app = deps.store.findApp(tenant, clientId);
+  if (!app) return refuse(700016, { clientId, tenantName: tenant.domains[0] ?? tenant.id });
+  // App registration → Authentication → Allow public client flows = No: Entra wants a secret.
+  if (!app.publicClient) refuse(7000218);
+  if (form.has("client_secret") || form.has("client_assertion")) refuse(700025);
+  return app;
+}
+
+function parseScope(
+  scope: string | undefined,
+  tenant: DirectoryTenant,
+): { resource: RequestedResource; oidc: Set<string> } {
+  const parsed = parseScopeParameter(scope);
+  if (!parsed.ok)
+    return refuse(parsed.code, { ...parsed.params, tenantName: tenant.domains[0] ?? tenant.id });
+  return parsed;
+}
+
+function checkAccount(
+  tenant: DirectoryTenant,
+  user: DirectoryUser,
+  app: DirectoryApp,
+  resource: RequestedResource,
+): void {
+  // Shared mailboxes are created with sign-in blocked.
+  if (user.disabled || user.shared) refuse(50057);
+  if (user.passwordExpired) refuse(50055);
+  // Security Defaults require MFA for every user; ROPC cannot do MFA.
+  if (user.mfa || tenant.securityDefaults) {
+    refuse(50076, {
+      resource: resource.resource === "graph" ? GRAPH_APP_ID : "00000002-0000-0ff1-ce00-000000000000",
+    });
+  }
+  if (
+    app.assignmentRequired &&
+    !(app.assignedUsers ?? []).some((u) => u.toLowerCase() === user.upn.toLowerCase())
+  ) {
+    refuse(50105, { appName: app.displayName, clientId: app.clientId });
+  }
+  const granted = app.grantedPermissions[resource.resource] ?? [];
+  const missing = resource.permissions.filter((p) => !isGranted(app, resource, p));
+  if (missing.length > 0 || (resource.isDefault && granted.length === 0)) {
+    refuse(65001, { clientId: app.clientId, appName: app.displayName });
+  }
+}
+
+function isGranted(app: DirectoryApp, resource: RequestedResource, permission: string): boolean {
+  if (includesPermission(app.grantedPermissions[resource.resource], permission)) return true;
+  // The Outlook permissions are also listed under Microsoft Graph in the portal; asked for by their short
+  // name they yield a Graph token (which IMAP/POP/SMTP then refuse).
+  return (
+    resource.resource === "graph" &&
+    resource.identifier === undefined &&
+    includesPermission(OUTLOOK_PERMISSIONS, permission) &&
+    includesPermission(app.grantedPermissions.outlook, permission)
+  );
+}
+
+function success(
+  deps: TokenEndpointDeps,
+  tenant: DirectoryTenant,
+  user: DirectoryUser,
+  app: DirectoryApp,
+  resource: RequestedResource,
+  oidc: Set<string>,
+  form: URLSearchParams,
+): TokenAnswer {
+  // Entra puts every consented permission of the resource in the token, not only the requested ones.
+  const effective = unique([
+    ...(app.grantedPermissions[resource.resource] ?? []),
+    ...resource.permissions.filter((p) => isGranted(app, resource, p)),
+  ]);
+  // Graph tokens also carry the sign-in scopes; other resources' tokens do not.
+  const signIn =
+    resource.resource === "graph" ? ["openid", "profile", "email"].filter((s) => oidc.has(s)) : [];
+  const aud = audienceFor(resource);
+  const access = deps.tokens.issueAccessToken({
+    tenant,
+    user,
+    app,
+    resource: resource.resource,
+    aud,
+    scp: [...effective, ...signIn],
+  });
+  registerSecret(access.token);
+  const echoed = effective.map((p) => (resource.identifier ? `${resource.identifier}/${p}` : p));
+  const body: Record<string, unknown> = {
+    token_type: "Bearer",
+    scope: [...echoed, ...signIn].join(" "),
+    expires_in: access.expiresIn,
+    ext_expires_in: access.expiresIn,
+    access_token: access.token,
+  };
+  if (oidc.has("offline_access")) {
+    body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id);
+    registerSecret(body.refresh_token as string);
+  }
+  if (oidc.has("openid")) body.id_token = deps.tokens.issueIdToken(tenant, user, app, oidc.has("email"));
+  if (form.get("client_info") === "1") body.client_info = deps.tokens.clientInfo(tenant, user);
+  return { status: 200, body };
+}
+
+function unique(items: string[]): string[] {
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    const key = item.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function aadDate(ms: number): string {
+  // Microsoft writes these as "2026-01-02T03:04:05.0000000Z".
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, ".0000000Z");
+}

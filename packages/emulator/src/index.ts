@@ -1,0 +1,15 @@
+export * from "./admin.js";
+export * from "./context.js";
+export * from "./counters.js";
+export * from "./default-directory.js";
+export * from "./directory.js";
+export type { AppPatch, UserPatch } from "./directory-store.js";
+export { DirectoryStore, guidFrom, publicDirectory, userObjectId } from "./directory-store.js";
+export * from "./emulator.js";
+export { AADSTS, type AadstsCode, aadstsError } from "./entra/aadsts.js";
+export type { LoopDetectionOptions } from "./entra/loop-detector.js";
+export { type Denial, type DenialReason, PROTOCOL_SCOPE } from "./entra/protocol-gate.js";
+export { EXCHANGE_APP_ID, GRAPH_APP_ID, parseScopeParameter } from "./entra/scopes.js";
+export * from "./faults.js";
+export * from "./part.js";
+export { defaultDataDir, type EnsureTlsMaterialOptions, ensureTlsMaterial } from "./tls.js";

@@ -1,0 +1,225 @@
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { M365MailError } from "@m365-mail/core";
+import forge from "node-forge";
+import type { TlsMaterial } from "./context.js";
+
+export interface EnsureTlsMaterialOptions {
+  /** Folder holding `ca/ca.pem` and `ca/ca-key.pem`; created when missing. */
+  dataDir: string;
+  /** Extra DNS names for the server certificate (besides `localhost`). */
+  dnsNames?: readonly string[];
+  /** Extra IP addresses for the server certificate (besides 127.0.0.1 and ::1). */
+  ipAddresses?: readonly string[];
+}
+
+const CA_SUBJECT = [
+  { name: "commonName", value: "m365-mail emulator local CA" },
+  { name: "organizationName", value: "m365-mail emulator" },
+];
+
+/** Default data folder: `$M365_EMULATOR_HOME`, else `./.m365-emulator` in the working directory. */
+export function defaultDataDir(): string {
+  return process.env.M365_EMULATOR_HOME || join(process.cwd(), ".m365-emulator");
+}
+
+/**
+ * Creates the emulator's CA on first use and reuses it afterwards (clients trust it once), then issues a
+ * fresh server certificate for 127.0.0.1, ::1 and localhost. node:crypto cannot build X.509
+ * certificates, hence node-forge.
+ */
+export async function ensureTlsMaterial(options: EnsureTlsMaterialOptions): Promise<TlsMaterial> {
+  const caDir = join(options.dataDir, "ca");
+  const caPath = join(caDir, "ca.pem");
+  const caKeyPath = join(caDir, "ca-key.pem");
+  try {
+    await mkdir(caDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new M365MailError("CONFIG_INVALID", `cannot create the emulator's data folder ${caDir}`, {
+      source: "emulator",
+      cause: error,
+      hint: "Pass a writable dataDir (--data-dir) or set M365_EMULATOR_HOME.",
+    });
+  }
+  const ca = (await readCa(caPath, caKeyPath)) ?? (await createCa(caPath, caKeyPath));
+  const server = issueCertificate(ca, {
+    commonName: "localhost",
+    dnsNames: ["localhost", ...(options.dnsNames ?? [])],
+    ipAddresses: ["127.0.0.1", "::1", ...(options.ipAddresses ?? [])],
+    days: 825,
+    serverAuth: true,
+  });
+  return { caPem: ca.certPem, caPath, keyPem: server.keyPem, certPem: server.certPem };
+}
+
+interface CaMaterial {
+  cert: forge.pki.Certificate;
+  key: forge.pki.rsa.PrivateKey;
+  certPem: string;
+}
+
+async function readCa(caPath: string, caKeyPath: string): Promise<CaMaterial | undefined> {
+  let certPem: string;
+  let keyPem: string;
+  try {
+    [certPem, keyPem] = await Promise.all([readFile(caPath, "utf8"), readFile(caKeyPath, "utf8")]);
+  } catch {
+    return undefined;
+  }
+  try {
+    const cert = forge.pki.certificateFromPem(certPem);
+    const key = forge.pki.privateKeyFromPem(keyPem);
+    // An expired CA would make every client fail with a TLS error: make a new one instead.
+    if (cert.validity.notAfter.getTime() < Date.now() + 86_400_000) return undefined;
+    return { cert, key, certPem };
+  } catch (error) {
+    throw new M365MailError("CONFIG_INVALID", `the emulator CA in ${caPath} cannot be read`, {
+      source: "emulator",
+      cause: error,
+      hint: "Delete the ca folder in the emulator's data folder; a new CA is created on the next start.",
+    });
+  }
+}
+
+async function createCa(caPath: string, caKeyPath: string): Promise<CaMaterial> {
+  const keys = generateKeys();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 86_400_000);
+  cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
+  cert.setSubject(CA_SUBJECT);
+  cert.setIssuer(CA_SUBJECT);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: true, critical: true },
+    { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
+    { name: "subjectKeyIdentifier" },
+  ]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  const certPem = forge.pki.certificateToPem(cert);
+  await writeFile(caKeyPath, forge.pki.privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  await chmod(caKeyPath, 0o600);
+  await writeFile(caPath, certPem, { mode: 0o644 });
+  return { cert, key: keys.privateKey, certPem };
+}
+
+export interface IssuedCertificate {
+  keyPem: string;
+  certPem: string;
+  /** DER of the certificate, for `x5t` thumbprints and `x5c` chains. */
+  der: Buffer;
+}
+
+interface IssueOptions {
+  commonName: string;
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly string[];
+  days: number;
+  serverAuth?: boolean;
+}
+
+function issueCertificate(ca: CaMaterial, options: IssueOptions): IssuedCertificate {
+  const keys = generateKeys();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+  cert.validity.notAfter = new Date(Date.now() + options.days * 86_400_000);
+  cert.setSubject([{ name: "commonName", value: options.commonName }]);
+  cert.setIssuer(ca.cert.subject.attributes);
+  const altNames = [
+    ...(options.dnsNames ?? []).map((value) => ({ type: 2, value })),
+    ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
+  ];
+  cert.setExtensions([
+    { name: "basicConstraints", cA: false },
+    { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
+    ...(options.serverAuth ? [{ name: "extKeyUsage", serverAuth: true }] : []),
+    ...(altNames.length > 0 ? [{ name: "subjectAltName", altNames }] : []),
+  ]);
+  cert.sign(ca.key, forge.md.sha256.create());
+  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
+  return {
+    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
+    certPem: forge.pki.certificateToPem(cert),
+    der,
+  };
+}
+
+/**
+ * The token-signing key and its certificate (Microsoft publishes signing keys as certificates: `x5t`,
+ * `x5c`). Kept in `<dataDir>/signing/` so that tokens stay valid across restarts.
+ */
+export async function ensureSigningKey(
+  dataDir: string,
+): Promise<IssuedCertificate & { kid: string; x5t: string }> {
+  const dir = join(dataDir, "signing");
+  const keyPath = join(dir, "signing-key.pem");
+  const certPath = join(dir, "signing-cert.pem");
+  let material: IssuedCertificate | undefined;
+  try {
+    const [keyPem, certPem] = await Promise.all([readFile(keyPath, "utf8"), readFile(certPath, "utf8")]);
+    const cert = forge.pki.certificateFromPem(certPem);
+    if (cert.validity.notAfter.getTime() > Date.now() + 86_400_000) {
+      const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
+      material = { keyPem, certPem, der };
+    }
+  } catch {
+    material = undefined;
+  }
+  if (!material) {
+    // Self-signed, as Microsoft's token-signing certificates are.
+    const keys = generateKeys();
+    const self: CaMaterial = { cert: forge.pki.createCertificate(), key: keys.privateKey, certPem: "" };
+    self.cert.setSubject([{ name: "commonName", value: "accounts.accesscontrol.windows.net" }]);
+    self.cert.publicKey = keys.publicKey;
+    const issued = issueWithKey(self.cert, keys, 5 * 365);
+    material = issued;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(keyPath, issued.keyPem, { mode: 0o600 });
+    await chmod(keyPath, 0o600);
+    await writeFile(certPath, issued.certPem);
+  }
+  const x5t = createHash("sha1").update(material.der).digest("base64url");
+  // Microsoft's kid equals x5t for v1-style keys.
+  return { ...material, kid: x5t, x5t };
+}
+
+function issueWithKey(
+  cert: forge.pki.Certificate,
+  keys: forge.pki.rsa.KeyPair,
+  days: number,
+): IssuedCertificate {
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+  cert.validity.notAfter = new Date(Date.now() + days * 86_400_000);
+  cert.setIssuer(cert.subject.attributes);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
+  return {
+    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
+    certPem: forge.pki.certificateToPem(cert),
+    der,
+  };
+}
+
+function serialNumber(): string {
+  // Positive, 16 bytes: a leading byte under 0x80 keeps the DER integer non-negative.
+  const bytes = randomBytes(16);
+  bytes[0] = bytes[0]! & 0x7f;
+  return bytes.toString("hex");
+}
+
+// node:crypto generates RSA keys natively (forge's pure-JS generation takes seconds per key).
+function generateKeys(): forge.pki.rsa.KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  return {
+    privateKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey,
+    publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
+  };
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// Own config so that `pnpm test` here does not pick up the root's multi-project config.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Starting an emulator creates RSA keys: allow a slow, shared machine.
+    hookTimeout: 60_000,
+    testTimeout: 30_000,
+  },
+});

@@ -87,6 +87,7 @@ function errorCode(error: unknown): string | undefined {
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const dispatcher = makeDispatcher(options);
   const { timeoutMs } = options;
+  let closing: Promise<void> | undefined;
   return {
     async send(req) {
       const controller = new AbortController();
@@ -130,8 +131,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         }
         const code = errorCode(error);
         const refused = code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN";
-        const tls =
-          code?.startsWith("ERR_TLS") || code?.includes("CERT") || code === "DEPTH_ZERO_SELF_SIGNED_CERT";
+        const tls = code !== undefined && /CERT|UNABLE_TO_VERIFY|^ERR_TLS|^ERR_SSL/.test(code);
         throw new M365MailError(
           "CONNECTION_FAILED",
           `${where} failed: ${
@@ -157,7 +157,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       }
     },
     async close() {
-      await dispatcher.close();
+      closing ??= dispatcher.close();
+      await closing;
     },
   };
 }

@@ -202,7 +202,10 @@ export function createMsalApplication(options: MsalEngineOptions): PublicClientA
   });
 }
 
-function toGranted(result: AuthenticationResult | null, requested: readonly string[]): GrantedToken {
+function toGranted(
+  result: AuthenticationResult | null,
+  requested: readonly string[],
+): GrantedToken & { fromCache: boolean } {
   // msal resolves a 200 without access_token as "success" with an empty token: never hand that out.
   if (!result?.accessToken) {
     throw new M365MailError("INVALID_RESPONSE", "msal returned no access token", {
@@ -216,6 +219,7 @@ function toGranted(result: AuthenticationResult | null, requested: readonly stri
     token: result.accessToken,
     expiresAt: result.expiresOn ?? new Date(Date.now() + 3600_000),
     scopes: result.scopes.length > 0 ? result.scopes : [...requested],
+    fromCache: result.fromCache,
   };
 }
 
@@ -260,8 +264,11 @@ export function msalEngine(
       const current = await findAccount();
       if (!current) return undefined;
       const first = await silentOnce(scopes, force, current);
-      // msal serves cached tokens until 5 min before expiry; our margin may be longer.
-      if (!force && first.expiresAt.getTime() <= minValidUntil) return silentOnce(scopes, true, current);
+      // msal serves cached tokens until 5 min before expiry; our margin may be longer. Only a token
+      // from msal's cache is worth a second, forced try: a fresh one is the best Entra ID gives.
+      if (!force && first.fromCache && first.expiresAt.getTime() <= minValidUntil) {
+        return silentOnce(scopes, true, current);
+      }
       return first;
     },
     async passwordGrant(_resource, scopes, password) {

@@ -369,6 +369,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
       return getOptions?.signal ? withSignal(promise, getOptions.signal) : promise;
     },
     async dispose() {
+      if (disposed) return;
       disposed = true;
       memory.clear();
       inflight.clear();

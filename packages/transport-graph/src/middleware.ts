@@ -1,0 +1,251 @@
+import { type Logger, M365MailError, registerSecret, type TokenProvider } from "@m365-mail/core";
+import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
+import { SOURCE } from "./graph-errors.js";
+import { RequestPolicy } from "./request-policy.js";
+import { backoffDelay, parseRetryAfter, type ResolvedRetryOptions, sleep } from "./retry-policy.js";
+import type { Semaphore } from "./semaphore.js";
+
+export type FetchFunction = (url: string, init: RequestInit) => Promise<Response>;
+
+/** What the middleware chain shares with the transport. */
+export interface MiddlewareRuntime {
+  readonly auth: TokenProvider;
+  /** Origin that gets the Authorization header; tokens never go to any other host. */
+  readonly origin: string;
+  readonly semaphore: Semaphore;
+  readonly retry: ResolvedRetryOptions;
+  readonly timeoutMs: number;
+  readonly fetch: FetchFunction;
+  readonly log: Logger;
+}
+
+export function policyOf(context: Context): RequestPolicy {
+  const policy = context.middlewareControl?.getMiddlewareOptions(RequestPolicy) as RequestPolicy | undefined;
+  if (!policy) {
+    // Every call goes through GraphHttp, which always sets a policy; reaching this is a bug.
+    throw new M365MailError("CONFIG_INVALID", "a Graph request was made without a request policy", {
+      source: SOURCE,
+    });
+  }
+  return policy;
+}
+
+function requestUrl(context: Context, policy: RequestPolicy): string {
+  if (policy.exactUrl) return policy.exactUrl;
+  return typeof context.request === "string" ? context.request : context.request.url;
+}
+
+function headersOf(context: Context): Record<string, string> {
+  context.options ??= {};
+  const headers = (context.options.headers ?? {}) as Record<string, string>;
+  context.options.headers = headers;
+  return headers;
+}
+
+/** Fails the request with a typed error, kept on the policy (the SDK would drop its class). */
+function fail(policy: RequestPolicy, error: M365MailError): never {
+  policy.error = error;
+  throw error;
+}
+
+/**
+ * Attaches the Graph token from the TokenProvider to every request for our Graph origin (a Map
+ * lookup in the provider: no caching here), and after a 401 forces one refresh and one retry.
+ */
+export class AuthMiddleware implements Middleware {
+  private next: Middleware | undefined;
+  constructor(private readonly runtime: MiddlewareRuntime) {}
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+
+  async execute(context: Context): Promise<void> {
+    const policy = policyOf(context);
+    const headers = headersOf(context);
+    const url = requestUrl(context, policy);
+    if (policy.anonymous || !sameOrigin(url, this.runtime.origin)) {
+      delete headers.Authorization;
+      return this.next!.execute(context);
+    }
+    headers.Authorization = `Bearer ${await this.token(policy, false)}`;
+    await this.next!.execute(context);
+    if (context.response?.status === 401) {
+      this.runtime.log.debug("401 from Graph: refreshing the token once", { op: policy.op.name });
+      headers.Authorization = `Bearer ${await this.token(policy, true)}`;
+      await this.next!.execute(context);
+    }
+  }
+
+  private async token(policy: RequestPolicy, forceRefresh: boolean): Promise<string> {
+    try {
+      const token = await this.runtime.auth.getAccessToken("graph", { forceRefresh, signal: policy.signal });
+      registerSecret(token.token);
+      policy.token = token.token;
+      return token.token;
+    } catch (error) {
+      if (error instanceof M365MailError) fail(policy, error);
+      fail(
+        policy,
+        new M365MailError("AUTH_FAILED", `could not get a Graph access token to ${policy.op.name}`, {
+          source: SOURCE,
+          cause: error,
+          hint: "Check the token provider's settings (tenant, client id, username, password).",
+        }),
+      );
+    }
+  }
+}
+
+/**
+ * Owns all retrying (the SDK's RetryHandler is not in the chain: it repeats POST /sendMail after a
+ * 504 and so delivers twice). Each try takes a slot of the per-mailbox semaphore and gets its own
+ * timeout; waits between tries hold no slot.
+ * - 429 and 503 mean "not processed": retried for every method, honouring Retry-After.
+ * - 500, 502, 504, timeouts and dropped connections: retried only for idempotent operations.
+ */
+export class RetryMiddleware implements Middleware {
+  private next: Middleware | undefined;
+  constructor(private readonly runtime: MiddlewareRuntime) {}
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+
+  async execute(context: Context): Promise<void> {
+    const policy = policyOf(context);
+    const { retry, log } = this.runtime;
+    let waited = 0;
+    for (let attempt = 1; ; attempt++) {
+      policy.attempts = attempt;
+      const release = await this.runtime.semaphore
+        .acquire(policy.signal)
+        .catch((e: M365MailError) => fail(policy, e));
+      const timeout = AbortSignal.timeout(this.runtime.timeoutMs);
+      context.options = {
+        ...context.options,
+        signal: policy.signal ? AbortSignal.any([policy.signal, timeout]) : timeout,
+      };
+      let failure: unknown;
+      try {
+        context.response = undefined;
+        await this.next!.execute(context);
+      } catch (error) {
+        failure = error;
+      } finally {
+        release();
+      }
+
+      if (failure !== undefined) {
+        const error = networkError(failure, policy, timeout, this.runtime.timeoutMs);
+        const delay = backoffDelay(attempt, retry);
+        if (
+          error.code === "ABORTED" ||
+          !policy.op.idempotent ||
+          attempt >= retry.attempts ||
+          waited + delay > retry.maxWaitMs
+        ) {
+          fail(policy, error);
+        }
+        log.debug(`${policy.op.name}: ${error.code}, retrying in ${delay} ms`, { attempt });
+        await this.wait(delay, policy);
+        waited += delay;
+        continue;
+      }
+
+      const response = context.response as Response | undefined;
+      const status = response?.status ?? 0;
+      const notProcessed = status === 429 || status === 503;
+      const transient = status === 500 || status === 502 || status === 504;
+      if (!notProcessed && !(transient && policy.op.idempotent)) return;
+
+      const retryAfter = parseRetryAfter(response?.headers.get("retry-after"));
+      policy.retryAfterSeconds = retryAfter === undefined ? undefined : Math.ceil(retryAfter / 1000);
+      if (attempt >= retry.attempts) return;
+      const delay = retryAfter ?? backoffDelay(attempt, retry);
+      // A wait longer than we may wait ends here with the 429/503 answer: the caller gets THROTTLED
+      // with retryAfterSeconds, and can decide to come back later.
+      if (delay > retry.maxDelayMs || waited + delay > retry.maxWaitMs) return;
+      log.debug(`${policy.op.name}: HTTP ${status}, retrying in ${delay} ms`, {
+        attempt,
+        retryAfter: retryAfter !== undefined,
+      });
+      await this.wait(delay, policy);
+      waited += delay;
+    }
+  }
+
+  private async wait(ms: number, policy: RequestPolicy): Promise<void> {
+    try {
+      await sleep(ms, policy.signal);
+    } catch (reason) {
+      fail(
+        policy,
+        new M365MailError("ABORTED", `${policy.op.name} was aborted while waiting to retry`, {
+          source: SOURCE,
+          cause: reason,
+        }),
+      );
+    }
+  }
+}
+
+function networkError(
+  failure: unknown,
+  policy: RequestPolicy,
+  timeout: AbortSignal,
+  timeoutMs: number,
+): M365MailError {
+  if (failure instanceof M365MailError) return failure;
+  if (policy.signal?.aborted) {
+    return new M365MailError("ABORTED", `${policy.op.name} was aborted`, { source: SOURCE, cause: failure });
+  }
+  if (timeout.aborted) {
+    return new M365MailError("TIMEOUT", `${policy.op.name}: no answer from Graph within ${timeoutMs} ms`, {
+      source: SOURCE,
+      cause: failure,
+      hint: "Raise the transport's timeoutMs, or check the network path to the Graph host.",
+    });
+  }
+  return new M365MailError("CONNECTION_FAILED", `${policy.op.name}: the connection to Graph failed`, {
+    source: SOURCE,
+    cause: failure,
+    hint: "Check the network path, proxy and TLS trust (the `ca` option) for the Graph host.",
+  });
+}
+
+/**
+ * The last link: performs the HTTP request and reads the whole body before returning, so that the
+ * semaphore slot is held until the server has finished answering (Outlook counts a request as
+ * running until then).
+ */
+export class FetchHandler implements Middleware {
+  constructor(private readonly runtime: MiddlewareRuntime) {}
+
+  async execute(context: Context): Promise<void> {
+    const policy = policyOf(context);
+    const url = requestUrl(context, policy);
+    const options = context.options ?? {};
+    const response = await this.runtime.fetch(url, {
+      method: options.method ?? "GET",
+      headers: options.headers,
+      body: options.body,
+      signal: options.signal,
+    } as RequestInit);
+    const empty = response.status === 204 || response.status === 205 || response.status === 304;
+    const bytes = empty ? null : new Uint8Array(await response.arrayBuffer());
+    context.response = new Response(bytes, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+}
+
+function sameOrigin(url: string, origin: string): boolean {
+  try {
+    return new URL(url).origin === new URL(origin).origin;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,227 @@
+import { isM365MailError, M365MailError } from "@m365-mail/core";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { graphTransport } from "../src/index.js";
+import { type FakeGraph, fakeAuth, fakeJwt, graphErrorReply, startFakeGraph } from "./fake-graph.js";
+
+let graph: FakeGraph;
+beforeEach(async () => {
+  graph = await startFakeGraph();
+});
+afterEach(async () => {
+  await graph.close();
+});
+
+async function failure(promise: Promise<unknown>): Promise<M365MailError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof M365MailError) return error;
+    throw error;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("tokens", () => {
+  it("asks the token provider for a Graph token and sends it as a Bearer header", async () => {
+    const auth = fakeAuth();
+    graph.handle(() => ({ json: { value: [] } }));
+    const t = graphTransport({ auth, baseUrl: graph.origin });
+    await t.listMessages({ folder: "inbox" })[Symbol.asyncIterator]().next();
+    const token = (await auth.getAccessToken("graph")).token;
+    expect(graph.requests[0]?.headers.authorization).toBe(`Bearer ${token}`);
+    await t.close();
+  });
+
+  it("after a 401 forces one refresh and retries once", async () => {
+    const stale = fakeJwt({ aud: "https://graph.microsoft.com", n: 1 });
+    const fresh = fakeJwt({ aud: "https://graph.microsoft.com", n: 2 });
+    const auth = fakeAuth({ tokens: [stale, fresh] });
+    graph.handle((r) =>
+      r.headers.authorization === `Bearer ${fresh}`
+        ? { status: 200, json: { id: "m1", isRead: true } }
+        : graphErrorReply(401, "InvalidAuthenticationToken", "Access token has expired."),
+    );
+    const t = graphTransport({ auth, baseUrl: graph.origin });
+    await t.markRead("m1", true);
+    expect(auth.calls.filter((c) => c.forceRefresh)).toHaveLength(1);
+    expect(graph.requests.map((r) => r.headers.authorization)).toEqual([
+      `Bearer ${stale}`,
+      `Bearer ${fresh}`,
+    ]);
+  });
+
+  it("a 401 that survives the refresh is AUTH_FAILED", async () => {
+    const auth = fakeAuth();
+    graph.handle(() =>
+      graphErrorReply(401, "InvalidAuthenticationToken", "Access token validation failure."),
+    );
+    const t = graphTransport({ auth, baseUrl: graph.origin });
+    const error = await failure(t.markRead("m1", true));
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(graph.requests).toHaveLength(2);
+  });
+
+  it("an Outlook token used on Graph is WRONG_SCOPE and names the Graph scope prefix", async () => {
+    const auth = fakeAuth({ aud: "https://outlook.office.com", scp: "IMAP.AccessAsUser.All" });
+    graph.handle(() => graphErrorReply(401, "InvalidAuthenticationToken", "Invalid audience."));
+    const t = graphTransport({ auth, baseUrl: graph.origin });
+    const error = await failure(t.getMessage("m1"));
+    expect(error.code).toBe("WRONG_SCOPE");
+    expect(error.hint).toContain("https://graph.microsoft.com/Mail.Read");
+    expect(error.message).toContain("https://outlook.office.com");
+  });
+
+  it("never sends the token to another host", async () => {
+    const other = await startFakeGraph(() => ({ json: { value: [] } }));
+    try {
+      graph.handle(() => ({ json: { value: [], "@odata.nextLink": `${other.origin}/v1.0/me/next` } }));
+      const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin });
+      for await (const _ of t.listMessages({ folder: "inbox" })) {
+        // drain
+      }
+      expect(other.requests).toHaveLength(1);
+      expect(other.requests[0]?.headers.authorization).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("throttling and retries", () => {
+  it("waits for Retry-After after a 429, then succeeds", async () => {
+    let n = 0;
+    graph.handle(() =>
+      n++ === 0
+        ? graphErrorReply(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", {
+            "retry-after": "1",
+          })
+        : { json: { id: "m1", isRead: true } },
+    );
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin });
+    await t.markRead("m1", true);
+    expect(graph.requests).toHaveLength(2);
+    const [first, second] = graph.requests;
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it("a lasting 503 ends in a retryable THROTTLED within the configured wait", async () => {
+    graph.handle(() =>
+      graphErrorReply(503, "ServiceUnavailable", "Service unavailable", { "retry-after": "1" }),
+    );
+    const t = graphTransport({
+      auth: fakeAuth(),
+      baseUrl: graph.origin,
+      retry: { attempts: 10, maxWaitMs: 2500 },
+    });
+    const started = Date.now();
+    const error = await failure(t.markRead("m1", true));
+    expect(error.code).toBe("THROTTLED");
+    expect(error.retryable).toBe(true);
+    expect(error.retryAfterSeconds).toBe(1);
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(graph.requests.length).toBe(3);
+  });
+
+  it("a Retry-After longer than maxDelayMs is not waited out", async () => {
+    graph.handle(() => graphErrorReply(429, "ApplicationThrottled", "busy", { "retry-after": "120" }));
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin, retry: { maxDelayMs: 5000 } });
+    const error = await failure(t.markRead("m1", true));
+    expect(error.code).toBe("THROTTLED");
+    expect(error.retryAfterSeconds).toBe(120);
+    expect(graph.requests).toHaveLength(1);
+  });
+
+  it("retries a GET after a 504 but never a sendMail POST", async () => {
+    let gets = 0;
+    graph.handle((r) => {
+      if (r.method === "GET")
+        return gets++ === 0 ? graphErrorReply(504, "GatewayTimeout", "") : { json: { value: [] } };
+      return graphErrorReply(504, "GatewayTimeout", "");
+    });
+    const t = graphTransport({
+      auth: fakeAuth(),
+      baseUrl: graph.origin,
+      sentItemsLookupMs: 0,
+      retry: { baseDelayMs: 10 },
+    });
+    await t.listMessages({ folder: "inbox" })[Symbol.asyncIterator]().next();
+    expect(gets).toBe(2);
+    const error = await failure(t.send({ to: "a@contoso.com", subject: "s", text: "t" }));
+    expect(error.code).toBe("SERVER_ERROR");
+    // 3 sends at most (1 + 2 resends), each preceded by a Sent Items look-up that found nothing.
+    const posts = graph.requests.filter((r) => r.method === "POST");
+    expect(posts.length).toBe(3);
+  });
+
+  it("keeps at most maxConcurrency requests in flight", async () => {
+    graph.handle(() => ({ json: { value: [] }, delayMs: 40 }));
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin, maxConcurrency: 3 });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => t.markRead(`m${i}`, true)));
+    expect(graph.requests).toHaveLength(12);
+    expect(graph.maxInFlight).toBe(3);
+  });
+
+  it("a request with no answer within timeoutMs is TIMEOUT", async () => {
+    graph.handle(() => ({ json: {}, delayMs: 2000 }));
+    const t = graphTransport({
+      auth: fakeAuth(),
+      baseUrl: graph.origin,
+      timeoutMs: 200,
+      retry: { attempts: 1 },
+    });
+    const error = await failure(t.markRead("m1", true));
+    expect(error.code).toBe("TIMEOUT");
+    expect(error.retryable).toBe(true);
+  });
+
+  it("an aborted call is ABORTED", async () => {
+    graph.handle(() => ({ json: {}, delayMs: 2000 }));
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin });
+    const error = await failure(t.markRead("m1", true, { signal: AbortSignal.timeout(100) }));
+    expect(error.code).toBe("ABORTED");
+  });
+});
+
+describe("errors", () => {
+  it("403 on a shared mailbox names Mail.Read.Shared and the consent step", async () => {
+    graph.handle(() =>
+      graphErrorReply(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+    );
+    const t = graphTransport({
+      auth: fakeAuth({ scp: "User.Read Mail.Read" }),
+      baseUrl: graph.origin,
+      mailbox: "info@contoso.com",
+    });
+    const error = await failure(t.getMessage("m1"));
+    expect(error.code).toBe("ACCESS_DENIED");
+    expect(error.message).toContain("Mail.Read.Shared");
+    expect(error.hint).toContain("API permissions");
+    expect(error.hint).toContain("Grant admin consent");
+    expect(graph.requests[0]?.url).toContain("/v1.0/users/info%40contoso.com/messages/m1");
+  });
+
+  it("404 is NOT_FOUND, 413 is MESSAGE_TOO_LARGE", async () => {
+    graph.handle((r) =>
+      r.method === "GET"
+        ? graphErrorReply(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        : graphErrorReply(413, "RequestEntityTooLarge", "too large"),
+    );
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin });
+    expect((await failure(t.getMessage("gone"))).code).toBe("NOT_FOUND");
+    expect((await failure(t.send({ to: "a@contoso.com", subject: "x", text: "y" }))).code).toBe(
+      "MESSAGE_TOO_LARGE",
+    );
+  });
+
+  it("a non-JSON error body still maps by status", async () => {
+    graph.handle(() => ({
+      status: 403,
+      body: "<html>denied</html>",
+      headers: { "content-type": "text/html" },
+    }));
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin });
+    const error = await failure(t.markRead("m1", true));
+    expect(isM365MailError(error, "ACCESS_DENIED")).toBe(true);
+    expect(error.message).toContain("Mail.ReadWrite");
+  });
+});

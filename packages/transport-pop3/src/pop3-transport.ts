@@ -53,9 +53,23 @@ export interface Pop3TransportOptions {
 /** The POP3 transport: read-only access to the Inbox (list, get, delete). */
 export interface Pop3Transport extends Transport {
   readonly capabilities: TransportCapabilities & { read: true; send: false };
+  /** Where and as whom it connects, after defaults (for diagnostics). */
+  readonly endpoint: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls: Pop3Security;
+    readonly mailbox: string;
+  };
   listMessages(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MessageSummary>;
   getMessage(id: string, options?: OperationOptions & { folder?: string }): Promise<Message>;
   deleteMessage(id: string, options?: OperationOptions & { folder?: string }): Promise<void>;
+  /** POP3 cannot send, list folders, flag, move, watch or read calendars: these throw NOT_SUPPORTED. */
+  send: NonNullable<Transport["send"]>;
+  listFolders: NonNullable<Transport["listFolders"]>;
+  markRead: NonNullable<Transport["markRead"]>;
+  moveMessage: NonNullable<Transport["moveMessage"]>;
+  watch: NonNullable<Transport["watch"]>;
+  listEvents: NonNullable<Transport["listEvents"]>;
 }
 
 declare module "@m365-mail/core" {
@@ -301,6 +315,7 @@ export function pop3Transport(options: Pop3TransportOptions): Pop3Transport {
     name,
     contractVersion: CONTRACT_VERSION,
     capabilities: { send: false, read: true, watch: false, folders: false, calendar: false },
+    endpoint: { host, port, tls: security, mailbox },
 
     async verify(verifyOptions = {}): Promise<VerifyReport> {
       const progress: Progress = { token: false, connected: false, authenticated: false };

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Logger, M365MailError, readJwtClaims } from "@m365-mail/core";
@@ -371,6 +372,37 @@ describe.each<RopcEngine>(["msal", "http"])(
       expect(error.code).toBe("CONNECTION_FAILED");
       expect(error.retryable).toBe(false);
       expect(error.hint).toMatch(/ca option/);
+    });
+
+    it("goes through the proxy option (HTTP CONNECT), trusting the extra CA behind it", async () => {
+      const tunnels: string[] = [];
+      const proxy = createHttpServer();
+      proxy.on("connect", (req, client, head) => {
+        tunnels.push(req.url ?? "");
+        const [host, port] = (req.url ?? "").split(":");
+        const upstream = connect(Number(port), host, () => {
+          client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+          upstream.write(head);
+          upstream.pipe(client);
+          client.pipe(upstream);
+        });
+        upstream.on("error", () => client.destroy());
+        client.on("error", () => upstream.destroy());
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      const address = proxy.address();
+      const proxyPort = typeof address === "object" && address ? address.port : 0;
+      try {
+        const provider = make({ proxy: `http://127.0.0.1:${proxyPort}` });
+        remember(await provider.getAccessToken("graph"));
+        remember(await provider.getAccessToken("outlook"));
+        await provider.dispose();
+        expect(tunnels.length).toBeGreaterThan(0);
+        expect(new Set(tunnels)).toEqual(new Set([new URL(emu.authorityHost).host]));
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise((resolve) => proxy.close(resolve));
+      }
     });
 
     it("100 concurrent cold callers for two resources make exactly 2 token requests", async () => {

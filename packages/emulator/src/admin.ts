@@ -7,6 +7,7 @@ import type { LoopDetectionOptions, LoopDetector } from "./entra/loop-detector.j
 import type { Denial, ProtocolGate } from "./entra/protocol-gate.js";
 import type { TokenService } from "./entra/tokens.js";
 import type { ArmedFault, createFaultRegistry } from "./faults.js";
+import type { EmulatorPart } from "./part.js";
 
 /** What tests and the CLI may change while the emulator runs; also served as JSON under `/_admin/`. */
 export interface EmulatorAdmin {
@@ -34,6 +35,10 @@ export interface EmulatorAdmin {
   directory(): Directory;
   /** Recent refusals of IMAP/POP3/SMTP/Graph token checks, with the reason, newest last. */
   lastDenials(): Record<Protocol, Denial[]>;
+  /** Runtime settings of a started part, e.g. `partSettings("smtp")` → `{ limits: {...} }`. */
+  partSettings(name: string): Record<string, unknown>;
+  /** Changes them, e.g. `updatePartSettings("smtp", { messagesPerWindow: 0 })` lifts SMTP's rate limit. */
+  updatePartSettings(name: string, patch: Record<string, unknown>): Record<string, unknown>;
 }
 
 export interface AdminDeps {
@@ -44,6 +49,8 @@ export interface AdminDeps {
   loops: LoopDetector;
   gate: ProtocolGate;
   onRevoke: (upn: string) => void;
+  /** Started parts by name (filled as they start). */
+  parts?: ReadonlyMap<string, EmulatorPart>;
 }
 
 function withoutPassword<T extends { password?: string }>(value: T): T {
@@ -84,7 +91,24 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
     },
     directory: () => publicDirectory(deps.store.get()),
     lastDenials: () => deps.gate.lastDenials(),
+    partSettings: (name) => requirePart(name, "settings").settings!(),
+    updatePartSettings: (name, patch) => requirePart(name, "updateSettings").updateSettings!(patch),
   };
+  function requirePart(name: string, method: "settings" | "updateSettings"): EmulatorPart {
+    const part = deps.parts?.get(name);
+    if (!part || typeof part[method] !== "function") {
+      throw new M365MailError("NOT_FOUND", `no running emulator part "${name}" with settings`, {
+        source: "emulator",
+        hint: `Start the emulator with that part; parts with settings: ${
+          [...(deps.parts?.values() ?? [])]
+            .filter((p) => p.settings)
+            .map((p) => p.name)
+            .join(", ") || "none"
+        }.`,
+      });
+    }
+    return part;
+  }
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
@@ -174,6 +198,11 @@ export async function handleAdminRequest(
     }
     if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
     if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
+    if (path.startsWith("/_admin/parts/") && method === "GET")
+      return send(200, admin.partSettings(segment("/_admin/parts/")));
+    if (path.startsWith("/_admin/parts/") && method === "PATCH") {
+      return send(200, admin.updatePartSettings(segment("/_admin/parts/"), await json()));
+    }
     return send(404, { error: { code: "not_found", message: `no admin route ${method} ${path}` } });
   } catch (error) {
     if (error instanceof M365MailError) {

@@ -93,7 +93,9 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const tokens = new TokenService(signing, store, () => origin);
   const gate = new ProtocolGate(tokens, store, counters);
   const revokeListeners = new Set<(upn: string) => void>();
+  const runningParts = new Map<string, EmulatorPart>();
   const admin = createAdmin({
+    parts: runningParts,
     store,
     tokens,
     faults,
@@ -159,6 +161,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       }
     }
     started.length = 0;
+    runningParts.clear();
     await closeServer(server);
   };
   for (const part of options.parts ?? []) {
@@ -172,6 +175,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     try {
       partInfo[part.name] = await part.start(context);
       started.push(part);
+      runningParts.set(part.name, part);
     } catch (error) {
       if (error instanceof M365MailError && error.code === "NOT_SUPPORTED") {
         // A missing prerequisite (Dovecot not installed): say so and run the rest.

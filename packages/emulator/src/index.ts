@@ -12,4 +12,5 @@ export { type Denial, type DenialReason, PROTOCOL_SCOPE } from "./entra/protocol
 export { EXCHANGE_APP_ID, GRAPH_APP_ID, parseScopeParameter } from "./entra/scopes.js";
 export * from "./faults.js";
 export * from "./part.js";
+export * from "./smtp/index.js";
 export { defaultDataDir, type EnsureTlsMaterialOptions, ensureTlsMaterial } from "./tls.js";

@@ -27,4 +27,8 @@ export interface EmulatorPart {
   readonly name: string;
   start(context: EmulatorContext): Promise<PartInfo>;
   stop(): Promise<void>;
+  /** Runtime settings shown by `GET /_admin/parts/<name>` (e.g. the SMTP part's limits). */
+  settings?(): Record<string, unknown>;
+  /** Changes them: `PATCH /_admin/parts/<name>` with a JSON body. */
+  updateSettings?(patch: Record<string, unknown>): Record<string, unknown>;
 }

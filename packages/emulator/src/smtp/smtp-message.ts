@@ -1,0 +1,33 @@
+import addressparser from "nodemailer/lib/addressparser";
+
+/** The header block of an RFC 5322 message (up to the first empty line), unfolded. */
+function headerBlock(raw: Buffer): string {
+  const text = raw.subarray(0, Math.min(raw.length, 256 * 1024)).toString("latin1");
+  const end = text.search(/\r?\n\r?\n/);
+  return (end >= 0 ? text.slice(0, end) : text).replace(/\r?\n[ \t]+/g, " ");
+}
+
+/** Values of one header (case-insensitive), in order. */
+export function headerValues(raw: Buffer, name: string): string[] {
+  const prefix = `${name.toLowerCase()}:`;
+  return headerBlock(raw)
+    .split(/\r?\n/)
+    .filter((line) => line.toLowerCase().startsWith(prefix))
+    .map((line) => line.slice(prefix.length).trim());
+}
+
+/** Addresses in the From: header, lowercased. Exchange checks Send As against these too. */
+export function fromAddresses(raw: Buffer): string[] {
+  const out: string[] = [];
+  for (const value of headerValues(raw, "from")) {
+    for (const entry of addressparser(value, { flatten: true })) {
+      if (entry.address) out.push(entry.address.toLowerCase());
+    }
+  }
+  return out;
+}
+
+/** The Message-ID header as sent, or undefined. */
+export function messageIdOf(raw: Buffer): string | undefined {
+  return headerValues(raw, "message-id")[0];
+}

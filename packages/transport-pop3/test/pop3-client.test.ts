@@ -292,6 +292,21 @@ describe("failures", () => {
     expect((await client.stat()).count).toBe(1);
   });
 
+  it("a stream over the size limit fails with MESSAGE_TOO_LARGE; one destroyed early closes the connection", async () => {
+    const source = mime(["Subject: s", "", ...Array.from({ length: 20_000 }, (_, i) => `line ${i}`)]);
+    const server = await serve({ messages: [{ uid: "s", source }] });
+    const client = await signedIn(server);
+    const tooLarge = client.retrStream(1, { maxBytes: 100 });
+    const error = await rejection(tooLarge.toArray());
+    expect(error.code).toBe("MESSAGE_TOO_LARGE");
+    expect(server.sessions[0]!.lines).not.toContain("RETR 1");
+
+    const stream = client.retrStream(1);
+    for await (const _chunk of stream) break; // destroys the stream after the first chunk
+    expect(client.closed).toBe(true);
+    expect((await rejection(client.noop())).message).toContain("destroyed before its end");
+  });
+
   it("stops a download that grows past the limit when LIST under-reported the size", async () => {
     const source = mime(["Subject: liar", "", "y".repeat(50_000)]);
     const server = await serve({ messages: [{ uid: "liar", source, listSize: 100 }] });

@@ -39,6 +39,7 @@ export function createEntraHandler(
   deps: EntraHandlerDeps,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    res.on("finish", () => deps.log.debug(`${req.method} ${req.url?.split("?")[0]} → ${res.statusCode}`));
     route(deps, req, res).catch((error: unknown) => {
       deps.log.error("request failed", { path: req.url, error });
       if (!res.headersSent) {

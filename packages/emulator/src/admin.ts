@@ -198,6 +198,11 @@ export async function handleAdminRequest(
     }
     if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
     if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
+    // The Graph part's throttling limits under the name the docs use (same as /_admin/parts/graph).
+    if (path === "/_admin/graph/limits" && method === "GET") return send(200, admin.partSettings("graph"));
+    if (path === "/_admin/graph/limits" && method === "POST") {
+      return send(200, admin.updatePartSettings("graph", await json()));
+    }
     if (path.startsWith("/_admin/parts/") && method === "GET")
       return send(200, admin.partSettings(segment("/_admin/parts/")));
     if (path.startsWith("/_admin/parts/") && method === "PATCH") {

@@ -11,6 +11,7 @@ export type { LoopDetectionOptions } from "./entra/loop-detector.js";
 export { type Denial, type DenialReason, PROTOCOL_SCOPE } from "./entra/protocol-gate.js";
 export { EXCHANGE_APP_ID, GRAPH_APP_ID, parseScopeParameter } from "./entra/scopes.js";
 export * from "./faults.js";
+export * from "./graph/index.js";
 export * from "./part.js";
 export * from "./smtp/index.js";
 export { defaultDataDir, type EnsureTlsMaterialOptions, ensureTlsMaterial } from "./tls.js";

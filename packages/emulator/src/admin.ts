@@ -2,7 +2,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { M365MailError } from "@m365-mail/core";
 import type { FaultSpec, Protocol, RequestCounters } from "./context.js";
 import type { Directory, DirectoryApp, DirectoryUser } from "./directory.js";
-import { type AppPatch, type DirectoryStore, publicDirectory, type UserPatch } from "./directory-store.js";
+import {
+  type AppPatch,
+  type DirectoryStore,
+  publicDirectory,
+  type TenantPatch,
+  type UserPatch,
+} from "./directory-store.js";
 import type { LoopDetectionOptions, LoopDetector } from "./entra/loop-detector.js";
 import type { Denial, ProtocolGate } from "./entra/protocol-gate.js";
 import type { TokenService } from "./entra/tokens.js";
@@ -27,6 +33,11 @@ export interface EmulatorAdmin {
   updateUser(upn: string, patch: UserPatch): DirectoryUser;
   /** Changes an app registration (publicClient, assignedUsers, grantedPermissions, …). */
   updateApp(clientId: string, patch: AppPatch): DirectoryApp;
+  /** Tenant switches: `securityDefaults` (MFA for all, SMTP AUTH off), `smtpAuthEnabled`. Returns the tenant's settings. */
+  updateTenant(
+    idOrDomain: string,
+    patch: TenantPatch,
+  ): { id: string; securityDefaults: boolean; smtpAuthEnabled: boolean };
   /** Lifetime of access tokens issued from now on. */
   setTokenLifetime(seconds: number): void;
   /** Threshold of AADSTS50196 (client request loop). */
@@ -84,6 +95,14 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
     },
     updateUser: (upn, patch) => withoutPassword(deps.store.updateUser(upn, patch)),
     updateApp: (clientId, patch) => deps.store.updateApp(clientId, patch),
+    updateTenant(idOrDomain, patch) {
+      const tenant = deps.store.updateTenant(idOrDomain, patch);
+      return {
+        id: tenant.id,
+        securityDefaults: tenant.securityDefaults ?? false,
+        smtpAuthEnabled: tenant.smtpAuthEnabled ?? true,
+      };
+    },
     setTokenLifetime: (seconds) => deps.store.setTokenLifetimeSeconds(seconds),
     setLoopDetection(options) {
       deps.loops.configure(options);
@@ -187,6 +206,9 @@ export async function handleAdminRequest(
     }
     if (path.startsWith("/_admin/apps/") && method === "PATCH") {
       return send(200, admin.updateApp(segment("/_admin/apps/"), (await json()) as AppPatch));
+    }
+    if (path.startsWith("/_admin/tenants/") && method === "PATCH") {
+      return send(200, admin.updateTenant(segment("/_admin/tenants/"), (await json()) as TenantPatch));
     }
     if (path === "/_admin/token-lifetime" && method === "POST") {
       const { seconds } = await json();

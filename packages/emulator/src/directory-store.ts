@@ -2,6 +2,9 @@ import { createHash } from "node:crypto";
 import { M365MailError } from "@m365-mail/core";
 import type { Directory, DirectoryApp, DirectoryTenant, DirectoryUser } from "./directory.js";
 
+/** Tenant-wide switches the admin API may change. */
+export type TenantPatch = Partial<Pick<DirectoryTenant, "securityDefaults" | "smtpAuthEnabled">>;
+
 /** Fields of a user the admin API may change (everything but the UPN). */
 export type UserPatch = Partial<Omit<DirectoryUser, "upn">>;
 /** Fields of an app registration the admin API may change (everything but the client id). */
@@ -85,6 +88,19 @@ export class DirectoryStore {
     const { upn: _ignored, ...rest } = patch as UserPatch & { upn?: string };
     Object.assign(found.user, rest);
     return found.user;
+  }
+
+  updateTenant(idOrDomain: string, patch: TenantPatch): DirectoryTenant {
+    const tenant = this.findTenant(idOrDomain);
+    if (!tenant) {
+      throw new M365MailError("NOT_FOUND", `no tenant ${idOrDomain} in the emulator's directory`, {
+        source: "emulator",
+        hint: "Use a tenant id or domain listed by GET /_admin/directory.",
+      });
+    }
+    if (patch.securityDefaults !== undefined) tenant.securityDefaults = patch.securityDefaults;
+    if (patch.smtpAuthEnabled !== undefined) tenant.smtpAuthEnabled = patch.smtpAuthEnabled;
+    return tenant;
   }
 
   updateApp(clientId: string, patch: AppPatch): DirectoryApp {

@@ -3,7 +3,7 @@ export * from "./context.js";
 export * from "./counters.js";
 export * from "./default-directory.js";
 export * from "./directory.js";
-export type { AppPatch, UserPatch } from "./directory-store.js";
+export type { AppPatch, TenantPatch, UserPatch } from "./directory-store.js";
 export { DirectoryStore, guidFrom, publicDirectory, userObjectId } from "./directory-store.js";
 export * from "./emulator.js";
 export { AADSTS, type AadstsCode, aadstsError } from "./entra/aadsts.js";

@@ -158,6 +158,28 @@ describe("admin API over HTTPS", () => {
     ]);
   });
 
+  it("changes tenant switches: Security Defaults refuse ROPC and SMTP AUTH", async () => {
+    const outlook = (await passwordGrant(emulator, { scope: "https://outlook.office.com/SMTP.Send" })).json
+      .access_token;
+    const patched = await postJson(
+      emulator,
+      "/_admin/tenants/contoso.com",
+      { securityDefaults: true },
+      "PATCH",
+    );
+    expect(patched.json).toEqual({ id: emulator.tenantId, securityDefaults: true, smtpAuthEnabled: true });
+    try {
+      expect((await passwordGrant(emulator)).json.error_codes).toEqual([50076]);
+      expect(emulator.context.authorizeProtocol(outlook, "smtp")).toMatchObject({
+        ok: false,
+        reason: "protocol_disabled",
+      });
+    } finally {
+      emulator.admin.updateTenant(emulator.tenantId, { securityDefaults: false });
+    }
+    expect((await passwordGrant(emulator)).status).toBe(200);
+  });
+
   it("answers 404 for an unknown user", async () => {
     const answer = await postJson(emulator, "/_admin/users/ghost@contoso.com", { mfa: true }, "PATCH");
     expect(answer.status).toBe(404);

@@ -3,16 +3,26 @@ import { parseArgs } from "node:util";
 import { isM365MailError } from "@m365-mail/core";
 import { DEMO_PASSWORD, defaultDirectory } from "./default-directory.js";
 import { startEmulator } from "./emulator.js";
+import { graphPart } from "./graph/index.js";
+import type { EmulatorPart } from "./part.js";
+import { smtpPart } from "./smtp/index.js";
+
+// Parts the bin can run, by the name `--parts` uses.
+const PARTS: Record<string, () => EmulatorPart> = {
+  graph: () => graphPart(),
+  smtp: () => smtpPart(),
+};
 
 const USAGE = `m365-emulator: offline Microsoft 365 (Entra ID token endpoint, discovery, admin API)
 
-Usage: m365-emulator [--directory dir.json] [--data-dir DIR] [--port N] [--host H] [--verbose]
+Usage: m365-emulator [--directory dir.json] [--data-dir DIR] [--port N] [--host H] [--parts LIST] [--verbose]
        m365-emulator --print-directory     print the demo directory (a starting point for --directory)
 
   --directory   directory JSON (tenants, app registrations, users); default: the demo tenant contoso.com
   --data-dir    where the CA and signing key live; default: $M365_EMULATOR_HOME or ./.m365-emulator
   --port        HTTPS port of Entra ID; default 44443 (0 = a free port)
   --host        interface to listen on; default 127.0.0.1
+  --parts       comma-separated parts besides Entra ID: ${Object.keys(PARTS).join(",")} (default), or "none"
   --verbose     log every request`;
 
 async function main(): Promise<void> {
@@ -22,6 +32,7 @@ async function main(): Promise<void> {
       "data-dir": { type: "string" },
       port: { type: "string" },
       host: { type: "string" },
+      parts: { type: "string" },
       verbose: { type: "boolean" },
       "print-directory": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -35,7 +46,21 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  const wanted = (values.parts ?? Object.keys(PARTS).join(","))
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const unknown = wanted.filter((p) => p !== "none" && !PARTS[p]);
+  if (unknown.length > 0) {
+    console.error(
+      `--parts: unknown part ${unknown.join(", ")} (known: ${Object.keys(PARTS).join(", ")}, none)`,
+    );
+    process.exitCode = 2;
+    return;
+  }
+  const parts = wanted.filter((p) => p !== "none").map((p) => PARTS[p]!());
   const emulator = await startEmulator({
+    parts,
     ...(values.directory ? { directory: values.directory } : {}),
     ...(values["data-dir"] ? { dataDir: values["data-dir"] } : {}),
     ...(values.host ? { host: values.host } : {}),

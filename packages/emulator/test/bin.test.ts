@@ -37,6 +37,9 @@ describe("m365-emulator (the bin)", () => {
       const caPem = readFileSync(join(dataDir, "ca", "ca.pem"), "utf8");
       const answer = await httpsRequest({ caPem }, `${authority}/v2.0/.well-known/openid-configuration`);
       expect(answer.json.token_endpoint).toBe(`${authority}/oauth2/v2.0/token`);
+      // The other parts run too, and say where.
+      expect(output).toMatch(/export M365_GRAPH_ORIGIN=https:\/\/127\.0\.0\.1:\d+/);
+      expect(output).toMatch(/export M365_SMTP_PORT=\d+/);
 
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");

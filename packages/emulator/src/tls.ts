@@ -1,6 +1,7 @@
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { M365MailError } from "@m365-mail/core";
 import forge from "node-forge";
 import type { TlsMaterial } from "./context.js";
@@ -42,7 +43,11 @@ export async function ensureTlsMaterial(options: EnsureTlsMaterialOptions): Prom
       hint: "Pass a writable dataDir (--data-dir) or set M365_EMULATOR_HOME.",
     });
   }
-  const ca = (await readCa(caPath, caKeyPath)) ?? (await createCa(caPath, caKeyPath));
+  // Two emulators starting on one data folder (parallel test files) must end up with one CA.
+  const ca = await withLock(
+    join(caDir, ".lock"),
+    async () => (await readCa(caPath, caKeyPath)) ?? createCa(caPath, caKeyPath),
+  );
   const server = issueCertificate(ca, {
     commonName: "localhost",
     dnsNames: ["localhost", ...(options.dnsNames ?? [])],
@@ -155,6 +160,13 @@ export async function ensureSigningKey(
   dataDir: string,
 ): Promise<IssuedCertificate & { kid: string; x5t: string }> {
   const dir = join(dataDir, "signing");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return withLock(join(dir, ".lock"), () => readOrCreateSigningKey(dir));
+}
+
+async function readOrCreateSigningKey(
+  dir: string,
+): Promise<IssuedCertificate & { kid: string; x5t: string }> {
   const keyPath = join(dir, "signing-key.pem");
   const certPath = join(dir, "signing-cert.pem");
   let material: IssuedCertificate | undefined;
@@ -171,12 +183,11 @@ export async function ensureSigningKey(
   if (!material) {
     // Self-signed, as Microsoft's token-signing certificates are.
     const keys = generateKeys();
-    const self: CaMaterial = { cert: forge.pki.createCertificate(), key: keys.privateKey, certPem: "" };
-    self.cert.setSubject([{ name: "commonName", value: "accounts.accesscontrol.windows.net" }]);
-    self.cert.publicKey = keys.publicKey;
-    const issued = issueWithKey(self.cert, keys, 5 * 365);
+    const cert = forge.pki.createCertificate();
+    cert.setSubject([{ name: "commonName", value: "accounts.accesscontrol.windows.net" }]);
+    cert.publicKey = keys.publicKey;
+    const issued = issueWithKey(cert, keys, 5 * 365);
     material = issued;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFile(keyPath, issued.keyPem, { mode: 0o600 });
     await chmod(keyPath, 0o600);
     await writeFile(certPath, issued.certPem);
@@ -222,4 +233,35 @@ function generateKeys(): forge.pki.rsa.KeyPair {
     privateKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey,
     publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
   };
+}
+
+/** A folder used as a lock (mkdir is atomic); a lock older than 30 s is taken as left behind by a crash. */
+async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await mkdir(lockDir);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const info = await stat(lockDir).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > 30_000) {
+        await rm(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new M365MailError("CONFIG_INVALID", `the emulator's data folder is locked (${lockDir})`, {
+          source: "emulator",
+          cause: error,
+          hint: "Another emulator is creating its keys there; if none runs, delete the .lock folder.",
+        });
+      }
+      await sleep(50);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockDir, { recursive: true, force: true });
+  }
 }

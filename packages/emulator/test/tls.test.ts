@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +37,18 @@ describe("the emulator's CA", () => {
       expect((await passwordGrant(second)).status).toBe(200);
     } finally {
       await second.stop();
+    }
+  });
+
+  it("ends up with one CA when two emulators start at once on a fresh data folder", async () => {
+    const fresh = await mkdtemp(join(tmpdir(), "m365-emulator-race-"));
+    try {
+      const both = await Promise.all([startEmulator({ dataDir: fresh }), startEmulator({ dataDir: fresh })]);
+      await Promise.all(both.map((e) => e.stop()));
+      expect(both[0]!.caPem).toBe(both[1]!.caPem);
+      expect(await readFile(join(fresh, "ca", "ca.pem"), "utf8")).toBe(both[0]!.caPem);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
     }
   });
 

@@ -47,8 +47,10 @@ export interface GraphPart extends EmulatorPart {
   limits(): Readonly<GraphLimits>;
   /** Applies to the next request; over HTTP: `POST /_admin/graph/limits` (or `PATCH /_admin/parts/graph`). */
   setLimits(patch: Partial<GraphLimits>): Readonly<GraphLimits>;
-  /** Forgets throttling usage (budgets and windows). */
+  /** Forgets throttling usage (budgets, windows, peaks). */
   resetThrottling(): void;
+  /** Per `appId|mailbox`: requests in flight, the most at once, requests used in the current window. */
+  throttlingUsage(): Record<string, { inFlight: number; peak: number; used: number }>;
 }
 
 export const DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -78,7 +80,8 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
     limits: () => throttle.current,
     setLimits: (patch) => throttle.setLimits(patch),
     resetThrottling: () => throttle.reset(),
-    settings: () => ({ limits: { ...throttle.current }, origin, uploadOrigin }),
+    throttlingUsage: () => throttle.stats(),
+    settings: () => ({ limits: { ...throttle.current }, usage: throttle.stats(), origin, uploadOrigin }),
     updateSettings(patch) {
       // Accepts the limits flat ({ concurrency: 2 }) or nested ({ limits: { concurrency: 2 } }).
       const source = (patch.limits && typeof patch.limits === "object" ? patch.limits : patch) as Record<
@@ -97,7 +100,7 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
         });
       }
       if (patch.resetThrottling === true) throttle.reset();
-      return { limits: { ...throttle.current }, origin, uploadOrigin };
+      return { limits: { ...throttle.current }, usage: throttle.stats(), origin, uploadOrigin };
     },
 
     async start(ctx: EmulatorContext): Promise<PartInfo> {

@@ -228,6 +228,11 @@ export async function listMessages(route: RouteContext): Promise<GraphResponse> 
   expandsAttachments(route);
   let records = await service.view.messages(mailbox.upn, folder?.id);
   if (filter?.isRead !== undefined) records = records.filter((record) => record.isRead === filter.isRead);
+  if (filter?.internetMessageId !== undefined) {
+    const wanted = filter.internetMessageId;
+    const matches = await Promise.all(records.map(async (record) => (await record.parsed()).messageId === wanted));
+    records = records.filter((_, i) => matches[i]);
+  }
   if (filter?.receivedAfter) {
     const { time, inclusive } = filter.receivedAfter;
     // Graph compares at whole seconds (its instants have no milliseconds).

@@ -95,7 +95,7 @@ export function messageBody(
   parsed: ParsedMail,
   prefer: "text" | "html" | undefined,
 ): { contentType: string; content: string } {
-  const html = typeof parsed.html === "string" ? parsed.html : undefined;
+  const html = typeof parsed.html === "string" ? parsed.html.replace(/\r?\n$/, "") : undefined;
   // mailparser ends a text part with the line break that closed it in MIME; Graph returns what was sent.
   const text = (parsed.text ?? "").replace(/\r?\n$/, "");
   if (prefer === "text")

@@ -51,10 +51,12 @@ export function applySelect(
   return out;
 }
 
-/** The subset of OData `$filter` Outlook clients use for mail: received time and unread, joined by `and`. */
+/** The subset of OData `$filter` Outlook clients use for mail: received time, unread and Message-ID, joined by `and`. */
 export interface MessageFilter {
   receivedAfter?: { time: number; inclusive: boolean };
   isRead?: boolean;
+  /** `internetMessageId eq '<id@host>'`: how clients find a message by its Message-ID. */
+  internetMessageId?: string;
 }
 
 const INVALID_FILTER = (): GraphError =>
@@ -70,6 +72,11 @@ export function parseMessageFilter(query: URLSearchParams): MessageFilter | unde
       const time = Date.parse(received[2]!.replace(/^'|'$/g, ""));
       if (Number.isNaN(time)) throw INVALID_FILTER();
       filter.receivedAfter = { time, inclusive: received[1]!.toLowerCase() === "ge" };
+      continue;
+    }
+    const messageId = /^\(?\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*\)?$/i.exec(clause.trim());
+    if (messageId) {
+      filter.internetMessageId = messageId[1]!.replace(/''/g, "'");
       continue;
     }
     const read = /^\(?\s*isRead\s+(eq|ne)\s+(true|false)\s*\)?$/i.exec(clause.trim());

@@ -24,6 +24,8 @@ export const DEFAULT_GRAPH_LIMITS: Readonly<GraphLimits> = {
 
 interface Bucket {
   inFlight: number;
+  /** Most requests in flight at once since the bucket was created (or reset). */
+  peak: number;
   windowStart: number;
   used: number;
 }
@@ -52,6 +54,14 @@ export class GraphThrottle {
     this.buckets.clear();
   }
 
+  /** Per `appId|mailbox`: requests in flight, the most at once, and requests used in the current window. */
+  stats(): Record<string, { inFlight: number; peak: number; used: number }> {
+    const out: Record<string, { inFlight: number; peak: number; used: number }> = {};
+    for (const [key, bucket] of this.buckets)
+      out[key] = { inFlight: bucket.inFlight, peak: bucket.peak, used: bucket.used };
+    return out;
+  }
+
   /**
    * Takes a slot or throws Outlook's 429. The returned function frees the slot; call it exactly once
    * when the answer has been produced.
@@ -77,6 +87,7 @@ export class GraphThrottle {
     }
     bucket.used += 1;
     bucket.inFlight += 1;
+    bucket.peak = Math.max(bucket.peak, bucket.inFlight);
     let released = false;
     return () => {
       if (released) return;
@@ -89,7 +100,7 @@ export class GraphThrottle {
   private bucket(key: string, now: number): Bucket {
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = { inFlight: 0, windowStart: now, used: 0 };
+      bucket = { inFlight: 0, peak: 0, windowStart: now, used: 0 };
       this.buckets.set(key, bucket);
     }
     return bucket;

@@ -192,7 +192,17 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     }
   }
 
-  let cloud: EmulatorCloud = { ...CLOUDS.global, name: "global", authorityHost: origin };
+  // Protocols no part serves point at port 0 on the emulator's host: a client fails at once instead of
+  // reaching Microsoft's real servers.
+  const notServed = { host: new URL(origin).hostname.replace(/^\[|\]$/g, ""), port: 0 };
+  let cloud: EmulatorCloud = {
+    ...CLOUDS.global,
+    name: "global",
+    authorityHost: origin,
+    imap: notServed,
+    pop3: notServed,
+    smtp: notServed,
+  };
   for (const info of Object.values(partInfo)) if (info.cloud) cloud = { ...cloud, ...info.cloud };
 
   let stopped: Promise<void> | undefined;

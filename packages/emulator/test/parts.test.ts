@@ -42,6 +42,8 @@ describe("emulator parts", () => {
     });
     expect(emulator.parts.smtp).toMatchObject({ authorityHost: emulator.authorityHost });
     expect(emulator.cloud.smtp).toEqual({ host: "127.0.0.1", port: 2525 });
+    // A protocol no part serves never points at Microsoft's servers.
+    expect(emulator.cloud.imap).toEqual({ host: "127.0.0.1", port: 0 });
     // Scopes keep Microsoft's resource URIs.
     expect(emulator.cloud.outlookResource).toBe("https://outlook.office.com");
     expect(emulator.cloud.authorityHost).toBe(emulator.authorityHost);

@@ -73,9 +73,10 @@ function imapflowLogger(logger: Logger, wire: boolean) {
     trace: quiet,
     debug: wire ? forward("debug") : quiet,
     info: wire ? forward("debug") : quiet,
-    warn: forward("warn"),
-    error: forward("warn"),
-    fatal: forward("error"),
+    // Every failure imapflow logs also reaches us as an error we raise or act on: keep its copy at debug.
+    warn: forward("debug"),
+    error: forward("debug"),
+    fatal: forward("warn"),
   };
 }
 
@@ -156,7 +157,8 @@ async function connectOnce(
     token,
     renewAt: renewalTime(token.expiresAt, settings.renewBeforeMs),
     get closed() {
-      return closed || client.isClosed;
+      // After a BYE imapflow is in LOGOUT state before the socket actually closes.
+      return closed || client.isClosed || client.state === client.states.LOGOUT;
     },
     get byeReason() {
       return client.byeReason;

@@ -17,7 +17,7 @@ import type { ImapFlow } from "imapflow";
 import { findFolder, toMailFolder } from "./folders.js";
 import { type ConnectionSettings, openConnection } from "./imap-connection.js";
 import { isConnectionDrop, toImapError } from "./imap-errors.js";
-import { formatMessageId, type ImapMessageRef, parseMessageId } from "./message-id.js";
+import { formatMessageId, type ImapMessageRef, parseMessageId, uidSet } from "./message-id.js";
 import { type ImapMessage, parseMessage } from "./parse-message.js";
 import { SharedConnection } from "./shared-connection.js";
 import { type ImapMessageSummary, summaryQuery, toSummary } from "./summary.js";
@@ -218,10 +218,8 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     );
     // Newest first, like Outlook and Graph.
     uids.sort((a, b) => b - a);
-    let yielded = 0;
-    for (let i = 0; i < uids.length; i += batchSize) {
-      const wanted = uids.slice(i, i + batchSize);
-      const messages = await shared.run(
+    const fetchBatch = (wanted: number[]) =>
+      shared.run(
         `FETCH ${folder}`,
         async (client) => {
           const lock = await client.getMailboxLock(folder);
@@ -236,21 +234,34 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
                 },
               );
             }
-            return await client.fetchAll(wanted.join(","), summaryQuery(includeSource), { uid: true });
+            return await client.fetchAll(uidSet(wanted), summaryQuery(includeSource), { uid: true });
           } finally {
             lock.release();
           }
         },
         { signal: opts.signal, retryOnDrop: true },
       );
-      messages.sort((a, b) => b.uid - a.uid);
-      for (const message of messages) {
-        const summary = toSummary(message, folder, uidValidity);
-        // IMAP SINCE compares dates only; apply the exact time here.
-        if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
-        yield summary;
-        if (query.limit !== undefined && ++yielded >= query.limit) return;
+    const batches: number[][] = [];
+    for (let i = 0; i < uids.length; i += batchSize) batches.push(uids.slice(i, i + batchSize));
+    let yielded = 0;
+    // One batch ahead: the next FETCH is on the wire while the caller works through this one.
+    let next = batches.length > 0 ? fetchBatch(batches[0]!) : undefined;
+    try {
+      for (let b = 0; b < batches.length; b++) {
+        const messages = await next!;
+        next = b + 1 < batches.length ? fetchBatch(batches[b + 1]!) : undefined;
+        messages.sort((x, y) => y.uid - x.uid);
+        for (const message of messages) {
+          const summary = toSummary(message, folder, uidValidity);
+          // IMAP SINCE compares dates only; apply the exact time here.
+          if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
+          yield summary;
+          if (query.limit !== undefined && ++yielded >= query.limit) return;
+        }
       }
+    } finally {
+      // The caller stopped early: let the FETCH already sent finish quietly.
+      next?.catch(() => {});
     }
   }
 

@@ -27,3 +27,16 @@ export function parseMessageId(id: string): ImapMessageRef {
   }
   return { folder: match[1]!, uidValidity: BigInt(match[2]!), uid };
 }
+
+/** A compact UID set for a command: `[5, 1, 2, 3, 9]` → `"1:3,5,9"`. */
+export function uidSet(uids: readonly number[]): string {
+  const sorted = [...uids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1]! <= sorted[j]! + 1) j++;
+    parts.push(sorted[i] === sorted[j] ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}

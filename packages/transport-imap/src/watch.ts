@@ -1,6 +1,7 @@
 import { isM365MailError, type Logger, type MailEvent, type MessageQuery } from "@m365-mail/core";
 import { type ConnectionSettings, type ImapConnection, openConnection } from "./imap-connection.js";
 import { toImapError } from "./imap-errors.js";
+import { uidSet } from "./message-id.js";
 import { type ImapMessageSummary, summaryQuery, toSummary } from "./summary.js";
 
 export interface WatchContext {
@@ -151,7 +152,7 @@ export async function* watchFolder(
             lastUid = Math.max(0, box.uidNext - 1);
             for (let i = 0; i < uids.length; i += context.batchSize) {
               const batch = await fresh.client.fetchAll(
-                uids.slice(i, i + context.batchSize).join(","),
+                uidSet(uids.slice(i, i + context.batchSize)),
                 summaryQuery(false),
                 {
                   uid: true,
@@ -178,7 +179,7 @@ export async function* watchFolder(
         const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
         for (let i = 0; i < uids.length; i += context.batchSize) {
           const batch = await client.fetchAll(
-            uids.slice(i, i + context.batchSize).join(","),
+            uidSet(uids.slice(i, i + context.batchSize)),
             summaryQuery(false),
             {
               uid: true,

@@ -1,6 +1,6 @@
 import { M365MailError } from "@m365-mail/core";
 import { describe, expect, it } from "vitest";
-import { formatMessageId, parseMessageId } from "../src/message-id.js";
+import { formatMessageId, parseMessageId, uidSet } from "../src/message-id.js";
 
 describe("message ids", () => {
   it("round-trips folder, UIDVALIDITY and UID", () => {
@@ -18,5 +18,13 @@ describe("message ids", () => {
     for (const bad of ["AAMkAGI2TG93AAA=", "INBOX:12", "INBOX:1:0", ""]) {
       expect(() => parseMessageId(bad)).toThrow(M365MailError);
     }
+  });
+});
+
+describe("uidSet", () => {
+  it("compresses runs and sorts", () => {
+    expect(uidSet([5, 1, 2, 3, 9, 10])).toBe("1:3,5,9:10");
+    expect(uidSet([7])).toBe("7");
+    expect(uidSet([])).toBe("");
   });
 });

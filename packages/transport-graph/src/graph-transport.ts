@@ -1,6 +1,7 @@
 import { rootCertificates } from "node:tls";
 import {
   type CalendarEvent,
+  type CloudPreset,
   CONTRACT_VERSION,
   type DateRange,
   type Logger,
@@ -56,7 +57,7 @@ export interface GraphTransportOptions {
   mailbox?: string;
   /**
    * Graph origin, without `/v1.0`.
-   * @default auth.cloud?.graphEndpoint ?? "https://graph.microsoft.com"
+   * @default auth.cloud?.graphOrigin ?? auth.cloud?.graphEndpoint ?? "https://graph.microsoft.com"
    */
   baseUrl?: string;
   /**
@@ -145,7 +146,11 @@ export function graphTransport(options: GraphTransportOptions): GraphTransport {
       hint: "Pass auth: ropcTokenProvider({ tenantId, clientId, username, password }).",
     });
   }
-  const origin = originOf(options.baseUrl ?? auth.cloud?.graphEndpoint ?? "https://graph.microsoft.com");
+  // A cloud may serve Graph on another origin than its scope URI (the emulator's `graphOrigin`).
+  const cloud = auth.cloud as (CloudPreset & { readonly graphOrigin?: string }) | undefined;
+  const origin = originOf(
+    options.baseUrl ?? cloud?.graphOrigin ?? cloud?.graphEndpoint ?? "https://graph.microsoft.com",
+  );
   const mailbox = options.mailbox ?? auth.username;
   const sharedMailbox = mailbox.toLowerCase() === auth.username.toLowerCase() ? undefined : mailbox;
   const graphResource = graphResourceFor(auth.cloud?.graphEndpoint, origin);

@@ -261,7 +261,11 @@ async function sendOnce(
             cause: lookupError,
             status: error.status,
             retryable: false,
-            hint: `Check Sent Items for ${messageId} before sending again (the look-up failed: ${isM365MailError(lookupError) ? lookupError.code : "error"}; it needs Mail.Read).`,
+            hint: `Check Sent Items for ${messageId} before sending again${
+              isM365MailError(lookupError, "ACCESS_DENIED")
+                ? "; grant Mail.Read (App registration → API permissions → Grant admin consent) so m365-mail can check itself."
+                : ` (the look-up failed with ${isM365MailError(lookupError) ? lookupError.code : "an error"}).`
+            }`,
           },
         );
       }

@@ -167,7 +167,7 @@ describe("upload sessions", () => {
     );
   });
 
-  it("refuses a chunk of 4 MB or more, a chunk out of order, and a request with Authorization", async () => {
+  it("refuses a chunk of 4 MB or more, a gap, and a request with Authorization; accepts a range sent again", async () => {
     const file = randomBytes(9 * 1024 * 1024);
     const draft = await createDraft("Refusals");
     const session = await f.call("POST", `/v1.0/me/messages/${draft.id}/attachments/createUploadSession`, {
@@ -198,6 +198,13 @@ describe("upload sessions", () => {
     });
     expect(first.status).toBe(200);
     expect(first.json.nextExpectedRanges).toEqual(["1024"]);
+    // The same range again (a retry after a lost answer) is accepted and changes nothing.
+    const resent = await f.call("PUT", url, {
+      raw: file.subarray(0, 1024),
+      headers: { "Content-Range": `bytes 0-1023/${file.length}` },
+    });
+    expect(resent.status).toBe(200);
+    expect(resent.json.nextExpectedRanges).toEqual(["1024"]);
     const bogus = await f.call("PUT", url.replace(/authtoken=[^&]+/, "authtoken=bogus"), {
       raw: file.subarray(1024, 2048),
       headers: { "Content-Range": `bytes 1024-2047/${file.length}` },

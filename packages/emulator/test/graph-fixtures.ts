@@ -15,6 +15,8 @@ export interface GraphFixture {
   emulator: Emulator;
   graph: GraphPart;
   origin: string;
+  /** The emulator's data folder (the mailbox store lives below it). */
+  dataDir: string;
   cleanup(): Promise<void>;
   /**
    * A Graph access token for a demo user. Entra puts every consented permission into `scp`, so the
@@ -35,12 +37,13 @@ export const ALL_MAIL = ["User.Read", "Mail.ReadWrite", "Mail.Send", "Calendars.
 
 export async function startGraphFixture(): Promise<GraphFixture> {
   const graph = graphPart();
-  const { emulator, cleanup } = await startTestEmulator({ parts: [graph] });
+  const { emulator, cleanup, dataDir } = await startTestEmulator({ parts: [graph] });
   const tokens = new Map<string, string>();
   const f: GraphFixture = {
     emulator,
     graph,
     origin: graph.origin,
+    dataDir,
     cleanup,
     async token(permissions, username = "support@contoso.com") {
       const scope = [...permissions.map((p) => `https://graph.microsoft.com/${p}`), "offline_access"].join(

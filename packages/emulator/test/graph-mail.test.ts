@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMailStore } from "../src/store/index.js";
 import { ALL_MAIL, type GraphFixture, mailTo, startGraphFixture } from "./graph-fixtures.js";
 
 let f: GraphFixture;
@@ -436,5 +437,47 @@ describe("attachments", () => {
       token: support,
     });
     expect(answer.status).toBe(404);
+  });
+});
+
+describe("one mailbox store behind every protocol", () => {
+  it("mail sent over Graph is in the Maildir the store (and Dovecot) reads, under the same id", async () => {
+    const store = createMailStore({ root: f.dataDir });
+    await f.call("POST", "/v1.0/me/sendMail", {
+      token: support,
+      body: mailTo(["alice@contoso.com"], "Seen by IMAP too"),
+    });
+    const listed = (await inbox(alice, "?$top=100")).find((m) => m.subject === "Seen by IMAP too");
+    const stored = (await store.list("alice@contoso.com", "inbox")).map((m) => m.id);
+    expect(stored).toContain(listed.id);
+    const raw = (await store.read("alice@contoso.com", listed.id)).raw.toString("utf8");
+    expect(raw).toContain("Subject: Seen by IMAP too");
+  });
+
+  it("mail delivered by another part, and flags changed behind Graph's back, show up over Graph and in delta", async () => {
+    const store = createMailStore({ root: f.dataDir });
+    const round = await f.call("GET", "/v1.0/me/mailFolders/inbox/messages/delta?$select=subject,isRead", {
+      token: alice,
+      headers: { Prefer: "odata.maxpagesize=1000" },
+    });
+    const deltaLink = round.json["@odata.deltaLink"];
+    const delivered = await store.deliver(
+      "alice@contoso.com",
+      "inbox",
+      Buffer.from(
+        "From: bob@fabrikam.example\r\nTo: alice@contoso.com\r\nSubject: Via SMTP\r\nMessage-ID: <via-smtp@fabrikam.example>\r\n\r\nHi\r\n",
+      ),
+    );
+    const got = await f.call("GET", `/v1.0/me/messages/${delivered.id}`, { token: alice });
+    expect(got.json).toMatchObject({
+      subject: "Via SMTP",
+      isRead: false,
+      internetMessageId: "<via-smtp@fabrikam.example>",
+    });
+    await store.setSeen("alice@contoso.com", delivered.id, true);
+    const changes = await f.call("GET", deltaLink, { token: alice });
+    expect(changes.json.value).toEqual([
+      expect.objectContaining({ id: delivered.id, subject: "Via SMTP", isRead: true }),
+    ]);
   });
 });

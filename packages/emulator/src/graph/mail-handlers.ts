@@ -230,7 +230,9 @@ export async function listMessages(route: RouteContext): Promise<GraphResponse> 
   if (filter?.isRead !== undefined) records = records.filter((record) => record.isRead === filter.isRead);
   if (filter?.internetMessageId !== undefined) {
     const wanted = filter.internetMessageId;
-    const matches = await Promise.all(records.map(async (record) => (await record.parsed()).messageId === wanted));
+    const matches = await Promise.all(
+      records.map(async (record) => (await record.parsed()).messageId === wanted),
+    );
     records = records.filter((_, i) => matches[i]);
   }
   if (filter?.receivedAfter) {

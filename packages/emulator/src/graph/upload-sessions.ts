@@ -104,7 +104,8 @@ export class UploadSessions {
   }
 
   /**
-   * One `PUT` with `Content-Range: bytes a-b/total`. Ranges must come in order; the answer is 200 with
+   * One `PUT` with `Content-Range: bytes a-b/total`. Ranges come in order (a gap answers 416; a range
+   * sent again overwrites); the answer is 200 with
    * the next expected start, or `complete` when the last byte arrived (the caller attaches the file).
    */
   put(
@@ -137,12 +138,17 @@ export class UploadSessions {
         "The Content-Range does not match the number of bytes in the request body.",
       );
     }
-    if (start !== session.received) {
+    if (start > session.received) {
       throw outlookError(
         416,
         "ErrorInvalidRange",
         `The range ${start}-${end} is not the next expected range; upload from byte ${session.received}.`,
       );
+    }
+    if (start < session.received) {
+      // A range sent again (a client retrying after a lost answer) overwrites from its start.
+      const kept = Buffer.concat(session.chunks).subarray(0, start);
+      session.chunks = [kept];
     }
     session.chunks.push(body);
     session.received = end + 1;

@@ -8,7 +8,12 @@ describe("semaphore", () => {
     const order: number[] = [];
     const a = await s.acquire();
     const b = await s.acquire();
-    const waiting = [3, 4].map((n) => s.acquire().then((release) => (order.push(n), release)));
+    const waiting = [3, 4].map((n) =>
+      s.acquire().then((release) => {
+        order.push(n);
+        return release;
+      }),
+    );
     expect(s.active).toBe(2);
     expect(s.waiting).toBe(2);
     a();

@@ -69,7 +69,9 @@ export function parseMessageFilter(query: URLSearchParams): MessageFilter | unde
   for (const clause of raw.trim().split(/\s+and\s+/i)) {
     const received = /^\(?\s*receivedDateTime\s+(ge|gt)\s+(\S+?)\s*\)?$/i.exec(clause.trim());
     if (received) {
-      const time = Date.parse(received[2]!.replace(/^'|'$/g, ""));
+      const text = received[2]!.replace(/^'|'$/g, "");
+      // OData DateTimeOffset without an offset: read as UTC, never as the machine's local time.
+      const time = Date.parse(/(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) ? text : `${text}Z`);
       if (Number.isNaN(time)) throw INVALID_FILTER();
       filter.receivedAfter = { time, inclusive: received[1]!.toLowerCase() === "ge" };
       continue;

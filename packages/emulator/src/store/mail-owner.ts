@@ -31,9 +31,9 @@ function processOwner(): MailOwner {
   return { uid, gid, name: lookupUserName(uid) };
 }
 
-/** Reads /etc/passwd (no native getpwnam in Node). */
+/** Reads /etc/passwd (Node has no getpwnam). */
 export function lookupUser(name: string): MailOwner | undefined {
-  for (const line of readPasswd()) {
+  for (const line of readLines("/etc/passwd")) {
     const [user, , uid, gid] = line.split(":");
     if (user === name && uid !== undefined && gid !== undefined) {
       return { uid: Number(uid), gid: Number(gid), name };
@@ -42,17 +42,26 @@ export function lookupUser(name: string): MailOwner | undefined {
   return undefined;
 }
 
-function lookupUserName(uid: number): string | undefined {
-  for (const line of readPasswd()) {
+export function lookupUserName(uid: number): string | undefined {
+  for (const line of readLines("/etc/passwd")) {
     const [user, , id] = line.split(":");
     if (id !== undefined && Number(id) === uid) return user;
   }
   return undefined;
 }
 
-function readPasswd(): string[] {
+/** Reads /etc/group, for Dovecot's `default_internal_group`. */
+export function lookupGroupName(gid: number): string | undefined {
+  for (const line of readLines("/etc/group")) {
+    const [group, , id] = line.split(":");
+    if (id !== undefined && Number(id) === gid) return group;
+  }
+  return undefined;
+}
+
+function readLines(file: string): string[] {
   try {
-    return readFileSync("/etc/passwd", "utf8").split("\n");
+    return readFileSync(file, "utf8").split("\n");
   } catch {
     return [];
   }

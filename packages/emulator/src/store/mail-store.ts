@@ -122,6 +122,8 @@ export interface MailStore {
   readonly owner: MailOwner;
   /** The Maildir of a user (it may not exist yet). */
   maildirOf(upn: string): string;
+  /** Creates `mailRoot`, owned by the mail owner (Dovecot creates new users' Maildirs in it). */
+  ensureRoot(): Promise<void>;
   /** Creates the Maildir and Exchange's well-known folders; cheap when they exist. */
   ensureMailbox(upn: string): Promise<void>;
   listFolders(upn: string): Promise<StoredFolder[]>;
@@ -259,6 +261,15 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
     await writeFile(tmp, `${text}${line}\n`, { mode: 0o600 });
     await applyOwner(tmp, owner);
     await rename(tmp, file);
+  }
+
+  async function ensureRoot(): Promise<void> {
+    try {
+      await ensureDir(mailRoot);
+      await applyOwner(mailRoot, owner);
+    } catch (error) {
+      throw storeFailure(`create ${mailRoot}`, error);
+    }
   }
 
   async function ensureMailbox(upn: string): Promise<void> {
@@ -686,6 +697,7 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
     mailRoot,
     owner,
     maildirOf,
+    ensureRoot,
     ensureMailbox,
     listFolders,
     findFolder,

@@ -1,0 +1,9 @@
+export type { DovecotProtocol } from "./dovecot-config.js";
+export { type DovecotPart, type DovecotPartOptions, dovecotPart } from "./dovecot-part.js";
+export {
+  DOVECOT_INSTALL_HINT,
+  type DovecotInstallation,
+  findDovecot,
+  inspectDovecot,
+} from "./find-dovecot.js";
+export { type DovecotServer, type StartDovecotOptions, startDovecot } from "./start-dovecot.js";

@@ -1,0 +1,124 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ImapFlow } from "imapflow";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEMO_CLIENT_ID, DEMO_PASSWORD } from "../src/default-directory.js";
+import { dovecotPart, findDovecot } from "../src/dovecot/index.js";
+import { type Emulator, startEmulator } from "../src/emulator.js";
+import { createMailStore } from "../src/store/index.js";
+
+const dovecotMissing = !findDovecot();
+const SUPPORT = "support@contoso.com";
+
+let dataDir: string;
+let emulator: Emulator;
+
+/** A password grant against the emulator's Entra part (plain HTTPS, trusting its CA). */
+function tokenFor(username: string, scope: string): Promise<string> {
+  const body = new URLSearchParams({
+    client_id: DEMO_CLIENT_ID,
+    grant_type: "password",
+    username,
+    password: DEMO_PASSWORD,
+    scope,
+  }).toString();
+  return new Promise((done, fail) => {
+    const req = request(
+      `${emulator.authority}/oauth2/v2.0/token`,
+      {
+        method: "POST",
+        ca: emulator.caPem,
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk) => {
+          text += chunk;
+        });
+        res.on("end", () => {
+          const json = JSON.parse(text) as { access_token?: string; error_description?: string };
+          if (json.access_token) done(json.access_token);
+          else fail(new Error(json.error_description ?? text));
+        });
+      },
+    );
+    req.on("error", fail);
+    req.end(body);
+  });
+}
+
+function imap(user: string, accessToken: string): ImapFlow {
+  return new ImapFlow({
+    host: "127.0.0.1",
+    port: Number(emulator.env().M365_IMAP_PORT),
+    secure: true,
+    tls: { ca: [emulator.caPem] },
+    auth: { user, accessToken },
+    logger: false,
+  });
+}
+
+describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000 }, () => {
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "m365-dovecot-emu-"));
+    emulator = await startEmulator({ dataDir, parts: [dovecotPart()] });
+  }, 30_000);
+
+  afterAll(async () => {
+    await emulator?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("announces its ports in the cloud preset and the environment", () => {
+    expect(emulator.parts.dovecot?.skipped).toBeUndefined();
+    expect(emulator.cloud.imap.port).toBe(Number(emulator.env().M365_IMAP_PORT));
+    expect(emulator.cloud.pop3.port).toBe(Number(emulator.env().M365_POP3_PORT));
+  });
+
+  it("accepts an Outlook IMAP token from the password grant and serves the user's mail", async () => {
+    await createMailStore({ root: dataDir }).deliver(
+      SUPPORT,
+      "inbox",
+      Buffer.from(`From: a@fabrikam.com\r\nTo: ${SUPPORT}\r\nSubject: Ticket 42\r\n\r\nHello\r\n`),
+    );
+    const client = imap(SUPPORT, await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All"));
+    await client.connect();
+    try {
+      const mailbox = await client.mailboxOpen("INBOX");
+      expect(mailbox.exists).toBe(1);
+      const message = await client.fetchOne("*", { envelope: true });
+      expect(message ? message.envelope?.subject : undefined).toBe("Ticket 42");
+    } finally {
+      await client.logout();
+    }
+  });
+
+  it("refuses a Graph token (short scope name) and a user whose IMAP is switched off", async () => {
+    const graphToken = await tokenFor(SUPPORT, "IMAP.AccessAsUser.All");
+    const wrong = (await imap(SUPPORT, graphToken)
+      .connect()
+      .catch((e: unknown) => e)) as { authenticationFailed?: boolean };
+    expect(wrong.authenticationFailed).toBe(true);
+
+    const noImap = "noimap@contoso.com";
+    const disabled = (await imap(
+      noImap,
+      await tokenFor(noImap, "https://outlook.office.com/IMAP.AccessAsUser.All"),
+    )
+      .connect()
+      .catch((e: unknown) => e)) as { authenticationFailed?: boolean };
+    expect(disabled.authenticationFailed).toBe(true);
+  });
+
+  it("ends open sessions when the admin API revokes the user's tokens", async () => {
+    const client = imap(SUPPORT, await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All"));
+    await client.connect();
+    await client.mailboxOpen("INBOX");
+    const closed = new Promise<void>((done) => client.once("close", () => done()));
+    emulator.admin.revokeTokens(SUPPORT);
+    await closed;
+    expect(client.usable).toBe(false);
+  });
+});

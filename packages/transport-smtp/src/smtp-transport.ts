@@ -1,0 +1,312 @@
+import {
+  CONTRACT_VERSION,
+  type Logger,
+  M365MailError,
+  type OperationOptions,
+  type OutgoingMessage,
+  registerSecret,
+  resolveCloud,
+  type SendResult,
+  safeLogger,
+  type TokenProvider,
+  type Transport,
+  type VerifyCheck,
+  type VerifyReport,
+} from "@m365-mail/core";
+import nodemailer from "nodemailer";
+import { buildMail } from "./build-message.js";
+import { MessageRateLimiter } from "./message-rate-limiter.js";
+import { backoffDelay, DEFAULT_RETRY, type SmtpRetryOptions, sleep } from "./retry.js";
+import { type SmtpLikeError, SOURCE, type TokenFacts, tokenFacts, toM365Error } from "./smtp-errors.js";
+import { SmtpProbe } from "./smtp-probe.js";
+
+export interface SmtpTransportOptions {
+  /** Hands out Outlook tokens (scope `https://outlook.office.com/SMTP.Send`), e.g. `ropcTokenProvider(...)`. */
+  auth: TokenProvider;
+  /** @default the cloud's SMTP host: `smtp.office365.com` (from `auth.cloud`) */
+  host?: string;
+  /** @default the cloud's SMTP port: 587 (STARTTLS) */
+  port?: number;
+  /**
+   * Send as this (shared) mailbox: `user=` names it, the token stays the signed-in delegate's, and
+   * From defaults to it. The delegate needs Full Access and Send As on it.
+   * @default auth.username
+   */
+  mailbox?: string;
+  /** Pooled connections. Exchange allows 3 per mailbox (`432 4.3.2` beyond). @default 3 */
+  maxConnections?: number;
+  /**
+   * Client-side limit so that Exchange's 30 messages a minute is never crossed: sends over it wait.
+   * 0 or Infinity turns it off (only sensible against the emulator with its limit lifted).
+   * @default 30
+   */
+  maxMessagesPerMinute?: number;
+  /** CA certificate(s) to trust, e.g. the emulator's `caPem`. @default Node's trust store */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** Connection, greeting and socket inactivity timeout. @default 60000 */
+  timeoutMs?: number;
+  /** Retries of 4xx replies and dropped connections, with exponential backoff; `false` for none. @default { attempts: 3, baseDelayMs: 1000, maxDelayMs: 30000 } */
+  retry?: SmtpRetryOptions | false;
+  /** Receives redacted log lines. @default silent */
+  logger?: Logger;
+  /** Registry name. @default "smtp" */
+  name?: string;
+  /** Length of the rate window in milliseconds (tests shorten it). @default 60000 */
+  rateWindowMs?: number;
+}
+
+/** SMTP AUTH (XOAUTH2) transport: sends only. */
+export interface SmtpTransport extends Transport {
+  /** The mailbox in `user=` and the default From. */
+  readonly mailbox: string;
+  send(message: OutgoingMessage, options?: OperationOptions): Promise<SendResult>;
+}
+
+declare module "@m365-mail/core" {
+  interface TransportRegistry {
+    smtp: SmtpTransport;
+  }
+}
+
+/**
+ * Sends as one Microsoft 365 mailbox over SMTP AUTH with OAuth (XOAUTH2 after STARTTLS) through a
+ * nodemailer pool, within Exchange Online's limits (3 connections, 30 messages a minute).
+ */
+export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
+  const { auth } = options;
+  if (auth?.kind !== "token-provider") {
+    throw new M365MailError("CONFIG_INVALID", "smtpTransport needs `auth`, a TokenProvider", {
+      source: SOURCE,
+      hint: "Pass auth: ropcTokenProvider({ tenantId, clientId, username, password }).",
+    });
+  }
+  const cloud = resolveCloud(auth.cloud);
+  const host = options.host ?? cloud.smtp.host;
+  const port = options.port ?? cloud.smtp.port;
+  const mailbox = (options.mailbox ?? auth.username).trim();
+  const maxConnections = options.maxConnections ?? 3;
+  const perMinute = options.maxMessagesPerMinute ?? 30;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const retry =
+    options.retry === false ? { ...DEFAULT_RETRY, attempts: 0 } : { ...DEFAULT_RETRY, ...options.retry };
+  const log = safeLogger(options.logger, SOURCE);
+  const name = options.name ?? "smtp";
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw configError(
+      "maxConnections must be a positive integer",
+      "Use 3 or less: Exchange allows 3 per mailbox.",
+    );
+  }
+  if (!(perMinute >= 0)) {
+    throw configError(
+      "maxMessagesPerMinute must be 0 (off) or a positive number",
+      "Use 30 (Exchange's limit).",
+    );
+  }
+  if (!mailbox.includes("@")) {
+    throw configError(
+      `mailbox "${mailbox}" is not an address`,
+      "Pass the mailbox's SMTP address, e.g. shared@contoso.com.",
+    );
+  }
+  if (maxConnections > 3) {
+    log.warn(`maxConnections ${maxConnections} is over Exchange's 3 per mailbox: expect 432 4.3.2 replies`);
+  }
+  const limiter = new MessageRateLimiter(perMinute, options.rateWindowMs ?? 60_000);
+  const failure = () => ({ mailbox, signedInUser: auth.username, host, port, token: lastToken });
+
+  // Facts about the last token handed out (never the token), to explain a 535.
+  let lastToken: TokenFacts | undefined;
+  // Set after Exchange refused a token: the next sign-in asks the provider for a fresh one.
+  let renewNext = false;
+
+  const getToken = async (
+    forceRefresh: boolean,
+    signal?: AbortSignal,
+  ): Promise<{ token: string; expiresAt: Date }> => {
+    const token = await auth.getAccessToken("outlook", { forceRefresh, signal });
+    if (!token.token) {
+      throw new M365MailError("AUTH_FAILED", "the token provider returned an empty access token", {
+        source: SOURCE,
+        hint: "Check the token provider (an empty token is a provider bug or a misbehaving proxy).",
+      });
+    }
+    registerSecret(token.token);
+    lastToken = tokenFacts(token.token);
+    return token;
+  };
+
+  const pool = nodemailer.createTransport({
+    pool: true,
+    host,
+    port,
+    secure: false,
+    requireTLS: true,
+    maxConnections,
+    // Exchange does not cap messages per session; fewer sign-ins keep the pool fast.
+    maxMessages: 1000,
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+    tls: { ...(options.ca ? { ca: options.ca } : {}), servername: /^[\d.:]+$/.test(host) ? undefined : host },
+    auth: { type: "OAuth2", user: mailbox },
+    logger: false,
+    debug: false,
+  });
+  // nodemailer asks for a token per connection; renew=true only follows a 334 challenge (Gmail
+  // style). Exchange answers 535 at once, so we also renew after a refusal ourselves (renewNext).
+  pool.set(
+    "oauth2_provision_cb",
+    (
+      _user: string,
+      renew: boolean,
+      callback: (err: Error | null, token?: string, expires?: number) => void,
+    ) => {
+      const force = renew || renewNext;
+      renewNext = false;
+      getToken(force).then(
+        (t) => callback(null, t.token, t.expiresAt.getTime()),
+        (error: unknown) => {
+          // Carried to our catch untouched: nodemailer would overwrite an Error's `code`.
+          const carrier = new Error("the token provider failed") as SmtpLikeError;
+          carrier.m365Error =
+            error instanceof M365MailError
+              ? error
+              : new M365MailError("AUTH_FAILED", "the token provider failed", {
+                  source: SOURCE,
+                  cause: error,
+                });
+          callback(carrier);
+        },
+      );
+    },
+  );
+
+  let closed = false;
+  const assertOpen = () => {
+    if (closed) {
+      throw new M365MailError("CONFIG_INVALID", "this SMTP transport is closed", {
+        source: SOURCE,
+        hint: "Create a new transport (or mailbox) after close().",
+      });
+    }
+  };
+
+  const isTokenRefusal = (error: SmtpLikeError) =>
+    error.responseCode === 535 &&
+    !/5\.7\.139|SmtpClientAuthentication is disabled/i.test(error.response ?? "");
+
+  async function send(message: OutgoingMessage, opts: OperationOptions = {}): Promise<SendResult> {
+    assertOpen();
+    const built = buildMail(message, mailbox);
+    if (built.envelope.to.length === 0) {
+      throw new M365MailError("MESSAGE_INVALID", "the message has no recipients", {
+        source: SOURCE,
+        hint: "Set to, cc or bcc.",
+      });
+    }
+    let renewed = false;
+    for (let attempt = 0; ; attempt++) {
+      const release = await limiter.acquire(opts.signal);
+      try {
+        const info = await pool.sendMail({ ...built.mail, ...(opts.signal ? { signal: opts.signal } : {}) });
+        log.debug("sent", { messageId: built.messageId, accepted: info.accepted.length, attempt });
+        return {
+          transport: name,
+          messageId: built.messageId || info.messageId,
+          accepted: info.accepted.map(addressOf),
+          rejected: info.rejected.map(addressOf),
+        };
+      } catch (error) {
+        const raw = error as SmtpLikeError;
+        if (!renewed && isTokenRefusal(raw)) {
+          // The cached token may be revoked or rotated: one more try with a fresh one (not a retry).
+          renewed = true;
+          renewNext = true;
+          attempt--;
+          log.info("Exchange refused the token; retrying once with a fresh one");
+          continue;
+        }
+        const mapped = toM365Error(error, failure());
+        if (!mapped.retryable || attempt >= retry.attempts || opts.signal?.aborted) throw mapped;
+        const wait = backoffDelay(attempt, retry);
+        log.warn(`send failed (${mapped.code}); retry ${attempt + 1} of ${retry.attempts} in ${wait} ms`, {
+          serverCode: mapped.serverCode,
+        });
+        await sleep(wait, opts.signal);
+      } finally {
+        release();
+      }
+    }
+  }
+
+  async function verify(opts: OperationOptions = {}): Promise<VerifyReport> {
+    assertOpen();
+    const checks: VerifyCheck[] = [];
+    const report = () => ({ transport: name, ok: checks.length === 3 && checks.every((c) => c.ok), checks });
+    const step = (check: Omit<VerifyCheck, "ok" | "error">, error?: unknown) => {
+      checks.push(
+        error === undefined
+          ? { ...check, ok: true }
+          : { ...check, ok: false, error: toM365Error(error, failure()) },
+      );
+    };
+    let probe: SmtpProbe | undefined;
+    const probeOptions = { host, port, ca: options.ca, timeoutMs, signal: opts.signal };
+    const connectCheck = { name: "connect", detail: `${host}:${port} STARTTLS` };
+    const authCheck = { name: "SMTP AUTH", detail: `AUTH XOAUTH2 user=${mailbox}`, permission: "SMTP.Send" };
+    try {
+      probe = await SmtpProbe.open(probeOptions);
+      step(connectCheck);
+      try {
+        await probe.auth(mailbox, (await getToken(false, opts.signal)).token);
+      } catch (error) {
+        if (!isTokenRefusal(error as SmtpLikeError)) throw error;
+        // As for send: a refused (possibly revoked) cached token gets one fresh try, on a new session.
+        probe.close();
+        probe = await SmtpProbe.open(probeOptions);
+        await probe.auth(mailbox, (await getToken(true, opts.signal)).token);
+      }
+      step(authCheck);
+    } catch (error) {
+      step(checks.length === 0 ? connectCheck : authCheck, error);
+      probe?.close();
+      return report();
+    }
+    // Exchange can accept AUTH and refuse the next command: run one.
+    const mailCheck = { name: "MAIL FROM", detail: `MAIL FROM:<${mailbox}> then RSET` };
+    try {
+      await probe.expect(`MAIL FROM:<${mailbox}>`, /^250/, "EENVELOPE", "MAIL FROM");
+      await probe.expect("RSET", /^250/, "EPROTOCOL", "RSET");
+      step(mailCheck);
+    } catch (error) {
+      step(mailCheck, error);
+    } finally {
+      await probe.quit();
+    }
+    return report();
+  }
+
+  return {
+    kind: "transport",
+    name,
+    contractVersion: CONTRACT_VERSION,
+    capabilities: { send: true, read: false, watch: false, folders: false, calendar: false },
+    mailbox,
+    send,
+    verify,
+    async close() {
+      if (closed) return;
+      closed = true;
+      pool.close();
+    },
+  } satisfies SmtpTransport;
+}
+
+function addressOf(entry: string | { address: string }): string {
+  return typeof entry === "string" ? entry : entry.address;
+}
+
+function configError(message: string, hint: string): M365MailError {
+  return new M365MailError("CONFIG_INVALID", message, { source: SOURCE, hint });
+}

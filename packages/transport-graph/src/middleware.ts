@@ -121,11 +121,18 @@ export class RetryMiddleware implements Middleware {
       const release = await this.runtime.semaphore
         .acquire(policy.signal)
         .catch((e: M365MailError) => fail(policy, e));
-      const timeout = AbortSignal.timeout(this.runtime.timeoutMs);
-      context.options = {
-        ...context.options,
-        signal: policy.signal ? AbortSignal.any([policy.signal, timeout]) : timeout,
-      };
+      // One controller per try, joined to the caller's signal by a listener removed afterwards:
+      // AbortSignal.any/timeout would leave listeners on a long-lived caller signal (watch) until GC.
+      const attemptController = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        attemptController.abort(new Error(`no answer within ${this.runtime.timeoutMs} ms`));
+      }, this.runtime.timeoutMs);
+      const onAbort = () => attemptController.abort(policy.signal?.reason);
+      if (policy.signal?.aborted) onAbort();
+      else policy.signal?.addEventListener("abort", onAbort, { once: true });
+      context.options = { ...context.options, signal: attemptController.signal };
       let failure: unknown;
       try {
         context.response = undefined;
@@ -133,11 +140,13 @@ export class RetryMiddleware implements Middleware {
       } catch (error) {
         failure = error;
       } finally {
+        clearTimeout(timer);
+        policy.signal?.removeEventListener("abort", onAbort);
         release();
       }
 
       if (failure !== undefined) {
-        const error = networkError(failure, policy, timeout, this.runtime.timeoutMs);
+        const error = networkError(failure, policy, timedOut, this.runtime.timeoutMs);
         const delay = backoffDelay(attempt, retry);
         if (
           error.code === "ABORTED" ||
@@ -193,14 +202,14 @@ export class RetryMiddleware implements Middleware {
 function networkError(
   failure: unknown,
   policy: RequestPolicy,
-  timeout: AbortSignal,
+  timedOut: boolean,
   timeoutMs: number,
 ): M365MailError {
   if (failure instanceof M365MailError) return failure;
   if (policy.signal?.aborted) {
     return new M365MailError("ABORTED", `${policy.op.name} was aborted`, { source: SOURCE, cause: failure });
   }
-  if (timeout.aborted) {
+  if (timedOut) {
     return new M365MailError("TIMEOUT", `${policy.op.name}: no answer from Graph within ${timeoutMs} ms`, {
       source: SOURCE,
       cause: failure,

@@ -241,6 +241,22 @@ describe("calendarView", () => {
     expect(ids).toEqual(all.json.value.map((e: any) => e.id));
   });
 
+  it("applies $select and says it answered in UTC", async () => {
+    const start = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    const end = new Date(Date.now() + 7 * 86_400_000).toISOString();
+    const answer = await f.call(
+      "GET",
+      `/v1.0/me/calendarView?startDateTime=${start}&endDateTime=${end}&$select=subject,start`,
+      {
+        token: support,
+        headers: { Prefer: 'outlook.timezone="UTC"' },
+      },
+    );
+    expect(answer.headers["preference-applied"]).toBe('outlook.timezone="UTC"');
+    for (const event of answer.json.value)
+      expect(Object.keys(event).sort()).toEqual(["@odata.etag", "id", "start", "subject"]);
+  });
+
   it("needs both startDateTime and endDateTime", async () => {
     const answer = await f.call("GET", "/v1.0/me/calendarView?startDateTime=2025-01-01T00:00:00Z", {
       token: support,

@@ -255,6 +255,38 @@ describe("messages", () => {
     ).toBe(unread.length);
   });
 
+  it("finds a message by internetMessageId (how a client checks whether a send went through)", async () => {
+    const [first] = await inbox(support);
+    const filter = encodeURIComponent(`internetMessageId eq '${first.internetMessageId}'`);
+    const found = await f.call("GET", `/v1.0/me/messages?$filter=${filter}&$select=id,internetMessageId`, {
+      token: support,
+    });
+    expect(found.json.value).toEqual([
+      expect.objectContaining({ id: first.id, internetMessageId: first.internetMessageId }),
+    ]);
+  });
+
+  it("$orderby with $filter must filter the ordered property first, else 400 InefficientFilter", async () => {
+    const ok = await f.call(
+      "GET",
+      "/v1.0/me/messages?$orderby=receivedDateTime desc&$filter=receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false",
+      {
+        token: support,
+      },
+    );
+    expect(ok.status).toBe(200);
+    const bad = await f.call(
+      "GET",
+      "/v1.0/me/messages?$orderby=receivedDateTime desc&$filter=isRead eq false",
+      { token: support },
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({
+      code: "InefficientFilter",
+      message: "The restriction or sort order is too complex for this operation.",
+    });
+  });
+
   it("answers an unsupported filter with 400", async () => {
     const answer = await f.call("GET", "/v1.0/me/messages?$filter=subject eq 'x'", { token: support });
     expect(answer.status).toBe(400);

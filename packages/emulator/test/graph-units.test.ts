@@ -7,13 +7,20 @@ const q = (text: string) => new URLSearchParams(text);
 
 describe("OData options", () => {
   it("parses the supported $filter subset, joined by and", () => {
-    expect(parseMessageFilter(q("$filter=isRead eq false"))).toEqual({ isRead: false });
+    expect(parseMessageFilter(q("$filter=isRead eq false"))).toEqual({
+      isRead: false,
+      properties: ["isRead"],
+    });
     expect(
       parseMessageFilter(q("$filter=receivedDateTime+ge+2025-01-02T03:04:05Z+and+isRead+eq+true")),
     ).toEqual({
       receivedAfter: { time: Date.parse("2025-01-02T03:04:05Z"), inclusive: true },
       isRead: true,
+      properties: ["receivedDateTime", "isRead"],
     });
+    expect(parseMessageFilter(q("$filter=internetMessageId eq '<a''b@x>'"))?.internetMessageId).toBe(
+      "<a'b@x>",
+    );
     // Without an offset the time is UTC, whatever the machine's zone.
     expect(parseMessageFilter(q("$filter=receivedDateTime gt 2025-01-02T03:04:05"))?.receivedAfter).toEqual({
       time: Date.parse("2025-01-02T03:04:05Z"),

@@ -32,6 +32,47 @@ export function parseCalendarWindow(query: URLSearchParams): { start: number; en
   return { start, end };
 }
 
+/** Properties of Graph's event resource we serve (lower-cased, for `$select` checks). */
+export const EVENT_PROPERTIES = new Set(
+  [
+    "id",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "categories",
+    "originalStartTimeZone",
+    "originalEndTimeZone",
+    "iCalUId",
+    "reminderMinutesBeforeStart",
+    "isReminderOn",
+    "hasAttachments",
+    "subject",
+    "bodyPreview",
+    "importance",
+    "sensitivity",
+    "isAllDay",
+    "isCancelled",
+    "isOrganizer",
+    "responseRequested",
+    "seriesMasterId",
+    "showAs",
+    "type",
+    "webLink",
+    "onlineMeetingUrl",
+    "isOnlineMeeting",
+    "onlineMeetingProvider",
+    "responseStatus",
+    "body",
+    "start",
+    "end",
+    "location",
+    "locations",
+    "recurrence",
+    "attendees",
+    "organizer",
+  ].map((name) => name.toLowerCase()),
+);
+
 /** ISO 8601; without an offset the time is UTC (Graph reads it in the Prefer: outlook.timezone zone, default UTC). */
 function parseGraphTime(text: string): number {
   const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(text.trim());

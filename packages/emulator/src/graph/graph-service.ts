@@ -1,14 +1,14 @@
 import type { EmulatorContext } from "../context.js";
 import type { DirectoryUser } from "../directory.js";
 import { userObjectId } from "../directory-store.js";
-import { eventResource, eventsInWindow, parseCalendarWindow } from "./calendar.js";
+import { EVENT_PROPERTIES, eventResource, eventsInWindow, parseCalendarWindow } from "./calendar.js";
 import { type Access, authorize } from "./graph-auth.js";
 import { GraphError, segmentNotFound } from "./graph-error.js";
 import type { GraphRequest, GraphResponse } from "./graph-types.js";
 import { sleep } from "./http-io.js";
 import * as mail from "./mail-handlers.js";
 import type { MailboxView } from "./mailbox-view.js";
-import { nextLinkWithSkip, parseSkip, parseTop } from "./odata.js";
+import { applySelect, nextLinkWithSkip, parseSelect, parseSkip, parseTop } from "./odata.js";
 import type { GraphThrottle } from "./throttle.js";
 import type { UploadSessions } from "./upload-sessions.js";
 
@@ -275,14 +275,18 @@ async function calendarView(route: RouteContext): Promise<GraphResponse> {
   const window = parseCalendarWindow(req.query);
   const top = parseTop(req.query, 10);
   const skip = parseSkip(req.query);
+  const select = parseSelect(req.query, EVENT_PROPERTIES, "microsoft.graph.event");
   const all = eventsInWindow(mailbox, window);
   const indexOf = new Map((mailbox.events ?? []).map((event, index) => [event, index]));
   const page = all
     .slice(skip, skip + top)
-    .map((event) => eventResource(mailbox, event, indexOf.get(event) ?? 0));
+    .map((event) => applySelect(eventResource(mailbox, event, indexOf.get(event) ?? 0), select));
+  // Times are always UTC here; say so when the client asked for UTC (other zones are not converted).
+  const utc = /outlook\.timezone\s*=\s*"?utc"?/i.test(req.headers.prefer ?? "");
   const path = req.path.replace(/\/+$/, "");
   return {
     status: 200,
+    ...(utc ? { headers: { "Preference-Applied": 'outlook.timezone="UTC"' } } : {}),
     json: {
       "@odata.context": `${service.origin}/v1.0/$metadata#users('${encodeURIComponent(mailbox.upn)}')/calendarView`,
       ...(skip + top < all.length

@@ -27,6 +27,7 @@ import {
 } from "./mime.js";
 import {
   applySelect,
+  checkFilterOrder,
   nextLinkWithSkip,
   odataQueryString,
   parseMessageFilter,
@@ -225,6 +226,7 @@ export async function listMessages(route: RouteContext): Promise<GraphResponse> 
   const select = parseSelect(req.query, MESSAGE_PROPERTIES, "microsoft.graph.message");
   const filter = parseMessageFilter(req.query);
   const order = parseMessageOrderBy(req.query);
+  checkFilterOrder(req.query, filter, order);
   expandsAttachments(route);
   let records = await service.view.messages(mailbox.upn, folder?.id);
   if (filter?.isRead !== undefined) records = records.filter((record) => record.isRead === filter.isRead);

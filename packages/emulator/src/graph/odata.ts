@@ -57,6 +57,8 @@ export interface MessageFilter {
   isRead?: boolean;
   /** `internetMessageId eq '<id@host>'`: how clients find a message by its Message-ID. */
   internetMessageId?: string;
+  /** Filtered properties in the order written (Outlook's rule for `$orderby` looks at it). */
+  properties: string[];
 }
 
 const INVALID_FILTER = (): GraphError =>
@@ -65,7 +67,7 @@ const INVALID_FILTER = (): GraphError =>
 export function parseMessageFilter(query: URLSearchParams): MessageFilter | undefined {
   const raw = query.get("$filter");
   if (raw === null || raw.trim() === "") return undefined;
-  const filter: MessageFilter = {};
+  const filter: MessageFilter = { properties: [] };
   for (const clause of raw.trim().split(/\s+and\s+/i)) {
     const received = /^\(?\s*receivedDateTime\s+(ge|gt)\s+(\S+?)\s*\)?$/i.exec(clause.trim());
     if (received) {
@@ -74,17 +76,20 @@ export function parseMessageFilter(query: URLSearchParams): MessageFilter | unde
       const time = Date.parse(/(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) ? text : `${text}Z`);
       if (Number.isNaN(time)) throw INVALID_FILTER();
       filter.receivedAfter = { time, inclusive: received[1]!.toLowerCase() === "ge" };
+      filter.properties.push("receivedDateTime");
       continue;
     }
     const messageId = /^\(?\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*\)?$/i.exec(clause.trim());
     if (messageId) {
       filter.internetMessageId = messageId[1]!.replace(/''/g, "'");
+      filter.properties.push("internetMessageId");
       continue;
     }
     const read = /^\(?\s*isRead\s+(eq|ne)\s+(true|false)\s*\)?$/i.exec(clause.trim());
     if (read) {
       const value = read[2]!.toLowerCase() === "true";
       filter.isRead = read[1]!.toLowerCase() === "eq" ? value : !value;
+      filter.properties.push("isRead");
       continue;
     }
     throw INVALID_FILTER();
@@ -98,6 +103,25 @@ export interface OrderBy {
 }
 
 const ORDERABLE = ["receivedDateTime", "sentDateTime", "createdDateTime", "lastModifiedDateTime"] as const;
+
+/**
+ * Outlook's rule for `$filter` with `$orderby`: the ordered property must be filtered too, first;
+ * otherwise 400 InefficientFilter.
+ */
+export function checkFilterOrder(
+  query: URLSearchParams,
+  filter: MessageFilter | undefined,
+  order: OrderBy,
+): void {
+  if (!filter || query.get("$orderby") === null) return;
+  if (filter.properties[0]?.toLowerCase() !== order.property.toLowerCase()) {
+    throw new GraphError(
+      400,
+      "InefficientFilter",
+      "The restriction or sort order is too complex for this operation.",
+    );
+  }
+}
 
 export function parseMessageOrderBy(query: URLSearchParams): OrderBy {
   const raw = query.get("$orderby");

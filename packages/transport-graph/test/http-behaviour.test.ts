@@ -225,3 +225,38 @@ describe("errors", () => {
     expect(error.message).toContain("Mail.ReadWrite");
   });
 });
+
+describe("log safety", () => {
+  it("no token reaches a log line or an error, through refreshes, retries and a lost send", async () => {
+    const stale = fakeJwt({ aud: "https://graph.microsoft.com", n: 1 });
+    const fresh = fakeJwt({ aud: "https://graph.microsoft.com", n: 2 });
+    const auth = fakeAuth({ tokens: [stale, fresh] });
+    const lines: string[] = [];
+    const capture = (m: string, d?: Record<string, unknown>) => lines.push(`${m} ${JSON.stringify(d ?? {})}`);
+    let sends = 0;
+    graph.handle((r) => {
+      if (r.headers.authorization !== `Bearer ${fresh}`)
+        return graphErrorReply(401, "InvalidAuthenticationToken", "expired");
+      if (r.url.includes("sentitems")) return { json: { value: [] } };
+      if (r.url.endsWith("/sendMail"))
+        return sends++ === 0 ? graphErrorReply(504, "GatewayTimeout", "") : { status: 202 };
+      return graphErrorReply(429, "ApplicationThrottled", "busy", { "retry-after": "0" });
+    });
+    const t = graphTransport({
+      auth,
+      baseUrl: graph.origin,
+      sentItemsLookupMs: 0,
+      retry: { attempts: 2, baseDelayMs: 1 },
+      logger: { debug: capture, info: capture, warn: capture, error: capture },
+    });
+    await t.send({ to: "a@contoso.com", subject: "s", text: "t" });
+    const error = await failure(t.markRead("m1", true));
+    expect(error.code).toBe("THROTTLED");
+    expect(lines.length).toBeGreaterThan(0);
+    const everything = [...lines, error.message, error.hint ?? "", JSON.stringify(error.toJSON())].join("\n");
+    for (const token of [stale, fresh]) {
+      expect(everything).not.toContain(token);
+      expect(everything).not.toContain(token.split(".")[1]!);
+    }
+  });
+});

@@ -392,14 +392,30 @@ describe("messages", () => {
     expect(wrongFolder.status).toBe(404);
   });
 
-  it("DELETE answers 204 and moves the message to Deleted Items", async () => {
+  it("DELETE answers 204 and the message leaves every visible folder (a soft delete)", async () => {
     const [first] = await inbox(support);
     const answer = await f.call("DELETE", `/v1.0/me/messages/${first.id}`, { token: support });
     expect(answer.status).toBe(204);
     expect(answer.body.length).toBe(0);
     expect((await f.call("GET", `/v1.0/me/messages/${first.id}`, { token: support })).status).toBe(404);
-    const trash = await f.call("GET", "/v1.0/me/mailFolders/deleteditems/messages", { token: support });
-    expect(trash.json.value.some((m: any) => m.subject === first.subject)).toBe(true);
+    const all = await f.call("GET", "/v1.0/me/messages?$top=1000&$select=internetMessageId", {
+      token: support,
+    });
+    expect(all.json.value.some((m: any) => m.internetMessageId === first.internetMessageId)).toBe(false);
+    expect((await f.call("DELETE", `/v1.0/me/messages/${first.id}`, { token: support })).status).toBe(404);
+  });
+
+  it("move to deleteditems is how a message goes to Deleted Items", async () => {
+    const [first] = await inbox(support);
+    const moved = await f.call("POST", `/v1.0/me/messages/${first.id}/move`, {
+      token: support,
+      body: { destinationId: "deleteditems" },
+    });
+    expect(moved.status).toBe(201);
+    const trash = await f.call("GET", "/v1.0/me/mailFolders/deleteditems/messages?$top=100", {
+      token: support,
+    });
+    expect(trash.json.value.some((m: any) => m.id === moved.json.id)).toBe(true);
   });
 });
 

@@ -205,6 +205,8 @@ export class GraphService {
     }
     if (t.length === 1 && t[0] === "$value") return only("GET", m("mail.read", mail.getMessageMime));
     if (t.length === 1 && t[0] === "move") return only("POST", m("mail.write", mail.moveMessage));
+    if (t.length === 1 && t[0] === "permanentdelete")
+      return only("POST", m("mail.write", mail.deleteMessage));
     if (t.length === 1 && t[0] === "send") return only("POST", m("mail.send", mail.sendDraft));
     if (t[0] === "attachments") {
       if (t.length === 1) {

@@ -370,13 +370,14 @@ export async function updateMessage(route: RouteContext, ids: MessageIds): Promi
   };
 }
 
-/** Like Outlook: a delete moves the message to Deleted Items; deleting from there removes it. */
+/**
+ * Graph's DELETE is a soft delete: the message leaves every folder a client sees (Exchange keeps it in
+ * the hidden Recoverable Items, which is not emulated); moving to Deleted Items is `move` with
+ * `deleteditems`. `permanentDelete` does the same here.
+ */
 export async function deleteMessage(route: RouteContext, ids: MessageIds): Promise<GraphResponse> {
   const record = await requireMessage(route, ids);
-  const view = route.service.view;
-  const trash = await view.folder(route.mailbox.upn, "deleteditems");
-  if (trash && record.folderId !== trash.id) await view.move(route.mailbox.upn, record.id, trash.id);
-  else await view.remove(route.mailbox.upn, record.id);
+  await route.service.view.remove(route.mailbox.upn, record.id);
   return { status: 204 };
 }
 

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { isM365MailError } from "@m365-mail/core";
 import { DEMO_PASSWORD, defaultDirectory } from "./default-directory.js";
+import { dovecotPart } from "./dovecot/index.js";
 import { startEmulator } from "./emulator.js";
 import { graphPart } from "./graph/index.js";
 import type { EmulatorPart } from "./part.js";
@@ -11,6 +12,8 @@ import { smtpPart } from "./smtp/index.js";
 const PARTS: Record<string, () => EmulatorPart> = {
   graph: () => graphPart(),
   smtp: () => smtpPart(),
+  // Skipped, with the install command, where Dovecot is not installed.
+  dovecot: () => dovecotPart(),
 };
 
 const USAGE = `m365-emulator: offline Microsoft 365 (Entra ID token endpoint, discovery, admin API)

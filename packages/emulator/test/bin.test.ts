@@ -40,6 +40,7 @@ describe("m365-emulator (the bin)", () => {
       // The other parts run too, and say where.
       expect(output).toMatch(/export M365_GRAPH_ORIGIN=https:\/\/127\.0\.0\.1:\d+/);
       expect(output).toMatch(/export M365_SMTP_PORT=\d+/);
+      expect(output).toMatch(/dovecot\s+(running|skipped: .+)/);
 
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    name: "cli",
+    include: ["test/**/*.test.ts"],
+    // Tests start the emulator (with Dovecot) and run the built command: one file at a time on a small machine.
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+});

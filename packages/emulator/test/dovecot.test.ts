@@ -247,6 +247,33 @@ describe.skipIf(dovecotMissing)("Dovecot over the mailbox store", { timeout: 15_
     expect((await store.get(ALICE, toCopy.id)).folderPath).toBe("Inbox");
   });
 
+  it("shows a draft the store rewrote with its new content to an open IMAP session", async () => {
+    const draft = await store.deliver(ALICE, "drafts", mime("Draft v1"), { draft: true });
+    const client = imap(ALICE, issue(ALICE));
+    await client.connect();
+    try {
+      const subjects = async () => {
+        const lock = await client.getMailboxLock("Drafts");
+        try {
+          const out: string[] = [];
+          for await (const message of client.fetch("1:*", { envelope: true }))
+            out.push(message.envelope?.subject ?? "");
+          return out;
+        } finally {
+          lock.release();
+        }
+      };
+      expect(await subjects()).toContain("Draft v1");
+      await store.replace(ALICE, draft.id, mime("Draft v2"));
+      await client.noop(); // clients learn of changes at their next command (NOOP/IDLE)
+      const after = await subjects();
+      expect(after).toContain("Draft v2");
+      expect(after).not.toContain("Draft v1");
+    } finally {
+      await client.logout();
+    }
+  });
+
   it("serves POP3 over implicit TLS with AUTH XOAUTH2", async () => {
     const upn = "pop@contoso.com";
     await store.deliver(upn, "inbox", mime("Pop one", upn));

@@ -203,14 +203,21 @@ describe("messages", () => {
     expect(moved.id).not.toBe(message.id);
   });
 
-  it("rewrites a draft under the same id", async () => {
+  it("rewrites a draft under the same id, in a file Dovecot sees as a new message", async () => {
     const draft = await store.deliver(UPN, "drafts", mime("v1"), { draft: true });
     const raw = mime("version two");
     const updated = await store.replace(UPN, draft.id, raw);
     expect(updated).toMatchObject({ id: draft.id, draft: true, size: raw.length });
     expect(updated.changeKey).not.toBe(draft.changeKey);
+    // Dovecot keys IMAP UIDs and its cache on the name before ":2,": it must differ.
+    const dovecotBase = (name: string) => name.split(":")[0];
+    expect(dovecotBase(updated.filename)).not.toBe(dovecotBase(draft.filename));
     expect((await store.read(UPN, draft.id)).raw.equals(raw)).toBe(true);
     expect(await store.list(UPN, "drafts")).toHaveLength(1);
+    const copy = await store.copy(UPN, draft.id, "inbox");
+    expect(copy.id).not.toBe(draft.id);
+    const moved = await store.move(UPN, draft.id, "archive");
+    expect((await store.read(UPN, moved.id)).raw.equals(raw)).toBe(true);
   });
 
   it("deletes a message; its id then answers NOT_FOUND", async () => {

@@ -428,7 +428,7 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
     const parsed = parseMaildirFileName(name)!;
     const flags = parsed.flags;
     return {
-      id: messageIdOf(folderPath, parsed.unique),
+      id: messageIdOf(folderPath, parsed.idKey),
       folderId: folderIdOf(folderPath),
       folderPath,
       filename: name,
@@ -476,11 +476,11 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
 
   async function findIn(
     dir: string,
-    unique: string,
+    idKey: string,
   ): Promise<{ sub: "new" | "cur"; name: string } | undefined> {
     for (const sub of ["cur", "new"] as const) {
       const names = await readdir(join(dir, sub)).catch(() => [] as string[]);
-      const name = names.find((n) => parseMaildirFileName(n)?.unique === unique);
+      const name = names.find((n) => parseMaildirFileName(n)?.idKey === idKey);
       if (name) return { sub, name };
     }
     return undefined;
@@ -500,14 +500,14 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
       located.delete(cacheKey);
     }
     const home = folderDir(upn, parsed.folderPath);
-    const hit = await findIn(home, parsed.unique);
+    const hit = await findIn(home, parsed.idKey);
     if (hit) return { folderPath: parsed.folderPath, dir: home, ...hit };
     // Moved over IMAP: Dovecot keeps the file name, so look in the other folders.
     const paths = await folderPaths(upn).catch(() => [] as string[]);
     for (const path of paths) {
       if (path === parsed.folderPath) continue;
       const dir = folderDir(upn, path);
-      const other = await findIn(dir, parsed.unique);
+      const other = await findIn(dir, parsed.idKey);
       if (other) return { folderPath: path, dir, ...other };
     }
     throw notFound(`message ${id}`);
@@ -619,7 +619,7 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
       const parsed = parseMaildirFileName(at.name)!;
       // Keep the file name, like Dovecot's MOVE; a fresh one only when a copy with that name is there.
       let name = at.name;
-      if (await findIn(dir, parsed.unique)) {
+      if (await findIn(dir, parsed.idKey)) {
         name = `${newUniqueName()}${at.name.slice(parsed.unique.length)}`;
       }
       const target = join(dir, at.sub, name);
@@ -633,10 +633,12 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
     return withLocated(upn, id, `copy a message to "${toPath}"`, async (at) => {
       const dir = await ensureFolderDirs(upn, toPath);
       const parsed = parseMaildirFileName(at.name)!;
-      const name = `${newUniqueName()}${at.name.slice(parsed.unique.length)}`;
+      // A copy is a message of its own: a new base name and no `,I=` key of the original.
       const source = join(at.dir, at.sub, at.name);
       const stats = await lstat(source);
-      const tmp = join(dir, "tmp", name);
+      const base = `${newUniqueName()},S=${stats.size}`;
+      const name = parsed.flags ? `${base}:2,${parsed.flags}` : base;
+      const tmp = join(dir, "tmp", base);
       await copyFile(source, tmp);
       await applyOwner(tmp, owner);
       await utimes(tmp, stats.mtime, stats.mtime);
@@ -650,9 +652,9 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
       const parsed = parseMaildirFileName(at.name)!;
       const source = join(at.dir, at.sub, at.name);
       const stats = await lstat(source);
-      // A new base (size and a revision field) so that Dovecot sees a new message, never changed
-      // content under an old IMAP UID; the unique part, and with it the id, stays.
-      const base = `${parsed.unique},S=${raw.byteLength},V=${Date.now().toString(36)}`;
+      // A fresh file name so that Dovecot sees a new message (a new UID, never changed content under an
+      // old one); the `,I=` key keeps the id.
+      const base = `${newUniqueName()},S=${raw.byteLength},I=${parsed.idKey}`;
       const name = parsed.flags ? `${base}:2,${parsed.flags}` : base;
       const tmp = join(at.dir, "tmp", base);
       await writeFile(tmp, raw, { flag: "w", mode: 0o600 });
@@ -660,7 +662,15 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
       await utimes(tmp, stats.mtime, stats.mtime);
       const next: Located = { ...at, name };
       await rename(tmp, join(at.dir, at.sub, name));
-      if (name !== at.name) await unlink(source);
+      await unlink(source).catch(async (error: unknown) => {
+        // Dovecot renamed the old file meanwhile (a flag change): find it by its base name.
+        if (!isErrno(error, "ENOENT")) throw error;
+        for (const sub of ["cur", "new"]) {
+          const names = await readdir(join(at.dir, sub)).catch(() => [] as string[]);
+          const old = names.find((n) => parseMaildirFileName(n)?.unique === parsed.unique);
+          if (old) await unlink(join(at.dir, sub, old)).catch(() => undefined);
+        }
+      });
       located.set(`${normalizeUpn(upn)}\0${id}`, next);
       return describe(next);
     });

@@ -122,24 +122,26 @@ export function folderPathOfId(id: string): string | undefined {
 }
 
 /**
- * Message id: base64url of "<folder path>\n<unique part of the file name>". The unique part is the
- * file name up to the first "," or ":", so it survives Dovecot's renames for flag changes
- * (`...:2,S`) and content rewrites that change `,S=<size>`. The folder is part of the id because IMAP
- * COPY hard-links a file into another folder under the same name.
+ * Message id: base64url of "<folder path>\n<id key>". The id key is the file name up to the first ","
+ * or ":" (or its `,I=` field, below), so it survives Dovecot's renames for flag changes (`...:2,S`). A rewritten message (a Graph
+ * draft PATCH) gets a fresh file name — Dovecot keys IMAP UIDs and its cache on the name before ":2,",
+ * so changed content must never sit under an old name — and keeps its id through an `,I=<key>` field,
+ * which Dovecot ignores. The folder is part of the id because IMAP COPY hard-links a file into another
+ * folder under the same name.
  */
-export function messageIdOf(folderPath: string, unique: string): string {
-  return Buffer.from(`${folderPath}\n${unique}`, "utf8").toString("base64url");
+export function messageIdOf(folderPath: string, idKey: string): string {
+  return Buffer.from(`${folderPath}\n${idKey}`, "utf8").toString("base64url");
 }
 
-export function parseMessageId(id: string): { folderPath: string; unique: string } | undefined {
+export function parseMessageId(id: string): { folderPath: string; idKey: string } | undefined {
   if (!/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
   const text = Buffer.from(id, "base64url").toString("utf8");
   const cut = text.lastIndexOf("\n");
   if (cut <= 0) return undefined;
   const folderPath = text.slice(0, cut);
-  const unique = text.slice(cut + 1);
-  if (!isUniquePart(unique) || messageIdOf(folderPath, unique) !== id) return undefined;
-  return { folderPath, unique };
+  const idKey = text.slice(cut + 1);
+  if (!isUniquePart(idKey) || messageIdOf(folderPath, idKey) !== id) return undefined;
+  return { folderPath, idKey };
 }
 
 function isUniquePart(unique: string): boolean {
@@ -147,8 +149,10 @@ function isUniquePart(unique: string): boolean {
 }
 
 export interface MaildirFileName {
-  /** Up to the first "," or ":" — the id-bearing part. */
+  /** Up to the first "," or ":" — Dovecot's base name. */
   unique: string;
+  /** What the message id is made of: the `,I=` field when present, else `unique`. */
+  idKey: string;
   /** Up to ":2," — what Dovecot's uidlist keys on. */
   base: string;
   /** Flag letters after ":2," (uppercase system flags, lowercase keywords). */
@@ -166,7 +170,9 @@ export function parseMaildirFileName(name: string): MaildirFileName | undefined 
   const unique = base.split(",")[0]!;
   if (!isUniquePart(unique)) return undefined;
   const sizeMatch = /,S=(\d+)/.exec(base);
-  return { unique, base, flags, size: sizeMatch ? Number(sizeMatch[1]) : undefined };
+  const keyMatch = /,I=([^,]+)/.exec(base);
+  const idKey = keyMatch && isUniquePart(keyMatch[1]!) ? keyMatch[1]! : unique;
+  return { unique, idKey, base, flags, size: sizeMatch ? Number(sizeMatch[1]) : undefined };
 }
 
 /** Maildir wants flag letters in ASCII order, each once. */

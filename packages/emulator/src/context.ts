@@ -100,6 +100,13 @@ export interface EmulatorContext {
   authorizeProtocol(token: string, protocol: Protocol, mailbox?: string): ProtocolCheck;
   /** Called with the UPN whenever a user's tokens are revoked (admin API): end their sessions. */
   onTokensRevoked(listener: (upn: string) => void): () => void;
+  /**
+   * Called when an IMAP/POP3 login was allowed by introspection, with the token's expiry: the Dovecot
+   * part ends the user's sessions then, as Exchange ends a session whose token expired.
+   */
+  onProtocolLogin(
+    listener: (login: { upn: string; protocol: Protocol; expiresAt: Date }) => void,
+  ): () => void;
 }
 
 export type ProtocolCheck =

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import { CLOUDS, type Logger, M365MailError, safeLogger } from "@m365-mail/core";
 import { createAdmin, type EmulatorAdmin } from "./admin.js";
-import type { EmulatorContext } from "./context.js";
+import type { EmulatorContext, Protocol } from "./context.js";
 import { createRequestCounters } from "./counters.js";
 import { defaultDirectory, loadDirectory, validateDirectory } from "./default-directory.js";
 import type { Directory } from "./directory.js";
@@ -93,6 +93,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const tokens = new TokenService(signing, store, () => origin);
   const gate = new ProtocolGate(tokens, store, counters);
   const revokeListeners = new Set<(upn: string) => void>();
+  const loginListeners = new Set<(login: { upn: string; protocol: Protocol; expiresAt: Date }) => void>();
   const runningParts = new Map<string, EmulatorPart>();
   const admin = createAdmin({
     parts: runningParts,
@@ -117,6 +118,15 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     { key: tls.keyPem, cert: tls.certPem },
     createEntraHandler({
       origin: () => origin,
+      onProtocolLogin: (login) => {
+        for (const listener of loginListeners) {
+          try {
+            listener(login);
+          } catch (error) {
+            log.warn("a protocol-login listener failed", { error });
+          }
+        }
+      },
       store,
       tokens,
       gate,
@@ -144,6 +154,10 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     onTokensRevoked(listener) {
       revokeListeners.add(listener);
       return () => revokeListeners.delete(listener);
+    },
+    onProtocolLogin(listener) {
+      loginListeners.add(listener);
+      return () => loginListeners.delete(listener);
     },
     faults,
     counters,

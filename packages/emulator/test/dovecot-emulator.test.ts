@@ -121,4 +121,45 @@ describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000
     await closed;
     expect(client.usable).toBe(false);
   });
+
+  it("lets a delegate open the shared mailbox with user= the shared address", async () => {
+    await createMailStore({ root: dataDir }).deliver(
+      "shared@contoso.com",
+      "inbox",
+      Buffer.from("From: a@fabrikam.com\r\nTo: shared@contoso.com\r\nSubject: For the team\r\n\r\nHi\r\n"),
+    );
+    const token = await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All");
+    const client = imap("shared@contoso.com", token);
+    await client.connect();
+    try {
+      const mailbox = await client.mailboxOpen("INBOX");
+      expect(mailbox.exists).toBe(1);
+    } finally {
+      await client.logout();
+    }
+    const outsider = await tokenFor("alice@contoso.com", "https://outlook.office.com/IMAP.AccessAsUser.All");
+    const refused = (await imap("shared@contoso.com", outsider)
+      .connect()
+      .catch((e: unknown) => e)) as { authenticationFailed?: boolean };
+    expect(refused.authenticationFailed).toBe(true);
+  });
+
+  it("ends a session when the token it logged in with expires, as Exchange does", async () => {
+    emulator.admin.setTokenLifetime(3);
+    try {
+      const client = imap(
+        SUPPORT,
+        await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All"),
+      );
+      await client.connect();
+      await client.mailboxOpen("INBOX");
+      const closed = new Promise<number>((done) => client.once("close", () => done(Date.now())));
+      const openedAt = Date.now();
+      const closedAt = await closed;
+      expect(closedAt - openedAt).toBeLessThan(6_000);
+      expect(emulator.admin.counts()["dovecot.kick.token-expired"]).toBeGreaterThanOrEqual(1);
+    } finally {
+      emulator.admin.setTokenLifetime(3600);
+    }
+  });
 });

@@ -30,6 +30,10 @@ export interface DovecotPart extends EmulatorPart {
 export function dovecotPart(options: DovecotPartOptions = {}): DovecotPart {
   let server: DovecotServer | undefined;
   let unsubscribe: (() => void) | undefined;
+  // Exchange ends an IMAP/POP3 session when its token expires (`BYE Session invalidated -
+  // AccessTokenExpired`); Dovecot cannot tell which session used which token, so at each token's
+  // expiry the user's sessions are kicked and clients reconnect with a fresh token.
+  const expiryTimers = new Map<string, NodeJS.Timeout>();
   return {
     name: "dovecot",
     get server() {
@@ -50,11 +54,31 @@ export function dovecotPart(options: DovecotPartOptions = {}): DovecotPart {
         logger: log,
       });
       const running = server;
-      unsubscribe = ctx.onTokensRevoked((upn) => {
+      const kick = (upn: string, why: string) =>
         running
           .kick(upn)
-          .catch((error: unknown) => log.warn("ending sessions after revocation failed", { upn, error }));
+          .catch((error: unknown) => log.warn(`ending sessions (${why}) failed`, { upn, error }));
+      const offRevoked = ctx.onTokensRevoked((upn) => void kick(upn, "revocation"));
+      const offLogin = ctx.onProtocolLogin(({ upn, expiresAt }) => {
+        const key = `${upn.toLowerCase()} ${expiresAt.getTime()}`;
+        if (expiryTimers.has(key)) return;
+        const timer = setTimeout(
+          () => {
+            expiryTimers.delete(key);
+            ctx.counters.increment("dovecot.kick.token-expired");
+            void kick(upn, "token expired");
+          },
+          Math.max(0, expiresAt.getTime() - Date.now()),
+        );
+        timer.unref();
+        expiryTimers.set(key, timer);
       });
+      unsubscribe = () => {
+        offRevoked();
+        offLogin();
+        for (const timer of expiryTimers.values()) clearTimeout(timer);
+        expiryTimers.clear();
+      };
       const env: Record<string, string> = {
         M365_IMAP_HOST: running.host,
         M365_IMAP_PORT: String(running.imapPort),

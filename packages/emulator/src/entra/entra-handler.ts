@@ -22,6 +22,8 @@ export interface EntraHandlerDeps {
   loops: LoopDetector;
   admin: EmulatorAdmin;
   log: Logger;
+  /** An IMAP/POP3 login passed introspection (the Dovecot part schedules the session's end). */
+  onProtocolLogin?: (login: { upn: string; protocol: Protocol; expiresAt: Date }) => void;
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -111,6 +113,9 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
     if (!result.ok)
       return sendJson(res, 200, { active: false, error: result.reason, error_description: result.message });
     const { claims, user } = result;
+    if (protocol === "imap" || protocol === "pop3") {
+      deps.onProtocolLogin?.({ upn: user.upn, protocol, expiresAt: new Date(claims.exp * 1000) });
+    }
     return sendJson(res, 200, {
       active: true,
       username: user.upn,
@@ -123,6 +128,9 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
       sub: claims.oid,
       tid: claims.tid,
       token_type: "Bearer",
+      // Mailboxes this token may open (",own,shared…,"): Dovecot never sends the login name to
+      // introspection, so its shared-mailbox passdb checks the name against this list.
+      mailboxes: `,${mailboxesOf(deps.store, user.upn).join(",")},`,
     });
   }
 
@@ -245,4 +253,15 @@ function bearer(header: string | undefined): string | undefined {
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The user's own mailbox and every shared mailbox that lists the user as a delegate, lower-cased. */
+function mailboxesOf(store: DirectoryStore, upn: string): string[] {
+  const self = upn.toLowerCase();
+  const shared = store
+    .tenants()
+    .flatMap((tenant) => tenant.users)
+    .filter((u) => (u.delegates ?? []).some((d) => d.toLowerCase() === self))
+    .map((u) => u.upn.toLowerCase());
+  return [self, ...shared];
 }

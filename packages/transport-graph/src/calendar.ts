@@ -1,6 +1,6 @@
 import type { Address, CalendarEvent, DateRange } from "@m365-mail/core";
 import type { GraphContext } from "./graph-context.js";
-import type { GraphRecipient } from "./graph-message.js";
+import { type GraphRecipient, toAddress } from "./graph-message.js";
 import { OPERATIONS } from "./operations.js";
 
 interface GraphDateTime {
@@ -56,12 +56,6 @@ export async function* listEvents(
 function toDate(value: GraphDateTime | undefined): Date {
   const text = value?.dateTime ?? "";
   return new Date(/(Z|[+-]\d\d:\d\d)$/.test(text) ? text : `${text}Z`);
-}
-
-function toAddress(r: GraphRecipient | undefined): Address | undefined {
-  const a = r?.emailAddress;
-  if (!a?.address) return undefined;
-  return a.name ? { address: a.address, name: a.name } : { address: a.address };
 }
 
 function toEvent(e: GraphEvent): CalendarEvent {

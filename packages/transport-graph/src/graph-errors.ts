@@ -1,4 +1,5 @@
 import { M365MailError, readJwtClaims } from "@m365-mail/core";
+import { grantedScopes, isGraphAudience } from "./graph-hosts.js";
 import type { GraphOperation } from "./operations.js";
 
 export const SOURCE = "graph";
@@ -139,26 +140,4 @@ export async function graphErrorFromResponse(
     context,
     body ?? { status: response.status, body: text.slice(0, 500) },
   );
-}
-
-function isGraphAudience(audience: string, graphResource: string): boolean {
-  const a = audience.replace(/\/$/, "").toLowerCase();
-  // Graph access tokens carry either the resource URI or Graph's well-known application id.
-  return (
-    a === graphResource.replace(/\/$/, "").toLowerCase() ||
-    a === "00000003-0000-0000-c000-000000000000" ||
-    /^https:\/\/([a-z-]+\.)?graph\.microsoft\.(com|us|de)$/.test(a) ||
-    a === "https://microsoftgraph.chinacloudapi.cn"
-  );
-}
-
-export function grantedScopes(token: string | undefined): string[] | undefined {
-  if (!token) return undefined;
-  const scp = readJwtClaims(token)?.scp;
-  return typeof scp === "string"
-    ? scp
-        .split(" ")
-        .filter(Boolean)
-        .map((s) => s.toLowerCase())
-    : undefined;
 }

@@ -7,10 +7,11 @@ import {
   graphErrorFromResponse,
   SOURCE,
 } from "./graph-errors.js";
+import { isGraphHost } from "./graph-hosts.js";
 import { AuthMiddleware, type FetchFunction, FetchHandler, RetryMiddleware } from "./middleware.js";
 import type { GraphOperation } from "./operations.js";
 import { RequestPolicy } from "./request-policy.js";
-import type { ResolvedRetryOptions } from "./retry-policy.js";
+import { backoffDelay, type ResolvedRetryOptions, sleep } from "./retry-policy.js";
 import type { Semaphore } from "./semaphore.js";
 
 export type HttpMethod = "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
@@ -60,15 +61,6 @@ export type BatchOutcome<T = unknown> =
   | { readonly ok: true; readonly status: number; readonly body: T }
   | { readonly ok: false; readonly status: number; readonly error: M365MailError };
 
-const KNOWN_GRAPH_HOSTS = new Set([
-  "graph.microsoft.com",
-  "graph.microsoft.us",
-  "dod-graph.microsoft.us",
-  "graph.microsoft.de",
-  "microsoftgraph.chinacloudapi.cn",
-  "canary.graph.microsoft.com",
-]);
-
 /** The Graph SDK client with our middleware chain, plus the request helpers the transport uses. */
 export class GraphHttp {
   readonly client: Client;
@@ -93,7 +85,7 @@ export class GraphHttp {
       defaultVersion: "v1.0",
       // Our AuthMiddleware checks the origin itself; customHosts keeps the SDK's own host check
       // (used if anyone adds its AuthenticationHandler) in line for the emulator or a private host.
-      ...(KNOWN_GRAPH_HOSTS.has(new URL(this.origin).hostname) ? {} : { customHosts: new Set([host]) }),
+      ...(isGraphHost(this.origin) ? {} : { customHosts: new Set([host]) }),
       middleware: [new AuthMiddleware(runtime), new RetryMiddleware(runtime), new FetchHandler(runtime)],
     });
   }
@@ -216,7 +208,7 @@ export class GraphHttp {
       });
       const byId = new Map((answer.data?.responses ?? []).map((r) => [String(r.id), r]));
       const throttled: typeof pending = [];
-      let retryAfterMs = 0;
+      let retryAfterMs: number | undefined;
       for (const item of pending) {
         const r = byId.get(String(item.index));
         if (!r) {
@@ -241,7 +233,7 @@ export class GraphHttp {
         if ((status === 429 || status === 503) && attempt < retry.attempts) {
           throttled.push(item);
           const after = Number(headerValue(r.headers, "retry-after"));
-          if (Number.isFinite(after)) retryAfterMs = Math.max(retryAfterMs, after * 1000);
+          if (Number.isFinite(after)) retryAfterMs = Math.max(retryAfterMs ?? 0, after * 1000);
           continue;
         }
         const retryAfter = Number(headerValue(r.headers, "retry-after"));
@@ -256,7 +248,7 @@ export class GraphHttp {
       }
       pending = throttled;
       if (pending.length === 0) break;
-      const delay = retryAfterMs || Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+      const delay = retryAfterMs ?? backoffDelay(attempt, retry);
       if (delay > retry.maxDelayMs || waited + delay > retry.maxWaitMs) {
         for (const item of pending) {
           outcomes[item.index] = {
@@ -271,7 +263,12 @@ export class GraphHttp {
         break;
       }
       log.debug(`${op.name}: ${pending.length} batch steps throttled, retrying in ${delay} ms`);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay, signal).catch((reason: unknown) => {
+        throw new M365MailError("ABORTED", `${op.name} was aborted while waiting to retry`, {
+          source: SOURCE,
+          cause: reason,
+        });
+      });
       waited += delay;
     }
   }

@@ -140,18 +140,18 @@ export function toGraphMessage(
   return out;
 }
 
-function address(r: GraphRecipient | null | undefined): Address | undefined {
+export function toAddress(r: GraphRecipient | null | undefined): Address | undefined {
   const a = r?.emailAddress;
   if (!a?.address) return undefined;
   return a.name ? { address: a.address, name: a.name } : { address: a.address };
 }
 
 function addresses(list: GraphRecipient[] | undefined): Address[] {
-  return (list ?? []).map(address).filter((a): a is Address => a !== undefined);
+  return (list ?? []).map(toAddress).filter((a): a is Address => a !== undefined);
 }
 
 export function toSummary(m: GraphMessage): MessageSummary {
-  const from = address(m.from);
+  const from = toAddress(m.from);
   return {
     id: m.id,
     ...(m.parentFolderId ? { folder: m.parentFolderId } : {}),

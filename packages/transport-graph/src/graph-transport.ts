@@ -26,6 +26,7 @@ import { type DeltaOptions, type DeltaResult, delta, type WatchOptions, watch } 
 import { listFolders } from "./folders.js";
 import type { GraphContext } from "./graph-context.js";
 import { SOURCE } from "./graph-errors.js";
+import { graphResourceFor } from "./graph-hosts.js";
 import { GraphHttp } from "./graph-http.js";
 import {
   type BulkResult,
@@ -135,9 +136,6 @@ declare module "@m365-mail/core" {
   }
 }
 
-const GRAPH_RESOURCE_HOSTS =
-  /^(graph\.microsoft\.(com|us|de)|dod-graph\.microsoft\.us|microsoftgraph\.chinacloudapi\.cn)$/;
-
 export function graphTransport(options: GraphTransportOptions): GraphTransport {
   const { auth } = options;
   if (auth?.kind !== "token-provider") {
@@ -244,18 +242,4 @@ function originOf(url: string): string {
       hint: "Use the Graph origin, e.g. https://graph.microsoft.com.",
     });
   }
-}
-
-/** The resource URI scopes must start with; a private host (the emulator) stands in for global Graph. */
-function graphResourceFor(cloudEndpoint: string | undefined, origin: string): string {
-  for (const candidate of [cloudEndpoint, origin]) {
-    if (!candidate) continue;
-    try {
-      const url = new URL(candidate);
-      if (GRAPH_RESOURCE_HOSTS.test(url.hostname)) return url.origin;
-    } catch {
-      // not a URL: try the next
-    }
-  }
-  return "https://graph.microsoft.com";
 }

@@ -151,7 +151,7 @@ export async function moveMessage(
   return data.id;
 }
 
-/** Moves the message to Deleted Items (Exchange keeps it there until emptied). */
+/** Graph's soft delete: the message goes to Recoverable Items, not Deleted Items (move it to "trash" for that). */
 export async function deleteMessage(
   ctx: GraphContext,
   messageId: string,

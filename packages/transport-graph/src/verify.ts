@@ -1,6 +1,7 @@
 import { M365MailError, readJwtClaims, type VerifyCheck, type VerifyReport } from "@m365-mail/core";
 import type { GraphContext } from "./graph-context.js";
 import { graphError, SOURCE } from "./graph-errors.js";
+import { grantedScopes, isGraphAudience } from "./graph-hosts.js";
 import { OPERATIONS } from "./operations.js";
 
 const asError = (error: unknown): M365MailError =>
@@ -21,10 +22,10 @@ export async function verify(ctx: GraphContext, signal?: AbortSignal): Promise<V
   let scopes: string[] | undefined;
   try {
     const token = await ctx.auth.getAccessToken("graph", { signal });
+    scopes = grantedScopes(token.token);
     const claims = readJwtClaims(token.token);
-    scopes = typeof claims?.scp === "string" ? claims.scp.split(" ").filter(Boolean) : undefined;
     const audience = claims?.aud;
-    if (audience && /outlook/i.test(audience)) {
+    if (audience && !isGraphAudience(audience, ctx.graphResource)) {
       const error = graphError(401, undefined, {
         op: OPERATIONS.me,
         sharedMailbox: ctx.sharedMailbox,
@@ -37,7 +38,7 @@ export async function verify(ctx: GraphContext, signal?: AbortSignal): Promise<V
     checks.push({
       name: "sign-in",
       ok: true,
-      detail: `Graph token for ${ctx.auth.username}${audience ? ` (aud ${audience})` : ""}; scopes: ${scopes?.join(" ") ?? "unknown"}`,
+      detail: `Graph token for ${ctx.auth.username}${audience ? ` (aud ${audience})` : ""}; scopes: ${claims?.scp ?? "unknown"}`,
     });
   } catch (error) {
     checks.push({ name: "sign-in", ok: false, detail: 'getAccessToken("graph")', error: asError(error) });
@@ -109,9 +110,7 @@ export async function verify(ctx: GraphContext, signal?: AbortSignal): Promise<V
   checks.push(...results);
 
   const send = shared ? "Mail.Send.Shared" : "Mail.Send";
-  const granted = scopes?.some(
-    (s) => s.toLowerCase() === send.toLowerCase() || s.toLowerCase().endsWith(`/${send.toLowerCase()}`),
-  );
+  const granted = scopes?.includes(send.toLowerCase());
   checks.push(
     granted
       ? {

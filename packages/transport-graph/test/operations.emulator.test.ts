@@ -37,7 +37,9 @@ describe("graph operations against the emulator", () => {
     await t.deleteMessage(movedId);
     const deleted = await t.deleteMessages(moved.map((r) => (r.ok ? r.newId! : "")));
     expect(deleted.every((r) => r.ok)).toBe(true);
-    expect(await withSubject(t, subject, "trash")).toHaveLength(3);
+    // Graph's DELETE is a soft delete: the messages leave every visible folder, Deleted Items included.
+    for (const folder of ["inbox", "archive", "junk", "trash"])
+      expect(await withSubject(t, subject, folder)).toHaveLength(0);
   });
 
   it("gets several messages in one batch, and the raw MIME of one", async () => {

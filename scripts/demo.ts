@@ -1,7 +1,8 @@
 // Interim demo (issue 2): sign in against the local emulator and show what the tokens are for.
 // The CLI's `m365-mail demo` replaces it once the transports are in.
-import { summarizeToken } from "@m365-mail/core";
+
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
+import { summarizeToken } from "@m365-mail/core";
 import { DEMO_PASSWORD, startEmulator } from "@m365-mail/emulator";
 
 const emulator = await startEmulator();
@@ -27,7 +28,9 @@ try {
     }
     await auth.dispose?.();
   }
-  const counts = Object.fromEntries(Object.entries(emulator.admin.counts()).filter(([k]) => !k.includes(":")));
+  const counts = Object.fromEntries(
+    Object.entries(emulator.admin.counts()).filter(([k]) => !k.includes(":")),
+  );
   console.log(`token requests: ${JSON.stringify(counts)}`);
 } finally {
   await emulator.stop();

@@ -13,7 +13,9 @@ export function parseAddress(input: AddressInput): Address {
   let result: Address;
   if (typeof input === "string") {
     const match = /^\s*(?:"?([^"<]*?)"?\s*)?<([^>]+)>\s*$/.exec(input);
-    result = match ? { address: match[2]!.trim(), ...(match[1] ? { name: match[1].trim() } : {}) } : { address: input.trim() };
+    result = match
+      ? { address: match[2]!.trim(), ...(match[1] ? { name: match[1].trim() } : {}) }
+      : { address: input.trim() };
   } else {
     result = { address: input.address.trim(), ...(input.name ? { name: input.name } : {}) };
   }
@@ -33,7 +35,9 @@ export function parseAddressList(input: AddressInput | AddressInput[] | undefine
 /** `Name <a@b.c>` with the name quoted when needed; non-ASCII is left to the MIME encoder. */
 export function formatAddress(address: Address): string {
   if (!address.name) return address.address;
-  const name = /[",;:<>@()[\]\\]/.test(address.name) ? `"${address.name.replace(/(["\\])/g, "\\$1")}"` : address.name;
+  const name = /[",;:<>@()[\]\\]/.test(address.name)
+    ? `"${address.name.replace(/(["\\])/g, "\\$1")}"`
+    : address.name;
   return `${name} <${address.address}>`;
 }
 
@@ -49,7 +53,9 @@ export function validateOutgoingMessage(message: OutgoingMessage): void {
     ...parseAddressList(message.bcc),
   ];
   if (recipients.length === 0) {
-    throw new M365MailError("MESSAGE_INVALID", "the message has no recipients", { hint: "Set to, cc or bcc." });
+    throw new M365MailError("MESSAGE_INVALID", "the message has no recipients", {
+      hint: "Set to, cc or bcc.",
+    });
   }
   if (message.from !== undefined) parseAddress(message.from);
   parseAddressList(message.replyTo);

@@ -1,5 +1,5 @@
-import { M365MailError } from "./errors.js";
 import type { Resource } from "./contracts.js";
+import { M365MailError } from "./errors.js";
 
 /** One Microsoft cloud: where to sign in and where each protocol lives. Tokens never cross clouds. */
 export interface CloudPreset {
@@ -93,14 +93,13 @@ export const OUTLOOK_PERMISSIONS = ["SMTP.Send", "IMAP.AccessAsUser.All", "POP.A
  * (`IMAP.AccessAsUser.All`) yields a *Graph* token — the most common mistake — so we always
  * prefix with the resource URI.
  */
-export function scopesFor(
-  cloud: CloudPreset,
-  resource: Resource,
-  permissions?: readonly string[],
-): string[] {
+export function scopesFor(cloud: CloudPreset, resource: Resource, permissions?: readonly string[]): string[] {
   const base = resource === "graph" ? cloud.graphEndpoint : cloud.outlookResource;
   const names =
-    permissions ?? (resource === "graph" ? ["User.Read", "Mail.ReadWrite", "Mail.Send", "Calendars.Read"] : OUTLOOK_PERMISSIONS);
+    permissions ??
+    (resource === "graph"
+      ? ["User.Read", "Mail.ReadWrite", "Mail.Send", "Calendars.Read"]
+      : OUTLOOK_PERMISSIONS);
   return names.map((name) => (name.includes("://") ? name : `${base}/${name}`));
 }
 

@@ -89,7 +89,11 @@ export interface Transport {
   listMessages?(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MessageSummary>;
   getMessage?(id: string, options?: OperationOptions & { folder?: string }): Promise<Message>;
   markRead?(id: string, read: boolean, options?: OperationOptions & { folder?: string }): Promise<void>;
-  moveMessage?(id: string, toFolder: string, options?: OperationOptions & { folder?: string }): Promise<string>;
+  moveMessage?(
+    id: string,
+    toFolder: string,
+    options?: OperationOptions & { folder?: string },
+  ): Promise<string>;
   deleteMessage?(id: string, options?: OperationOptions & { folder?: string }): Promise<void>;
   /** New mail as it arrives; survives token expiry and reconnects without losing or repeating mail. */
   watch?(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MailEvent>;

@@ -55,4 +55,5 @@ export function redactValue(value: unknown, depth = 0): unknown {
   return out;
 }
 
-const SECRET_KEY = /^(password|passphrase|secret|client_secret|token|access_?token|refresh_?token|id_?token|authorization|key)$/i;
+const SECRET_KEY =
+  /^(password|passphrase|secret|client_secret|token|access_?token|refresh_?token|id_?token|authorization|key)$/i;

@@ -1,5 +1,11 @@
 import { validateOutgoingMessage } from "./address.js";
-import { CONTRACT_VERSION, type TokenProvider, type Transport, type TransportRegistry, type VerifyReport } from "./contracts.js";
+import {
+  CONTRACT_VERSION,
+  type TokenProvider,
+  type Transport,
+  type TransportRegistry,
+  type VerifyReport,
+} from "./contracts.js";
 import { M365MailError, notSupported } from "./errors.js";
 import type { OutgoingMessage, SendResult } from "./message.js";
 
@@ -73,9 +79,13 @@ export function createMailbox(options: CreateMailboxOptions): Mailbox {
       );
     }
     if (byName.has(transport.name)) {
-      throw new M365MailError("CONFIG_INVALID", `a transport named "${transport.name}" is already registered`, {
-        hint: "Register each transport once, or give the second one another `name`.",
-      });
+      throw new M365MailError(
+        "CONFIG_INVALID",
+        `a transport named "${transport.name}" is already registered`,
+        {
+          hint: "Register each transport once, or give the second one another `name`.",
+        },
+      );
     }
     byName.set(transport.name, transport);
   }
@@ -84,9 +94,13 @@ export function createMailbox(options: CreateMailboxOptions): Mailbox {
     const transport = byName.get(name);
     if (!transport) {
       const known = [...byName.keys()].join(", ") || "none";
-      throw new M365MailError("CONFIG_INVALID", `no transport named "${name}" is registered (registered: ${known})`, {
-        hint: `Add it to createMailbox({ transports: [...] }).`,
-      });
+      throw new M365MailError(
+        "CONFIG_INVALID",
+        `no transport named "${name}" is registered (registered: ${known})`,
+        {
+          hint: `Add it to createMailbox({ transports: [...] }).`,
+        },
+      );
     }
     return transport;
   };
@@ -100,7 +114,10 @@ export function createMailbox(options: CreateMailboxOptions): Mailbox {
       validateOutgoingMessage(message);
       const names =
         sendOptions.via === undefined
-          ? [...byName.values()].filter((t) => t.capabilities.send).map((t) => t.name).slice(0, 1)
+          ? [...byName.values()]
+              .filter((t) => t.capabilities.send)
+              .map((t) => t.name)
+              .slice(0, 1)
           : typeof sendOptions.via === "string"
             ? [sendOptions.via]
             : [...sendOptions.via];

@@ -6,8 +6,12 @@ describe("clouds and scopes", () => {
     expect(scopesFor(CLOUDS.global, "outlook", ["IMAP.AccessAsUser.All"])).toEqual([
       "https://outlook.office.com/IMAP.AccessAsUser.All",
     ]);
-    expect(scopesFor(CLOUDS.usgovhigh, "outlook", ["SMTP.Send"])).toEqual(["https://outlook.office365.us/SMTP.Send"]);
-    expect(scopesFor(CLOUDS.china, "graph", ["Mail.Read"])).toEqual(["https://microsoftgraph.chinacloudapi.cn/Mail.Read"]);
+    expect(scopesFor(CLOUDS.usgovhigh, "outlook", ["SMTP.Send"])).toEqual([
+      "https://outlook.office365.us/SMTP.Send",
+    ]);
+    expect(scopesFor(CLOUDS.china, "graph", ["Mail.Read"])).toEqual([
+      "https://microsoftgraph.chinacloudapi.cn/Mail.Read",
+    ]);
   });
 
   it("keeps the hosts of each cloud apart", () => {
@@ -22,7 +26,12 @@ describe("clouds and scopes", () => {
 });
 
 describe("readJwtClaims", () => {
-  const claims = { aud: "https://outlook.office.com", scp: "IMAP.AccessAsUser.All SMTP.Send", upn: "a@b.c", exp: 2000000000 };
+  const claims = {
+    aud: "https://outlook.office.com",
+    scp: "IMAP.AccessAsUser.All SMTP.Send",
+    upn: "a@b.c",
+    exp: 2000000000,
+  };
   const token = `eyJhbGciOiJub25lIn0.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`;
 
   it("reads the claims without verifying and summarises them", () => {

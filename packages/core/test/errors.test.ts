@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { forgetSecret, M365MailError, redact, redactValue, registerSecret, safeLogger } from "../src/index.js";
+import {
+  forgetSecret,
+  M365MailError,
+  redact,
+  redactValue,
+  registerSecret,
+  safeLogger,
+} from "../src/index.js";
 
 const jwt =
   "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29mdC5jb20ifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ";

@@ -101,13 +101,17 @@ describe("createMailbox", () => {
   it("validates a message before any transport sees it", async () => {
     const fake = fakeTransport();
     const mailbox = createMailbox({ auth, transports: [fake] });
-    await expect(mailbox.send({ to: "not-an-address", subject: "x" })).rejects.toMatchObject({ code: "MESSAGE_INVALID" });
+    await expect(mailbox.send({ to: "not-an-address", subject: "x" })).rejects.toMatchObject({
+      code: "MESSAGE_INVALID",
+    });
     await expect(mailbox.send({ to: "a@b.cd", subject: "x\r\nBcc: evil@x.com" })).rejects.toMatchObject({
       code: "MESSAGE_INVALID",
     });
-    await expect(mailbox.send({ to: "a@b.cd", headers: { "X-A": "1\nBcc: e@x.com" } })).rejects.toMatchObject({
-      code: "MESSAGE_INVALID",
-    });
+    await expect(mailbox.send({ to: "a@b.cd", headers: { "X-A": "1\nBcc: e@x.com" } })).rejects.toMatchObject(
+      {
+        code: "MESSAGE_INVALID",
+      },
+    );
     expect(fake.sent).toHaveLength(0);
   });
 
@@ -115,13 +119,17 @@ describe("createMailbox", () => {
     const disabled = fakeTransport("graph", new M365MailError("ACCESS_DENIED", "no Mail.Send"));
     const smtp = fakeTransport("smtp");
     const mailbox = createMailbox({ auth, transports: [disabled, smtp] });
-    await expect(mailbox.send(message, { via: ["graph", "smtp"] })).resolves.toMatchObject({ transport: "smtp" });
+    await expect(mailbox.send(message, { via: ["graph", "smtp"] })).resolves.toMatchObject({
+      transport: "smtp",
+    });
     expect(smtp.sent).toHaveLength(1);
 
     const ambiguous = fakeTransport("graph", new M365MailError("TIMEOUT", "gateway timeout"));
     const smtp2 = fakeTransport("smtp");
     const mailbox2 = createMailbox({ auth, transports: [ambiguous, smtp2] });
-    await expect(mailbox2.send(message, { via: ["graph", "smtp"] })).rejects.toMatchObject({ code: "TIMEOUT" });
+    await expect(mailbox2.send(message, { via: ["graph", "smtp"] })).rejects.toMatchObject({
+      code: "TIMEOUT",
+    });
     expect(smtp2.sent).toHaveLength(0);
   });
 
@@ -129,7 +137,12 @@ describe("createMailbox", () => {
     let disposed = false;
     const fake = fakeTransport();
     const mailbox = createMailbox({
-      auth: { ...auth, dispose: async () => void (disposed = true) },
+      auth: {
+        ...auth,
+        dispose: async () => {
+          disposed = true;
+        },
+      },
       transports: [fake],
     });
     await mailbox.close();

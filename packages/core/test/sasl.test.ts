@@ -9,7 +9,14 @@ describe("SASL encoders", () => {
   });
 
   it("OAUTHBEARER matches RFC 7628 section 4.1", () => {
-    expect(encodeOAuthBearer("user@example.com", "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==", "server.example.com", 143)).toBe(
+    expect(
+      encodeOAuthBearer(
+        "user@example.com",
+        "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==",
+        "server.example.com",
+        143,
+      ),
+    ).toBe(
       "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB",
     );
   });
@@ -26,8 +33,14 @@ describe("SASL encoders", () => {
   });
 
   it("decodes the JSON challenge servers send after a failed XOAUTH2", () => {
-    const challenge = Buffer.from('{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}').toString("base64");
-    expect(decodeSaslChallenge(challenge)).toEqual({ status: "401", schemes: "bearer", scope: "https://mail.google.com/" });
+    const challenge = Buffer.from(
+      '{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}',
+    ).toString("base64");
+    expect(decodeSaslChallenge(challenge)).toEqual({
+      status: "401",
+      schemes: "bearer",
+      scope: "https://mail.google.com/",
+    });
     expect(decodeSaslChallenge("not base64 json")).toBeUndefined();
   });
 });

@@ -200,8 +200,12 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     const { uids, uidValidity } = await shared.run(
       `SEARCH ${folder}`,
       async (client) => {
+        const alreadySelected = client.mailbox && client.mailbox.path === folder;
         const lock = await client.getMailboxLock(folder);
         try {
+          // A folder selected earlier may not show mail that arrived since (Dovecot rescans a Maildir
+          // only on NOOP/CHECK or after a while); NOOP asks the server to report it now.
+          if (alreadySelected) await client.noop();
           const criteria = {
             ...(query.since ? { since: query.since } : {}),
             ...(query.unreadOnly ? { seen: false } : {}),

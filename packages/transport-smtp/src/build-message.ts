@@ -35,24 +35,28 @@ export function buildMail(message: OutgoingMessage, mailbox: string): BuiltMail 
   const messageId = message.messageId ?? generateMessageId(from.address);
   const mail: SendMailOptions = {
     from: toText(from),
-    to: to.map(toText),
-    cc: cc.map(toText),
-    bcc: bcc.map(toText),
     messageId,
     envelope: { from: from.address, to: [...to, ...cc, ...bcc].map((a) => a.address) },
-    // Filled headers only: nodemailer would print an empty Subject otherwise.
+    // Filled fields only: nodemailer would print empty headers, and does less work without them.
+    ...(to.length > 0 ? { to: to.map(toText) } : {}),
+    ...(cc.length > 0 ? { cc: cc.map(toText) } : {}),
+    ...(bcc.length > 0 ? { bcc: bcc.map(toText) } : {}),
     ...(replyTo.length > 0 ? { replyTo: replyTo.map(toText) } : {}),
     ...(message.subject !== undefined ? { subject: message.subject } : {}),
     ...(message.text !== undefined ? { text: message.text } : {}),
     ...(message.html !== undefined ? { html: message.html } : {}),
     ...(message.headers ? { headers: { ...message.headers } } : {}),
-    attachments: (message.attachments ?? []).map((a) => ({
-      filename: a.filename,
-      content: typeof a.content === "string" ? a.content : Buffer.from(a.content),
-      ...(a.contentType ? { contentType: a.contentType } : {}),
-      ...(a.contentId ? { cid: a.contentId.replace(/^<|>$/g, "") } : {}),
-      contentDisposition: a.inline || a.contentId ? ("inline" as const) : ("attachment" as const),
-    })),
+    ...(message.attachments?.length
+      ? {
+          attachments: message.attachments.map((a) => ({
+            filename: a.filename,
+            content: typeof a.content === "string" ? a.content : Buffer.from(a.content),
+            ...(a.contentType ? { contentType: a.contentType } : {}),
+            ...(a.contentId ? { cid: a.contentId.replace(/^<|>$/g, "") } : {}),
+            contentDisposition: a.inline || a.contentId ? ("inline" as const) : ("attachment" as const),
+          })),
+        }
+      : {}),
   };
   return { mail, messageId, envelope: mail.envelope as BuiltMail["envelope"] };
 }

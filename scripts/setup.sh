@@ -31,6 +31,11 @@ if ((${#apt_packages[@]})); then
   fi
 fi
 
+# better-sqlite3 (apps/server) compiles from source when its prebuilt binary cannot be downloaded; node-gyp
+# would then download Node's headers too: point it at the installed ones.
+node_prefix=$(node -p 'process.execPath.replace(/[\\/]bin[\\/]node(\.exe)?$/, "")')
+if [[ -z ${npm_config_nodedir:-} && -f $node_prefix/include/node/node_version.h ]]; then export npm_config_nodedir=$node_prefix; fi
+
 log "pnpm install"
 pnpm install --frozen-lockfile --reporter=silent
 log "building packages"

@@ -1,4 +1,4 @@
-import { isM365MailError, type Logger, type MailEvent, type MessageQuery } from "@m365-mail/core";
+import type { Logger, MailEvent, MessageQuery } from "@m365-mail/core";
 import { type ConnectionSettings, type ImapConnection, openConnection } from "./imap-connection.js";
 import { toImapError } from "./imap-errors.js";
 import { uidSet } from "./message-id.js";
@@ -13,6 +13,8 @@ export interface WatchContext {
 
 /** Consecutive failed reconnects (backing off up to 30 s each) before watch() gives up and throws. */
 export const WATCH_MAX_CONSECUTIVE_FAILURES = 20;
+/** Reconnects tried while the watched folder does not exist, before watch() throws NOT_FOUND. */
+const NOT_FOUND_RETRIES = 3;
 /** After a UIDVALIDITY change, messages this much older than the last check are still looked at. */
 const REBASELINE_SKEW_MS = 60_000;
 
@@ -208,9 +210,11 @@ export async function* watchFolder(
           host: settings.host,
           port: settings.port,
         });
-        // A settings problem (wrong scope, IMAP off, no consent) will not fix itself by reconnecting.
-        if (isM365MailError(mapped) && !mapped.retryable) throw mapped;
         failures++;
+        // A settings problem (wrong scope, IMAP off, no consent) will not fix itself by reconnecting. A
+        // folder that vanished may be being re-created (its UIDVALIDITY then changes): a few more tries.
+        const fatal = !mapped.retryable && !(mapped.code === "NOT_FOUND" && failures <= NOT_FOUND_RETRIES);
+        if (fatal) throw mapped;
         if (failures > WATCH_MAX_CONSECUTIVE_FAILURES) throw mapped;
         const backoff = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
         logger.warn(`watch ${folder}: ${mapped.code}, reconnecting in ${Math.round(backoff)} ms`, {

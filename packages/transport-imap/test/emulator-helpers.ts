@@ -119,14 +119,19 @@ export async function toMime(message: OutgoingMessage, from = "bob@fabrikam.com"
   return composer.compile().build();
 }
 
-/** Delivers a message into a mailbox folder through the emulator's store. */
+/**
+ * Delivers a message into a mailbox folder through the emulator's store. While a client has the folder
+ * selected, deliver with `seen: true` (straight into cur/): Dovecot may move a file out of new/ before
+ * the store has looked at it again, and the store then reports ENOENT for a delivery that happened.
+ */
 export async function deliver(
   env: ImapEmulator,
   upn: string,
   message: OutgoingMessage,
   folder = "inbox",
+  options: { seen?: boolean } = {},
 ): Promise<void> {
-  await env.store.deliver(upn, folder, await toMime(message));
+  await env.store.deliver(upn, folder, await toMime(message), options);
 }
 
 export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {

@@ -1,37 +1,18 @@
-// Interim demo (issue 2): sign in against the local emulator and show what the tokens are for.
-// The CLI's `m365-mail demo` replaces it once the transports are in.
+// `npm run demo` → scripts/demo.sh (installs and builds) → here → the CLI's own demo, run as a user runs it:
+// `m365-mail demo` starts the emulator (Entra ID, Graph, SMTP, IMAP/POP3 via Dovecot), runs doctor and
+// every capability, prints a summary and stops what it started. Arguments are passed on (e.g. --json).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-import { ropcTokenProvider } from "@m365-mail/auth-ropc";
-import { summarizeToken } from "@m365-mail/core";
-import { DEMO_PASSWORD, startEmulator } from "@m365-mail/emulator";
-
-const emulator = await startEmulator();
-console.log(`emulator: Entra ID at ${emulator.authorityHost}, CA ${emulator.caPath}`);
-try {
-  for (const engine of ["msal", "http"] as const) {
-    const auth = ropcTokenProvider({
-      tenantId: emulator.tenantId,
-      clientId: emulator.clientId,
-      username: "support@contoso.com",
-      password: DEMO_PASSWORD,
-      authorityHost: emulator.authorityHost,
-      ca: emulator.caPem,
-      engine,
-    });
-    for (const resource of ["graph", "outlook"] as const) {
-      const token = await auth.getAccessToken(resource);
-      const s = summarizeToken(token.token);
-      console.log(
-        `✓ ${engine.padEnd(4)} ${resource.padEnd(7)} aud=${s?.audience} user=${s?.user} expires=${token.expiresAt.toISOString()}\n` +
-          `       scopes: ${s?.scopes.join(" ")}`,
-      );
-    }
-    await auth.dispose?.();
-  }
-  const counts = Object.fromEntries(
-    Object.entries(emulator.admin.counts()).filter(([k]) => !k.includes(":")),
+const bin = fileURLToPath(new URL("../apps/cli/dist/cli.js", import.meta.url));
+if (!existsSync(bin)) {
+  console.error(
+    `${bin} is missing: build first (bash scripts/setup.sh, or pnpm --filter @m365-mail/cli build)`,
   );
-  console.log(`token requests: ${JSON.stringify(counts)}`);
-} finally {
-  await emulator.stop();
+  process.exit(2);
 }
+const child = spawn(process.execPath, [bin, "demo", ...process.argv.slice(2)], { stdio: "inherit" });
+// Ctrl-C reaches the CLI too (same process group); it stops the emulator and exits on its own.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+child.on("close", (code, signal) => process.exit(code ?? (signal ? 130 : 1)));

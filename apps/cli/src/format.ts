@@ -9,7 +9,10 @@ export function formatDate(date: Date | undefined): string {
 }
 
 export function formatAddresses(addresses: readonly Address[] | undefined): string {
-  return (addresses ?? []).map(formatAddress).join(", ");
+  // Graph repeats the address as the name when there is none: show it once.
+  return (addresses ?? [])
+    .map((a) => (a.name && a.name.toLowerCase() !== a.address.toLowerCase() ? formatAddress(a) : a.address))
+    .join(", ");
 }
 
 /** A readable rendering of an HTML body for the terminal when there is no text part. */

@@ -227,6 +227,8 @@ export function errorJson(error: unknown): Record<string, unknown> {
 // Dates as ISO strings, byte arrays never inline (a JSON dump of an attachment is no use to anyone).
 function jsonReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Uint8Array) return { bytes: value.byteLength };
+  // IMAP MODSEQ values are 64-bit.
+  if (typeof value === "bigint") return value.toString();
   // Buffer#toJSON runs before the replacer: { type: "Buffer", data: [...] }.
   if (
     value &&

@@ -427,10 +427,13 @@ export function pop3Transport(options: Pop3TransportOptions): Pop3Transport {
     async moveMessage() {
       throw notSupported(name, "moveMessage");
     },
-    watch() {
+    // Iterables fail on the first next(), like listMessages, not when called.
+    // biome-ignore lint/correctness/useYield: it only throws
+    async *watch() {
       throw notSupported(name, "watch");
     },
-    listEvents() {
+    // biome-ignore lint/correctness/useYield: it only throws
+    async *listEvents() {
       throw notSupported(name, "listEvents");
     },
 

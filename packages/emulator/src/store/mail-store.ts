@@ -368,15 +368,22 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
     return candidates;
   }
 
-  async function findFolder(upn: string, ref: FolderRef): Promise<StoredFolder | undefined> {
+  /** The folder's canonical path and its siblings, without counting messages (delivery's hot path). */
+  async function resolveFolder(
+    upn: string,
+    ref: FolderRef,
+  ): Promise<{ path: string; all: string[] } | undefined> {
     await ensureMailbox(upn);
-    const paths = await folderPaths(upn).catch((error) => {
+    const all = await folderPaths(upn).catch((error) => {
       throw storeFailure("list folders", error);
     });
-    for (const candidate of refToPath(ref)) {
-      if (paths.includes(candidate)) return describeFolder(upn, candidate, paths);
-    }
-    return undefined;
+    const path = refToPath(ref).find((candidate) => all.includes(candidate));
+    return path === undefined ? undefined : { path, all };
+  }
+
+  async function findFolder(upn: string, ref: FolderRef): Promise<StoredFolder | undefined> {
+    const found = await resolveFolder(upn, ref);
+    return found && describeFolder(upn, found.path, found.all);
   }
 
   async function getFolder(upn: string, ref: FolderRef): Promise<StoredFolder> {
@@ -386,7 +393,9 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
   }
 
   async function folderPathOf(upn: string, ref: FolderRef): Promise<string> {
-    return (await getFolder(upn, ref)).path;
+    const found = await resolveFolder(upn, ref);
+    if (!found) throw notFound(`folder "${ref}"`);
+    return found.path;
   }
 
   async function createFolder(upn: string, path: string): Promise<StoredFolder> {

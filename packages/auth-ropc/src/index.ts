@@ -1,6 +1,7 @@
 export * from "./aadsts.js";
 export * from "./cache/file-token-cache.js";
 export * from "./cache/memory-token-cache.js";
+export * from "./cache/redis-token-cache.js";
 export * from "./cache/token-cache.js";
 export type { RetryOptions } from "./retry.js";
 export * from "./ropc-token-provider.js";

@@ -316,7 +316,13 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
         const hit = memory.get(resource);
         if (hit && Date.now() < hit.refreshAt) return hit.token;
       }
-      return remember(resource, await obtain(resource, forceRefresh));
+      // A shared cache (Redis) may lock across processes: inside the lock, engine.silent() finds the
+      // token another process just obtained, so only one process signs in.
+      const cache = options.cache;
+      const granted = cache?.withLock
+        ? await cache.withLock(`${keyPrefix}:grant`, () => obtain(resource, forceRefresh))
+        : await obtain(resource, forceRefresh);
+      return remember(resource, granted);
     });
     const entry = { promise, forced: forceRefresh };
     inflight.set(resource, entry);

@@ -17,4 +17,10 @@ export interface TokenCache {
   get(key: string): Promise<TokenCacheEntry | undefined>;
   set(key: string, entry: TokenCacheEntry): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Optional: runs `task` while holding a lock named `key` that every process sharing this cache
+   * respects. The provider takes it around each grant, so that processes sharing a store sign in once
+   * (the others then find the fresh token in the cache) and never use a rotated refresh token twice.
+   */
+  withLock?<T>(key: string, task: () => Promise<T>): Promise<T>;
 }

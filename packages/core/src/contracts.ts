@@ -73,8 +73,8 @@ export interface VerifyReport {
 }
 
 /**
- * A way to reach the mailbox. Optional methods exist exactly when the matching capability is true;
- * calling one that the transport lacks throws `NOT_SUPPORTED`.
+ * A way to reach the mailbox. The capabilities say which optional methods work; a method the transport
+ * lacks is either absent or throws `NOT_SUPPORTED` (core's `notSupported()`), never does something else.
  */
 export interface Transport {
   readonly kind: "transport";

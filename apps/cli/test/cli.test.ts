@@ -1,9 +1,12 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DEMO_PASSWORD } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  BIN,
   baseEnv,
   expectNoSecrets,
   HAS_DOVECOT,
@@ -122,6 +125,38 @@ describe("sign-in, tokens and secrets", () => {
     expect(parseJson(result).error).toMatchObject({ code: "AUTH_FAILED", serverCode: "AADSTS50126" });
     expectNoSecrets(result, wrong);
   });
+
+  it.skipIf(!existsSync("/usr/bin/script"))(
+    "on a terminal it asks for the password without echoing it",
+    async () => {
+      // `script` gives the command a pseudo-terminal, as a person at a shell has.
+      const env = { ...emu.env(), M365_PASSWORD: undefined, TERM: "xterm" };
+      const child = spawn(
+        "script",
+        ["-qec", `${process.execPath} ${BIN} token --resource graph --json`, "/dev/null"],
+        {
+          env: Object.fromEntries(
+            Object.entries(env).filter(([, v]) => v !== undefined),
+          ) as NodeJS.ProcessEnv,
+          cwd: emu.home,
+        },
+      );
+      let output = "";
+      child.stdout.on("data", (chunk) => {
+        output += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+      try {
+        await until(() => output.includes("Password for support@contoso.com: "), "the password prompt");
+        child.stdin.write(`${DEMO_PASSWORD}\r`);
+        expect(await exited).toBe(0);
+        expect(output).toContain('"audience": "https://graph.microsoft.com"');
+        expectNoSecrets({ code: 0, stdout: output, stderr: "" });
+      } finally {
+        child.kill("SIGKILL");
+      }
+    },
+  );
 
   it("--password works but warns, and the password is not printed", async () => {
     const result = await cli(["token", "--password", DEMO_PASSWORD], {

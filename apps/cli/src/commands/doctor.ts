@@ -268,7 +268,14 @@ export async function runDoctor(
     const report = await verifySafely(mailbox, transport, signal);
     const bad = report.checks.find((c) => !c.ok);
     if (bad) {
-      add(failed(id, `${bad.detail} at ${where}`, asError(bad.error, transport), tokens.outlook?.scopes));
+      add(
+        failed(
+          id,
+          bad.detail.includes(where) ? bad.detail : `${bad.detail} at ${where}`,
+          asError(bad.error, transport),
+          tokens.outlook?.scopes,
+        ),
+      );
       continue;
     }
     const detail = report.checks.map((c) => c.detail).join("; ");

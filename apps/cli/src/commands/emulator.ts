@@ -1,5 +1,5 @@
 import { chmod, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { DEMO_PASSWORD, defaultDirectory } from "@m365-mail/emulator";
 import { type Command, type CommandContext, integerFlag, stringFlag } from "../command.js";
 import { dovecotStatus, emulatorEnv, startFullEmulator } from "../emulator-runner.js";
@@ -136,9 +136,13 @@ Options:
           );
         }
         out.out();
-        out.out(
-          p.bold("Point m365-mail at it") + (envFile ? ` (or: m365-mail --env-file ${envFile} doctor)` : ""),
-        );
+        const readsItself = envFile !== undefined && resolve(envFile) === resolve(".env");
+        const shortcut = !envFile
+          ? ""
+          : readsItself
+            ? " (or run m365-mail in this folder: it reads ./.env)"
+            : ` (or: m365-mail --env-file ${envFile} doctor)`;
+        out.out(p.bold("Point m365-mail at it") + shortcut);
         for (const [key, value] of Object.entries(env)) out.out(`  export ${key}=${shellQuote(value)}`);
         out.out(`  m365-mail doctor${endpoints.pop3 ? " --pop3" : ""}`);
         out.out();

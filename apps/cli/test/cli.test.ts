@@ -168,6 +168,26 @@ describe("sign-in, tokens and secrets", () => {
     expectNoSecrets(result);
   });
 
+  it("--verbose log lines of every package stay free of the password and tokens", async () => {
+    const doctor = await cli(["doctor", "--verbose", "--pop3"]);
+    expect(doctor.stderr).toMatch(/\[(debug|info)\]/);
+    expectNoSecrets(doctor);
+    const sent = await cli([
+      "send",
+      "--verbose",
+      "--via",
+      "smtp",
+      "--to",
+      SUPPORT,
+      "-s",
+      unique("verbose"),
+      "--text",
+      "x",
+    ]);
+    expect(sent.code, sent.stderr).toBe(0);
+    expectNoSecrets(sent);
+  });
+
   it("throttling by Entra ID exits 4 with Retry-After in the JSON error", async () => {
     emu.emulator.admin.armFault({ target: "entra", kind: "status429", retryAfterSeconds: 3600, times: 5 });
     try {

@@ -54,16 +54,24 @@ it("demo: every capability ends ✓ (IMAP/POP3 skipped with the install command 
   expect(leftovers()).toEqual([]);
 });
 
-it("demo prints a readable transcript and stops everything it started", async () => {
-  const result = await runCli(["demo", "--no-dovecot"], {
-    env: baseEnv(home),
-    cwd: home,
-    timeoutMs: 120_000,
-  });
+it("without Dovecot: a readable transcript, IMAP and POP3 skipped with the install command, the rest ✓", async () => {
+  // M365_DOVECOT_BIN pointing nowhere is how the emulator sees a machine without Dovecot.
+  const env = { ...baseEnv(home), M365_DOVECOT_BIN: join(home, "no-dovecot-here") };
+  const result = await runCli(["demo"], { env, cwd: home, timeoutMs: 120_000 });
   expect(result.code, result.stderr).toBe(0);
   expect(result.stdout).toContain("1. doctor");
   expect(result.stdout).toMatch(/✓ 1\. Get an auth token via the ROPC flow/);
-  expect(result.stdout).toMatch(/– 6\. Use IMAP authenticated with XOAUTH2 .*skipped/);
+  const install =
+    "apt-get install -y --no-install-recommends dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd";
+  expect(result.stdout).toMatch(
+    /– 6\. Use IMAP authenticated with XOAUTH2 .*skipped: Dovecot is not installed/,
+  );
+  for (const via of ["IMAP", "POP3"]) {
+    expect(result.stdout).toMatch(
+      new RegExp(`– read\\s+${via}\\s+skipped: Dovecot is not installed — install it with: ${install}`),
+    );
+  }
   expect(result.stdout).toMatch(/✓ watch\s+Graph\s+saw "/);
+  expect(result.stdout).toContain("capabilities: 6 passed, 3 skipped");
   expect(result.stdout).toContain("the emulator and everything the demo started are stopped.");
 });

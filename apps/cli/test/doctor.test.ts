@@ -69,6 +69,35 @@ describe("doctor against the demo directory", () => {
     expect(Date.parse(report.tokens.graph!.expiresAt)).toBeGreaterThan(Date.now());
   });
 
+  it("sends mail only with --send-test, then one message over Graph and one over SMTP", async () => {
+    const count = async () => {
+      const listed = await runCli(["list", "--json", "-n", "50"], {
+        env: emu.env("alice@contoso.com"),
+        cwd: emu.home,
+      });
+      return parseJson(listed).messages.filter((m: { subject: string }) =>
+        m.subject.startsWith("m365-mail doctor: test message"),
+      ).length as number;
+    };
+    await doctor(emu, "support@contoso.com");
+    expect(await count()).toBe(0);
+    const { report } = await doctor(emu, "support@contoso.com", ["--send-test", "alice@contoso.com"]);
+    expect(check(report, "mail-send")).toMatchObject({
+      status: "pass",
+      checked: expect.stringContaining("sent a test message to alice@contoso.com"),
+    });
+    expect(check(report, "smtp")).toMatchObject({
+      status: "pass",
+      checked: expect.stringContaining("sent a test message to alice@contoso.com"),
+    });
+    let arrived = 0;
+    for (let i = 0; i < 40 && arrived < 2; i++) {
+      arrived = await count();
+      if (arrived < 2) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(arrived).toBe(2);
+  });
+
   it("checks POP3 only when asked", async () => {
     const { report } = await doctor(emu, "support@contoso.com");
     expect(check(report, "pop3")).toMatchObject({

@@ -1,0 +1,258 @@
+import { readFileSync } from "node:fs";
+import { CLOUDS, type CloudName, type CloudPreset, M365MailError, registerSecret } from "@m365-mail/core";
+import { parseApiKeyEntries, type StoredApiKey } from "./api-keys.js";
+
+export const SOURCE = "server";
+
+export type TransportChoice = "graph" | "smtp" | "imap";
+export type OutboxKind = "sqlite" | "redis";
+
+/** A cloud preset plus the Graph origin override the emulator (or a private endpoint) needs. */
+export type ServerCloud = CloudPreset & { readonly graphOrigin?: string };
+
+export interface M365Settings {
+  tenantId: string;
+  clientId: string;
+  username: string;
+  /** Never logged; registered as a secret when loaded. */
+  password: string;
+  cloud: ServerCloud;
+  engine: "msal" | "http";
+  /** Extra CA certificates (PEM), e.g. the emulator's. */
+  ca?: string;
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Start the emulator in this process and use its demo user. */
+  emulator: boolean;
+  /** Absent in emulator mode until the emulator has started. */
+  m365?: M365Settings;
+  transports: TransportChoice[];
+  /** Which transport lists and reads mail. */
+  readVia: "graph" | "imap";
+  /** Where new-mail events come from; "off" disables SSE and webhooks for mail. */
+  watchVia: "graph" | "imap" | "off";
+  watchIntervalMs: number;
+  apiKeys: StoredApiKey[];
+  outbox: OutboxKind;
+  outboxPath: string;
+  /** "FULL" (default): fsync at every commit, so a 202 survives power loss, not only a crash. */
+  sqliteSynchronous: "FULL" | "NORMAL";
+  redisUrl?: string;
+  tokenCache: "memory" | "redis";
+  /** Requests per minute per API key; 0 turns the limit off. */
+  rateLimitPerMinute: number;
+  /** Decoded bytes of all attachments of one message. */
+  maxAttachmentBytes: number;
+  corsOrigins: string[];
+  webhookUrls: string[];
+  webhookSecret?: string;
+  maxAttempts: number;
+  retryBaseMs: number;
+  /** How long Exchange may take to file a sent message in Sent Items (checked before any resend). */
+  sentItemsGraceMs: number;
+  graphConcurrency: number;
+  smtpConnections: number;
+  smtpPerMinute: number;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Serve /metrics without an API key (for a scraper on a private network). */
+  metricsPublic: boolean;
+}
+
+function invalid(message: string, hint: string): M365MailError {
+  return new M365MailError("CONFIG_INVALID", message, { source: SOURCE, hint });
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw invalid(
+      `${name} must be an integer ≥ ${min}, got "${raw}"`,
+      `Set ${name} to a number or unset it.`,
+    );
+  }
+  return value;
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function oneOf<T extends string>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw invalid(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`, `Fix ${name}.`);
+  }
+  return raw as T;
+}
+
+function readPassword(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.M365_PASSWORD_FILE) {
+    try {
+      return readFileSync(env.M365_PASSWORD_FILE, "utf8").replace(/\r?\n$/, "");
+    } catch (error) {
+      throw new M365MailError("CONFIG_INVALID", `cannot read M365_PASSWORD_FILE ${env.M365_PASSWORD_FILE}`, {
+        source: SOURCE,
+        cause: error,
+        hint: "Point M365_PASSWORD_FILE at a readable file holding only the password.",
+      });
+    }
+  }
+  return env.M365_PASSWORD;
+}
+
+/** The tenant settings from M365_* variables (the same names the CLI and the emulator print). */
+export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
+  const missing = ["M365_TENANT_ID", "M365_CLIENT_ID", "M365_USERNAME"].filter((n) => !env[n]);
+  const password = readPassword(env);
+  if (!password) missing.push("M365_PASSWORD");
+  if (missing.length > 0) {
+    throw invalid(
+      `missing ${missing.join(", ")}`,
+      "Set the Directory (tenant) ID and Application (client) ID from App registration → Overview, the mailbox user's UPN and password (or M365_PASSWORD_FILE) — or start with --emulator.",
+    );
+  }
+  registerSecret(password);
+  const cloudName = oneOf(env, "M365_CLOUD", Object.keys(CLOUDS) as CloudName[], "global");
+  const base = CLOUDS[cloudName];
+  const port = (name: string, fallback: number) => int(env, name, fallback, 1);
+  const cloud: ServerCloud = {
+    ...base,
+    authorityHost: (env.M365_AUTHORITY_HOST ?? base.authorityHost).replace(/\/+$/, ""),
+    smtp: { host: env.M365_SMTP_HOST ?? base.smtp.host, port: port("M365_SMTP_PORT", base.smtp.port) },
+    imap: { host: env.M365_IMAP_HOST ?? base.imap.host, port: port("M365_IMAP_PORT", base.imap.port) },
+    ...(env.M365_GRAPH_ORIGIN ? { graphOrigin: env.M365_GRAPH_ORIGIN.replace(/\/+$/, "") } : {}),
+  };
+  let ca: string | undefined;
+  if (env.M365_CA_FILE) {
+    try {
+      ca = readFileSync(env.M365_CA_FILE, "utf8");
+    } catch (error) {
+      throw new M365MailError("CONFIG_INVALID", `cannot read M365_CA_FILE ${env.M365_CA_FILE}`, {
+        source: SOURCE,
+        cause: error,
+        hint: "Point M365_CA_FILE at a PEM file (the emulator prints its CA path).",
+      });
+    }
+  }
+  return {
+    tenantId: env.M365_TENANT_ID!,
+    clientId: env.M365_CLIENT_ID!,
+    username: env.M365_USERNAME!,
+    password: password!,
+    cloud,
+    engine: oneOf(env, "M365_ENGINE", ["msal", "http"] as const, "msal"),
+    ...(ca ? { ca } : {}),
+  };
+}
+
+/**
+ * Reads the server's settings from the environment (and `--emulator`, `--port` from argv). Every
+ * variable is documented in the README; anything malformed is a CONFIG_INVALID naming the variable.
+ */
+export function loadServerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = [],
+): ServerConfig {
+  const emulator = argv.includes("--emulator") || env.M365_EMULATOR === "1";
+  const portFlag = argv.indexOf("--port");
+  const port = portFlag >= 0 ? Number(argv[portFlag + 1]) : int(env, "PORT", 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw invalid("the port is not a valid port", "Use --port 0..65535.");
+  const transports = list(env.TRANSPORTS ?? (emulator ? "graph,smtp,imap" : "graph,smtp"));
+  for (const t of transports) {
+    if (t !== "graph" && t !== "smtp" && t !== "imap") {
+      throw invalid(`TRANSPORTS holds unknown "${t}"`, "Use a comma list of graph, smtp, imap.");
+    }
+  }
+  const outbox = oneOf(env, "OUTBOX", ["sqlite", "redis"] as const, "sqlite");
+  const redisUrl = env.REDIS_URL || undefined;
+  if (outbox === "redis" && !redisUrl)
+    throw invalid("OUTBOX=redis needs REDIS_URL", "Set REDIS_URL, e.g. redis://127.0.0.1:6379.");
+  const tokenCache = oneOf(env, "TOKEN_CACHE", ["memory", "redis"] as const, redisUrl ? "redis" : "memory");
+  if (tokenCache === "redis" && !redisUrl)
+    throw invalid("TOKEN_CACHE=redis needs REDIS_URL", "Set REDIS_URL.");
+  let apiKeys = parseApiKeyEntries(env.API_KEYS ?? "");
+  if (env.API_KEYS_FILE) {
+    try {
+      apiKeys = apiKeys.concat(parseApiKeyEntries(readFileSync(env.API_KEYS_FILE, "utf8")));
+    } catch (error) {
+      if (error instanceof M365MailError) throw error;
+      throw new M365MailError("CONFIG_INVALID", `cannot read API_KEYS_FILE ${env.API_KEYS_FILE}`, {
+        source: SOURCE,
+        cause: error,
+        hint: "Point API_KEYS_FILE at a file of name:sha256 lines (node dist/main.js --new-api-key prints one).",
+      });
+    }
+  }
+  if (apiKeys.length === 0 && !emulator) {
+    throw invalid(
+      "no API keys configured",
+      "Run `node apps/server/dist/main.js --new-api-key <name>` and put the printed hash into API_KEYS (the key itself goes to the client).",
+    );
+  }
+  const transportSet = new Set(transports);
+  const readVia = oneOf(
+    env,
+    "READ_VIA",
+    ["graph", "imap"] as const,
+    transportSet.has("graph") ? "graph" : "imap",
+  );
+  const watchVia = oneOf(
+    env,
+    "WATCH_VIA",
+    ["graph", "imap", "off"] as const,
+    transportSet.has("imap") ? "imap" : transportSet.has("graph") ? "graph" : "off",
+  );
+  const webhookUrls = list(env.WEBHOOK_URLS);
+  if (webhookUrls.length > 0 && !env.WEBHOOK_SECRET) {
+    throw invalid(
+      "WEBHOOK_URLS needs WEBHOOK_SECRET",
+      "Set WEBHOOK_SECRET to a long random string the receivers also know.",
+    );
+  }
+  if (env.WEBHOOK_SECRET) registerSecret(env.WEBHOOK_SECRET);
+  return {
+    host: env.HOST ?? "127.0.0.1",
+    port,
+    emulator,
+    ...(emulator ? {} : { m365: m365SettingsFromEnv(env) }),
+    transports: transports as TransportChoice[],
+    readVia,
+    watchVia,
+    watchIntervalMs: int(env, "WATCH_INTERVAL_MS", 15_000, 100),
+    apiKeys,
+    outbox,
+    outboxPath: env.OUTBOX_PATH ?? "data/outbox.db",
+    sqliteSynchronous: oneOf(env, "OUTBOX_SQLITE_SYNCHRONOUS", ["FULL", "NORMAL"] as const, "FULL"),
+    ...(redisUrl ? { redisUrl } : {}),
+    tokenCache,
+    rateLimitPerMinute: int(env, "RATE_LIMIT_PER_MINUTE", 600),
+    maxAttachmentBytes: int(env, "MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, 1),
+    corsOrigins: list(env.CORS_ORIGINS),
+    webhookUrls,
+    ...(env.WEBHOOK_SECRET ? { webhookSecret: env.WEBHOOK_SECRET } : {}),
+    maxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1),
+    retryBaseMs: int(env, "OUTBOX_RETRY_BASE_MS", 2000, 1),
+    sentItemsGraceMs: int(env, "OUTBOX_SENT_ITEMS_GRACE_MS", 10_000),
+    // Microsoft's limits per mailbox are the ceiling: 4 concurrent Graph requests, 3 SMTP connections.
+    graphConcurrency: Math.min(4, int(env, "GRAPH_CONCURRENCY", 4, 1)),
+    smtpConnections: Math.min(3, int(env, "SMTP_CONNECTIONS", 3, 1)),
+    smtpPerMinute: int(env, "SMTP_PER_MINUTE", 30),
+    logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
+    metricsPublic: env.METRICS_PUBLIC === "1",
+  };
+}

@@ -1,0 +1,75 @@
+import { type RopcTokenProvider, redisTokenCache, ropcTokenProvider } from "@m365-mail/auth-ropc";
+import { createMailbox, type Logger, type Mailbox, type Transport } from "@m365-mail/core";
+import { graphTransport } from "@m365-mail/transport-graph";
+import { imapTransport } from "@m365-mail/transport-imap";
+import { smtpTransport } from "@m365-mail/transport-smtp";
+import { Redis } from "ioredis";
+import type { M365Settings, ServerConfig } from "./config.js";
+
+export interface ServerMailbox {
+  mailbox: Mailbox;
+  auth: RopcTokenProvider;
+  /** Closes the mailbox (transports, provider) and the token cache's Redis connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * The one mailbox the server acts as: a ROPC token provider (tokens in memory, or in Redis shared by
+ * every process) and the configured transports, registered in the order Graph, SMTP, IMAP.
+ */
+export function createServerMailbox(config: ServerConfig, m365: M365Settings, logger: Logger): ServerMailbox {
+  let redis: Redis | undefined;
+  if (config.tokenCache === "redis") {
+    redis = new Redis(config.redisUrl!, { maxRetriesPerRequest: 3 });
+    redis.on("error", (error) => logger.warn("token cache Redis error", { error: String(error) }));
+  }
+  const auth = ropcTokenProvider({
+    tenantId: m365.tenantId,
+    clientId: m365.clientId,
+    username: m365.username,
+    password: m365.password,
+    cloud: m365.cloud,
+    engine: m365.engine,
+    logger,
+    ...(m365.ca ? { ca: m365.ca } : {}),
+    ...(redis ? { cache: redisTokenCache({ client: redis }) } : {}),
+  });
+  const ca = m365.ca ? { ca: m365.ca } : {};
+  const transports: Transport[] = [];
+  if (config.transports.includes("graph")) {
+    transports.push(
+      graphTransport({
+        auth,
+        maxConcurrency: config.graphConcurrency,
+        watchIntervalMs: config.watchIntervalMs,
+        logger,
+        ...ca,
+      }),
+    );
+  }
+  if (config.transports.includes("smtp")) {
+    transports.push(
+      smtpTransport({
+        auth,
+        maxConnections: config.smtpConnections,
+        maxMessagesPerMinute: config.smtpPerMinute,
+        // The outbox is the retry layer: it checks Sent Items before resending after a dropped connection.
+        retry: false,
+        logger,
+        ...ca,
+      }),
+    );
+  }
+  if (config.transports.includes("imap")) transports.push(imapTransport({ auth, logger, ...ca }));
+  const mailbox = createMailbox({ auth, transports });
+  return {
+    mailbox,
+    auth,
+    async close() {
+      await mailbox
+        .close()
+        .catch((error) => logger.warn("closing the mailbox failed", { error: String(error) }));
+      await redis?.quit().catch(() => undefined);
+    },
+  };
+}

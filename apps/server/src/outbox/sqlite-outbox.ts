@@ -1,0 +1,456 @@
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { type Logger, M365MailError } from "@m365-mail/core";
+import Database from "better-sqlite3";
+import type { SendVia, StoredMessage } from "../send-request.js";
+import { backoffMs, type Deliver, type DeliveryOutcome } from "./delivery.js";
+import type { AcceptInput, AcceptResult, Outbox, OutboxEntry, OutboxState } from "./outbox.js";
+
+export interface SqliteOutboxOptions {
+  /** The database file (created with its folder). */
+  path: string;
+  deliver: Deliver;
+  /** Deliveries at once per lane: Graph (also "auto") and SMTP keep Microsoft's per-mailbox limits. */
+  concurrency: { graph: number; smtp: number };
+  maxAttempts: number;
+  retryBaseMs: number;
+  /** An attempt cut short by a crash is checked in Sent Items no earlier than this after it started. */
+  sentItemsGraceMs: number;
+  /** @default "FULL" */
+  synchronous?: "FULL" | "NORMAL";
+  logger: Logger;
+  /** How often due retries are looked for. @default 250 */
+  pollIntervalMs?: number;
+  /** Rows of sent and failed messages are kept this long (idempotency replays, status). @default 30 days */
+  retentionMs?: number;
+}
+
+type Lane = "graph" | "smtp";
+
+interface Row {
+  id: string;
+  idempotency_key: string | null;
+  fingerprint: string;
+  message_id: string;
+  via: SendVia;
+  lane: Lane;
+  subject: string | null;
+  payload: string | null;
+  state: OutboxState;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  first_attempt_at: number | null;
+  attempt_started_at: number | null;
+  uncertain: number;
+  transport: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  error_hint: string | null;
+  created_at: number;
+  updated_at: number;
+  sent_at: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  id TEXT PRIMARY KEY,
+  idempotency_key TEXT UNIQUE,
+  fingerprint TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  via TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  subject TEXT,
+  payload TEXT,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  first_attempt_at INTEGER,
+  attempt_started_at INTEGER,
+  uncertain INTEGER NOT NULL DEFAULT 0,
+  transport TEXT,
+  error_code TEXT,
+  error_message TEXT,
+  error_hint TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  sent_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, lane, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_updated ON outbox (state, updated_at);
+`;
+
+const COLUMNS =
+  "id, message_id, via, subject, state, attempts, next_attempt_at, transport, error_code, error_message, error_hint, created_at, updated_at, sent_at";
+
+const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : undefined);
+
+function toEntry(row: Pick<Row, never> & Partial<Row>): OutboxEntry {
+  const r = row as Row;
+  return {
+    id: r.id,
+    state: r.state,
+    messageId: r.message_id,
+    via: r.via,
+    ...(r.subject ? { subject: r.subject } : {}),
+    attempts: r.attempts,
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+    ...(r.state === "queued" && r.attempts > 0 ? { nextAttemptAt: iso(r.next_attempt_at) } : {}),
+    ...(r.sent_at ? { sentAt: iso(r.sent_at) } : {}),
+    ...(r.transport ? { transport: r.transport } : {}),
+    ...(r.error_code
+      ? {
+          error: {
+            code: r.error_code,
+            message: r.error_message ?? "",
+            ...(r.error_hint ? { hint: r.error_hint } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+function storeError(error: unknown, path: string): M365MailError {
+  const busy = (error as { code?: string })?.code?.startsWith("SQLITE_BUSY");
+  return new M365MailError(
+    busy ? "CONFIG_INVALID" : "SERVER_ERROR",
+    busy ? `the outbox ${path} is in use by another process` : "the outbox database failed",
+    {
+      source: "server",
+      cause: error,
+      hint: busy
+        ? "One server process per SQLite outbox: give each its own OUTBOX_PATH, or use OUTBOX=redis to run several."
+        : "Check the disk and the OUTBOX_PATH file's permissions.",
+    },
+  );
+}
+
+/**
+ * The durable outbox on SQLite (WAL). A send is committed before its 202; requests that arrive
+ * together are committed in one transaction (one fsync for the group), which keeps "durable before
+ * 202" cheap. One process owns the file (exclusive locking mode), so at start every row still
+ * "sending" belongs to a run that died: it is marked uncertain and checked in Sent Items first.
+ */
+export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
+  const { path, deliver, logger } = options;
+  const events = new EventEmitter();
+  const owner = randomUUID();
+  let db: Database.Database;
+  try {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path, { timeout: 3000 });
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.pragma("journal_mode = WAL");
+    db.pragma(`synchronous = ${options.synchronous ?? "FULL"}`);
+    db.exec(SCHEMA);
+  } catch (error) {
+    throw storeError(error, path);
+  }
+
+  const stmt = {
+    byKey: db.prepare<[string], Row>("SELECT * FROM outbox WHERE idempotency_key = ?"),
+    byId: db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
+    insert: db.prepare(
+      `INSERT INTO outbox (id, idempotency_key, fingerprint, message_id, via, lane, subject, payload, state, next_attempt_at, created_at, updated_at)
+       VALUES (@id, @idempotency_key, @fingerprint, @message_id, @via, @lane, @subject, @payload, 'queued', @now, @now, @now)`,
+    ),
+    claim: db.prepare<{ lane: Lane; n: number; now: number; owner: string }, Row>(
+      `UPDATE outbox SET state = 'sending', attempts = attempts + 1, lease_owner = @owner,
+         attempt_started_at = @now, first_attempt_at = coalesce(first_attempt_at, @now), updated_at = @now
+       WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND lane = @lane AND next_attempt_at <= @now
+                    ORDER BY next_attempt_at, rowid LIMIT @n)
+       RETURNING *`,
+    ),
+    sent: db.prepare(
+      `UPDATE outbox SET state = 'sent', transport = @transport, sent_at = @now, updated_at = @now, uncertain = 0,
+         lease_owner = NULL, payload = NULL, error_code = NULL, error_message = NULL, error_hint = NULL
+       WHERE id = @id RETURNING ${COLUMNS}`,
+    ),
+    retry: db.prepare(
+      `UPDATE outbox SET state = 'queued', next_attempt_at = @next, uncertain = @uncertain, updated_at = @now,
+         lease_owner = NULL, error_code = @code, error_message = @message, error_hint = @hint
+       WHERE id = @id RETURNING ${COLUMNS}`,
+    ),
+    failed: db.prepare(
+      `UPDATE outbox SET state = 'failed', updated_at = @now, lease_owner = NULL, payload = NULL,
+         error_code = @code, error_message = @message, error_hint = @hint
+       WHERE id = @id RETURNING ${COLUMNS}`,
+    ),
+    recover: db.prepare<{ grace: number }, Row>(
+      `UPDATE outbox SET state = 'queued', uncertain = 1, lease_owner = NULL,
+         next_attempt_at = coalesce(attempt_started_at, 0) + @grace
+       WHERE state = 'sending' RETURNING ${COLUMNS}`,
+    ),
+    list: db.prepare<{ limit: number }, Row>(
+      `SELECT ${COLUMNS} FROM outbox ORDER BY rowid DESC LIMIT @limit`,
+    ),
+    listState: db.prepare<{ limit: number; state: string }, Row>(
+      `SELECT ${COLUMNS} FROM outbox WHERE state = @state ORDER BY rowid DESC LIMIT @limit`,
+    ),
+    counts: db.prepare<[], { state: OutboxState; n: number }>(
+      "SELECT state, count(*) AS n FROM outbox GROUP BY state",
+    ),
+    prune: db.prepare<{ before: number }>(
+      "DELETE FROM outbox WHERE state IN ('sent', 'failed') AND updated_at < @before",
+    ),
+  };
+
+  // ---- acceptance: group commit -------------------------------------------------------------
+  interface Pending {
+    input: AcceptInput;
+    resolve: (result: AcceptResult) => void;
+    reject: (error: unknown) => void;
+  }
+  let pending: Pending[] = [];
+  let flushScheduled = false;
+  let closed = false;
+
+  const insertOne = (input: AcceptInput, now: number): AcceptResult | M365MailError => {
+    const { prepared, idempotencyKey } = input;
+    if (idempotencyKey) {
+      const existing = stmt.byKey.get(idempotencyKey);
+      if (existing) {
+        if (existing.fingerprint !== prepared.fingerprint) {
+          return new M365MailError(
+            "MESSAGE_INVALID",
+            "this Idempotency-Key was already used for a different message",
+            {
+              source: "server",
+              status: 409,
+              hint: "Use a new Idempotency-Key for a new message; repeat a key only to retry the same request.",
+            },
+          );
+        }
+        return { entry: toEntry(existing), replayed: true };
+      }
+    }
+    const id = randomUUID();
+    const lane: Lane = prepared.via === "smtp" ? "smtp" : "graph";
+    stmt.insert.run({
+      id,
+      idempotency_key: idempotencyKey ?? null,
+      fingerprint: prepared.fingerprint,
+      message_id: prepared.message.messageId,
+      via: prepared.via,
+      lane,
+      subject: prepared.message.subject ?? null,
+      payload: JSON.stringify(prepared.message),
+      now,
+    });
+    return {
+      entry: toEntry({
+        id,
+        state: "queued",
+        message_id: prepared.message.messageId,
+        via: prepared.via,
+        subject: prepared.message.subject ?? null,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+      }),
+      replayed: false,
+    };
+  };
+
+  const flush = () => {
+    flushScheduled = false;
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return;
+    const now = Date.now();
+    let results: Array<AcceptResult | M365MailError>;
+    try {
+      results = db.transaction(() => batch.map((p) => insertOne(p.input, now)))();
+    } catch (error) {
+      const failure = storeError(error, path);
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    // Committed (and fsynced with synchronous=FULL): only now may the callers answer 202.
+    batch.forEach((p, i) => {
+      const result = results[i]!;
+      if (result instanceof M365MailError) p.reject(result);
+      else {
+        p.resolve(result);
+        if (!result.replayed) events.emit("change", result.entry);
+      }
+    });
+    schedulePump();
+  };
+
+  // ---- delivery -----------------------------------------------------------------------------
+  const active: Record<Lane, number> = { graph: 0, smtp: 0 };
+  const inflight = new Set<Promise<void>>();
+  const controller = new AbortController();
+  let pumpScheduled = false;
+  let timer: NodeJS.Timeout | undefined;
+  let pruneTimer: NodeJS.Timeout | undefined;
+
+  const finish = (row: Row, outcome: DeliveryOutcome) => {
+    const now = Date.now();
+    let updated: Row | undefined;
+    if (outcome.ok) {
+      updated = stmt.sent.get({ id: row.id, transport: outcome.transport, now }) as Row | undefined;
+      events.emit("delivery", { result: "sent", transport: outcome.transport });
+      if (row.uncertain)
+        events.emit("recovered", { outcome: outcome.recovered ? "found-in-sent-items" : "resent" });
+    } else {
+      const { error } = outcome;
+      const fields = { id: row.id, now, code: error.code, message: error.message, hint: error.hint ?? null };
+      const canRetry = (outcome.retryable || closed) && (row.attempts < options.maxAttempts || closed);
+      if (canRetry) {
+        let next = now + backoffMs(row.attempts, options.retryBaseMs, outcome.retryAfterMs);
+        if (outcome.maybeSubmitted)
+          next = Math.max(next, (row.attempt_started_at ?? now) + options.sentItemsGraceMs);
+        updated = stmt.retry.get({ ...fields, next, uncertain: outcome.maybeSubmitted ? 1 : 0 }) as
+          | Row
+          | undefined;
+        events.emit("delivery", { result: "retry", code: error.code });
+        logger.warn(`delivery attempt ${row.attempts} failed, retrying`, { id: row.id, code: error.code });
+      } else {
+        updated = stmt.failed.get(fields) as Row | undefined;
+        events.emit("delivery", { result: "failed", code: error.code });
+        logger.error("delivery failed for good", { id: row.id, code: error.code, message: error.message });
+      }
+    }
+    if (updated) events.emit("change", toEntry(updated));
+  };
+
+  const run = async (row: Row): Promise<void> => {
+    events.emit("change", toEntry(row));
+    let outcome: DeliveryOutcome;
+    try {
+      const message = JSON.parse(row.payload ?? "null") as StoredMessage;
+      outcome = await deliver(
+        {
+          message,
+          via: row.via,
+          uncertain: row.uncertain === 1,
+          since: row.first_attempt_at ?? row.created_at,
+          claimedAt: row.attempt_started_at ?? Date.now(),
+        },
+        controller.signal,
+      );
+    } catch (error) {
+      outcome = {
+        ok: false,
+        error: new M365MailError("SERVER_ERROR", "delivery crashed", { source: "server", cause: error }),
+        retryable: true,
+        maybeSubmitted: true,
+      };
+    }
+    try {
+      finish(row, outcome);
+    } catch (error) {
+      // The row stays "sending": the next start checks it in Sent Items.
+      logger.error("could not record a delivery outcome", { id: row.id, error: String(error) });
+    }
+  };
+
+  const pump = () => {
+    pumpScheduled = false;
+    if (closed) return;
+    const now = Date.now();
+    for (const lane of ["graph", "smtp"] as const) {
+      const free = options.concurrency[lane] - active[lane];
+      if (free <= 0) continue;
+      let rows: Row[];
+      try {
+        rows = stmt.claim.all({ lane, n: free, now, owner });
+      } catch (error) {
+        logger.error("could not claim outbox rows", { error: String(error) });
+        return;
+      }
+      for (const row of rows) {
+        active[lane]++;
+        const p = run(row).finally(() => {
+          active[lane]--;
+          inflight.delete(p);
+          schedulePump();
+        });
+        inflight.add(p);
+      }
+    }
+  };
+
+  function schedulePump() {
+    if (pumpScheduled || closed) return;
+    pumpScheduled = true;
+    setImmediate(pump);
+  }
+
+  return {
+    kind: "sqlite",
+    events,
+    accept(input) {
+      if (closed) {
+        return Promise.reject(
+          new M365MailError("SERVER_ERROR", "the server is shutting down", {
+            source: "server",
+            retryable: true,
+          }),
+        );
+      }
+      return new Promise<AcceptResult>((resolve, reject) => {
+        pending.push({ input, resolve, reject });
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flush);
+        }
+      });
+    },
+    async get(id) {
+      const row = stmt.byId.get(id);
+      return row ? toEntry(row) : undefined;
+    },
+    async list({ limit, state }) {
+      const rows = state ? stmt.listState.all({ limit, state }) : stmt.list.all({ limit });
+      return rows.map(toEntry);
+    },
+    async counts() {
+      const out: Record<OutboxState, number> = { queued: 0, sending: 0, sent: 0, failed: 0 };
+      for (const { state, n } of stmt.counts.all()) out[state] = n;
+      return out;
+    },
+    async start() {
+      const recovered = stmt.recover.all({ grace: options.sentItemsGraceMs });
+      if (recovered.length > 0) {
+        logger.warn(
+          `${recovered.length} message(s) were being sent when the last run stopped: checking Sent Items before any resend`,
+        );
+        for (const row of recovered) events.emit("change", toEntry(row));
+      }
+      timer = setInterval(schedulePump, options.pollIntervalMs ?? 250);
+      timer.unref();
+      const retention = options.retentionMs ?? 30 * 86_400_000;
+      pruneTimer = setInterval(() => stmt.prune.run({ before: Date.now() - retention }), 3_600_000);
+      pruneTimer.unref();
+      schedulePump();
+    },
+    async check() {
+      db.prepare("SELECT 1").get();
+    },
+    async close() {
+      if (closed) return;
+      flush();
+      closed = true;
+      clearInterval(timer);
+      clearInterval(pruneTimer);
+      // Let deliveries in flight finish; after the bound they are aborted and recorded as uncertain.
+      const all = Promise.allSettled([...inflight]);
+      const bounded = await Promise.race([
+        all.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 10_000).unref()),
+      ]);
+      if (!bounded) {
+        controller.abort();
+        await Promise.race([all, new Promise((r) => setTimeout(r, 2000).unref())]);
+      }
+      db.close();
+    },
+  };
+}

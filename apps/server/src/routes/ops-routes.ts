@@ -1,0 +1,116 @@
+import type { Mailbox } from "@m365-mail/core";
+import { isM365MailError } from "@m365-mail/core";
+import type { FastifyInstance } from "fastify";
+import type { Metrics } from "../metrics.js";
+import type { Outbox } from "../outbox/outbox.js";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail?: string;
+  code?: string;
+  hint?: string;
+}
+
+function failed(name: string, error: unknown): Check {
+  if (isM365MailError(error)) {
+    return {
+      name,
+      ok: false,
+      code: error.code,
+      detail: error.message,
+      ...(error.hint ? { hint: error.hint } : {}),
+    };
+  }
+  return { name, ok: false, detail: String((error as Error)?.message ?? error) };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref(),
+    ),
+  ]);
+}
+
+/**
+ * /healthz (the process runs), /readyz (a token per resource and each transport's verify(), a real
+ * round trip — cached for 15 s so probes do not hammer Microsoft), /metrics.
+ */
+export async function opsRoutes(
+  app: FastifyInstance,
+  options: {
+    mailbox: Mailbox;
+    outbox: Outbox;
+    metrics: Metrics;
+    metricsPublic: boolean;
+    requireKey: (request: any, reply: any) => Promise<void>;
+  },
+) {
+  const { mailbox, outbox } = options;
+  let cached: { at: number; result: Promise<Check[]> } | undefined;
+
+  const runChecks = async (): Promise<Check[]> => {
+    const checks: Array<Promise<Check>> = [];
+    const names = mailbox.transports().map((t) => t.name);
+    const resources = new Set<"graph" | "outlook">();
+    if (names.includes("graph")) resources.add("graph");
+    if (names.some((n) => n !== "graph")) resources.add("outlook");
+    for (const resource of resources) {
+      checks.push(
+        withTimeout(mailbox.auth.getAccessToken(resource), 20_000).then(
+          () => ({ name: `token:${resource}`, ok: true }),
+          (error) => failed(`token:${resource}`, error),
+        ),
+      );
+    }
+    for (const transport of mailbox.transports()) {
+      checks.push(
+        withTimeout(transport.verify(), 20_000).then(
+          (report) => {
+            const bad = report.checks.find((c) => !c.ok);
+            return bad
+              ? failed(`transport:${transport.name}`, bad.error ?? new Error(bad.detail))
+              : { name: `transport:${transport.name}`, ok: true };
+          },
+          (error) => failed(`transport:${transport.name}`, error),
+        ),
+      );
+    }
+    checks.push(
+      outbox.check().then(
+        () => ({ name: `outbox:${outbox.kind}`, ok: true }),
+        (e) => failed(`outbox:${outbox.kind}`, e),
+      ),
+    );
+    return Promise.all(checks);
+  };
+
+  app.get("/healthz", { schema: { tags: ["ops"], summary: "Liveness: the process answers" } }, async () => ({
+    status: "ok",
+  }));
+
+  app.get(
+    "/readyz",
+    { schema: { tags: ["ops"], summary: "Readiness: tokens, each transport's verify(), the outbox store" } },
+    async (_request, reply) => {
+      if (!cached || Date.now() - cached.at > 15_000) cached = { at: Date.now(), result: runChecks() };
+      const checks = await cached.result;
+      const ready = checks.every((c) => c.ok);
+      return reply.status(ready ? 200 : 503).send({ ready, checks });
+    },
+  );
+
+  app.get(
+    "/metrics",
+    {
+      schema: { tags: ["ops"], summary: "Prometheus metrics", hide: false },
+      ...(options.metricsPublic ? {} : { onRequest: options.requireKey }),
+    },
+    async (_request, reply) => {
+      reply.header("content-type", options.metrics.registry.contentType);
+      return options.metrics.registry.metrics();
+    },
+  );
+}

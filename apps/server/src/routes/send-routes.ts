@@ -1,0 +1,107 @@
+import type { FastifyInstance } from "fastify";
+import type { Outbox, OutboxState } from "../outbox/outbox.js";
+import { prepareSend, type SendRequestBody, sendRequestSchema } from "../send-request.js";
+
+export const entrySchema = {
+  $id: "OutboxEntry",
+  type: "object",
+  additionalProperties: true,
+  properties: {
+    id: { type: "string" },
+    state: { type: "string", enum: ["queued", "sending", "sent", "failed"] },
+    messageId: { type: "string" },
+    via: { type: "string" },
+    subject: { type: "string" },
+    attempts: { type: "integer" },
+    createdAt: { type: "string" },
+    updatedAt: { type: "string" },
+    nextAttemptAt: { type: "string" },
+    sentAt: { type: "string" },
+    transport: { type: "string" },
+    error: { $ref: "Error#/properties/error" },
+  },
+} as const;
+
+export interface SendRoutesOptions {
+  outbox: Outbox;
+  maxAttachmentBytes: number;
+  defaultFrom: string;
+  transports: readonly string[];
+}
+
+/** POST /v1/messages (durable outbox, 202), GET /v1/outbox, GET /v1/outbox/:id. */
+export async function sendRoutes(app: FastifyInstance, options: SendRoutesOptions) {
+  const { outbox } = options;
+  // base64 is 4/3 of the bytes; 1 MiB more for text, HTML and headers.
+  const bodyLimit = Math.ceil((options.maxAttachmentBytes * 4) / 3) + 1024 * 1024;
+
+  app.post<{ Body: SendRequestBody; Headers: { "idempotency-key"?: string } }>(
+    "/v1/messages",
+    {
+      bodyLimit,
+      schema: {
+        tags: ["send"],
+        summary: "Send a message (stored in the outbox before the answer, delivered by workers)",
+        description:
+          "Answers 202 once the message is durably stored. Repeat a request with the same Idempotency-Key to get the same id without a second message.",
+        headers: {
+          type: "object",
+          properties: {
+            "idempotency-key": { type: "string", minLength: 1, maxLength: 255, pattern: "^[!-~]+$" },
+          },
+        },
+        body: sendRequestSchema,
+        response: { 202: { $ref: "OutboxEntry#" }, 400: { $ref: "Error#" }, 409: { $ref: "Error#" } },
+      },
+    },
+    async (request, reply) => {
+      const prepared = prepareSend(request.body, options);
+      const key = request.headers["idempotency-key"];
+      const { entry, replayed } = await outbox.accept({
+        prepared,
+        ...(key ? { idempotencyKey: `${request.apiKeyName}:${key}` } : {}),
+      });
+      if (replayed) reply.header("idempotent-replayed", "true");
+      reply.header("location", `/v1/outbox/${entry.id}`);
+      return reply.status(202).send(entry);
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; state?: OutboxState } }>(
+    "/v1/outbox",
+    {
+      schema: {
+        tags: ["send"],
+        summary: "Recent outbox messages, newest first",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+            state: { type: "string", enum: ["queued", "sending", "sent", "failed"] },
+          },
+        },
+        response: { 200: { type: "array", items: { $ref: "OutboxEntry#" } } },
+      },
+    },
+    async (request) => outbox.list(request.query),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/v1/outbox/:id",
+    {
+      schema: {
+        tags: ["send"],
+        summary: "Status of one accepted message",
+        params: { type: "object", properties: { id: { type: "string", maxLength: 200 } } },
+        response: { 200: { $ref: "OutboxEntry#" }, 404: { $ref: "Error#" } },
+      },
+    },
+    async (request, reply) => {
+      const entry = await outbox.get(request.params.id);
+      if (!entry)
+        return reply.status(404).send({ error: { code: "NOT_FOUND", message: "no such outbox message" } });
+      return entry;
+    },
+  );
+}

@@ -1,0 +1,139 @@
+import type { Logger } from "@m365-mail/core";
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import type { StoredApiKey } from "./api-keys.js";
+import { buildApp } from "./app.js";
+import type { M365Settings, ServerConfig } from "./config.js";
+import { mailEventHub } from "./events/mail-events.js";
+import { type WebhookSender, webhookSender } from "./events/webhooks.js";
+import { createServerMailbox, type ServerMailbox } from "./mailbox-setup.js";
+import { createMetrics } from "./metrics.js";
+import { deliverer, sentItemsIndex } from "./outbox/delivery.js";
+import type { Outbox } from "./outbox/outbox.js";
+import { redisOutbox } from "./outbox/redis-outbox.js";
+import { sqliteOutbox } from "./outbox/sqlite-outbox.js";
+import { mailEventData } from "./routes/event-routes.js";
+
+export interface RunningServer {
+  /** e.g. http://127.0.0.1:3000 */
+  url: string;
+  app: FastifyInstance;
+  outbox: Outbox;
+  mailbox: ServerMailbox;
+  /** Stops accepting, lets deliveries in flight finish (bounded), closes everything. */
+  close(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  config: ServerConfig;
+  m365: M365Settings;
+  logger: Logger;
+  /** Keys besides config.apiKeys (emulator mode's development key). */
+  extraApiKeys?: StoredApiKey[];
+}
+
+/** Wires mailbox, outbox, events and the HTTP app from a config, and listens. */
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const { config, m365, logger } = options;
+  const mailbox = createServerMailbox(config, m365, logger);
+  const names = mailbox.mailbox.transports().map((t) => t.name);
+  const reader = names.includes(config.readVia)
+    ? config.readVia
+    : names.find((n) => n === "graph" || n === "imap");
+  // Sent Items are best read over Graph ($filter on the date, internetMessageId in every summary).
+  const sentReader = names.includes("graph") ? "graph" : names.includes("imap") ? "imap" : undefined;
+  const deliver = deliverer({
+    mailbox: mailbox.mailbox,
+    sentItems: sentItemsIndex(mailbox.mailbox, sentReader),
+    logger,
+  });
+  const common = {
+    deliver,
+    concurrency: { graph: config.graphConcurrency, smtp: config.smtpConnections },
+    maxAttempts: config.maxAttempts,
+    retryBaseMs: config.retryBaseMs,
+    sentItemsGraceMs: config.sentItemsGraceMs,
+    logger,
+  };
+  const outbox =
+    config.outbox === "redis"
+      ? redisOutbox({ ...common, redisUrl: config.redisUrl!, smtpPerMinute: config.smtpPerMinute })
+      : sqliteOutbox({ ...common, path: config.outboxPath, synchronous: config.sqliteSynchronous });
+
+  const watcher = config.watchVia !== "off" && names.includes(config.watchVia) ? config.watchVia : undefined;
+  const metrics = createMetrics(outbox);
+  const hub = mailEventHub({
+    mailbox: mailbox.mailbox,
+    transport: watcher,
+    intervalMs: config.watchIntervalMs,
+    logger,
+    onEvent: (event) => metrics.mailEvents.inc({ type: event.type }),
+  });
+  let webhooks: WebhookSender | undefined;
+  let stopWebhookFeed = () => {};
+  if (config.webhookUrls.length > 0 && config.webhookSecret) {
+    const sender = webhookSender({
+      urls: config.webhookUrls,
+      secret: config.webhookSecret,
+      logger,
+      onOutcome: (outcome) => metrics.webhooks.inc({ outcome }),
+    });
+    webhooks = sender;
+    const unsubscribe = hub.available
+      ? hub.subscribe((event) => sender.send(`mail.${event.type}`, mailEventData(event)))
+      : () => {};
+    const onChange = (entry: { state: string }) => {
+      if (entry.state === "sent" || entry.state === "failed") sender.send(`outbox.${entry.state}`, entry);
+    };
+    outbox.events.on("change", onChange);
+    stopWebhookFeed = () => {
+      unsubscribe();
+      outbox.events.off("change", onChange);
+    };
+  }
+
+  let rateLimitRedis: Redis | undefined;
+  if (config.redisUrl && config.rateLimitPerMinute > 0) {
+    rateLimitRedis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    rateLimitRedis.on("error", (error) => logger.warn("rate-limit Redis error", { error: String(error) }));
+  }
+
+  const app = await buildApp({
+    mailbox: mailbox.mailbox,
+    outbox,
+    hub,
+    metrics,
+    logger,
+    apiKeys: [...config.apiKeys, ...(options.extraApiKeys ?? [])],
+    reader: reader ?? "graph",
+    transports: names,
+    maxAttachmentBytes: config.maxAttachmentBytes,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    ...(rateLimitRedis ? { rateLimitRedis } : {}),
+    corsOrigins: config.corsOrigins,
+    metricsPublic: config.metricsPublic,
+  });
+  await outbox.start();
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info(`listening on ${address}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: address,
+    app,
+    outbox,
+    mailbox,
+    close() {
+      closing ??= (async () => {
+        stopWebhookFeed();
+        await hub.close();
+        await app.close();
+        await outbox.close();
+        await webhooks?.close();
+        await mailbox.close();
+        await rateLimitRedis?.quit().catch(() => undefined);
+      })();
+      return closing;
+    },
+  };
+}

@@ -18,7 +18,11 @@ export interface ImapMessageSummary extends MessageSummary {
   readonly source?: Uint8Array;
 }
 
-/** What one FETCH asks for: envelope, flags, size, INTERNALDATE, structure (for hasAttachments), maybe source. */
+/**
+ * What one FETCH asks for: envelope, flags, size, INTERNALDATE, and either the source or the structure
+ * (for hasAttachments). With the source at hand the caller can tell attachments itself, and leaving out
+ * BODYSTRUCTURE keeps a bulk download as fast as a bare FETCH (it costs about a fifth on Dovecot).
+ */
 export function summaryQuery(includeSource: boolean): FetchQueryObject {
   return {
     uid: true,
@@ -26,7 +30,7 @@ export function summaryQuery(includeSource: boolean): FetchQueryObject {
     flags: true,
     size: true,
     internalDate: true,
-    bodyStructure: true,
+    bodyStructure: !includeSource,
     source: includeSource,
   };
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ImapMessageSummary, ImapTransport } from "../src/index.js";
@@ -47,6 +48,28 @@ describe.skipIf(dovecotMissing)("imap transport operations (emulator + Dovecot)"
       expect.stringMatching(/^AUTHENTICATE XOAUTH2 as support@contoso\.com at 127\.0\.0\.1:\d+$/),
       expect.stringMatching(/^EXAMINE INBOX: \d+ messages$/),
     ]);
+  });
+
+  it("signs in with XOAUTH2 although Dovecot also offers OAUTHBEARER (which imapflow alone would pick)", async () => {
+    const logPath = String(env.emulator.parts.dovecot!.logPath);
+    const lastLogin = () =>
+      readFileSync(logPath, "utf8")
+        .split("\n")
+        .filter((line) => line.includes("Login: user=<alice@contoso.com>"))
+        .at(-1);
+    const xoauth2 = transportFor(env, emulatorProvider(env.emulator, "alice@contoso.com"));
+    const bearer = transportFor(env, emulatorProvider(env.emulator, "alice@contoso.com"), {
+      saslMechanism: "OAUTHBEARER",
+    });
+    try {
+      expect((await xoauth2.verify()).ok).toBe(true);
+      expect(lastLogin()).toContain("method=XOAUTH2");
+      expect((await bearer.verify()).checks[0]?.detail).toMatch(/^AUTHENTICATE OAUTHBEARER/);
+      expect(lastLogin()).toContain("method=OAUTHBEARER");
+    } finally {
+      await xoauth2.close();
+      await bearer.close();
+    }
   });
 
   it("lists Exchange's folders with their special use", async () => {

@@ -1,14 +1,4 @@
-import {
-  DEMO_PASSWORD,
-  DOVECOT_INSTALL_HINT,
-  dovecotPart,
-  type Emulator,
-  type EmulatorPart,
-  findDovecot,
-  graphPart,
-  smtpPart,
-  startEmulator,
-} from "@m365-mail/emulator";
+import type { Emulator, EmulatorPart } from "@m365-mail/emulator";
 import type { ResolvedConfig } from "./config.js";
 import { stderrLogger } from "./session.js";
 
@@ -24,13 +14,18 @@ export interface FullEmulatorOptions {
   verbose?: boolean;
 }
 
+// Loaded on first use: commands against a real tenant never load the emulator (node-forge, smtp-server, …).
+export const loadEmulator = () => import("@m365-mail/emulator");
+
 /** Whether IMAP/POP3 can run here; when not, the command to install Dovecot. */
-export function dovecotStatus(): { installed: boolean; install: string } {
+export async function dovecotStatus(): Promise<{ installed: boolean; install: string }> {
+  const { DOVECOT_INSTALL_HINT, findDovecot } = await loadEmulator();
   return { installed: findDovecot() !== undefined, install: DOVECOT_INSTALL_HINT };
 }
 
 /** The emulator with every part: Entra ID, Graph, SMTP, and IMAP/POP3 when Dovecot is installed. */
 export async function startFullEmulator(options: FullEmulatorOptions = {}): Promise<Emulator> {
+  const { dovecotPart, graphPart, smtpPart, startEmulator } = await loadEmulator();
   const parts: EmulatorPart[] = [graphPart(), smtpPart()];
   if (options.dovecot !== false) parts.push(dovecotPart());
   return startEmulator({
@@ -44,7 +39,7 @@ export async function startFullEmulator(options: FullEmulatorOptions = {}): Prom
 }
 
 /** Settings that point every client of the CLI at a running emulator, as `m365-mail emulator` prints them. */
-export function emulatorConfig(emulator: Emulator, username: string): ResolvedConfig {
+export function emulatorConfig(emulator: Emulator, username: string, password: string): ResolvedConfig {
   return {
     tenantId: emulator.tenantId,
     clientId: emulator.clientId,
@@ -54,7 +49,7 @@ export function emulatorConfig(emulator: Emulator, username: string): ResolvedCo
     caFile: emulator.caPath,
     origins: { tenantId: "default", clientId: "default", username: "default", password: "default" },
     env: {},
-    password: { origin: "default", description: "the emulator's demo password", read: () => DEMO_PASSWORD },
+    password: { origin: "default", description: "the emulator's demo password", read: () => password },
   };
 }
 

@@ -167,7 +167,7 @@ export async function main(argv: readonly string[], options: RunOptions = {}): P
         return credentials;
       },
       session: async (sessionOptions) =>
-        openSession(ctx.config(), await ctx.credentials(), {
+        await openSession(ctx.config(), await ctx.credentials(), {
           verbose: flags.verbose === true,
           ...sessionOptions,
         }),

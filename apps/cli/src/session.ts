@@ -1,9 +1,5 @@
 import { type RopcTokenProvider, ropcTokenProvider } from "@m365-mail/auth-ropc";
 import { createMailbox, type Logger, type Mailbox, safeLogger, type TransportInput } from "@m365-mail/core";
-import { graphTransport } from "@m365-mail/transport-graph";
-import { imapTransport } from "@m365-mail/transport-imap";
-import { pop3Transport } from "@m365-mail/transport-pop3";
-import { smtpTransport } from "@m365-mail/transport-smtp";
 import type { Credentials, ResolvedConfig } from "./config.js";
 
 export type Via = "graph" | "smtp" | "imap" | "pop3";
@@ -35,11 +31,39 @@ export function stderrLogger(): Logger {
   });
 }
 
-export function openSession(
+/** Each transport's SDK (imapflow, nodemailer, the Graph client) is loaded only by the commands that use it. */
+async function loadTransport(
+  name: Via,
+  auth: RopcTokenProvider,
+  common: { ca?: string; logger?: Logger },
+  options: SessionOptions,
+): Promise<TransportInput> {
+  switch (name) {
+    case "graph": {
+      const { graphTransport } = await import("@m365-mail/transport-graph");
+      const interval = options.graphWatchIntervalMs ? { watchIntervalMs: options.graphWatchIntervalMs } : {};
+      return () => graphTransport({ auth, ...common, ...interval });
+    }
+    case "smtp": {
+      const { smtpTransport } = await import("@m365-mail/transport-smtp");
+      return () => smtpTransport({ auth, ...common });
+    }
+    case "imap": {
+      const { imapTransport } = await import("@m365-mail/transport-imap");
+      return () => imapTransport({ auth, ...common });
+    }
+    case "pop3": {
+      const { pop3Transport } = await import("@m365-mail/transport-pop3");
+      return () => pop3Transport({ auth, ...common });
+    }
+  }
+}
+
+export async function openSession(
   config: ResolvedConfig,
   credentials: Credentials,
   options: SessionOptions,
-): Session {
+): Promise<Session> {
   const logger = options.verbose ? stderrLogger() : undefined;
   const ca = config.ca;
   const auth = ropcTokenProvider({
@@ -53,17 +77,9 @@ export function openSession(
     ...(logger ? { logger } : {}),
   });
   const common = { ...(ca ? { ca } : {}), ...(logger ? { logger } : {}) };
-  const factories: Record<Via, TransportInput> = {
-    graph: () =>
-      graphTransport({
-        auth,
-        ...common,
-        ...(options.graphWatchIntervalMs ? { watchIntervalMs: options.graphWatchIntervalMs } : {}),
-      }),
-    smtp: () => smtpTransport({ auth, ...common }),
-    imap: () => imapTransport({ auth, ...common }),
-    pop3: () => pop3Transport({ auth, ...common }),
-  };
-  const mailbox = createMailbox({ auth, transports: options.transports.map((name) => factories[name]) });
+  const transports = await Promise.all(
+    options.transports.map((name) => loadTransport(name, auth, common, options)),
+  );
+  const mailbox = createMailbox({ auth, transports });
   return { auth, mailbox, close: () => mailbox.close() };
 }

@@ -9,9 +9,9 @@ import {
   registerSecret,
   type Transport,
 } from "@m365-mail/core";
-import { DEMO_PASSWORD, type Emulator } from "@m365-mail/emulator";
+import type { Emulator } from "@m365-mail/emulator";
 import { type Command, type CommandContext, stringFlag } from "../command.js";
-import { dovecotStatus, emulatorConfig, startFullEmulator } from "../emulator-runner.js";
+import { dovecotStatus, emulatorConfig, loadEmulator, startFullEmulator } from "../emulator-runner.js";
 import { EXIT } from "../exit-codes.js";
 import { formatDate } from "../format.js";
 import { errorJson } from "../output.js";
@@ -141,7 +141,8 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
     const p = out.paint;
     const keptDir = stringFlag(ctx.flags, "data-dir");
     const dataDir = keptDir ?? (await mkdtemp(join(tmpdir(), "m365-mail-demo-")));
-    const dovecot = dovecotStatus();
+    const { DEMO_PASSWORD } = await loadEmulator();
+    const dovecot = await dovecotStatus();
     const useDovecot = ctx.flags["no-dovecot"] !== true && dovecot.installed;
     registerSecret(DEMO_PASSWORD);
     const say = (text: string) => {
@@ -177,9 +178,9 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
       );
       say("");
 
-      const config = emulatorConfig(emulator, USER);
+      const config = emulatorConfig(emulator, USER, DEMO_PASSWORD);
       const transports: Via[] = imapRunning ? ["graph", "smtp", "imap", "pop3"] : ["graph", "smtp"];
-      session = openSession(
+      session = await openSession(
         config,
         { tenantId: emulator.tenantId, clientId: emulator.clientId, username: USER, password: DEMO_PASSWORD },
         { transports, verbose: ctx.flags.verbose === true, graphWatchIntervalMs: 1000 },

@@ -1,8 +1,7 @@
 import { chmod, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { DEMO_PASSWORD, defaultDirectory } from "@m365-mail/emulator";
 import { type Command, type CommandContext, integerFlag, stringFlag } from "../command.js";
-import { dovecotStatus, emulatorEnv, startFullEmulator } from "../emulator-runner.js";
+import { dovecotStatus, emulatorEnv, loadEmulator, startFullEmulator } from "../emulator-runner.js";
 import { EXIT } from "../exit-codes.js";
 
 const shellQuote = (value: string) =>
@@ -37,6 +36,7 @@ Options:
   --json               the endpoints and settings as JSON (then runs until stopped)`,
   async run(ctx: CommandContext): Promise<number> {
     const { out, flags } = ctx;
+    const { DEMO_PASSWORD, defaultDirectory } = await loadEmulator();
     if (flags["print-directory"] === true) {
       out.data(defaultDirectory());
       return EXIT.OK;
@@ -116,7 +116,7 @@ Options:
         line("Graph", endpoints.graph ?? p.dim("not running"));
         line("SMTP", endpoints.smtp ? `${endpoints.smtp} (STARTTLS, AUTH XOAUTH2)` : p.dim("not running"));
         const dovecot = emulator.parts.dovecot;
-        const install = dovecotStatus().install;
+        const install = (await dovecotStatus()).install;
         const imapPop = (endpoint: string | undefined) =>
           endpoint
             ? `${endpoint} (TLS, XOAUTH2)`

@@ -308,6 +308,35 @@ describe("mail and calendar", () => {
     expect(await readFile(join(emu.home, "saved", "report.csv"), "utf8")).toBe("ticket,state\n42,closed\n");
   });
 
+  it("a 6 MB attachment (sent through a Graph upload session) is read back byte for byte", async () => {
+    const subject = unique("large attachment");
+    const bytes = randomBytes(6 * 1024 * 1024);
+    await writeFile(join(emu.home, "scan.pdf"), bytes);
+    const sent = await cli([
+      "send",
+      "--to",
+      SUPPORT,
+      "-s",
+      subject,
+      "--text",
+      "scan attached",
+      "--attach",
+      join(emu.home, "scan.pdf"),
+    ]);
+    expect(sent.code, sent.stderr).toBe(0);
+    let id: string | undefined;
+    for (let i = 0; i < 40 && !id; i++) {
+      id = parseJson(await cli(["list", "--json", "-n", "10"])).messages.find(
+        (m: { subject: string }) => m.subject === subject,
+      )?.id;
+      if (!id) await new Promise((r) => setTimeout(r, 250));
+    }
+    const saved = join(emu.home, "large");
+    const read = await cli(["read", id!, "--save-attachments", saved]);
+    expect(read.stdout).toContain("scan.pdf  application/pdf, 6.0 MB");
+    expect(Buffer.compare(await readFile(join(saved, "scan.pdf")), bytes)).toBe(0);
+  });
+
   it("send over SMTP; a message that does not exist exits 1 (NOT_FOUND)", async () => {
     const sent = await cli([
       "send",

@@ -1,0 +1,116 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { generateApiKey, hashApiKey } from "../src/api-keys.js";
+import {
+  ALICE,
+  emulatorEnv,
+  hasRedis,
+  type ServerProcess,
+  spawnServer,
+  startTestEmulator,
+  subjectsIn,
+  type TestEmulator,
+  waitFor,
+} from "./helpers.js";
+import { startRedis, type TestRedis } from "./redis-server.js";
+
+const TOTAL = 300;
+const PROCESSES = 3;
+
+let emu: TestEmulator;
+let redis: TestRedis;
+const servers: ServerProcess[] = [];
+
+beforeAll(async () => {
+  if (!hasRedis) return;
+  [emu, redis] = await Promise.all([startTestEmulator(), startRedis()]);
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+  await redis?.stop();
+  await emu?.stop();
+});
+
+function metric(text: string, name: string, labels: string): number {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+}
+
+it.skipIf(!hasRedis)(
+  "3 processes on one Redis: one password grant serves them all, 300 messages delivered once each, Outlook's limit of 4 held",
+  { timeout: 120_000 },
+  async () => {
+    const key = generateApiKey();
+    const env = {
+      ...emulatorEnv(emu.emulator),
+      PORT: "0",
+      API_KEYS: `scale:${hashApiKey(key)}`,
+      TRANSPORTS: "graph,smtp",
+      WATCH_VIA: "off",
+      OUTBOX: "redis",
+      REDIS_URL: redis.url,
+      TOKEN_CACHE: "redis",
+      M365_CACHE_KEY: randomBytes(32).toString("base64"),
+      OUTBOX_RETRY_BASE_MS: "100",
+      OUTBOX_SENT_ITEMS_GRACE_MS: "500",
+    };
+    emu.emulator.admin.resetCounts();
+    emu.graph.resetThrottling();
+    servers.push(...(await Promise.all(Array.from({ length: PROCESSES }, () => spawnServer(env)))));
+
+    // Spread over the processes, as a load balancer would.
+    let next = 0;
+    const ids: string[] = [];
+    await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        while (next < TOTAL) {
+          const n = next++;
+          const subject = `scale-${String(n).padStart(3, "0")}`;
+          const res = await fetch(`${servers[n % PROCESSES]!.url}/v1/messages`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${key}`,
+              "content-type": "application/json",
+              "idempotency-key": subject,
+            },
+            body: JSON.stringify({ to: ALICE, subject, text: `message ${n}` }),
+          });
+          expect(res.status).toBe(202);
+          ids.push(((await res.json()) as { id: string }).id);
+        }
+      }),
+    );
+    expect(new Set(ids).size).toBe(TOTAL);
+
+    const metricsOf = (s: ServerProcess) =>
+      fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.text());
+    await waitFor(
+      async () => {
+        // The queue is shared: any process's gauge counts every message.
+        const text = await metricsOf(servers[0]!);
+        return metric(text, "m365_outbox_messages", 'state="sent"') === TOTAL ? true : undefined;
+      },
+      90_000,
+      "every message to be sent",
+    );
+
+    const counts = emu.emulator.admin.counts();
+    expect(counts["entra.token.password"]).toBe(1);
+    expect(counts["graph.429"] ?? 0).toBe(0);
+    const usage = Object.values(emu.graph.throttlingUsage());
+    expect(Math.max(...usage.map((u) => u.peak))).toBeLessThanOrEqual(4);
+
+    const subjects = (await subjectsIn(emu.dataDir, ALICE, "inbox")).filter((s) => s.startsWith("scale-"));
+    expect(subjects.length).toBe(TOTAL);
+    expect(new Set(subjects).size).toBe(TOTAL);
+
+    // Every process took part in delivering.
+    const delivered = await Promise.all(
+      servers.map(async (s) => metric(await metricsOf(s), "m365_outbox_deliveries_total", 'result="sent"')),
+    );
+    expect(delivered.reduce((a, b) => a + b, 0)).toBe(TOTAL);
+    expect(delivered.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+  },
+);

@@ -267,6 +267,10 @@ async function start() {
     if (error.message !== "unauthorized") showLogin(error.message);
     return;
   }
+  api("/v1/me")
+    .then((r) => r.json())
+    .then((me) => ($("#mailbox").textContent = me.username))
+    .catch(() => {});
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#logout").hidden = false;

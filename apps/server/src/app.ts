@@ -153,6 +153,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       defaultFrom: options.mailbox.auth.username,
       transports: options.transports,
     });
+    api.get(
+      "/v1/me",
+      { schema: { tags: ["mail"], summary: "The mailbox this server acts as, and its set-up" } },
+      async () => ({
+        username: options.mailbox.auth.username,
+        transports: options.transports,
+        reader: options.reader,
+        outbox: options.outbox.kind,
+      }),
+    );
     await api.register(mailRoutes, { mailbox: options.mailbox, reader: options.reader });
     await api.register(eventRoutes, { hub: options.hub, outbox: options.outbox });
   });

@@ -36,7 +36,16 @@ fi
 node_prefix=$(node -p 'process.execPath.replace(/[\\/]bin[\\/]node(\.exe)?$/, "")')
 if [[ -z ${npm_config_nodedir:-} && -f $node_prefix/include/node/node_version.h ]]; then export npm_config_nodedir=$node_prefix; fi
 
+# Quiet when all is well, the tool's own words when not.
+run_quietly() {
+  local output
+  if ! output=$("$@" 2>&1); then
+    printf '%s\n' "$output" | tail -n 40
+    log "failed: $*"
+    exit 1
+  fi
+}
 log "pnpm install"
-pnpm install --frozen-lockfile --reporter=silent
+run_quietly pnpm install --frozen-lockfile
 log "building packages"
-pnpm turbo run build --output-logs=errors-only >/dev/null
+run_quietly pnpm turbo run build --output-logs=errors-only

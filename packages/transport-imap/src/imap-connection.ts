@@ -1,6 +1,7 @@
 import {
   type AccessToken,
   type CloudPreset,
+  type GetTokenOptions,
   type Logger,
   M365MailError,
   registerSecret,
@@ -178,6 +179,37 @@ async function connectOnce(
   return connection;
 }
 
+/** A token for the "outlook" resource; a provider's own M365MailError passes through unchanged. */
+async function tokenFrom(settings: ConnectionSettings, options: GetTokenOptions): Promise<AccessToken> {
+  let token: AccessToken;
+  try {
+    token = await settings.auth.getAccessToken("outlook", options);
+  } catch (error) {
+    if (error instanceof M365MailError) throw error;
+    throw new M365MailError(
+      "AUTH_FAILED",
+      `the token provider "${settings.auth.name}" failed to hand out an Outlook token`,
+      {
+        source: "imap",
+        cause: error,
+        hint: 'See the cause; the token provider must return a token for the "outlook" resource (IMAP.AccessAsUser.All).',
+      },
+    );
+  }
+  if (!token?.token) {
+    throw new M365MailError(
+      "AUTH_FAILED",
+      `the token provider "${settings.auth.name}" returned an empty access token`,
+      {
+        source: "imap",
+        hint: "Check the token provider; with ROPC this means Entra ID answered without an access_token.",
+      },
+    );
+  }
+  registerSecret(token.token);
+  return token;
+}
+
 /**
  * Opens one authenticated connection with a token fresh from the provider. A refused sign-in is tried
  * once more with `forceRefresh` (the cached token may have been revoked or rotated); a second refusal is
@@ -189,8 +221,7 @@ export async function openConnection(
 ): Promise<ImapConnection> {
   const operation = `connect to ${settings.host}:${settings.port} as ${settings.user}`;
   const context = { operation, host: settings.host, port: settings.port };
-  let token = await settings.auth.getAccessToken("outlook", { signal: options.signal });
-  registerSecret(token.token);
+  let token = await tokenFrom(settings, { signal: options.signal });
   try {
     return await connectOnce(settings, token, options);
   } catch (error) {
@@ -200,8 +231,7 @@ export async function openConnection(
       server: serverText(error),
     });
   }
-  token = await settings.auth.getAccessToken("outlook", { forceRefresh: true, signal: options.signal });
-  registerSecret(token.token);
+  token = await tokenFrom(settings, { forceRefresh: true, signal: options.signal });
   try {
     return await connectOnce(settings, token, options);
   } catch (error) {

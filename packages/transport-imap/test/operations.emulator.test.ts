@@ -187,6 +187,39 @@ describe.skipIf(dovecotMissing)("imap transport operations (emulator + Dovecot)"
     expect((await rejection(imap.deleteMessage(trashed!.id))).code).toBe("NOT_FOUND");
   });
 
+  it("serves concurrent operations on different folders over its one shared connection", async () => {
+    const t = tag();
+    await deliver(env, SUPPORT, { to: SUPPORT, subject: `inbox ${t}`, text: "in inbox" });
+    await deliver(env, SUPPORT, { to: SUPPORT, subject: `junk ${t}`, text: "in junk" }, "junkemail");
+    const [inbox, junk, folders, sent] = await Promise.all([
+      bySubject(`inbox ${t}`),
+      bySubject(`junk ${t}`, "junk"),
+      imap.listFolders(),
+      collect(imap.listMessages({ folder: "sent", limit: 5 })),
+    ]);
+    expect(inbox).toHaveLength(1);
+    expect(junk).toHaveLength(1);
+    expect(folders.length).toBeGreaterThanOrEqual(6);
+    expect(Array.isArray(sent)).toBe(true);
+    const [a, b] = await Promise.all([imap.getMessage(inbox[0]!.id), imap.getMessage(junk[0]!.id)]);
+    expect([a.text?.trim(), b.text?.trim()]).toEqual(["in inbox", "in junk"]);
+  });
+
+  it("an aborted operation fails with ABORTED and the next one works", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    expect((await rejection(imap.listFolders({ signal: controller.signal }))).code).toBe("ABORTED");
+    const slow = new AbortController();
+    const pending = collect(imap.listMessages({ folder: "inbox" }, { signal: slow.signal }));
+    slow.abort();
+    const outcome = await pending.then(
+      () => "finished",
+      (e: unknown) => (e instanceof M365MailError ? e.code : String(e)),
+    );
+    expect(["finished", "ABORTED"]).toContain(outcome);
+    expect((await imap.listFolders()).length).toBeGreaterThan(0);
+  });
+
   it("says which folder does not exist", async () => {
     const error = await rejection(collect(imap.listMessages({ folder: "No Such Folder" })));
     expect(error.code).toBe("NOT_FOUND");

@@ -1,0 +1,70 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadServerConfig } from "../src/config.js";
+import { SERVER_MAIN } from "./helpers.js";
+
+describe("configuration", () => {
+  it("names what is missing for a real tenant and where to find it", () => {
+    expect(() => loadServerConfig({ API_KEYS: `a:${"0".repeat(64)}` }, [])).toThrow(
+      expect.objectContaining({
+        code: "CONFIG_INVALID",
+        message: expect.stringContaining("M365_TENANT_ID, M365_CLIENT_ID, M365_USERNAME, M365_PASSWORD"),
+      }),
+    );
+  });
+
+  it("refuses to start without API keys, and never echoes a raw key pasted into API_KEYS", () => {
+    expect(() => loadServerConfig({}, [])).toThrow(/no API keys configured/);
+    try {
+      loadServerConfig({ API_KEYS: "ops:m365_Raw-Key-That-Must-Not-Leak" }, []);
+      expect.unreachable();
+    } catch (error) {
+      expect(String((error as Error).message)).not.toContain("Raw-Key");
+      expect((error as { hint: string }).hint).toContain("--new-api-key");
+    }
+  });
+
+  it("OUTBOX=redis needs REDIS_URL; unknown values are named", () => {
+    expect(() => loadServerConfig({ OUTBOX: "redis" }, ["--emulator"])).toThrow(/REDIS_URL/);
+    expect(() => loadServerConfig({ OUTBOX: "kafka" }, ["--emulator"])).toThrow(
+      /OUTBOX must be one of sqlite, redis/,
+    );
+  });
+});
+
+it("`node dist/main.js --emulator` starts emulator and server in one command, prints a dev key and the page link, stops on SIGTERM", {
+  timeout: 90_000,
+}, async () => {
+  const home = await mkdtemp(join(tmpdir(), "m365-server-main-"));
+  const child = spawn(process.execPath, [SERVER_MAIN, "--emulator", "--port", "0"], {
+    env: { PATH: process.env.PATH ?? "", M365_EMULATOR_HOME: home, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  try {
+    await expect
+      .poll(() => /web page: +(http:\S+)#key=(\S+)/.test(out), { timeout: 60_000, interval: 200 })
+      .toBe(true);
+    const [, url, key] = /web page: +(http:\S+)\/#key=(\S+)/.exec(out)!;
+    expect((await fetch(`${url}/`)).headers.get("content-security-policy")).toContain("default-src 'self'");
+    const me = await fetch(`${url}/v1/me`, { headers: { authorization: `Bearer ${key}` } });
+    expect(await me.json()).toMatchObject({ username: "support@contoso.com", outbox: "sqlite" });
+    const ready = (await (await fetch(`${url}/readyz`)).json()) as {
+      ready: boolean;
+      checks: Array<{ name: string; ok: boolean }>;
+    };
+    expect(ready.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(ready.ready).toBe(true);
+  } finally {
+    child.kill("SIGTERM");
+    const code = await exited;
+    await rm(home, { recursive: true, force: true });
+    expect(code, out).toBe(0);
+  }
+});

@@ -1,0 +1,141 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { M365MailError, silentLogger } from "@m365-mail/core";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DeliveryJob, DeliveryOutcome } from "../src/outbox/delivery.js";
+import type { Outbox, OutboxEntry } from "../src/outbox/outbox.js";
+import { sqliteOutbox } from "../src/outbox/sqlite-outbox.js";
+import { prepareSend } from "../src/send-request.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "m365-server-outbox-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const prepared = (subject: string) =>
+  prepareSend(
+    { to: "alice@contoso.com", subject, text: "x" },
+    { maxAttachmentBytes: 1000, defaultFrom: "support@contoso.com", transports: ["graph", "smtp"] },
+  );
+
+function outbox(path: string, deliver: (job: DeliveryJob) => Promise<DeliveryOutcome>): Outbox {
+  return sqliteOutbox({
+    path,
+    deliver,
+    concurrency: { graph: 4, smtp: 3 },
+    maxAttempts: 3,
+    retryBaseMs: 5,
+    sentItemsGraceMs: 0,
+    logger: silentLogger,
+    pollIntervalMs: 20,
+  });
+}
+
+const until = async (box: Outbox, id: string, state: OutboxEntry["state"]) => {
+  await expect.poll(async () => (await box.get(id))?.state, { timeout: 5000 }).toBe(state);
+  return (await box.get(id))!;
+};
+
+describe("sqliteOutbox", () => {
+  it("one process per file: a second opener is refused with a hint to use OUTBOX=redis", async () => {
+    const path = join(dir, "lock.db");
+    const first = outbox(path, async () => ({ ok: true, transport: "graph", recovered: false }));
+    await first.start();
+    await first.accept({ prepared: prepared("lock") });
+    expect(() => outbox(path, async () => ({ ok: true, transport: "graph", recovered: false }))).toThrow(
+      expect.objectContaining({ code: "CONFIG_INVALID", hint: expect.stringContaining("OUTBOX=redis") }),
+    );
+    await first.close();
+  });
+
+  it("retries a throttled send, then marks it sent; a permanent refusal fails at once with code and hint", async () => {
+    const jobs: DeliveryJob[] = [];
+    const box = outbox(join(dir, "retry.db"), async (job) => {
+      jobs.push(job);
+      if (job.message.subject === "refused") {
+        const error = new M365MailError("SEND_AS_DENIED", "not allowed", { hint: "grant Send As" });
+        return { ok: false, error, retryable: false, maybeSubmitted: false };
+      }
+      if (jobs.filter((j) => j.message.subject === "throttled").length === 1) {
+        return {
+          ok: false,
+          error: new M365MailError("THROTTLED", "429"),
+          retryable: true,
+          maybeSubmitted: false,
+        };
+      }
+      return { ok: true, transport: "graph", recovered: false };
+    });
+    await box.start();
+    const throttled = await box.accept({ prepared: prepared("throttled") });
+    const refused = await box.accept({ prepared: prepared("refused") });
+    const sent = await until(box, throttled.entry.id, "sent");
+    expect(sent.attempts).toBe(2);
+    // A 429 submitted nothing: the second try sends without a Sent Items look-up.
+    expect(jobs.filter((j) => j.message.subject === "throttled").map((j) => j.uncertain)).toEqual([
+      false,
+      false,
+    ]);
+    const failed = await until(box, refused.entry.id, "failed");
+    expect(failed.error).toEqual({
+      code: "SEND_AS_DENIED",
+      message: expect.any(String),
+      hint: "grant Send As",
+    });
+    expect(failed.attempts).toBe(1);
+    await box.close();
+  });
+
+  it("after a network fault the next attempt first looks in Sent Items", async () => {
+    const jobs: DeliveryJob[] = [];
+    const box = outbox(join(dir, "uncertain.db"), async (job) => {
+      jobs.push(job);
+      if (jobs.length === 1) {
+        return {
+          ok: false,
+          error: new M365MailError("TIMEOUT", "no answer"),
+          retryable: true,
+          maybeSubmitted: true,
+        };
+      }
+      return { ok: true, transport: "sent-items", recovered: true };
+    });
+    await box.start();
+    const { entry } = await box.accept({ prepared: prepared("timeout") });
+    expect((await until(box, entry.id, "sent")).transport).toBe("sent-items");
+    expect(jobs.map((j) => j.uncertain)).toEqual([false, true]);
+    await box.close();
+  });
+
+  it("a row left 'sending' by a dead run is checked in Sent Items at the next start, Message-ID kept", async () => {
+    const path = join(dir, "restart.db");
+    const first = outbox(path, async () => ({ ok: true, transport: "graph", recovered: false }));
+    const { entry } = await first.accept({ prepared: prepared("in flight") });
+    await first.close();
+    // What a SIGKILL during a send leaves behind.
+    const raw = new Database(path);
+    raw
+      .prepare(
+        "UPDATE outbox SET state = 'sending', attempts = 1, attempt_started_at = ?, first_attempt_at = ?",
+      )
+      .run(Date.now(), Date.now());
+    raw.close();
+
+    const jobs: DeliveryJob[] = [];
+    const second = outbox(path, async (job) => {
+      jobs.push(job);
+      return { ok: true, transport: "sent-items", recovered: true };
+    });
+    await second.start();
+    const done = await until(second, entry.id, "sent");
+    expect(done.transport).toBe("sent-items");
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({ uncertain: true, message: { messageId: entry.messageId } });
+    await second.close();
+  });
+});

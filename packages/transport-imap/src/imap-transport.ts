@@ -222,6 +222,9 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     );
     // Newest first, like Outlook and Graph.
     uids.sort((a, b) => b - a);
+    // Without a time filter every UID found is yielded: fetch no more than the limit asks for.
+    if (query.limit !== undefined && !query.since)
+      uids.length = Math.min(uids.length, Math.max(0, query.limit));
     const fetchBatch = (wanted: number[]) =>
       shared.run(
         `FETCH ${folder}`,

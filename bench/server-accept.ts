@@ -23,7 +23,7 @@ import { performance } from "node:perf_hooks";
 import { generateApiKey, hashApiKey } from "../apps/server/dist/index.js";
 import { DEMO_PASSWORD, graphPart, smtpPart, startEmulator } from "../packages/emulator/dist/index.js";
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
+const REQUESTS = 5000;
 const WARMUP = 300;
 const CONCURRENCY = 64;
 const DEADLINE_MS = 120_000;

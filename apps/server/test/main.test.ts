@@ -61,6 +61,34 @@ it("`node dist/main.js --emulator` starts emulator and server in one command, pr
     };
     expect(ready.checks.filter((c) => !c.ok)).toEqual([]);
     expect(ready.ready).toBe(true);
+
+    // New mail reaches the Server-Sent Events (over IMAP IDLE when Dovecot runs, else Graph delta).
+    const controller = new AbortController();
+    const events = await fetch(`${url}/v1/events`, {
+      headers: { authorization: `Bearer ${key}` },
+      signal: controller.signal,
+    });
+    const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let stream = "";
+    const seen = (async () => {
+      while (!/event: mail\ndata: .*"subject":"one command"/.test(stream)) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        stream += value;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    const sent = await fetch(`${url}/v1/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ to: "support@contoso.com", subject: "one command", text: "hello" }),
+    });
+    expect(sent.status).toBe(202);
+    await Promise.race([
+      seen,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no mail event: ${stream}`)), 30_000)),
+    ]);
+    controller.abort();
   } finally {
     child.kill("SIGTERM");
     const code = await exited;

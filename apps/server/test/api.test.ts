@@ -366,3 +366,20 @@ describe("operations", () => {
     expect(text).toMatch(/event: mail/);
   });
 });
+
+describe("rate limit per API key", () => {
+  it("answers 429 over the limit, for that key only", async () => {
+    const limited = await startTestServer(emu.emulator, { RATE_LIMIT_PER_MINUTE: "3" });
+    try {
+      const call = () => client(limited.url, limited.key)("/v1/outbox?limit=1");
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await call()).status);
+      expect(statuses).toEqual([200, 200, 200, 429, 429]);
+      // Unauthenticated requests are refused before they count against anyone's limit.
+      expect((await fetch(`${limited.url}/v1/outbox`)).status).toBe(401);
+      expect((await fetch(`${limited.url}/healthz`)).status).toBe(200);
+    } finally {
+      await limited.stop();
+    }
+  });
+});

@@ -20,6 +20,7 @@ const PROCESSES = 3;
 let emu: TestEmulator;
 let redis: TestRedis;
 const servers: ServerProcess[] = [];
+const key = generateApiKey();
 
 beforeAll(async () => {
   if (!hasRedis) return;
@@ -42,7 +43,6 @@ it.skipIf(!hasRedis)(
   "3 processes on one Redis: one password grant serves them all, 300 messages delivered once each, Outlook's limit of 4 held",
   { timeout: 120_000 },
   async () => {
-    const key = generateApiKey();
     const env = {
       ...emulatorEnv(emu.emulator),
       PORT: "0",
@@ -112,5 +112,44 @@ it.skipIf(!hasRedis)(
     );
     expect(delivered.reduce((a, b) => a + b, 0)).toBe(TOTAL);
     expect(delivered.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+  },
+);
+
+it.skipIf(!hasRedis)(
+  "the Redis outbox: an Idempotency-Key replays across processes; another body with it is a 409",
+  async () => {
+    expect(servers).toHaveLength(PROCESSES);
+    const send = (server: ServerProcess, text: string) =>
+      fetch(`${server.url}/v1/messages`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${key}`,
+          "content-type": "application/json",
+          "idempotency-key": "redis-once",
+        },
+        body: JSON.stringify({ to: ALICE, subject: "redis idempotent", text }),
+      });
+    const first = await send(servers[0]!, "same");
+    expect(first.status).toBe(202);
+    const { id } = (await first.json()) as { id: string };
+    const again = await send(servers[1]!, "same");
+    expect(again.status).toBe(202);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await again.json()) as { id: string }).id).toBe(id);
+    expect((await send(servers[2]!, "different")).status).toBe(409);
+    const status = await waitFor(
+      async () => {
+        const res = await fetch(`${servers[2]!.url}/v1/outbox/${id}`, {
+          headers: { authorization: `Bearer ${key}` },
+        });
+        const entry = (await res.json()) as { state: string; transport?: string };
+        return entry.state === "sent" ? entry : undefined;
+      },
+      30_000,
+      "the replayed message to be sent",
+    );
+    expect(status.transport).toBe("graph");
+    const subjects = (await subjectsIn(emu.dataDir, ALICE, "inbox")).filter((s) => s === "redis idempotent");
+    expect(subjects).toHaveLength(1);
   },
 );

@@ -571,8 +571,9 @@ export function createMailStore(options: CreateMailStoreOptions): MailStore {
       const at: Located = flags
         ? { folderPath, dir, sub: "cur", name: `${base}:2,${flags}` }
         : { folderPath, dir, sub: "new", name: base };
+      // Describe from tmp/: once in new/, Dovecot may already have moved it to cur/ under another name.
+      const message = toMessage(folderPath, at.name, await lstat(tmp));
       await rename(tmp, join(dir, at.sub, at.name));
-      const message = await describe(at);
       located.set(`${normalizeUpn(upn)}\0${message.id}`, at);
       log.debug("delivered", { upn, folder: folderPath, size: raw.byteLength });
       return message;

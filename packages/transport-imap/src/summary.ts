@@ -12,7 +12,8 @@ export interface ImapMessageSummary extends MessageSummary {
   readonly id: string;
   readonly folder: string;
   readonly uid: number;
-  readonly uidValidity: bigint;
+  /** UIDVALIDITY of the folder (a 32-bit number; imapflow's bigint is converted so summaries serialise as JSON). */
+  readonly uidValidity: number;
   readonly flags: readonly string[];
   /** The RFC 5322 source, with `listMessages({ includeSource: true })`. */
   readonly source?: Uint8Array;
@@ -66,7 +67,7 @@ export function toSummary(
     id: formatMessageId({ folder, uidValidity, uid: message.uid }),
     folder,
     uid: message.uid,
-    uidValidity,
+    uidValidity: Number(uidValidity),
     ...(envelope?.messageId ? { internetMessageId: envelope.messageId } : {}),
     subject: envelope?.subject ?? "",
     ...(from ? { from } : {}),

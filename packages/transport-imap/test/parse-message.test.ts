@@ -7,7 +7,7 @@ const summary: ImapMessageSummary = {
   id: "INBOX:1:1",
   folder: "INBOX",
   uid: 1,
-  uidValidity: 1n,
+  uidValidity: 1,
   subject: "",
   to: [],
   cc: [],

@@ -5,6 +5,7 @@ export * from "./errors.js";
 export * from "./jwt.js";
 export * from "./logger.js";
 export * from "./message.js";
+export * from "./outlook-auth-failure.js";
 export * from "./redact.js";
 export * from "./registry.js";
 export * from "./sasl.js";

@@ -1,22 +1,18 @@
-import { M365MailError, readJwtClaims } from "@m365-mail/core";
+import {
+  type CloudPreset,
+  explainOutlookAuthFailure,
+  M365MailError,
+  readJwtClaims,
+  type TokenClaims,
+} from "@m365-mail/core";
 
 export const SOURCE = "smtp";
 
-/** What the last token handed to Exchange said about itself — never the token. Used to explain a 535. */
-export interface TokenFacts {
-  audience?: string;
-  scopes: readonly string[];
-  user?: string;
-}
+/** What the last token handed to Exchange said about itself (its claims) — never the token. Used to explain a 535. */
+export type TokenFacts = TokenClaims;
 
-export function tokenFacts(token: string): TokenFacts {
-  const claims = readJwtClaims(token);
-  const user = claims?.upn ?? claims?.preferred_username ?? claims?.unique_name;
-  return {
-    audience: typeof claims?.aud === "string" ? claims.aud : undefined,
-    scopes: typeof claims?.scp === "string" ? claims.scp.split(" ").filter(Boolean) : [],
-    user: typeof user === "string" ? user : undefined,
-  };
+export function tokenFacts(token: string): TokenFacts | undefined {
+  return readJwtClaims(token);
 }
 
 export interface FailureContext {
@@ -26,7 +22,9 @@ export interface FailureContext {
   signedInUser: string;
   host: string;
   port: number;
-  token?: TokenFacts;
+  token?: TokenFacts | undefined;
+  /** Names the Outlook scope in hints. @default the global cloud */
+  cloud?: CloudPreset;
 }
 
 /** The fields nodemailer's errors carry (and our verify probe's). */
@@ -204,47 +202,21 @@ export function toM365Error(error: unknown, ctx: FailureContext): M365MailError 
   });
 }
 
-/** 535 5.7.3: Exchange does not say why; the token's own claims usually do. */
+/** 535 5.7.3: Exchange does not say why; the token's own claims usually do (core's explainOutlookAuthFailure). */
 function authRefused(
   response: string,
   ctx: FailureContext,
   base: { source: string; cause: unknown; serverCode: string | undefined },
 ): M365MailError {
-  const t = ctx.token;
-  const audience = t?.audience ?? "";
-  if (t && audience && !/outlook|00000002-0000-0ff1-ce00-000000000000/i.test(audience)) {
-    return new M365MailError(
-      "WRONG_SCOPE",
-      `Exchange refused the token: it is for ${audience}, not Exchange Online (${response})`,
-      {
-        ...base,
-        hint: "Request the scope https://outlook.office.com/SMTP.Send (the full URI: the short form SMTP.Send yields a Microsoft Graph token).",
-      },
-    );
-  }
-  if (t && t.scopes.length > 0 && !t.scopes.some((s) => /(^|\/)SMTP\.Send$/i.test(s))) {
-    return new M365MailError(
-      "WRONG_SCOPE",
-      `Exchange refused the token: it lacks SMTP.Send (scp: ${t.scopes.join(" ")}) (${response})`,
-      {
-        ...base,
-        hint: "App registration → API permissions → Add a permission → Office 365 Exchange Online → Delegated → SMTP.Send, then Grant admin consent.",
-      },
-    );
-  }
-  const tokenUser = t?.user ?? ctx.signedInUser;
-  if (ctx.mailbox.toLowerCase() !== tokenUser.toLowerCase()) {
-    return new M365MailError(
-      "AUTH_FAILED",
-      `Exchange refused user=${ctx.mailbox} with ${tokenUser}'s token (${response})`,
-      {
-        ...base,
-        hint: `Give ${tokenUser} Full Access and Send As on ${ctx.mailbox} (Exchange admin center → Recipients → Mailboxes → ${ctx.mailbox} → Delegation), or leave \`mailbox\` unset to send as ${tokenUser}.`,
-      },
-    );
-  }
-  return new M365MailError("AUTH_FAILED", `Exchange refused the token for ${ctx.mailbox} (${response})`, {
-    ...base,
-    hint: `The token was expired, revoked or not accepted: check Manage email apps → Authenticated SMTP for ${ctx.mailbox}, and that SMTP.Send has admin consent (API permissions → Grant admin consent).`,
+  return explainOutlookAuthFailure({
+    protocol: "smtp",
+    token: ctx.token,
+    username: ctx.signedInUser,
+    mailbox: ctx.mailbox,
+    source: base.source,
+    cause: base.cause,
+    serverText: response,
+    ...(ctx.cloud ? { cloud: ctx.cloud } : {}),
+    ...(base.serverCode ? { serverCode: base.serverCode } : {}),
   });
 }

@@ -113,7 +113,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
     log.warn(`maxConnections ${maxConnections} is over Exchange's 3 per mailbox: expect 432 4.3.2 replies`);
   }
   const limiter = new MessageRateLimiter(perMinute, options.rateWindowMs ?? 60_000);
-  const failure = () => ({ mailbox, signedInUser: auth.username, host, port, token: lastToken });
+  const failure = () => ({ mailbox, signedInUser: auth.username, host, port, token: lastToken, cloud });
 
   // Facts about the last token handed out (never the token), to explain a 535.
   let lastToken: TokenFacts | undefined;

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "@m365-mail/core";
@@ -145,17 +144,6 @@ export async function subjectsIn(dataDir: string, upn: string, folder: string): 
   return subjects;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 export interface ServerProcess {
   child: ChildProcess;
   url: string;
@@ -205,6 +193,6 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
   };
 }
 
-export const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
+export { freePort, hasRedis } from "@m365-mail/test-helpers";
 export const CHROMIUM = "/usr/bin/chromium";
 export const hasChromium = spawnSync(CHROMIUM, ["--version"]).status === 0;

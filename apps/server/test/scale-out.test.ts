@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { generateApiKey, hashApiKey } from "../src/api-keys.js";
 import {
@@ -12,7 +13,6 @@ import {
   type TestEmulator,
   waitFor,
 } from "./helpers.js";
-import { startRedis, type TestRedis } from "./redis-server.js";
 
 const TOTAL = 300;
 const PROCESSES = 3;

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer as createHttpServer } from "node:http";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Logger, M365MailError, readJwtClaims } from "@m365-mail/core";
 import { DEMO_PASSWORD, type Emulator, startEmulator } from "@m365-mail/emulator";
+import { freePort } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { fileTokenCache } from "../src/cache/file-token-cache.js";
 import { memoryTokenCache } from "../src/cache/memory-token-cache.js";
@@ -84,15 +85,6 @@ async function failureOf(promise: Promise<unknown>): Promise<M365MailError> {
   expect(error, "expected a rejection").toBeInstanceOf(M365MailError);
   errors.push(error as M365MailError);
   return error as M365MailError;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 1));
-    });
-  });
 }
 
 describe.each<RopcEngine>(["msal", "http"])(

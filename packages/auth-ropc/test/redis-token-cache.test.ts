@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { M365MailError } from "@m365-mail/core";
 import { DEMO_PASSWORD, type Emulator, startEmulator } from "@m365-mail/emulator";
+import { hasRedis, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { redisTokenCache } from "../src/cache/redis-token-cache.js";
 import { type RopcEngine, ropcTokenProvider } from "../src/ropc-token-provider.js";
-import { hasRedis, startRedis, type TestRedis } from "./redis-server.js";
 
 const USER = "support@contoso.com";
 

@@ -1,28 +1,25 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./free-port.js";
+
+/** Debian's redis-server, when installed (scripts/setup.sh with M365_SETUP_EXTRAS=redis). */
+export const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
 
 export interface TestRedis {
   url: string;
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+export interface StartRedisOptions {
+  /** Start of the temporary folder's name, to tell whose Redis it was. @default "m365-test-redis-" */
+  prefix?: string;
 }
 
 /** A throw-away Redis on 127.0.0.1 and a free port, no persistence, in a temporary folder. */
-export async function startRedis(): Promise<TestRedis> {
-  const dir = await mkdtemp(join(tmpdir(), "m365-server-redis-"));
+export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
+  const dir = await mkdtemp(join(tmpdir(), options.prefix ?? "m365-test-redis-"));
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const child: ChildProcess = spawn(

@@ -162,8 +162,9 @@ describe.each<RopcEngine>(["msal", "http"])(
       emu.admin.setTokenLifetime(2);
       const provider = make();
       const first = remember(await provider.getAccessToken("graph"));
-      // A 2 s token is renewed at half-life (the 300 s margin exceeds its lifetime).
-      await new Promise((r) => setTimeout(r, 1200));
+      // A 2 s token is renewed at half-life (the 300 s margin exceeds its lifetime); wait until it has
+      // certainly expired, since a slow, loaded machine can spend most of its life on the way back.
+      await new Promise((r) => setTimeout(r, Math.max(1200, first.expiresAt.getTime() - Date.now() + 100)));
       const second = remember(await provider.getAccessToken("graph"));
       expect(second.token).not.toBe(first.token);
       expect(second.expiresAt.getTime()).toBeGreaterThan(first.expiresAt.getTime());

@@ -3,6 +3,7 @@
  * Dovecot serves POP3 over the emulator's mailbox store, checking each token by introspection.
  * Skipped where Dovecot is not installed (`.ci/run` installs it).
  */
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -222,4 +223,54 @@ describe.skipIf(dovecotMissing)("pop3Transport against the emulator's Dovecot", 
     expect(error.code).toBe("ACCESS_DENIED");
     expect(error.hint).toContain("Full Access");
   });
+
+  it.skipIf(!curlSpeaksPop3())(
+    "curl, an independent client, reads the message over POP3S with a bearer token",
+    async () => {
+      const { tag, source } = reportMessage(randomBytes(64));
+      await store.deliver(SUPPORT, "inbox", source);
+      const { token } = await provider().getAccessToken("outlook");
+      // Options on stdin (`-K -`), so the token never shows on a command line. Message 1 is the newest
+      // delivery only in an empty maildrop: list with UIDL first and fetch the last one.
+      const base = [
+        `user = "${SUPPORT}"`,
+        `oauth2-bearer = "${token}"`,
+        `cacert = "${emulator.caPath}"`,
+        "silent",
+        "show-error",
+      ];
+      const port = emulator.cloud.pop3.port;
+      const listing = await curl([`url = "pop3s://127.0.0.1:${port}/"`, ...base].join("\n"));
+      expect(listing.code, listing.stderr).toBe(0);
+      const count = listing.stdout.trim().split(/\r?\n/).length;
+      const fetched = await curl([`url = "pop3s://127.0.0.1:${port}/${count}"`, ...base].join("\n"));
+      expect(fetched.code, fetched.stderr).toBe(0);
+      expect(fetched.stdout).toContain(`Report ${tag}`);
+    },
+  );
 });
+
+function curlSpeaksPop3(): boolean {
+  try {
+    return spawnSync("curl", ["--version"]).stdout.toString().includes("pop3s");
+  } catch {
+    return false;
+  }
+}
+
+function curl(config: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("curl", ["-K", "-"], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(config);
+  });
+}

@@ -16,4 +16,5 @@ export * from "./graph/index.js";
 export * from "./part.js";
 export * from "./smtp/index.js";
 export * from "./store/index.js";
+export * from "./test-emulator.js";
 export { defaultDataDir, type EnsureTlsMaterialOptions, ensureTlsMaterial } from "./tls.js";

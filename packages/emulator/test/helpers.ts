@@ -1,8 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { DEMO_PASSWORD, type Emulator, type StartEmulatorOptions, startEmulator } from "../src/index.js";
+import {
+  DEMO_PASSWORD,
+  type Emulator,
+  type StartTestEmulatorOptions,
+  startTestEmulator as startEmulatorInTempDir,
+} from "../src/index.js";
 
 export interface HttpAnswer {
   status: number;
@@ -112,18 +114,14 @@ export function decodeJwt(token: string): { header: any; claims: any } {
   };
 }
 
-/** Starts an emulator in a fresh data folder; `cleanup` stops it and removes the folder. */
+/** Starts an emulator (no parts unless given) in a fresh data folder; `cleanup` stops it and removes the folder. */
 export async function startTestEmulator(
-  options: StartEmulatorOptions = {},
+  options: StartTestEmulatorOptions = {},
 ): Promise<{ emulator: Emulator; dataDir: string; cleanup: () => Promise<void> }> {
-  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "m365-emulator-test-")));
-  const emulator = await startEmulator({ ...options, dataDir });
-  return {
-    emulator,
-    dataDir,
-    cleanup: async () => {
-      await emulator.stop();
-      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+  const emulator = await startEmulatorInTempDir({
+    prefix: "m365-emulator-test-",
+    ...options,
+    parts: options.parts ?? [],
+  });
+  return { emulator, dataDir: emulator.dataDir, cleanup: () => emulator.stop() };
 }

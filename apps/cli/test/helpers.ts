@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -11,7 +11,7 @@ import {
   findDovecot,
   graphPart,
   smtpPart,
-  startEmulator,
+  startTestEmulator as startEmulatorInTempDir,
 } from "@m365-mail/emulator";
 import { expect } from "vitest";
 
@@ -127,23 +127,25 @@ export interface TestEmulator {
   stop(): Promise<void>;
 }
 
-/** An emulator with every part, started from a directory file written for the test. */
+/** An emulator with every part and the demo directory (changed by `change`); `home` is the CLI's HOME and cwd. */
 export async function startTestEmulator(
   change?: (directory: Directory) => void,
   options: { dovecot?: boolean } = {},
 ): Promise<TestEmulator> {
   const home = await mkdtemp(join(tmpdir(), "m365-cli-test-"));
-  // Dovecot's mail processes (uid "mail") must pass through to the data folder inside.
-  await chmod(home, 0o711);
   const directory = defaultDirectory();
   change?.(directory);
-  const directoryFile = join(home, "directory.json");
-  await writeFile(directoryFile, JSON.stringify(directory));
-  const emulator = await startEmulator({
-    directory: directoryFile,
-    dataDir: join(home, "emulator"),
-    parts: [graphPart(), smtpPart(), ...(options.dovecot !== false && HAS_DOVECOT ? [dovecotPart()] : [])],
-  });
+  let emulator: Emulator;
+  try {
+    emulator = await startEmulatorInTempDir({
+      prefix: "m365-cli-emulator-",
+      directory,
+      parts: [graphPart(), smtpPart(), ...(options.dovecot !== false && HAS_DOVECOT ? [dovecotPart()] : [])],
+    });
+  } catch (error) {
+    await rm(home, { recursive: true, force: true });
+    throw error;
+  }
   // Lift SMTP's per-minute limit: the tests send more than Exchange's 30 a minute across files.
   emulator.admin.updatePartSettings("smtp", { messagesPerWindow: 0 });
   return {

@@ -11,7 +11,7 @@ import {
   graphPart,
   type SmtpEmulatorPart,
   smtpPart,
-  startEmulator,
+  startTestEmulator as startEmulatorInTempDir,
 } from "@m365-mail/emulator";
 import { generateApiKey, hashApiKey } from "../src/api-keys.js";
 import { loadServerConfig } from "../src/config.js";
@@ -31,20 +31,10 @@ export interface TestEmulator {
 
 /** The emulator with Graph and SMTP in a temporary folder. */
 export async function startTestEmulator(): Promise<TestEmulator> {
-  const dataDir = await mkdtemp(join(tmpdir(), "m365-server-emu-"));
   const graph = graphPart();
   const smtp = smtpPart();
-  const emulator = await startEmulator({ dataDir, parts: [graph, smtp] });
-  return {
-    emulator,
-    graph,
-    smtp,
-    dataDir,
-    async stop() {
-      await emulator.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+  const emulator = await startEmulatorInTempDir({ prefix: "m365-server-emu-", parts: [graph, smtp] });
+  return { emulator, graph, smtp, dataDir: emulator.dataDir, stop: () => emulator.stop() };
 }
 
 /** The variables a server process needs to use the emulator as its tenant. */

@@ -1,9 +1,12 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type RopcTokenProviderOptions, ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { MessageSummary, TokenProvider } from "@m365-mail/core";
-import { DEMO_PASSWORD, type Emulator, type GraphPart, graphPart, startEmulator } from "@m365-mail/emulator";
+import {
+  DEMO_PASSWORD,
+  type Emulator,
+  type GraphPart,
+  graphPart,
+  startTestEmulator,
+} from "@m365-mail/emulator";
 import { type GraphTransport, type GraphTransportOptions, graphTransport } from "../src/index.js";
 
 export const SUPPORT = "support@contoso.com";
@@ -23,9 +26,8 @@ export interface EmulatorFixture {
 export async function startGraphEmulator(
   graphOptions: Parameters<typeof graphPart>[0] = {},
 ): Promise<EmulatorFixture> {
-  const dataDir = await mkdtemp(join(tmpdir(), "transport-graph-emu-"));
   const graph = graphPart(graphOptions);
-  const emulator = await startEmulator({ dataDir, parts: [graph] });
+  const emulator = await startTestEmulator({ prefix: "transport-graph-emu-", parts: [graph] });
   const fixture: EmulatorFixture = {
     emulator,
     graph,
@@ -60,7 +62,6 @@ export async function startGraphEmulator(
       await Promise.allSettled(fixture.transports.map((t) => t.close()));
       await Promise.allSettled(fixture.providers.map((p) => p.dispose?.()));
       await emulator.stop();
-      await rm(dataDir, { recursive: true, force: true });
     },
   };
   return fixture;

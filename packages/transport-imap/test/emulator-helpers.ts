@@ -1,17 +1,14 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { AccessToken, GetTokenOptions, OutgoingMessage, Resource, TokenProvider } from "@m365-mail/core";
 import {
-  createMailStore,
   DEMO_PASSWORD,
   type DovecotPart,
   dovecotPart,
   type Emulator,
   findDovecot,
   type MailStore,
-  startEmulator,
+  type StartTestEmulatorOptions,
+  startTestEmulator,
 } from "@m365-mail/emulator";
 import MailComposer from "nodemailer/lib/mail-composer";
 import { type ImapTransport, type ImapTransportOptions, imapTransport } from "../src/index.js";
@@ -29,28 +26,25 @@ export interface ImapEmulator {
   cleanup(): Promise<void>;
 }
 
-export async function startImapEmulator(
-  extraParts: Parameters<typeof startEmulator>[0] = {},
-): Promise<ImapEmulator> {
-  const dataDir = await mkdtemp(join(tmpdir(), "m365-imap-transport-"));
+export async function startImapEmulator(options: StartTestEmulatorOptions = {}): Promise<ImapEmulator> {
   const dovecot = dovecotPart();
-  const emulator = await startEmulator({
-    dataDir,
-    ...extraParts,
-    parts: [dovecot, ...(extraParts.parts ?? [])],
+  const emulator = await startTestEmulator({
+    prefix: "m365-imap-transport-",
+    ...options,
+    parts: [dovecot, ...(options.parts ?? [])],
   });
   const server = dovecot.server;
-  if (!server) throw new Error(`the Dovecot part did not start: ${JSON.stringify(emulator.parts.dovecot)}`);
+  if (!server) {
+    await emulator.stop();
+    throw new Error(`the Dovecot part did not start: ${JSON.stringify(emulator.parts.dovecot)}`);
+  }
   return {
     emulator,
     dovecot,
-    store: createMailStore({ root: dataDir }),
+    store: emulator.store,
     host: server.host,
     port: server.imapPort,
-    async cleanup() {
-      await emulator.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    cleanup: () => emulator.stop(),
   };
 }
 

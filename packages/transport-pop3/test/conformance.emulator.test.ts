@@ -2,19 +2,15 @@
  * The shared transport conformance suite, run against the emulator's Dovecot. POP3 cannot send, so the
  * suite's messages are put into the Inbox through the emulator's mail store (as if they had arrived).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { AddressInput, OutgoingMessage } from "@m365-mail/core";
 import {
-  createMailStore,
   DEMO_PASSWORD,
   dovecotPart,
-  type Emulator,
   findDovecot,
   type MailStore,
-  startEmulator,
+  startTestEmulator,
+  type TestEmulator,
 } from "@m365-mail/emulator";
 import { runTransportConformance } from "@m365-mail/transport-test-suite";
 import MailComposer from "nodemailer/lib/mail-composer";
@@ -24,8 +20,7 @@ import { pop3Transport } from "../src/index.js";
 const SUPPORT = "support@contoso.com";
 const dovecotMissing = !findDovecot();
 
-let dataDir: string;
-let emulator: Emulator;
+let emulator: TestEmulator;
 let store: MailStore;
 
 const list = (value: AddressInput | AddressInput[] | undefined) =>
@@ -57,14 +52,10 @@ function toMime(message: OutgoingMessage): Promise<Buffer> {
 
 describe.skipIf(dovecotMissing)("conformance", () => {
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "m365-pop3-conformance-"));
-    emulator = await startEmulator({ dataDir, parts: [dovecotPart()] });
-    store = createMailStore({ root: dataDir });
+    emulator = await startTestEmulator({ prefix: "m365-pop3-conformance-", parts: [dovecotPart()] });
+    store = emulator.store;
   });
-  afterAll(async () => {
-    await emulator?.stop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => emulator?.stop());
 
   runTransportConformance({
     name: "pop3 (emulator)",

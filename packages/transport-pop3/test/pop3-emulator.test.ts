@@ -5,21 +5,17 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { AccessToken, GetTokenOptions, MessageSummary, Resource, TokenProvider } from "@m365-mail/core";
 import { M365MailError } from "@m365-mail/core";
 import {
-  createMailStore,
   DEMO_PASSWORD,
   type DovecotPart,
   dovecotPart,
-  type Emulator,
   findDovecot,
   type MailStore,
-  startEmulator,
+  startTestEmulator,
+  type TestEmulator,
 } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Pop3TransportOptions, pop3Transport } from "../src/index.js";
@@ -34,8 +30,7 @@ if (dovecotMissing) {
 
 const SUPPORT = "support@contoso.com";
 
-let dataDir: string;
-let emulator: Emulator;
+let emulator: TestEmulator;
 let dovecot: DovecotPart;
 let store: MailStore;
 const providers: TokenProvider[] = [];
@@ -130,18 +125,16 @@ function reportMessage(attachment: Buffer, to = SUPPORT) {
 
 describe.skipIf(dovecotMissing)("pop3Transport against the emulator's Dovecot", () => {
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "m365-pop3-transport-"));
     dovecot = dovecotPart({ pop3StartTlsPort: 0 });
-    emulator = await startEmulator({ dataDir, parts: [dovecot] });
+    emulator = await startTestEmulator({ prefix: "m365-pop3-transport-", parts: [dovecot] });
     if (!dovecot.server)
       throw new Error(`the Dovecot part did not start: ${JSON.stringify(emulator.parts.dovecot)}`);
-    store = createMailStore({ root: dataDir });
+    store = emulator.store;
   });
 
   afterAll(async () => {
     for (const auth of providers.splice(0)) await auth.dispose?.();
     await emulator?.stop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it("verify signs in with a real ROPC token and runs STAT", async () => {

@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { AccessToken, GetTokenOptions, Resource, TokenProvider } from "@m365-mail/core";
 import {
@@ -11,7 +8,7 @@ import {
   graphPart,
   type SmtpEmulatorPart,
   smtpPart,
-  startEmulator,
+  startTestEmulator as startEmulatorInTempDir,
 } from "@m365-mail/emulator";
 import type { ConformanceMessage, ConformanceReader } from "@m365-mail/transport-test-suite";
 import { simpleParser } from "mailparser";
@@ -25,19 +22,10 @@ export interface TestEmulator {
 
 /** The emulator with its Graph and SMTP parts, in a fresh data folder. */
 export async function startTestEmulator(): Promise<TestEmulator> {
-  const dataDir = await mkdtemp(join(tmpdir(), "m365-smtp-transport-"));
   const smtp = smtpPart();
   const graph = graphPart();
-  const emulator = await startEmulator({ dataDir, parts: [graph, smtp] });
-  return {
-    emulator,
-    smtp,
-    graph,
-    async cleanup() {
-      await emulator.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+  const emulator = await startEmulatorInTempDir({ prefix: "m365-smtp-transport-", parts: [graph, smtp] });
+  return { emulator, smtp, graph, cleanup: () => emulator.stop() };
 }
 
 /** A real ROPC token provider signed in against the emulator. */

@@ -18,3 +18,4 @@ export * from "./smtp/index.js";
 export * from "./store/index.js";
 export * from "./test-emulator.js";
 export { defaultDataDir, type EnsureTlsMaterialOptions, ensureTlsMaterial } from "./tls.js";
+export * from "./token-provider-options.js";

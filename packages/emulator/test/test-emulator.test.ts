@@ -2,7 +2,13 @@ import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EmulatorPart, graphPart, startTestEmulator, type TestEmulator } from "../src/index.js";
+import {
+  type EmulatorPart,
+  graphPart,
+  startTestEmulator,
+  type TestEmulator,
+  tokenProviderOptions,
+} from "../src/index.js";
 import { httpsRequest, passwordGrant } from "./helpers.js";
 
 describe("startTestEmulator", () => {
@@ -38,6 +44,23 @@ describe("startTestEmulator", () => {
     );
     expect(list.status).toBe(200);
     expect(list.json.value.map((m: { subject: string }) => m.subject)).toContain(subject);
+  });
+  it("hands out the settings a token provider signs in with", async () => {
+    const options = tokenProviderOptions(emulator, "alice@contoso.com");
+    expect(options).toMatchObject({
+      username: "alice@contoso.com",
+      ca: emulator.caPem,
+      cloud: emulator.cloud,
+      authorityHost: emulator.authorityHost,
+    });
+    const grant = await passwordGrant(emulator, {
+      tenant: options.tenantId,
+      clientId: options.clientId,
+      username: options.username,
+      password: options.password,
+    });
+    expect(grant.status).toBe(200);
+    expect(tokenProviderOptions(emulator).username).toBe("support@contoso.com");
   });
 });
 

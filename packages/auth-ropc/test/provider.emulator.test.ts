@@ -5,7 +5,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Logger, M365MailError, readJwtClaims } from "@m365-mail/core";
-import { DEMO_PASSWORD, type Emulator, startEmulator } from "@m365-mail/emulator";
+import { DEMO_PASSWORD, type Emulator, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
 import { freePort } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { fileTokenCache } from "../src/cache/file-token-cache.js";
@@ -19,16 +19,11 @@ import {
 
 const USER = "support@contoso.com";
 
-let emu: Emulator;
-let dataDir: string;
+let emu: TestEmulator;
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "auth-ropc-emu-"));
-  emu = await startEmulator({ dataDir });
+  emu = await startTestEmulator({ prefix: "auth-ropc-emu-", parts: [] });
 });
-afterAll(async () => {
-  await emu?.stop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => emu?.stop());
 
 // Everything any provider logged, every error it raised, every secret it received: the log-safety
 // test at the end of each engine's suite checks that no secret reached a log line or an error.

@@ -1,9 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { M365MailError } from "@m365-mail/core";
-import { DEMO_PASSWORD, type Emulator, startEmulator } from "@m365-mail/emulator";
+import { DEMO_PASSWORD, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
 import { hasRedis, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -123,16 +120,11 @@ describe.skipIf(!hasRedis)("redisTokenCache (Redis from Debian's redis-server)",
   });
 
   describe("shared by token providers of several processes (emulator)", () => {
-    let emu: Emulator;
-    let dataDir: string;
+    let emu: TestEmulator;
     beforeAll(async () => {
-      dataDir = await mkdtemp(join(tmpdir(), "auth-ropc-redis-emu-"));
-      emu = await startEmulator({ dataDir });
+      emu = await startTestEmulator({ prefix: "auth-ropc-redis-emu-", parts: [] });
     });
-    afterAll(async () => {
-      await emu?.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    afterAll(() => emu?.stop());
 
     for (const engine of ["http", "msal"] as RopcEngine[]) {
       it(`${engine}: four providers on one Redis sign in with the password once, whatever they ask for`, async () => {

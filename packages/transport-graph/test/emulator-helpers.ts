@@ -1,11 +1,11 @@
 import { type RopcTokenProviderOptions, ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { MessageSummary, TokenProvider } from "@m365-mail/core";
 import {
-  DEMO_PASSWORD,
   type Emulator,
   type GraphPart,
   graphPart,
   startTestEmulator,
+  tokenProviderOptions,
 } from "@m365-mail/emulator";
 import { type GraphTransport, type GraphTransportOptions, graphTransport } from "../src/index.js";
 
@@ -35,12 +35,7 @@ export async function startGraphEmulator(
     transports: [],
     auth(options = {}) {
       const provider = ropcTokenProvider({
-        tenantId: emulator.tenantId,
-        clientId: emulator.clientId,
-        username: SUPPORT,
-        password: DEMO_PASSWORD,
-        cloud: emulator.cloud,
-        ca: emulator.caPem,
+        ...tokenProviderOptions(emulator, SUPPORT),
         engine: "http",
         ...options,
       });

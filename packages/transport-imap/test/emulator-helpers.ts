@@ -1,7 +1,6 @@
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
-import type { AccessToken, GetTokenOptions, OutgoingMessage, Resource, TokenProvider } from "@m365-mail/core";
+import type { OutgoingMessage, TokenProvider } from "@m365-mail/core";
 import {
-  DEMO_PASSWORD,
   type DovecotPart,
   dovecotPart,
   type Emulator,
@@ -9,9 +8,12 @@ import {
   type MailStore,
   type StartTestEmulatorOptions,
   startTestEmulator,
+  tokenProviderOptions,
 } from "@m365-mail/emulator";
-import MailComposer from "nodemailer/lib/mail-composer";
+import { toMime } from "@m365-mail/test-helpers";
 import { type ImapTransport, type ImapTransportOptions, imapTransport } from "../src/index.js";
+
+export { spyProvider, toMime } from "@m365-mail/test-helpers";
 
 /** Dovecot is a Debian package; without it the emulator cannot serve IMAP and these tests skip. */
 export const dovecotMissing = !findDovecot();
@@ -50,36 +52,7 @@ export async function startImapEmulator(options: StartTestEmulatorOptions = {}):
 
 /** A real ROPC token provider signed in against the emulator. */
 export function emulatorProvider(emulator: Emulator, username = "support@contoso.com"): TokenProvider {
-  return ropcTokenProvider({
-    tenantId: emulator.tenantId,
-    clientId: emulator.clientId,
-    username,
-    password: DEMO_PASSWORD,
-    cloud: emulator.cloud,
-    authorityHost: emulator.authorityHost,
-    ca: emulator.caPem,
-    engine: "http",
-  });
-}
-
-/** Counts token requests, or hands out another resource's token (the short-scope mistake). */
-export function spyProvider(
-  inner: TokenProvider,
-  options: { resource?: Resource } = {},
-): TokenProvider & { calls: { resource: Resource; forceRefresh: boolean }[] } {
-  const calls: { resource: Resource; forceRefresh: boolean }[] = [];
-  return {
-    kind: "token-provider",
-    name: "spy",
-    username: inner.username,
-    ...(inner.cloud ? { cloud: inner.cloud } : {}),
-    calls,
-    getAccessToken(resource: Resource, o?: GetTokenOptions): Promise<AccessToken> {
-      calls.push({ resource, forceRefresh: o?.forceRefresh ?? false });
-      return inner.getAccessToken(options.resource ?? resource, o);
-    },
-    dispose: () => inner.dispose?.() ?? Promise.resolve(),
-  };
+  return ropcTokenProvider({ ...tokenProviderOptions(emulator, username), engine: "http" });
 }
 
 export function transportFor(
@@ -88,29 +61,6 @@ export function transportFor(
   extra: Partial<ImapTransportOptions> = {},
 ): ImapTransport {
   return imapTransport({ auth, ca: env.emulator.caPem, timeoutMs: 20_000, ...extra });
-}
-
-/** An OutgoingMessage as RFC 5322 bytes (nodemailer's composer, as an SMTP client would send it). */
-export async function toMime(message: OutgoingMessage, from = "bob@fabrikam.com"): Promise<Buffer> {
-  if (message.raw !== undefined) return Buffer.from(message.raw);
-  const list = (v: OutgoingMessage["to"]) => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
-  const composer = new MailComposer({
-    from: (message.from as string | undefined) ?? from,
-    to: list(message.to) as never,
-    cc: list(message.cc) as never,
-    subject: message.subject,
-    text: message.text,
-    html: message.html,
-    headers: message.headers,
-    messageId: message.messageId,
-    attachments: (message.attachments ?? []).map((a) => ({
-      filename: a.filename,
-      content: typeof a.content === "string" ? a.content : Buffer.from(a.content),
-      ...(a.contentType ? { contentType: a.contentType } : {}),
-      ...(a.contentId ? { cid: a.contentId } : {}),
-    })),
-  });
-  return composer.compile().build();
 }
 
 /**

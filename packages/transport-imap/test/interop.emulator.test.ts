@@ -1,7 +1,7 @@
-import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { request } from "node:https";
 import { graphPart, smtpPart } from "@m365-mail/emulator";
+import { curl, curlSpeaks } from "@m365-mail/test-helpers";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ImapTransport } from "../src/index.js";
@@ -17,28 +17,6 @@ import {
 
 const SUPPORT = "support@contoso.com";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function curlAvailable(): boolean {
-  try {
-    return spawnSync("curl", ["--version"]).stdout.toString().includes("imaps");
-  } catch {
-    return false;
-  }
-}
-
-/** Runs curl with its options on stdin (`-K -`), so the token never shows on a command line. */
-function curl(config: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("curl", ["-K", "-"], { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(config);
-  });
-}
 
 describe.skipIf(dovecotMissing)(
   "IMAP reads what other protocols wrote (emulator: Dovecot + SMTP + Graph)",
@@ -125,27 +103,30 @@ describe.skipIf(dovecotMissing)(
       expect((await imap.getMessage(received!.id)).text?.trim()).toBe("sent with Graph");
     });
 
-    it.skipIf(!curlAvailable())("curl reads a message over IMAPS with an OAuth bearer token", async () => {
-      const subject = `via curl ${randomBytes(4).toString("hex")}`;
-      await deliver(env, SUPPORT, { to: SUPPORT, subject, text: "read by curl" });
-      const [summary] = await waitForSubject(subject);
-      const { token } = await emulatorProvider(env.emulator).getAccessToken("outlook");
-      const result = await curl(
-        [
-          `url = "imaps://${env.host}:${env.port}/INBOX;UID=${summary!.uid}"`,
-          `user = "${SUPPORT}"`,
-          `oauth2-bearer = "${token}"`,
-          // No `login-options = "AUTH=XOAUTH2"`: curl before 8.6 ignores it next to a bearer token and
-          // takes OAUTHBEARER whenever offered (curl/curl#10259). Exchange offers only XOAUTH2.
-          `cacert = "${env.emulator.caPath}"`,
-          "silent",
-          "show-error",
-        ].join("\n"),
-      );
-      expect(result.stderr).toBe("");
-      expect(result.code).toBe(0);
-      expect(result.stdout).toContain(`Subject: ${subject}`);
-      expect(result.stdout).toContain("read by curl");
-    });
+    it.skipIf(!curlSpeaks("imaps"))(
+      "curl reads a message over IMAPS with an OAuth bearer token",
+      async () => {
+        const subject = `via curl ${randomBytes(4).toString("hex")}`;
+        await deliver(env, SUPPORT, { to: SUPPORT, subject, text: "read by curl" });
+        const [summary] = await waitForSubject(subject);
+        const { token } = await emulatorProvider(env.emulator).getAccessToken("outlook");
+        const result = await curl(
+          [
+            `url = "imaps://${env.host}:${env.port}/INBOX;UID=${summary!.uid}"`,
+            `user = "${SUPPORT}"`,
+            `oauth2-bearer = "${token}"`,
+            // No `login-options = "AUTH=XOAUTH2"`: curl before 8.6 ignores it next to a bearer token and
+            // takes OAUTHBEARER whenever offered (curl/curl#10259). Exchange offers only XOAUTH2.
+            `cacert = "${env.emulator.caPath}"`,
+            "silent",
+            "show-error",
+          ].join("\n"),
+        );
+        expect(result.stderr).toBe("");
+        expect(result.code).toBe(0);
+        expect(result.stdout).toContain(`Subject: ${subject}`);
+        expect(result.stdout).toContain("read by curl");
+      },
+    );
   },
 );

@@ -3,20 +3,20 @@
  * Dovecot serves POP3 over the emulator's mailbox store, checking each token by introspection.
  * Skipped where Dovecot is not installed (`.ci/run` installs it).
  */
-import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
 import type { AccessToken, GetTokenOptions, MessageSummary, Resource, TokenProvider } from "@m365-mail/core";
 import { M365MailError } from "@m365-mail/core";
 import {
-  DEMO_PASSWORD,
   type DovecotPart,
   dovecotPart,
   findDovecot,
   type MailStore,
   startTestEmulator,
   type TestEmulator,
+  tokenProviderOptions,
 } from "@m365-mail/emulator";
+import { curl, curlSpeaks } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Pop3TransportOptions, pop3Transport } from "../src/index.js";
 import { mime } from "./fake-pop3-server.js";
@@ -36,16 +36,7 @@ let store: MailStore;
 const providers: TokenProvider[] = [];
 
 function provider(username = SUPPORT): TokenProvider {
-  const auth = ropcTokenProvider({
-    tenantId: emulator.tenantId,
-    clientId: emulator.clientId,
-    username,
-    password: DEMO_PASSWORD,
-    cloud: emulator.cloud,
-    authorityHost: emulator.authorityHost,
-    ca: emulator.caPem,
-    engine: "http",
-  });
+  const auth = ropcTokenProvider({ ...tokenProviderOptions(emulator, username), engine: "http" });
   providers.push(auth);
   return auth;
 }
@@ -217,7 +208,7 @@ describe.skipIf(dovecotMissing)("pop3Transport against the emulator's Dovecot", 
     expect(error.hint).toContain("Full Access");
   });
 
-  it.skipIf(!curlSpeaksPop3())(
+  it.skipIf(!curlSpeaks("pop3s"))(
     "curl, an independent client, reads the message over POP3S with a bearer token",
     async () => {
       const { tag, source } = reportMessage(randomBytes(64));
@@ -242,28 +233,3 @@ describe.skipIf(dovecotMissing)("pop3Transport against the emulator's Dovecot", 
     },
   );
 });
-
-function curlSpeaksPop3(): boolean {
-  try {
-    return spawnSync("curl", ["--version"]).stdout.toString().includes("pop3s");
-  } catch {
-    return false;
-  }
-}
-
-function curl(config: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("curl", ["-K", "-"], { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(config);
-  });
-}

@@ -1,14 +1,14 @@
 import { request } from "node:https";
 import { ropcTokenProvider } from "@m365-mail/auth-ropc";
-import type { AccessToken, GetTokenOptions, Resource, TokenProvider } from "@m365-mail/core";
+import type { TokenProvider } from "@m365-mail/core";
 import {
-  DEMO_PASSWORD,
   type Emulator,
   type GraphPart,
   graphPart,
   type SmtpEmulatorPart,
   smtpPart,
   startTestEmulator as startEmulatorInTempDir,
+  tokenProviderOptions,
 } from "@m365-mail/emulator";
 import type { ConformanceMessage, ConformanceReader } from "@m365-mail/transport-test-suite";
 import { simpleParser } from "mailparser";
@@ -30,36 +30,10 @@ export async function startTestEmulator(): Promise<TestEmulator> {
 
 /** A real ROPC token provider signed in against the emulator. */
 export function emulatorProvider(emulator: Emulator, username = "support@contoso.com"): TokenProvider {
-  return ropcTokenProvider({
-    tenantId: emulator.tenantId,
-    clientId: emulator.clientId,
-    username,
-    password: DEMO_PASSWORD,
-    cloud: emulator.cloud,
-    authorityHost: emulator.authorityHost,
-    ca: emulator.caPem,
-  });
+  return ropcTokenProvider(tokenProviderOptions(emulator, username));
 }
 
-/** Wraps a provider to count calls, or to hand out the wrong resource's token (a common misconfiguration). */
-export function spyProvider(
-  inner: TokenProvider,
-  options: { resource?: Resource } = {},
-): TokenProvider & { calls: { resource: Resource; forceRefresh: boolean }[] } {
-  const calls: { resource: Resource; forceRefresh: boolean }[] = [];
-  return {
-    kind: "token-provider",
-    name: "spy",
-    username: inner.username,
-    cloud: inner.cloud,
-    calls,
-    getAccessToken(resource: Resource, o?: GetTokenOptions): Promise<AccessToken> {
-      calls.push({ resource, forceRefresh: o?.forceRefresh ?? false });
-      return inner.getAccessToken(options.resource ?? resource, o);
-    },
-    dispose: () => inner.dispose?.() ?? Promise.resolve(),
-  };
-}
+export { spyProvider } from "@m365-mail/test-helpers";
 
 export interface StoredMail extends ConformanceMessage {
   from?: string;

@@ -37,12 +37,8 @@ interface ProtocolFacts {
   readonly delegation: string;
   /** SMTP answers 5.7.139 when SMTP AUTH is off, so its bare refusal never means "turned off". */
   readonly saysWhenOff: boolean;
-  readonly missingPermission: ErrorCode;
-  readonly sharedRefused: ErrorCode;
 }
 
-// SMTP's codes for a missing permission and a refused shared mailbox predate this helper and are
-// pinned by its tests (WRONG_SCOPE, AUTH_FAILED); IMAP and POP3 use CONSENT_REQUIRED and ACCESS_DENIED.
 const PROTOCOLS: Readonly<Record<OutlookProtocol, ProtocolFacts>> = {
   imap: {
     label: "IMAP",
@@ -51,8 +47,6 @@ const PROTOCOLS: Readonly<Record<OutlookProtocol, ProtocolFacts>> = {
     turnOn: "IMAP: turn it on",
     delegation: "Read and manage (Full Access)",
     saysWhenOff: false,
-    missingPermission: "CONSENT_REQUIRED",
-    sharedRefused: "ACCESS_DENIED",
   },
   pop3: {
     label: "POP3",
@@ -61,8 +55,6 @@ const PROTOCOLS: Readonly<Record<OutlookProtocol, ProtocolFacts>> = {
     turnOn: "POP3 on",
     delegation: "Read and manage (Full Access)",
     saysWhenOff: false,
-    missingPermission: "CONSENT_REQUIRED",
-    sharedRefused: "ACCESS_DENIED",
   },
   smtp: {
     label: "SMTP",
@@ -71,8 +63,6 @@ const PROTOCOLS: Readonly<Record<OutlookProtocol, ProtocolFacts>> = {
     turnOn: "Authenticated SMTP on",
     delegation: "Read and manage (Full Access) and Send as",
     saysWhenOff: true,
-    missingPermission: "WRONG_SCOPE",
-    sharedRefused: "AUTH_FAILED",
   },
 };
 
@@ -140,7 +130,7 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
   const wanted = p.permission.toLowerCase();
   if (!scopes.some((s) => s.toLowerCase() === wanted || s.toLowerCase().endsWith(`/${wanted}`))) {
     return fail(
-      p.missingPermission,
+      "CONSENT_REQUIRED",
       `${refused}: the token has no ${p.permission} permission (it has: ${scopes.join(" ") || "none"})`,
       `App registration → API permissions → Add a permission → Office 365 Exchange Online → Delegated → ` +
         `${p.permission}, then Grant admin consent; and request ${scope}.`,
@@ -164,7 +154,7 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
       // Shared mailbox: user= is the shared address, the token is the delegate's.
       const off = p.saysWhenOff ? "" : `, or ${p.label} is turned off for ${mailbox}`;
       return fail(
-        p.sharedRefused,
+        "ACCESS_DENIED",
         `${refused}: Exchange refused user=${mailbox} with ${tokenUser}'s token. ${tokenUser} may lack the ` +
           `${p.delegation} permission on ${mailbox}${off}`,
         `Exchange admin center → Recipients → Mailboxes → ${mailbox} → Delegation → ${p.delegation}: add ` +

@@ -54,7 +54,7 @@ describe("explainOutlookAuthFailure", () => {
 
       it("reports a token without the protocol's permission, pointing at API permissions and admin consent", () => {
         const error = explain(protocol, outlook({ scp: "User.Read" }));
-        expect(error.code).toBe(protocol === "smtp" ? "WRONG_SCOPE" : "CONSENT_REQUIRED");
+        expect(error.code).toBe("CONSENT_REQUIRED");
         expect(error.message).toContain("(it has: User.Read)");
         expect(error.hint).toMatch(
           new RegExp(
@@ -77,7 +77,7 @@ describe("explainOutlookAuthFailure", () => {
 
       it("points a delegate refused on a shared mailbox at the mailbox's Delegation page", () => {
         const error = explain(protocol, outlook(), { mailbox: "shared@contoso.com" });
-        expect(error.code).toBe(protocol === "smtp" ? "AUTH_FAILED" : "ACCESS_DENIED");
+        expect(error.code).toBe("ACCESS_DENIED");
         expect(error.message).toContain("user=shared@contoso.com with support@contoso.com's token");
         expect(error.hint).toContain(
           "Exchange admin center → Recipients → Mailboxes → shared@contoso.com → Delegation",

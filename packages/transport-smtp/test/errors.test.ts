@@ -63,7 +63,7 @@ describe("Exchange replies → typed errors", () => {
       ...ctx,
       token: tokenFacts(jwt({ aud: "https://outlook.office.com", scp: "IMAP.AccessAsUser.All" })),
     });
-    expect(noSend.code).toBe("WRONG_SCOPE");
+    expect(noSend.code).toBe("CONSENT_REQUIRED");
     expect(noSend.hint).toContain("Grant admin consent");
     const other = toM365Error(r, {
       ...ctx,
@@ -72,7 +72,7 @@ describe("Exchange replies → typed errors", () => {
         jwt({ aud: "https://outlook.office.com", scp: "SMTP.Send", upn: "support@contoso.com" }),
       ),
     });
-    expect(other.code).toBe("AUTH_FAILED");
+    expect(other.code).toBe("ACCESS_DENIED");
     expect(other.hint).toContain("Recipients → Mailboxes → shared@contoso.com → Delegation");
     const plain = toM365Error(r, {
       ...ctx,

@@ -192,7 +192,7 @@ describe("Exchange's refusals as typed errors", () => {
     expect(graphy.calls.filter((c) => c.forceRefresh)).toHaveLength(1);
   });
 
-  it("535 5.7.3 with a token lacking SMTP.Send → WRONG_SCOPE pointing at API permissions and admin consent", async () => {
+  it("535 5.7.3 with a token lacking SMTP.Send → CONSENT_REQUIRED pointing at API permissions and admin consent", async () => {
     const app = env.emulator.context.directory().tenants[0]!.apps[0]!;
     const granted = structuredClone(app.grantedPermissions);
     env.emulator.admin.updateApp(app.clientId, {
@@ -201,7 +201,7 @@ describe("Exchange's refusals as typed errors", () => {
     const limited = emulatorProvider(env.emulator);
     try {
       const error = await failure(transport({ auth: limited }).send({ to: "alice@contoso.com", text: "x" }));
-      expect(error.code).toBe("WRONG_SCOPE");
+      expect(error.code).toBe("CONSENT_REQUIRED");
       expect(error.hint).toMatch(/API permissions.*SMTP\.Send.*Grant admin consent/);
     } finally {
       env.emulator.admin.updateApp(app.clientId, { grantedPermissions: granted });
@@ -209,11 +209,11 @@ describe("Exchange's refusals as typed errors", () => {
     }
   });
 
-  it("535 5.7.3 for user= a mailbox the user cannot use → AUTH_FAILED naming the delegation to grant", async () => {
+  it("535 5.7.3 for user= a mailbox the user cannot use → ACCESS_DENIED naming the delegation to grant", async () => {
     const error = await failure(
       transport({ mailbox: "alice@contoso.com" }).send({ to: "shared@contoso.com", text: "x" }),
     );
-    expect(error.code).toBe("AUTH_FAILED");
+    expect(error.code).toBe("ACCESS_DENIED");
     expect(error.message).toContain("user=alice@contoso.com with support@contoso.com's token");
     expect(error.hint).toContain("Delegation");
   });

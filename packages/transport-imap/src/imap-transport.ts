@@ -13,15 +13,14 @@ import {
   type VerifyCheck,
   type VerifyReport,
 } from "@m365-mail/core";
-import type { FetchMessageObject, ImapFlow } from "imapflow";
+import type { ImapFlow } from "imapflow";
 import { findFolder, toMailFolder } from "./folders.js";
 import { type ConnectionSettings, openConnection } from "./imap-connection.js";
 import { isConnectionDrop, toImapError } from "./imap-errors.js";
-import { BatchSizer, sequenceWindow } from "./listing-batches.js";
 import { formatMessageId, type ImapMessageRef, parseMessageId, uidSet } from "./message-id.js";
 import { type ImapMessage, parseMessage } from "./parse-message.js";
 import { SharedConnection } from "./shared-connection.js";
-import { type ImapMessageSummary, summaryBuilder, summaryQuery, toSummary } from "./summary.js";
+import { type ImapMessageSummary, summaryQuery, toSummary } from "./summary.js";
 import { stoppable, watchFolder } from "./watch.js";
 import type { SaslMechanism } from "./xoauth2-imap-flow.js";
 
@@ -91,11 +90,6 @@ declare module "@m365-mail/core" {
 }
 
 const FOLDER_CACHE_MS = 5 * 60_000;
-
-function ascendingByUid(list: readonly { uid: number }[]): boolean {
-  for (let i = 1; i < list.length; i++) if (list[i - 1]!.uid > list[i]!.uid) return false;
-  return true;
-}
 
 function invalidOption(message: string, hint: string): M365MailError {
   return new M365MailError("CONFIG_INVALID", message, { source: "imap", hint });
@@ -202,11 +196,9 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
   ): AsyncGenerator<ImapMessageSummary> {
     const folder = await resolveFolder(query.folder, opts.signal);
     const includeSource = query.includeSource ?? false;
-    // Without a filter there is nothing to SEARCH for: the folder is read top down by sequence number.
-    const filtered = Boolean(query.since || query.unreadOnly);
-    const sizer = new BatchSizer(query.pageSize ?? options.fetchBatchSize, includeSource);
-    const opened = await shared.run(
-      `${filtered ? "SEARCH" : "SELECT"} ${folder}`,
+    const batchSize = query.pageSize ?? fetchBatchSize;
+    const { uids, uidValidity } = await shared.run(
+      `SEARCH ${folder}`,
       async (client) => {
         const alreadySelected = client.mailbox && client.mailbox.path === folder;
         const lock = await client.getMailboxLock(folder);
@@ -214,41 +206,32 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
           // A folder selected earlier may not show mail that arrived since (Dovecot rescans a Maildir
           // only on NOOP/CHECK or after a while); NOOP asks the server to report it now.
           if (alreadySelected) await client.noop();
-          const mailbox = client.mailbox as { uidValidity: bigint; exists: number };
-          if (!filtered) return { uidValidity: mailbox.uidValidity, exists: mailbox.exists };
           const criteria = {
             ...(query.since ? { since: query.since } : {}),
             ...(query.unreadOnly ? { seen: false } : {}),
           };
-          const found = await client.search(criteria, { uid: true });
-          return { uidValidity: mailbox.uidValidity, uids: found || [] };
+          const found = await client.search(Object.keys(criteria).length ? criteria : { all: true }, {
+            uid: true,
+          });
+          return { uids: found || [], uidValidity: (client.mailbox as { uidValidity: bigint }).uidValidity };
         } finally {
           lock.release();
         }
       },
       { signal: opts.signal, retryOnDrop: true },
     );
-    const { uidValidity } = opened;
-    const uids = opened.uids;
-    if (uids) {
-      // Newest first, like Outlook and Graph.
-      uids.sort((a, b) => b - a);
-      // Without a time filter every UID found is yielded: fetch no more than the limit asks for.
-      if (query.limit !== undefined && !query.since)
-        uids.length = Math.min(uids.length, Math.max(0, query.limit));
-    }
-    const fetchQuery = summaryQuery(includeSource);
-
-    /** UIDs from the SEARCH, or a count of sequence numbers below `cursor` (see sequenceWindow). */
-    type Batch = { uids: number[] } | { cursor: number; count: number };
-    const fetchBatch = (batch: Batch) =>
+    // Newest first, like Outlook and Graph.
+    uids.sort((a, b) => b - a);
+    // Without a time filter every UID found is yielded: fetch no more than the limit asks for.
+    if (query.limit !== undefined && !query.since)
+      uids.length = Math.min(uids.length, Math.max(0, query.limit));
+    const fetchBatch = (wanted: number[]) =>
       shared.run(
         `FETCH ${folder}`,
         async (client) => {
           const lock = await client.getMailboxLock(folder);
           try {
-            const mailbox = client.mailbox as { uidValidity: bigint; exists: number };
-            if (mailbox.uidValidity !== uidValidity) {
+            if ((client.mailbox as { uidValidity: bigint }).uidValidity !== uidValidity) {
               throw new M365MailError(
                 "SERVER_ERROR",
                 `folder ${folder} was renumbered while it was being listed`,
@@ -258,76 +241,25 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
                 },
               );
             }
-            let range: string;
-            let cursor = 0;
-            if ("uids" in batch) {
-              range = uidSet(batch.uids);
-            } else {
-              // The window is worked out here, under the lock, from what this connection knows now.
-              const window = sequenceWindow(batch.cursor, mailbox.exists, batch.count);
-              if (!window) return { messages: [], cursor: 0 };
-              range = `${window.from}:${window.to}`;
-              cursor = window.from;
-            }
-            const asked = "uids" in batch ? batch.uids.length : batch.count;
-            const messages: FetchMessageObject[] = [];
-            const sent = performance.now();
-            let firstAt = sent;
-            for await (const message of client.fetch(range, fetchQuery, { uid: "uids" in batch })) {
-              if (messages.length === 0) firstAt = performance.now();
-              messages.push(message);
-            }
-            const timing = { asked, waitMs: firstAt - sent, totalMs: performance.now() - sent };
-            return { messages, cursor, timing };
+            return await client.fetchAll(uidSet(wanted), summaryQuery(includeSource), { uid: true });
           } finally {
             lock.release();
           }
         },
         { signal: opts.signal, retryOnDrop: true },
       );
-
-    let taken = 0; // UIDs handed to a FETCH so far (SEARCH listing)
-    let listed = 0; // messages fetched and not seen before (sequence listing)
-    const planNext = (cursor: number): Batch | undefined => {
-      const size = sizer.next();
-      if (uids) {
-        if (taken >= uids.length) return undefined;
-        const batch = { uids: uids.slice(taken, taken + size) };
-        taken += batch.uids.length;
-        return batch;
-      }
-      const count = query.limit === undefined ? size : Math.min(size, query.limit - listed);
-      return cursor > 1 && count > 0 ? { cursor, count } : undefined;
-    };
-
-    const summarize = summaryBuilder(folder, uidValidity);
-    let lowestUid = Number.POSITIVE_INFINITY;
+    const batches: number[][] = [];
+    for (let i = 0; i < uids.length; i += batchSize) batches.push(uids.slice(i, i + batchSize));
     let yielded = 0;
-    const first = planNext(uids ? 0 : (opened.exists ?? 0) + 1);
     // One batch ahead: the next FETCH is on the wire while the caller works through this one.
-    let next = first ? fetchBatch(first) : undefined;
+    let next = batches.length > 0 ? fetchBatch(batches[0]!) : undefined;
     try {
-      while (next) {
-        const { messages, cursor, timing } = await next;
-        // Servers answer in ascending order (Dovecot, Exchange); walking backwards is then newest first.
-        if (!ascendingByUid(messages)) messages.sort((x, y) => x.uid - y.uid);
-        const below = lowestUid;
-        let sourceBytes = 0;
+      for (let b = 0; b < batches.length; b++) {
+        const messages = await next!;
+        next = b + 1 < batches.length ? fetchBatch(batches[b + 1]!) : undefined;
+        messages.sort((x, y) => y.uid - x.uid);
         for (const message of messages) {
-          if (message.uid < below) listed++;
-          sourceBytes += message.source?.length ?? 0;
-        }
-        if (messages.length > 0) lowestUid = Math.min(below, messages[0]!.uid);
-        if (timing) sizer.observe({ ...timing, received: messages.length, sourceBytes });
-        const following = uids || cursor > 0 ? planNext(cursor) : undefined;
-        next = following ? fetchBatch(following) : undefined;
-        for (let i = messages.length - 1; i >= 0; i--) {
-          const message = messages[i]!;
-          // A message met again after an expunge moved it down (sequence listing).
-          if (message.uid >= below) continue;
-          // Built now, not as the batch arrived: this work then fills the wait for the next FETCH's first
-          // message (building summaries on arrival measured a few percent slower).
-          const summary = summarize(message);
+          const summary = toSummary(message, folder, uidValidity);
           // IMAP SINCE compares dates only; apply the exact time here.
           if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
           yield summary;

@@ -41,16 +41,8 @@ function toAddress(entry: MessageAddressObject | undefined): Address | undefined
   return entry.name ? { address: entry.address, name: entry.name } : { address: entry.address };
 }
 
-// A loop instead of map().filter(): listing builds these for every message of a folder.
-function toAddresses(list: readonly MessageAddressObject[] | undefined): Address[] {
-  const out: Address[] = [];
-  if (!list) return out;
-  for (const entry of list) {
-    const address = toAddress(entry);
-    if (address) out.push(address);
-  }
-  return out;
-}
+const toAddresses = (list: readonly MessageAddressObject[] | undefined): Address[] =>
+  (list ?? []).map(toAddress).filter((a): a is Address => a !== undefined);
 
 /** True when some leaf part is an attachment: a disposition of "attachment", or a named non-text part. */
 export function hasAttachmentPart(node: MessageStructureObject | undefined): boolean | undefined {
@@ -61,102 +53,31 @@ export function hasAttachmentPart(node: MessageStructureObject | undefined): boo
   return named && !node.type.startsWith("text/") && node.disposition?.toLowerCase() !== "inline";
 }
 
-type Writable<T> = { -readonly [K in keyof T]: T[K] };
-
-/**
- * Turns FETCH responses of one folder into summaries. The id prefix and the numeric UIDVALIDITY are
- * worked out once per folder instead of once per message (a listing may build thousands).
- */
-export function summaryBuilder(
-  folder: string,
-  uidValidity: bigint,
-): (message: FetchMessageObject) => ImapMessageSummary {
-  const idPrefix = formatMessageId({ folder, uidValidity, uid: 0 }).slice(0, -1);
-  const uidValidityNumber = Number(uidValidity);
-  return (message) => {
-    const envelope = message.envelope;
-    const id = idPrefix + message.uid;
-    const internetMessageId = envelope?.messageId || undefined;
-    const subject = envelope?.subject ?? "";
-    const from = toAddress(envelope?.from?.[0]);
-    const to = toAddresses(envelope?.to);
-    const cc = toAddresses(envelope?.cc);
-    const receivedAt = toDate(message.internalDate);
-    const size = message.size;
-    const flags = message.flags ? Array.from(message.flags) : [];
-    const isRead = flags.includes("\\Seen");
-    const hasAttachments = hasAttachmentPart(message.bodyStructure);
-    const source = message.source;
-    const uid = message.uid;
-    // The two usual shapes (every field there; with the source or with hasAttachments) as one object
-    // literal each, which is cheaper than adding fields one by one.
-    if (internetMessageId && from && receivedAt && size !== undefined) {
-      if (source && hasAttachments === undefined) {
-        return {
-          id,
-          folder,
-          uid,
-          uidValidity: uidValidityNumber,
-          internetMessageId,
-          subject,
-          from,
-          to,
-          cc,
-          receivedAt,
-          size,
-          isRead,
-          flags,
-          source,
-        };
-      }
-      if (!source && hasAttachments !== undefined) {
-        return {
-          id,
-          folder,
-          uid,
-          uidValidity: uidValidityNumber,
-          internetMessageId,
-          subject,
-          from,
-          to,
-          cc,
-          receivedAt,
-          size,
-          isRead,
-          hasAttachments,
-          flags,
-        };
-      }
-    }
-    // Otherwise field by field, in the same order (JSON output keeps its shape); a missing field is
-    // left out rather than set to undefined, so summaries compare and serialise cleanly.
-    const summary = { id, folder, uid, uidValidity: uidValidityNumber } as Writable<ImapMessageSummary>;
-    if (internetMessageId) summary.internetMessageId = internetMessageId;
-    summary.subject = subject;
-    if (from) summary.from = from;
-    summary.to = to;
-    summary.cc = cc;
-    if (receivedAt) summary.receivedAt = receivedAt;
-    if (size !== undefined) summary.size = size;
-    summary.isRead = isRead;
-    if (hasAttachments !== undefined) summary.hasAttachments = hasAttachments;
-    summary.flags = flags;
-    if (source) summary.source = source;
-    return summary;
-  };
-}
-
-/** imapflow's INTERNALDATE as a valid Date (it is usually one already), else undefined. */
-function toDate(value: Date | string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  const date = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(date.getTime()) ? undefined : date;
-}
-
 export function toSummary(
   message: FetchMessageObject,
   folder: string,
   uidValidity: bigint,
 ): ImapMessageSummary {
-  return summaryBuilder(folder, uidValidity)(message);
+  const envelope = message.envelope;
+  const from = toAddress(envelope?.from?.[0]);
+  const internalDate = message.internalDate === undefined ? undefined : new Date(message.internalDate);
+  const hasAttachments = hasAttachmentPart(message.bodyStructure);
+  const flags = [...(message.flags ?? [])];
+  return {
+    id: formatMessageId({ folder, uidValidity, uid: message.uid }),
+    folder,
+    uid: message.uid,
+    uidValidity: Number(uidValidity),
+    ...(envelope?.messageId ? { internetMessageId: envelope.messageId } : {}),
+    subject: envelope?.subject ?? "",
+    ...(from ? { from } : {}),
+    to: toAddresses(envelope?.to),
+    cc: toAddresses(envelope?.cc),
+    ...(internalDate && !Number.isNaN(internalDate.getTime()) ? { receivedAt: internalDate } : {}),
+    ...(message.size !== undefined ? { size: message.size } : {}),
+    isRead: flags.includes("\\Seen"),
+    ...(hasAttachments !== undefined ? { hasAttachments } : {}),
+    flags,
+    ...(message.source ? { source: message.source } : {}),
+  };
 }

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:cryp
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { M365MailError, registerSecret } from "@m365-mail/core";
+import { resolveCacheKey } from "./cache-key.js";
 import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
 
 export interface FileTokenCacheOptions {
@@ -55,34 +56,7 @@ function resolveKeySource(options: FileTokenCacheOptions): { key: Buffer } | { p
     registerSecret(options.passphrase);
     return { passphrase: options.passphrase };
   }
-  let key: Buffer;
-  let origin: string;
-  if (options.key !== undefined) {
-    key = Buffer.from(options.key);
-    origin = "the key option";
-  } else {
-    const env = process.env.M365_CACHE_KEY;
-    if (!env) {
-      throw new M365MailError(
-        "CONFIG_INVALID",
-        "fileTokenCache needs a key: none given and M365_CACHE_KEY is not set",
-        {
-          source: SOURCE,
-          hint: "Set M365_CACHE_KEY to 32 random bytes in base64 (openssl rand -base64 32), or pass key or passphrase.",
-        },
-      );
-    }
-    registerSecret(env);
-    key = Buffer.from(env, "base64");
-    origin = "M365_CACHE_KEY";
-  }
-  if (key.length !== 32) {
-    throw new M365MailError("CONFIG_INVALID", `${origin} must be 32 bytes, got ${key.length}`, {
-      source: SOURCE,
-      hint: "Generate one with: openssl rand -base64 32.",
-    });
-  }
-  return { key };
+  return { key: resolveCacheKey(options.key, "fileTokenCache", ", or pass key or passphrase") };
 }
 
 function deriveKey(passphrase: string, salt: Buffer): Promise<Buffer> {

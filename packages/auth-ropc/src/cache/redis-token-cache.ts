@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
 import { M365MailError, registerSecret } from "@m365-mail/core";
+import { resolveCacheKey } from "./cache-key.js";
 import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
 
 const SOURCE = "auth-ropc";
@@ -39,37 +40,6 @@ interface Stored {
 const UNLOCK = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 
-function resolveKey(option: Uint8Array | undefined): Buffer {
-  let key: Buffer;
-  let origin: string;
-  if (option !== undefined) {
-    key = Buffer.from(option);
-    origin = "the key option";
-  } else {
-    const env = process.env.M365_CACHE_KEY;
-    if (!env) {
-      throw new M365MailError(
-        "CONFIG_INVALID",
-        "redisTokenCache needs a key: none given and M365_CACHE_KEY is not set",
-        {
-          source: SOURCE,
-          hint: "Set M365_CACHE_KEY to 32 random bytes in base64 (openssl rand -base64 32), the same in every process, or pass key.",
-        },
-      );
-    }
-    registerSecret(env);
-    key = Buffer.from(env, "base64");
-    origin = "M365_CACHE_KEY";
-  }
-  if (key.length !== 32) {
-    throw new M365MailError("CONFIG_INVALID", `${origin} must be 32 bytes, got ${key.length}`, {
-      source: SOURCE,
-      hint: "Generate one with: openssl rand -base64 32.",
-    });
-  }
-  return key;
-}
-
 function redisFailure(operation: string, error: unknown): M365MailError {
   return new M365MailError("CONNECTION_FAILED", `the Redis token cache could not ${operation}`, {
     source: SOURCE,
@@ -93,7 +63,7 @@ export function redisTokenCache(options: RedisTokenCacheOptions): Required<Token
       hint: "Pass client: new Redis(process.env.REDIS_URL) (npm install ioredis).",
     });
   }
-  const key = resolveKey(options.key);
+  const key = resolveCacheKey(options.key, "redisTokenCache", ", the same in every process, or pass key");
   const prefix = options.prefix ?? "m365-mail:tokens:";
   const lockTtlMs = options.lockTtlMs ?? 30_000;
   const lockWaitMs = options.lockWaitMs ?? 60_000;

@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:https";
+import { createServer } from "node:https";
 import { isIP } from "node:net";
 import { CLOUDS, type Logger, M365MailError, safeLogger } from "@m365-mail/core";
 import { createAdmin, type EmulatorAdmin } from "./admin.js";
@@ -13,6 +13,7 @@ import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-dete
 import { ProtocolGate } from "./entra/protocol-gate.js";
 import { TokenService } from "./entra/tokens.js";
 import { createFaultRegistry } from "./faults.js";
+import { closeServer, listen } from "./https-server.js";
 import type { EmulatorCloud, EmulatorPart, PartInfo } from "./part.js";
 import { defaultDataDir, ensureSigningKey, ensureTlsMaterial } from "./tls.js";
 
@@ -137,7 +138,11 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       log,
     }),
   );
-  const port = await listen(server, host, options.entraPort ?? 0);
+  const port = await listen(server, host, options.entraPort ?? 0, {
+    name: "the emulator",
+    source: "emulator",
+    portHint: "--port / entraPort",
+  });
   origin = `https://${isIP(host) === 6 ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
   log.info(`Entra ID listening on ${origin}`);
 
@@ -249,32 +254,4 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       return stopped;
     },
   };
-}
-
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => {
-      reject(
-        new M365MailError("CONNECTION_FAILED", `the emulator cannot listen on ${host}:${port}`, {
-          source: "emulator",
-          cause: error,
-          hint: "Choose another port (--port / entraPort), or 0 for a free one.",
-        }),
-      );
-    };
-    server.once("error", onError);
-    server.listen(port, host, () => {
-      server.off("error", onError);
-      const address = server.address();
-      resolve(typeof address === "object" && address ? address.port : port);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    // Keep-alive sockets would hold close() open.
-    server.closeAllConnections();
-  });
 }

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { M365MailError } from "@m365-mail/core";
 import type { EmulatorContext, FaultSpec } from "../context.js";
+import { closeServer, listen } from "../https-server.js";
 import type { EmulatorPart, PartInfo } from "../part.js";
 import { createMailStore, type MailStore } from "../store/index.js";
 import { runBatch } from "./batch.js";
@@ -123,10 +124,18 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
         handleUpload(service, ctx, req, res).catch((error) => failSafe(res, error));
       });
       const host = ctx.host === "0.0.0.0" ? "0.0.0.0" : ctx.host;
-      const port = await listen(graphServer, host, options.port ?? 0);
+      const port = await listen(graphServer, host, options.port ?? 0, {
+        name: "the Graph part",
+        source: "emulator-graph",
+        portHint: "graphPart({ port, uploadPort })",
+      });
       servers.push(graphServer);
       try {
-        const uploadPort = await listen(uploadServer, host, options.uploadPort ?? 0);
+        const uploadPort = await listen(uploadServer, host, options.uploadPort ?? 0, {
+          name: "the Graph part",
+          source: "emulator-graph",
+          portHint: "graphPart({ port, uploadPort })",
+        });
         servers.push(uploadServer);
         const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
         origin = `https://${shown.includes(":") ? `[${shown}]` : shown}:${port}`;
@@ -334,30 +343,4 @@ function failSafe(res: ServerResponse, error: unknown): void {
       }),
     );
   } else res.destroy();
-}
-
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) =>
-      reject(
-        new M365MailError("CONNECTION_FAILED", `the Graph part cannot listen on ${host}:${port}`, {
-          source: "emulator-graph",
-          cause: error,
-          hint: "Choose another port for the Graph part (graphPart({ port, uploadPort })), or 0 for a free one.",
-        }),
-      );
-    server.once("error", onError);
-    server.listen(port, host, () => {
-      server.off("error", onError);
-      const address = server.address();
-      resolve(typeof address === "object" && address ? address.port : port);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

@@ -17,10 +17,11 @@ import type { ImapFlow } from "imapflow";
 import { findFolder, toMailFolder } from "./folders.js";
 import { type ConnectionSettings, openConnection } from "./imap-connection.js";
 import { isConnectionDrop, toImapError } from "./imap-errors.js";
+import { nextBatchSize } from "./listing-batches.js";
 import { formatMessageId, type ImapMessageRef, parseMessageId, uidSet } from "./message-id.js";
 import { type ImapMessage, parseMessage } from "./parse-message.js";
 import { SharedConnection } from "./shared-connection.js";
-import { type ImapMessageSummary, summaryQuery, toSummary } from "./summary.js";
+import { type ImapMessageSummary, summaryBuilder, summaryQuery, toSummary } from "./summary.js";
 import { stoppable, watchFolder } from "./watch.js";
 import type { SaslMechanism } from "./xoauth2-imap-flow.js";
 
@@ -90,6 +91,12 @@ declare module "@m365-mail/core" {
 }
 
 const FOLDER_CACHE_MS = 5 * 60_000;
+
+/** True when the list is in ascending UID order (how servers answer a FETCH): read backwards, it is newest first. */
+function ascendingByUid(list: readonly { uid: number }[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i - 1]!.uid > list[i]!.uid) return false;
+  return true;
+}
 
 function invalidOption(message: string, hint: string): M365MailError {
   return new M365MailError("CONFIG_INVALID", message, { source: "imap", hint });
@@ -196,7 +203,6 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
   ): AsyncGenerator<ImapMessageSummary> {
     const folder = await resolveFolder(query.folder, opts.signal);
     const includeSource = query.includeSource ?? false;
-    const batchSize = query.pageSize ?? fetchBatchSize;
     const { uids, uidValidity } = await shared.run(
       `SEARCH ${folder}`,
       async (client) => {
@@ -213,7 +219,18 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
           const found = await client.search(Object.keys(criteria).length ? criteria : { all: true }, {
             uid: true,
           });
-          return { uids: found || [], uidValidity: (client.mailbox as { uidValidity: bigint }).uidValidity };
+          // A BYE right after the answer (a token expiry kick) clears the selected mailbox: that is a
+          // dropped connection to retry, not an empty folder.
+          if (!client.mailbox) {
+            throw Object.assign(new Error("connection closed during SEARCH"), { code: "EConnectionClosed" });
+          }
+          if (!found) {
+            throw new M365MailError("SERVER_ERROR", `the server refused SEARCH in ${folder}`, {
+              source: "imap",
+              hint: "Try again later; if it persists, the folder may be damaged on the server.",
+            });
+          }
+          return { uids: found, uidValidity: client.mailbox.uidValidity };
         } finally {
           lock.release();
         }
@@ -225,6 +242,9 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     // Without a time filter every UID found is yielded: fetch no more than the limit asks for.
     if (query.limit !== undefined && !query.since)
       uids.length = Math.min(uids.length, Math.max(0, query.limit));
+    const fetchQuery = summaryQuery(includeSource);
+    const summarize = summaryBuilder(folder, uidValidity);
+    // Summaries are built as each message arrives, so imapflow's larger objects do not outlive it.
     const fetchBatch = (wanted: number[]) =>
       shared.run(
         `FETCH ${folder}`,
@@ -241,25 +261,47 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
                 },
               );
             }
-            return await client.fetchAll(uidSet(wanted), summaryQuery(includeSource), { uid: true });
+            const summaries: ImapMessageSummary[] = [];
+            for await (const message of client.fetch(uidSet(wanted), fetchQuery, { uid: true })) {
+              summaries.push(summarize(message));
+            }
+            return summaries;
           } finally {
             lock.release();
           }
         },
         { signal: opts.signal, retryOnDrop: true },
       );
-    const batches: number[][] = [];
-    for (let i = 0; i < uids.length; i += batchSize) batches.push(uids.slice(i, i + batchSize));
+    // A page size the caller chose is kept; otherwise batches grow (see nextBatchSize).
+    let batchSize = query.pageSize ?? fetchBatchSize;
+    let taken = 0;
+    let fetchedCount = 0;
+    let fetchedBytes = 0;
+    const fetchNext = () => {
+      if (taken >= uids.length) return undefined;
+      const wanted = uids.slice(taken, taken + batchSize);
+      taken += wanted.length;
+      return fetchBatch(wanted);
+    };
     let yielded = 0;
     // One batch ahead: the next FETCH is on the wire while the caller works through this one.
-    let next = batches.length > 0 ? fetchBatch(batches[0]!) : undefined;
+    let next = fetchNext();
     try {
-      for (let b = 0; b < batches.length; b++) {
-        const messages = await next!;
-        next = b + 1 < batches.length ? fetchBatch(batches[b + 1]!) : undefined;
-        messages.sort((x, y) => y.uid - x.uid);
-        for (const message of messages) {
-          const summary = toSummary(message, folder, uidValidity);
+      while (next) {
+        const summaries = await next;
+        if (query.pageSize === undefined) {
+          for (const summary of summaries) fetchedBytes += summary.size ?? 0;
+          fetchedCount += summaries.length;
+          batchSize = nextBatchSize(
+            batchSize,
+            includeSource && fetchedCount > 0 ? fetchedBytes / fetchedCount : undefined,
+          );
+        }
+        next = fetchNext();
+        // Servers answer in ascending order; sort only when this one did not.
+        if (!ascendingByUid(summaries)) summaries.sort((x, y) => x.uid - y.uid);
+        for (let i = summaries.length - 1; i >= 0; i--) {
+          const summary = summaries[i]!;
           // IMAP SINCE compares dates only; apply the exact time here.
           if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
           yield summary;

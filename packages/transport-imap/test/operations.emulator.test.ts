@@ -130,6 +130,46 @@ describe.skipIf(dovecotMissing)("imap transport operations (emulator + Dovecot)"
     }
   });
 
+  it("with sources, reads the same subject, addresses and Message-ID from the header as Dovecot's ENVELOPE", async () => {
+    const t = tag();
+    const headers = [
+      [`Subject: plain ${t}`, "From: Customer <c@fabrikam.com>", "To: support@contoso.com"],
+      [
+        `Subject: =?UTF-8?B?VMOkc3Q=?= =?utf-8?q?_f=C3=BCr?= ${t}`,
+        "From: =?iso-8859-1?q?J=F6rg?= <j@fabrikam.de>",
+        'To: "Doe, John" <john@contoso.com>, k@contoso.com (Kay),',
+        "  Team: a@contoso.com, B <b@contoso.com>;",
+        "Cc: undisclosed-recipients:;",
+      ],
+      [`subject: folded\r\n ${t}`, "FROM: x@fabrikam.com", "cc: Zoë <zoe@contoso.com>"],
+      [`Subject: no from ${t}`, "To: <bare@contoso.com>"],
+    ];
+    for (const [i, lines] of headers.entries()) {
+      const raw = [...lines, `Message-ID: <oracle-${i}-${t}@fabrikam.com>`, "", `body ${i}`, ""].join("\r\n");
+      await env.store.deliver(SUPPORT, "inbox", Buffer.from(raw));
+    }
+    const pick = (m: ImapMessageSummary) => ({
+      uid: m.uid,
+      subject: m.subject,
+      from: m.from,
+      to: m.to,
+      cc: m.cc,
+      internetMessageId: m.internetMessageId,
+    });
+    const ours = (m: ImapMessageSummary) => m.internetMessageId?.includes(t);
+    const fromHeader = (await collect(imap.listMessages({ includeSource: true }))).filter(ours);
+    const fromEnvelope = (await collect(imap.listMessages())).filter(ours);
+    expect(fromHeader).toHaveLength(headers.length);
+    expect(fromHeader.map(pick)).toEqual(fromEnvelope.map(pick));
+    expect(fromHeader.every((m) => m.source && m.hasAttachments === undefined)).toBe(true);
+    expect(fromEnvelope.find((m) => m.subject.startsWith("Täst"))?.to.map((a) => a.address)).toEqual([
+      "john@contoso.com",
+      "k@contoso.com",
+      "a@contoso.com",
+      "b@contoso.com",
+    ]);
+  });
+
   it("gets a message with headers and raw source, streams the same bytes, and marks it read", async () => {
     const subject = `get ${tag()}`;
     await deliver(env, SUPPORT, {

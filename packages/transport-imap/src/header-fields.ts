@@ -84,21 +84,14 @@ export function parseAddressList(value: string | undefined): Address[] {
     const open = value.indexOf("<");
     const close = value.indexOf(">", open);
     const address = (open < 0 ? value : value.slice(open + 1, close < 0 ? value.length : close)).trim();
-    const name = open < 0 ? "" : collapse(value.slice(0, open));
-    if (address && !/\s/.test(address)) {
-      addresses.push(name ? { address, name: decodeWords(name) } : { address });
-    }
+    pushAddress(addresses, address, open < 0 ? "" : value.slice(0, open));
     return addresses;
   }
   let display = "";
   let angle: string | undefined;
   let comment = "";
   const finish = () => {
-    const address = (angle ?? display).trim();
-    const name = collapse(angle === undefined ? comment : display || comment);
-    if (address && !/\s/.test(address)) {
-      addresses.push(name ? { address, name: decodeWords(name) } : { address });
-    }
+    pushAddress(addresses, (angle ?? display).trim(), angle === undefined ? comment : display || comment);
     display = "";
     angle = undefined;
     comment = "";
@@ -146,6 +139,13 @@ export function parseAddressList(value: string | undefined): Address[] {
 }
 
 const SPECIAL = /["(),:;\\]|<.*</;
+
+/** Adds an address unless it is empty or not one word; the name's white space is collapsed and decoded. */
+function pushAddress(addresses: Address[], address: string, rawName: string): void {
+  if (!address || /\s/.test(address)) return;
+  const name = collapse(rawName);
+  addresses.push(name ? { address, name: decodeWords(name) } : { address });
+}
 
 function collapse(text: string): string {
   const trimmed = text.trim();

@@ -12,7 +12,12 @@ export interface ImapMessageRef {
  * id never silently points at another message after the server renumbered the folder.
  */
 export function formatMessageId(ref: ImapMessageRef): string {
-  return `${ref.folder}:${ref.uidValidity.toString()}:${ref.uid}`;
+  return messageIdPrefix(ref.folder, ref.uidValidity) + ref.uid;
+}
+
+/** The part of every id in one folder before the UID: `INBOX:1700000000:`. */
+export function messageIdPrefix(folder: string, uidValidity: bigint): string {
+  return `${folder}:${uidValidity.toString()}:`;
 }
 
 /** Parses an id made by `formatMessageId`; the folder may itself contain ":" (we split from the right). */

@@ -6,6 +6,7 @@ import type {
   MessageStructureObject,
 } from "imapflow";
 import { readHeaderFields } from "./header-fields.js";
+import { messageIdPrefix } from "./message-id.js";
 
 /** A message summary with the IMAP details a caller may want: UID, flags, and the source when asked for. */
 export interface ImapMessageSummary extends MessageSummary {
@@ -66,14 +67,14 @@ type Writable<T> = { -readonly [K in keyof T]: T[K] };
 /**
  * Turns the FETCH responses of one folder into summaries. The id prefix and the numeric UIDVALIDITY are
  * worked out once per folder, and fields are set one by one instead of spread (a listing builds
- * thousands of these, and spreads cost more than the rest of the summary together). A missing field
+ * thousands of these; each spread allocates an object of its own). A missing field
  * is left out, not set to undefined, so summaries compare and serialise cleanly.
  */
 export function summaryBuilder(
   folder: string,
   uidValidity: bigint,
 ): (message: FetchMessageObject) => ImapMessageSummary {
-  const idPrefix = `${folder}:${uidValidity.toString()}:`;
+  const idPrefix = messageIdPrefix(folder, uidValidity);
   const uidValidityNumber = Number(uidValidity);
   return (message) => {
     const summary = {

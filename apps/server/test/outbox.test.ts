@@ -2,10 +2,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { M365MailError, silentLogger } from "@m365-mail/core";
+import { hasRedis, startRedis } from "@m365-mail/test-helpers";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeliveryJob, DeliveryOutcome } from "../src/outbox/delivery.js";
 import type { Outbox, OutboxEntry } from "../src/outbox/outbox.js";
+import { redisOutbox } from "../src/outbox/redis-outbox.js";
 import { sqliteOutbox } from "../src/outbox/sqlite-outbox.js";
 import { prepareSend } from "../src/send-request.js";
 
@@ -137,5 +139,49 @@ describe("sqliteOutbox", () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]).toMatchObject({ uncertain: true, message: { messageId: entry.messageId } });
     await second.close();
+  });
+});
+
+describe.skipIf(!hasRedis)("redisOutbox", () => {
+  it("a message read while it finishes is never 'sent' without its transport and time", async () => {
+    const redis = await startRedis();
+    const box = redisOutbox({
+      redisUrl: redis.url,
+      deliver: async () => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+        return { ok: true, transport: "graph", recovered: false };
+      },
+      concurrency: { graph: 4, smtp: 3 },
+      smtpPerMinute: 0,
+      maxAttempts: 3,
+      retryBaseMs: 5,
+      sentItemsGraceMs: 0,
+      logger: silentLogger,
+    });
+    try {
+      const ids = await Promise.all(
+        Array.from(
+          { length: 60 },
+          async (_, n) => (await box.accept({ prepared: prepared(`r${n}`) })).entry.id,
+        ),
+      );
+      await box.start();
+      // Reading each message as fast as possible catches some of them in the moment they complete.
+      const deadline = Date.now() + 10_000;
+      const seen = await Promise.all(
+        ids.map(async (id) => {
+          while (Date.now() < deadline) {
+            const entry = (await box.get(id))!;
+            if (entry.state === "sent") return entry;
+          }
+          throw new Error(`${id} was not sent within 10 s`);
+        }),
+      );
+      for (const entry of seen)
+        expect(entry).toMatchObject({ transport: "graph", sentAt: expect.any(String) });
+    } finally {
+      await box.close();
+      await redis.stop();
+    }
   });
 });

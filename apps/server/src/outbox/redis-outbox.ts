@@ -95,6 +95,10 @@ export function redisOutbox(options: RedisOutboxOptions): Outbox {
 
   const toEntry = async (job: Job<JobData, JobResult>, known?: OutboxState): Promise<OutboxEntry> => {
     const state = known ?? STATE_OF[await job.getState()] ?? "queued";
+    if ((state === "sent" || state === "failed") && !job.finishedOn) {
+      // It finished between reading the job and reading its state: read it again for its result or error.
+      job = (await Job.fromId<JobData, JobResult>(queues[laneOf(job.id!)!], job.id!)) ?? job;
+    }
     const d = job.data;
     const result = job.returnvalue as JobResult | null | undefined;
     const updated = job.finishedOn ?? job.processedOn ?? job.timestamp;

@@ -84,8 +84,6 @@ it.skipIf(!hasRedis)(
     );
     expect(new Set(ids).size).toBe(TOTAL);
 
-    const metricsOf = (s: ServerProcess) =>
-      fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.text());
     await waitFor(
       async () => {
         // The queue is shared: any process's gauge counts every message.
@@ -106,14 +104,18 @@ it.skipIf(!hasRedis)(
     expect(subjects.length).toBe(TOTAL);
     expect(new Set(subjects).size).toBe(TOTAL);
 
-    // Every process took part in delivering.
-    const delivered = await Promise.all(
-      servers.map(async (s) => metric(await metricsOf(s), "m365_outbox_deliveries_total", 'result="sent"')),
-    );
+    // Each delivery counted once across the fleet. Which process delivers is BullMQ's choice: one worker
+    // may hold all four global slots for the whole run (seen in CI), so no share per process is asserted;
+    // the hand-over test below shows that work is not tied to the process that accepted it.
+    const delivered = await Promise.all(servers.map(deliveredBy));
     expect(delivered.reduce((a, b) => a + b, 0)).toBe(TOTAL);
-    expect(delivered.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
   },
 );
+
+const metricsOf = (s: ServerProcess) =>
+  fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.text());
+const deliveredBy = async (s: ServerProcess) =>
+  metric(await metricsOf(s), "m365_outbox_deliveries_total", 'result="sent"');
 
 it.skipIf(!hasRedis)(
   "the Redis outbox: an Idempotency-Key replays across processes; another body with it is a 409",
@@ -151,5 +153,54 @@ it.skipIf(!hasRedis)(
     expect(status.transport).toBe("graph");
     const subjects = (await subjectsIn(emu.dataDir, ALICE, "inbox")).filter((s) => s === "redis idempotent");
     expect(subjects).toHaveLength(1);
+  },
+);
+
+const HANDOVER = 12;
+
+it.skipIf(!hasRedis)(
+  "a process that stops leaves the messages it accepted to the others: each delivered once",
+  { timeout: 60_000 },
+  async () => {
+    expect(servers).toHaveLength(PROCESSES);
+    const [first, ...others] = servers as [ServerProcess, ...ServerProcess[]];
+    const othersBefore = (await Promise.all(others.map(deliveredBy))).reduce((a, b) => a + b, 0);
+    // Each send is held 1.5 s at Microsoft, so the first process has at most its four slots' worth in
+    // hand when it is told to stop; a graceful stop finishes those and takes no more.
+    emu.emulator.admin.armFault({
+      target: "graph",
+      kind: "delay",
+      path: "/sendMail",
+      delayMs: 1500,
+      times: HANDOVER,
+    });
+    const subjects = Array.from({ length: HANDOVER }, (_, n) => `handover-${String(n).padStart(2, "0")}`);
+    for (const subject of subjects) {
+      const res = await fetch(`${first.url}/v1/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ to: ALICE, subject, text: subject }),
+      });
+      expect(res.status).toBe(202);
+    }
+    await first.stop();
+
+    await waitFor(
+      async () => {
+        const text = await metricsOf(others[0]!);
+        const pending =
+          metric(text, "m365_outbox_messages", 'state="queued"') +
+          metric(text, "m365_outbox_messages", 'state="sending"');
+        return pending === 0 ? true : undefined;
+      },
+      30_000,
+      "the handed-over messages to be sent",
+    );
+    const othersAfter = (await Promise.all(others.map(deliveredBy))).reduce((a, b) => a + b, 0);
+    expect(othersAfter - othersBefore).toBeGreaterThanOrEqual(HANDOVER - 4);
+    const inbox = (await subjectsIn(emu.dataDir, ALICE, "inbox")).filter((s) => s.startsWith("handover-"));
+    expect(inbox.sort()).toEqual(subjects);
+    const usage = Object.values(emu.graph.throttlingUsage());
+    expect(Math.max(...usage.map((u) => u.peak))).toBeLessThanOrEqual(4);
   },
 );

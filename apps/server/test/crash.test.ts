@@ -7,6 +7,8 @@ import {
   ALICE,
   emulatorEnv,
   freePort,
+  metric,
+  outboxDrained,
   type ServerProcess,
   spawnServer,
   startTestEmulator,
@@ -34,11 +36,6 @@ afterAll(async () => {
   await emu?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-function metric(text: string, name: string, labels: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(" ").pop()) : 0;
-}
 
 it("1,000 accepted sends are each delivered exactly once although the server is SIGKILLed twice mid-way", {
   timeout: 150_000,
@@ -118,19 +115,7 @@ it("1,000 accepted sends are each delivered exactly once although the server is 
   expect(new Set(ids.values()).size).toBe(TOTAL);
 
   // Everything accepted is delivered: wait until the outbox is empty.
-  const metrics = await waitFor(
-    async () => {
-      const text = await (
-        await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })
-      ).text();
-      const busy =
-        metric(text, "m365_outbox_messages", 'state="queued"') +
-        metric(text, "m365_outbox_messages", 'state="sending"');
-      return busy === 0 ? text : undefined;
-    },
-    90_000,
-    "the outbox to drain",
-  );
+  const metrics = await outboxDrained(url, key, 90_000);
   expect(metric(metrics, "m365_outbox_messages", 'state="sent"')).toBe(TOTAL);
   expect(metric(metrics, "m365_outbox_messages", 'state="failed"')).toBe(0);
 

@@ -120,6 +120,33 @@ export async function waitFor<T>(
   }
 }
 
+/** A sample from Prometheus text, summed over every series of `name` whose labels include `labels`. */
+export function metric(text: string, name: string, labels: string): number {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+}
+
+export async function metricsOf(url: string, key: string): Promise<string> {
+  return (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+}
+
+/** Waits until the outbox has nothing queued or sending; returns the metrics text of that moment. */
+export function outboxDrained(url: string, key: string, timeoutMs: number): Promise<string> {
+  return waitFor(
+    async () => {
+      const text = await metricsOf(url, key);
+      const busy =
+        metric(text, "m365_outbox_messages", 'state="queued"') +
+        metric(text, "m365_outbox_messages", 'state="sending"');
+      return busy === 0 ? text : undefined;
+    },
+    timeoutMs,
+    "the outbox to drain",
+  );
+}
+
 /** Subjects of every message in a mailbox folder, read straight from the emulator's store. */
 export async function subjectsIn(dataDir: string, upn: string, folder: string): Promise<string[]> {
   const store = createMailStore({ root: dataDir, logger: silentLogger });

@@ -6,6 +6,9 @@ import {
   ALICE,
   emulatorEnv,
   hasRedis,
+  metric,
+  metricsOf,
+  outboxDrained,
   type ServerProcess,
   spawnServer,
   startTestEmulator,
@@ -31,13 +34,6 @@ afterAll(async () => {
   await redis?.stop();
   await emu?.stop();
 });
-
-function metric(text: string, name: string, labels: string): number {
-  return text
-    .split("\n")
-    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
-    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
-}
 
 it.skipIf(!hasRedis)(
   "3 processes on one Redis: one password grant serves them all, 300 messages delivered once each, Outlook's limit of 4 held",
@@ -87,7 +83,7 @@ it.skipIf(!hasRedis)(
     await waitFor(
       async () => {
         // The queue is shared: any process's gauge counts every message.
-        const text = await metricsOf(servers[0]!);
+        const text = await metricsOf(servers[0]!.url, key);
         return metric(text, "m365_outbox_messages", 'state="sent"') === TOTAL ? true : undefined;
       },
       90_000,
@@ -112,10 +108,8 @@ it.skipIf(!hasRedis)(
   },
 );
 
-const metricsOf = (s: ServerProcess) =>
-  fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.text());
 const deliveredBy = async (s: ServerProcess) =>
-  metric(await metricsOf(s), "m365_outbox_deliveries_total", 'result="sent"');
+  metric(await metricsOf(s.url, key), "m365_outbox_deliveries_total", 'result="sent"');
 
 it.skipIf(!hasRedis)(
   "the Redis outbox: an Idempotency-Key replays across processes; another body with it is a 409",
@@ -185,17 +179,7 @@ it.skipIf(!hasRedis)(
     }
     await first.stop();
 
-    await waitFor(
-      async () => {
-        const text = await metricsOf(others[0]!);
-        const pending =
-          metric(text, "m365_outbox_messages", 'state="queued"') +
-          metric(text, "m365_outbox_messages", 'state="sending"');
-        return pending === 0 ? true : undefined;
-      },
-      30_000,
-      "the handed-over messages to be sent",
-    );
+    await outboxDrained(others[0]!.url, key, 30_000);
     const othersAfter = (await Promise.all(others.map(deliveredBy))).reduce((a, b) => a + b, 0);
     expect(othersAfter - othersBefore).toBeGreaterThanOrEqual(HANDOVER - 4);
     const inbox = (await subjectsIn(emu.dataDir, ALICE, "inbox")).filter((s) => s.startsWith("handover-"));

@@ -7,7 +7,9 @@ import {
   type Logger,
   M365MailError,
   registerSecret,
+  type SerialQueue,
   safeLogger,
+  serialQueue,
 } from "@m365-mail/core";
 import { commandError, connectionError, invalidResponse, SOURCE } from "./pop3-errors.js";
 import { type Pop3Answer, type Pop3ReadOptions, Pop3ResponseReader } from "./pop3-response-reader.js";
@@ -78,7 +80,8 @@ export class Pop3Client {
   greeting = "";
   private socket: net.Socket | tls.TLSSocket | undefined;
   private readonly reader: Pop3ResponseReader;
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Runs a task after every earlier command has finished, so exchanges never interleave. */
+  private readonly exclusive: SerialQueue = serialQueue();
   private timer: NodeJS.Timeout | undefined;
   private paused = false;
   private closedError: M365MailError | undefined;
@@ -471,13 +474,6 @@ export class Pop3Client {
     if (reply.status !== "ok") throw commandError(label, reply, true);
     const [number, size] = numbers(reply.text, 2, "LIST");
     return { number: number!, size: size! };
-  }
-
-  /** Runs `task` after every earlier command has finished, so exchanges never interleave. */
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(task, task);
-    this.chain = run.catch(() => undefined);
-    return run;
   }
 
   private simple(command: string, onMessage: boolean): Promise<string> {

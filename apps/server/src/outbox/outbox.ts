@@ -1,4 +1,5 @@
 import type { EventEmitter } from "node:events";
+import { M365MailError } from "@m365-mail/core";
 import type { PreparedSend } from "../send-request.js";
 
 /**
@@ -60,4 +61,17 @@ export interface Outbox {
   close(): Promise<void>;
   /** "change" with an OutboxEntry whenever a message changes state. */
   readonly events: EventEmitter;
+}
+
+/** An Idempotency-Key seen before with another body (409): the same for every outbox store. */
+export function idempotencyConflict(): M365MailError {
+  return new M365MailError(
+    "MESSAGE_INVALID",
+    "this Idempotency-Key was already used for a different message",
+    {
+      source: "server",
+      status: 409,
+      hint: "Use a new Idempotency-Key for a new message; repeat a key only to retry the same request.",
+    },
+  );
 }

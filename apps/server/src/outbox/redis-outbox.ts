@@ -5,7 +5,14 @@ import { DelayedError, Job, type JobType, Queue, UnrecoverableError, Worker } fr
 import { Redis } from "ioredis";
 import type { SendVia, StoredMessage } from "../send-request.js";
 import { backoffMs, type Deliver } from "./delivery.js";
-import type { AcceptResult, Outbox, OutboxEntry, OutboxError, OutboxState } from "./outbox.js";
+import {
+  type AcceptResult,
+  idempotencyConflict,
+  type Outbox,
+  type OutboxEntry,
+  type OutboxError,
+  type OutboxState,
+} from "./outbox.js";
 
 export interface RedisOutboxOptions {
   redisUrl: string;
@@ -204,15 +211,7 @@ export function redisOutbox(options: RedisOutboxOptions): Outbox {
               : undefined;
             if (existing) {
               if (existing.data.fingerprint !== prepared.fingerprint) {
-                throw new M365MailError(
-                  "MESSAGE_INVALID",
-                  "this Idempotency-Key was already used for a different message",
-                  {
-                    source: "server",
-                    status: 409,
-                    hint: "Use a new Idempotency-Key for a new message; repeat a key only to retry the same request.",
-                  },
-                );
+                throw idempotencyConflict();
               }
               return { entry: await toEntry(existing), replayed: true };
             }

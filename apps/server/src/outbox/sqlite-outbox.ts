@@ -6,7 +6,14 @@ import { type Logger, M365MailError } from "@m365-mail/core";
 import Database from "better-sqlite3";
 import type { SendVia, StoredMessage } from "../send-request.js";
 import { backoffMs, type Deliver, type DeliveryOutcome } from "./delivery.js";
-import type { AcceptInput, AcceptResult, Outbox, OutboxEntry, OutboxState } from "./outbox.js";
+import {
+  type AcceptInput,
+  type AcceptResult,
+  idempotencyConflict,
+  type Outbox,
+  type OutboxEntry,
+  type OutboxState,
+} from "./outbox.js";
 
 export interface SqliteOutboxOptions {
   /** The database file (created with its folder). */
@@ -215,15 +222,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
       const existing = stmt.byKey.get(idempotencyKey);
       if (existing) {
         if (existing.fingerprint !== prepared.fingerprint) {
-          return new M365MailError(
-            "MESSAGE_INVALID",
-            "this Idempotency-Key was already used for a different message",
-            {
-              source: "server",
-              status: 409,
-              hint: "Use a new Idempotency-Key for a new message; repeat a key only to retry the same request.",
-            },
-          );
+          return idempotencyConflict();
         }
         return { entry: toEntry(existing), replayed: true };
       }

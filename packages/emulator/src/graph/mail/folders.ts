@@ -2,8 +2,8 @@
 import type { RouteContext } from "../graph-service.js";
 import type { GraphResponse } from "../graph-types.js";
 import type { FolderInfo } from "../mailbox-view.js";
-import { applySelect, nextLinkWithSkip, parseSelect, parseSkip, parseTop } from "../odata.js";
-import { context, pathSegment, requireFolder } from "./route.js";
+import { applySelect, parseSelect, parseSkip, parseTop } from "../odata.js";
+import { context, nextPage, pathSegment, requireFolder } from "./route.js";
 
 const FOLDER_PROPERTIES = new Set(
   [
@@ -31,7 +31,7 @@ function folderResource(folder: FolderInfo): Record<string, unknown> {
 }
 
 function folderPage(route: RouteContext, folders: FolderInfo[], entity: string): GraphResponse {
-  const { req, service } = route;
+  const { req } = route;
   const top = parseTop(req.query, 10);
   const skip = parseSkip(req.query);
   const select = parseSelect(req.query, FOLDER_PROPERTIES, "microsoft.graph.mailFolder");
@@ -40,16 +40,7 @@ function folderPage(route: RouteContext, folders: FolderInfo[], entity: string):
     status: 200,
     json: {
       "@odata.context": context(route, entity),
-      ...(skip + top < folders.length
-        ? {
-            "@odata.nextLink": nextLinkWithSkip(
-              service.origin,
-              req.path.replace(/\/+$/, ""),
-              req.query,
-              skip + top,
-            ),
-          }
-        : {}),
+      ...nextPage(route, skip + top, folders.length),
       value: page,
     },
   };

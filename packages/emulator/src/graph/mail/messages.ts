@@ -7,7 +7,6 @@ import { MESSAGE_PROPERTIES } from "../message-resource.js";
 import { composeMime, type GraphMessageInput } from "../mime.js";
 import {
   checkFilterOrder,
-  nextLinkWithSkip,
   parseMessageFilter,
   parseMessageOrderBy,
   parseSelect,
@@ -20,6 +19,7 @@ import {
   context,
   expandsAttachments,
   type MessageIds,
+  nextPage,
   parseJson,
   pathSegment,
   render,
@@ -70,16 +70,7 @@ export async function listMessages(route: RouteContext): Promise<GraphResponse> 
     headers: bodyPreferenceHeaders(route),
     json: {
       "@odata.context": `${context(route, entity)}${select ? `(${select.join(",")})` : ""}`,
-      ...(skip + top < keyed.length
-        ? {
-            "@odata.nextLink": nextLinkWithSkip(
-              service.origin,
-              req.path.replace(/\/+$/, ""),
-              req.query,
-              skip + top,
-            ),
-          }
-        : {}),
+      ...nextPage(route, skip + top, keyed.length),
       value,
     },
   };

@@ -3,7 +3,7 @@ import { badRequest, notFound } from "../graph-error.js";
 import type { RouteContext } from "../graph-service.js";
 import type { FolderInfo, MessageRecord } from "../mailbox-view.js";
 import { messageResource, preferredBodyType } from "../message-resource.js";
-import { applySelect } from "../odata.js";
+import { applySelect, nextLinkWithSkip } from "../odata.js";
 
 export interface MessageIds {
   messageId: string;
@@ -98,4 +98,13 @@ export async function requireMessage(route: RouteContext, ids: MessageIds): Prom
     if (!folder || folder.id !== record.folderId) throw notFound();
   }
   return record;
+}
+
+/** The `@odata.nextLink` of a `$skip` page when `next` items come before the end, else nothing. */
+export function nextPage(route: RouteContext, next: number, total: number): { "@odata.nextLink"?: string } {
+  if (next >= total) return {};
+  const { req, service } = route;
+  return {
+    "@odata.nextLink": nextLinkWithSkip(service.origin, req.path.replace(/\/+$/, ""), req.query, next),
+  };
 }

@@ -103,13 +103,7 @@ export async function sendMail(route: RouteContext): Promise<GraphResponse> {
       keepBcc: true,
     });
   }
-  if (recipients.length === 0) {
-    throw new GraphError(
-      400,
-      "ErrorInvalidRecipients",
-      "At least one recipient is required, but none were found.",
-    );
-  }
+  if (recipients.length === 0) throw noRecipients();
   await deliver(route, sentCopy, recipients);
   if (save) await service.view.append(mailbox.upn, "sentitems", sentCopy, { isRead: true });
   return { status: 202 };
@@ -126,13 +120,7 @@ export async function sendDraft(route: RouteContext, ids: MessageIds): Promise<G
   const from = addressesOf(parsed.from)[0];
   checkSendAs(route, from ? { emailAddress: { address: from } } : undefined);
   const recipients = [...addressesOf(parsed.to), ...addressesOf(parsed.cc), ...addressesOf(parsed.bcc)];
-  if (recipients.length === 0) {
-    throw new GraphError(
-      400,
-      "ErrorInvalidRecipients",
-      "At least one recipient is required, but none were found.",
-    );
-  }
+  if (recipients.length === 0) throw noRecipients();
   await deliver(route, raw, recipients);
   // The draft itself becomes the Sent Items copy, as in Outlook.
   const view = route.service.view;
@@ -179,4 +167,12 @@ async function deliver(route: RouteContext, raw: Buffer, recipients: string[]): 
     await service.view.append(user.upn, "inbox", delivered, { isRead: false });
     service.ctx.counters.increment("graph.delivered");
   }
+}
+
+function noRecipients(): GraphError {
+  return new GraphError(
+    400,
+    "ErrorInvalidRecipients",
+    "At least one recipient is required, but none were found.",
+  );
 }

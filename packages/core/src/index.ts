@@ -4,6 +4,7 @@ export * from "./contracts.js";
 export * from "./errors.js";
 export * from "./jwt.js";
 export * from "./logger.js";
+export * from "./m365-settings.js";
 export * from "./message.js";
 export * from "./outlook-auth-failure.js";
 export * from "./redact.js";

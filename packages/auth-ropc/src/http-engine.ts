@@ -81,7 +81,8 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
     });
     const started = Date.now();
     const where = `POST ${describeUrl(req.url)}`;
-    logger.debug(`${grant.type.replace(/^urn:ietf:params:oauth:grant-type:/, "")} grant for ${resource}`, {
+    const kind = grant.type.startsWith("urn:") ? "SAML assertion" : grant.type;
+    logger.debug(`${kind} grant for ${resource}`, {
       url: describeUrl(req.url),
     });
     const res = await http.send({

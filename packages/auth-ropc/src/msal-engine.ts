@@ -325,6 +325,8 @@ export function msalEngine(
         result = await application.acquireTokenByRefreshToken({
           refreshToken: body.refresh_token,
           scopes: [...scopes],
+          // No account is cached yet: without this msal would not store the tokens (its ADAL-migration switch).
+          forceCache: true,
         });
       } catch (error) {
         throw fromMsalError(error, options.context);

@@ -310,7 +310,8 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     const secret = await password();
     const plan = await withRetry(() => federation.prepare(secret), retry, log, "federated sign-in");
     if (plan.kind === "assertion") {
-      log.debug(`SAML bearer grant for ${resource} (assertion from AD FS)`);
+      // (Never "bearer" before a word in a log line: redaction takes it for a Bearer token.)
+      log.debug(`SAML assertion grant for ${resource} (assertion from AD FS)`);
       return withRetry(
         () => engine.assertionGrant(resource, wanted, plan.assertion),
         retry,

@@ -16,9 +16,9 @@ import {
   ropcTokenProvider,
 } from "../src/ropc-token-provider.js";
 
-// Federated (AD FS) users of the demo directory: fabrikam.com is federated to the emulator's AD FS.
-const OPS = "ops@fabrikam.com"; // SAML 1.1
-const SAML2 = "saml2@fabrikam.com"; // SAML 2.0
+// Federated (AD FS) users of the demo directory: adatum.com is federated to the emulator's AD FS.
+const OPS = "ops@adatum.com"; // SAML 1.1
+const SAML2 = "saml2@adatum.com"; // SAML 2.0
 const MANAGED = "support@contoso.com";
 
 let emu: TestEmulator;
@@ -164,9 +164,9 @@ describe.each<RopcEngine>(["http", "msal"])("federated users (engine %s)", (engi
 
   it.each([
     { user: OPS, password: "Wrong-Passw0rd!", code: "AUTH_FAILED", fault: "wrong-password" },
-    { user: "adlocked@fabrikam.com", password: DEMO_PASSWORD, code: "ACCOUNT_LOCKED", fault: "locked" },
+    { user: "adlocked@adatum.com", password: DEMO_PASSWORD, code: "ACCOUNT_LOCKED", fault: "locked" },
     {
-      user: "adexpired@fabrikam.com",
+      user: "adexpired@adatum.com",
       password: DEMO_PASSWORD,
       code: "PASSWORD_EXPIRED",
       fault: "password-expired",

@@ -12,7 +12,7 @@ export const DEMO_PASSWORD = "Demo-Passw0rd!";
 /**
  * The demo directory: tenant contoso.com, the app "m365-mail demo" with every permission granted, the
  * mailbox support@, a second user alice@, a shared mailbox, and one user per ROPC failure; the domain
- * fabrikam.com is federated to the emulator's AD FS (ops@ gets SAML 1.1, saml2@ SAML 2.0, adlocked@ and
+ * adatum.com is federated to the emulator's AD FS (ops@ gets SAML 1.1, saml2@ SAML 2.0, adlocked@ and
  * adexpired@ are refused by AD FS).
  * Calendar events are placed around `now` so that "this week" always has something in it.
  */
@@ -23,12 +23,8 @@ export function defaultDirectory(now: Date = new Date()): Directory {
     password: DEMO_PASSWORD,
     ...extra,
   });
-  const fabrikam = (
-    local: string,
-    displayName: string,
-    extra: Partial<DirectoryUser> = {},
-  ): DirectoryUser => ({
-    upn: `${local}@fabrikam.com`,
+  const adatum = (local: string, displayName: string, extra: Partial<DirectoryUser> = {}): DirectoryUser => ({
+    upn: `${local}@adatum.com`,
     displayName,
     password: DEMO_PASSWORD,
     ...extra,
@@ -46,19 +42,19 @@ export function defaultDirectory(now: Date = new Date()): Directory {
     user("nosmtp", "No SMTP AUTH User", { mailboxProtocols: { smtpAuth: false } }),
     user("noimap", "No IMAP User", { mailboxProtocols: { imap: false } }),
     user("nopop", "No POP User", { mailboxProtocols: { pop: false } }),
-    // fabrikam.com is federated to the emulator's AD FS: these users sign in through WS-Trust.
-    fabrikam("ops", "Fabrikam Operations"),
-    fabrikam("saml2", "Fabrikam SAML 2.0 User", { samlVersion: "2.0" }),
-    fabrikam("adlocked", "Fabrikam Locked User", { locked: true }),
-    fabrikam("adexpired", "Fabrikam Expired Password User", { passwordExpired: true }),
+    // adatum.com is federated to the emulator's AD FS: these users sign in through WS-Trust.
+    adatum("ops", "Adatum Operations"),
+    adatum("saml2", "Adatum SAML 2.0 User", { samlVersion: "2.0" }),
+    adatum("adlocked", "Adatum Locked User", { locked: true }),
+    adatum("adexpired", "Adatum Expired Password User", { passwordExpired: true }),
   ];
   return {
     tokenLifetimeSeconds: 3600,
     tenants: [
       {
         id: DEMO_TENANT_ID,
-        domains: ["contoso.com", "contoso.onmicrosoft.com", "fabrikam.com"],
-        federatedDomains: [{ domain: "fabrikam.com", samlVersion: "1.1" }],
+        domains: ["contoso.com", "contoso.onmicrosoft.com", "adatum.com"],
+        federatedDomains: [{ domain: "adatum.com", samlVersion: "1.1" }],
         smtpAuthEnabled: true,
         apps: [
           {

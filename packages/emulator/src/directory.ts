@@ -28,7 +28,7 @@ export interface DirectoryTenant {
 }
 
 export interface DirectoryFederatedDomain {
-  /** e.g. "fabrikam.com" */
+  /** e.g. "adatum.com" */
   domain: string;
   /** The SAML version AD FS issues for this domain's users (a user's `samlVersion` wins). @default "1.1" */
   samlVersion?: "1.1" | "2.0";

@@ -55,6 +55,11 @@ export function createAdfsHandler(
 async function route(deps: AdfsHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "").toLowerCase();
   const method = req.method ?? "GET";
+  // Also on kept-alive connections opened while AD FS was reachable.
+  if (!deps.adfs.settings.reachable) {
+    req.socket.destroy();
+    return;
+  }
   deps.counters.increment("adfs.requests");
   const fault = deps.faults.take("adfs", path);
   if (fault) {

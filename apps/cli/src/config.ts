@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseEnv } from "node:util";
-import type { RopcEngine } from "@m365-mail/auth-ropc";
+import type { FederationMode, RopcEngine } from "@m365-mail/auth-ropc";
 import { CLOUDS, type CloudName, type CloudPreset, registerSecret, resolveCloud } from "@m365-mail/core";
 import { usageError } from "./exit-codes.js";
 import type { Output } from "./output.js";
@@ -34,6 +34,7 @@ export const SETTINGS = {
   pop3Host: { flag: "pop3-host", env: "M365_POP3_HOST", profile: "pop3Host" },
   pop3Port: { flag: "pop3-port", env: "M365_POP3_PORT", profile: "pop3Port" },
   engine: { flag: "engine", env: "M365_ENGINE", profile: "engine" },
+  federation: { flag: "federation", env: "M365_FEDERATION", profile: "federation" },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -71,6 +72,8 @@ export interface ResolvedConfig {
   readonly ca?: string;
   readonly caFile?: string;
   readonly engine?: RopcEngine;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: FederationMode;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;
@@ -285,6 +288,14 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     throw usageError(`unknown engine "${engine}"`, "Set --engine / M365_ENGINE to msal (default) or http.");
   }
 
+  const federation = pick("federation");
+  if (federation !== undefined && !["auto", "ws-trust", "direct"].includes(federation)) {
+    throw usageError(
+      `unknown federation mode "${federation}"`,
+      "Set --federation / M365_FEDERATION to auto (default), ws-trust or direct.",
+    );
+  }
+
   const password = passwordSource(flags, processEnv, dotenv, profile, profilePath, configPath, out);
   if (password) origins.password = password.origin;
 
@@ -295,6 +306,7 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     cloud,
     ...(ca !== undefined ? { ca, caFile } : {}),
     ...(engine ? { engine: engine as RopcEngine } : {}),
+    ...(federation ? { federation: federation as FederationMode } : {}),
     ...(profileName !== undefined ? { profile: profileName } : {}),
     ...(file ? { configPath } : {}),
     ...(existsSync(envFile) ? { envFile } : {}),

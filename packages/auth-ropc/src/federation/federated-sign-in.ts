@@ -181,19 +181,9 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
 
   async function prepare(password: string): Promise<SignInPlan> {
     if (mode === "direct") return { kind: "direct", route: { mode, method: "password" } };
-    let found: UserRealm;
-    try {
-      found = await realm();
-    } catch (error) {
-      if (mode === "auto" && isUnreachable(error)) {
-        log.debug(`user-realm discovery failed (${error.code}); using the password grant at Entra ID`);
-        return {
-          kind: "direct",
-          route: { mode, method: "password", fallbackReason: "user-realm discovery failed" },
-        };
-      }
-      throw error;
-    }
+    // A failed realm lookup is no reason to send a federated user's password to Entra ID: it is Entra
+    // ID itself failing (the caller retries). Only a 404 (no discovery on this host) means "direct".
+    const found = await realm();
     const base = {
       mode,
       realm: found.accountType,

@@ -1,5 +1,6 @@
 import { type Logger, M365MailError } from "@m365-mail/core";
 import { describeUrl, type HttpClient, SOURCE } from "../http-client.js";
+import { parseRetryAfter } from "../token-response.js";
 
 /** What Entra ID's user-realm discovery says about a user's domain. */
 export interface UserRealm {
@@ -43,6 +44,15 @@ export async function discoverUserRealm(
       body = parsed as Record<string, unknown>;
   } catch {
     body = undefined;
+  }
+  if (res.status === 429) {
+    const retryAfterSeconds = parseRetryAfter(res.headers["retry-after"]);
+    throw new M365MailError("THROTTLED", `${where} (user-realm discovery) answered 429 Too Many Requests`, {
+      source: SOURCE,
+      status: 429,
+      retryAfterSeconds,
+      hint: "Entra ID is throttling requests: reuse one provider per user so that tokens come from its cache.",
+    });
   }
   if (res.status < 200 || res.status >= 300 || !body) {
     throw new M365MailError(

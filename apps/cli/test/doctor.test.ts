@@ -101,6 +101,19 @@ describe("doctor against the demo directory", () => {
     if (HAS_DOVECOT) expect(text.stdout).toContain(`All ${expected.length} checks passed`);
   });
 
+  it("a federated user locked out in AD: sign-in ✗ at the AD FS endpoint, the fix names AD FS", async () => {
+    const { result, report } = await doctor(emu, "adlocked@adatum.com");
+    expect(result.code).toBe(1);
+    const signIn = check(report, "sign-in");
+    expect(signIn.error?.code).toBe("ACCOUNT_LOCKED");
+    expect(signIn.checked).toContain(
+      `WS-Trust 1.3 at AD FS ${emu.emulator.adfsOrigin}/adfs/services/trust/13/usernamemixed`,
+    );
+    expect(signIn.fix).toMatch(/^AD FS \(/);
+    expect(signIn.fix).toContain("locked out");
+    expect(emu.emulator.admin.counts()["entra.token.password:adlocked@adatum.com"]).toBeUndefined();
+  });
+
   it("sends mail only with --send-test, then one message over Graph and one over SMTP", async () => {
     const count = async () => {
       const listed = await runCli(["list", "--json", "-n", "50"], {

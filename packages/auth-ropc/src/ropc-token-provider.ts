@@ -79,7 +79,10 @@ export interface RopcTokenProvider extends TokenProvider {
   readonly cloud: CloudPreset;
   readonly engine: RopcEngine;
   readonly federation: FederationMode;
-  /** How the last password sign-in went (realm, AD FS endpoint, grant); undefined before the first. */
+  /**
+   * How the last password sign-in went (realm, AD FS endpoint, grant); after a failure, as far as it
+   * got. Undefined before the first.
+   */
   signInRoute(): SignInRoute | undefined;
   /** The underlying msal application (engine "msal"): for diagnostics and comparisons only. */
   readonly msalApplication: PublicClientApplication | undefined;

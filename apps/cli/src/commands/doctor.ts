@@ -150,9 +150,12 @@ export function describeSignIn(route: SignInRoute | undefined, authorityHost: st
     const fallback = route?.fallbackReason ? `, ${route.fallbackReason}` : "";
     return `password grant at ${authorityHost}${realm}${fallback}`;
   }
+  const realm = `realm Federated (${route.domain ?? "federated domain"})`;
+  if (!route.adfsEndpoint) return `${realm}: reading the AD FS metadata (MEX)`;
+  const adfs = `${realm}: WS-Trust ${route.wsTrustVersion} at AD FS ${route.adfsEndpoint}`;
   // Not "bearer …" in text: redaction takes a word after "bearer" for a token.
-  const saml = SAML_NAMES[route.grantType ?? ""] ?? "SAML";
-  return `realm Federated (${route.domain ?? "federated domain"}): WS-Trust ${route.wsTrustVersion} at AD FS ${route.adfsEndpoint}, ${saml} assertion redeemed at ${authorityHost}`;
+  const saml = route.grantType ? SAML_NAMES[route.grantType] : undefined;
+  return saml ? `${adfs}, ${saml} assertion redeemed at ${authorityHost}` : adfs;
 }
 
 const asError = (error: unknown, source: string): M365MailError =>

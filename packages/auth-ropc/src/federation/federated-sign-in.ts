@@ -47,7 +47,7 @@ export interface FederationOptions {
 export interface FederatedSignIn {
   /** Decides the route and, for a federated user, gets the SAML assertion from AD FS. */
   prepare(password: string): Promise<SignInPlan>;
-  /** The route of the last `prepare`. */
+  /** The route of the last `prepare`; after a failure, as far as it got (realm, AD FS endpoint). */
   lastRoute(): SignInRoute | undefined;
 }
 
@@ -204,8 +204,11 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
       return { kind: "direct", route: { ...base, method: "password" } };
     }
     let endpoint: WsTrustEndpoint | undefined;
+    // Known before AD FS answers, so that a refusal can still be shown with the realm and endpoint.
+    last = { ...base, method: "saml-bearer" };
     try {
       endpoint = await endpointFor(found);
+      last = { ...last, adfsEndpoint: endpoint.address, wsTrustVersion: endpoint.version };
       const assertion = await wsTrust(endpoint, found, password);
       const route: SignInRoute = {
         ...base,
@@ -243,10 +246,12 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
 
   return {
     async prepare(password) {
+      last = undefined;
       const plan = await prepare(password);
       last = plan.route;
       return plan;
     },
+    /** After a failure: as far as the sign-in got (realm, AD FS endpoint). */
     lastRoute: () => last,
   };
 }

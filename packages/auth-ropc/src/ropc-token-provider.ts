@@ -315,12 +315,18 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     if (plan.kind === "assertion") {
       // (Never "bearer" before a word in a log line: redaction takes it for a Bearer token.)
       log.debug(`SAML assertion grant for ${resource} (assertion from AD FS)`);
-      return withRetry(
-        () => engine.assertionGrant(resource, wanted, plan.assertion),
-        retry,
-        log,
-        `sign-in for ${resource}`,
-      );
+      try {
+        return await withRetry(
+          () => engine.assertionGrant(resource, wanted, plan.assertion),
+          retry,
+          log,
+          `sign-in for ${resource}`,
+        );
+      } finally {
+        // Used once: keep the redaction list from growing by a few KB per sign-in.
+        forgetSecret(plan.assertion.xml);
+        forgetSecret(Buffer.from(plan.assertion.xml, "utf8").toString("base64url"));
+      }
     }
     log.debug(`password grant for ${resource}`);
     try {

@@ -4,7 +4,12 @@ import { request } from "node:https";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { buildSignedAssertion } from "../src/adfs/saml-assertion.js";
-import { DEMO_CLIENT_ID, DEMO_PASSWORD } from "../src/default-directory.js";
+import {
+  DEMO_CLIENT_ID,
+  DEMO_PASSWORD,
+  defaultDirectory,
+  validateDirectory,
+} from "../src/default-directory.js";
 import { startTestEmulator, type TestEmulator } from "../src/test-emulator.js";
 
 const run = promisify(execFile);
@@ -125,6 +130,16 @@ const soapHeaders = (action: string) => ({
 /** The assertion between the RequestedSecurityToken tags, bytes untouched. */
 const cutAssertion = (rstr: string) =>
   /<(?:\w+:)?RequestedSecurityToken>([\s\S]*)<\/(?:\w+:)?RequestedSecurityToken>/.exec(rstr)?.[1] ?? "";
+
+describe("directory validation", () => {
+  it("names a federated domain the tenant does not own and a wrong SAML version", () => {
+    const directory = defaultDirectory();
+    directory.tenants[0]!.federatedDomains = [{ domain: "elsewhere.com", samlVersion: "3.0" as "2.0" }];
+    expect(() => validateDirectory(directory)).toThrow(
+      /tenants\[0\]\.federatedDomains\[0\]\.domain elsewhere\.com is not one of the tenant's domains.*tenants\[0\]\.federatedDomains\[0\]\.samlVersion must be "1\.1" or "2\.0"/,
+    );
+  });
+});
 
 describe("user-realm discovery", () => {
   it("answers Federated with the AD FS metadata for a federated domain, Managed and Unknown otherwise", async () => {

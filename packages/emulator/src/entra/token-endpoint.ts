@@ -54,8 +54,8 @@ export function handleTokenRequest(
   const grantType = form.get("grant_type") ?? "";
   deps.counters.increment("entra.token");
   if (grantType) deps.counters.increment(`entra.token.${grantType}`);
-  for (const secret of [form.get("password"), form.get("refresh_token"), form.get("assertion")])
-    registerSecret(secret);
+  // (Not the SAML assertion: several KB each, and `assertion=` is redacted by pattern anyway.)
+  for (const secret of [form.get("password"), form.get("refresh_token")]) registerSecret(secret);
   try {
     return issue(deps, tenantSegment, form, grantType);
   } catch (error) {

@@ -6,6 +6,7 @@ import type { RopcEngine } from "@m365-mail/auth-ropc";
 import {
   M365_SETTINGS,
   type M365Cloud,
+  type M365Federation,
   m365PasswordSource,
   readPasswordFile,
   registerSecret,
@@ -56,6 +57,8 @@ export interface ResolvedConfig {
   readonly ca?: string;
   readonly caFile?: string;
   readonly engine?: RopcEngine;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: M365Federation;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;

@@ -56,6 +56,7 @@ Connection (flags, else environment, else .env, else the config file's profile):
   --graph-origin <url>    M365_GRAPH_ORIGIN    Graph host, when not the cloud's
   --smtp-host/--smtp-port, --imap-host/--imap-port, --pop3-host/--pop3-port   M365_SMTP_HOST, …
   --engine msal|http      M365_ENGINE          token engine (default msal)
+  --federation <mode>     M365_FEDERATION      AD FS users: auto (default), ws-trust or direct
   --profile <name>        M365_PROFILE         a profile of the config file
   --config <path>         M365_CONFIG          default ~/.config/m365-mail/config.json
   --env-file <path>                            default ./.env

@@ -73,6 +73,7 @@ export async function openSession(
     password: credentials.password,
     cloud: config.cloud,
     ...(config.engine ? { engine: config.engine } : {}),
+    ...(config.federation ? { federation: config.federation } : {}),
     ...(ca ? { ca } : {}),
     ...(logger ? { logger } : {}),
   });

@@ -2,6 +2,7 @@ import { forgetSecret, type Logger, type Resource, registerSecret } from "@m365-
 import type { AadstsHintContext } from "./aadsts.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import { encodeAssertion, type SamlAssertion, type SamlGrantType } from "./federation/ws-trust.js";
 import { describeUrl, type HttpClient } from "./http-client.js";
 import { expiresInSeconds, oauthErrorOf, readTokenResponse, type TokenBody } from "./token-response.js";
 
@@ -10,7 +11,8 @@ export type TokenProtocol = "v2" | "v1";
 
 export type Grant =
   | { type: "password"; username: string; password: string }
-  | { type: "refresh_token"; refreshToken: string };
+  | { type: "refresh_token"; refreshToken: string }
+  | { type: SamlGrantType; assertion: string };
 
 export interface TokenRequestInput {
   /** `{authorityHost}/{tenant}` */
@@ -32,8 +34,10 @@ export function buildTokenRequest(input: TokenRequestInput): { url: string; body
   if (input.grant.type === "password") {
     form.set("username", input.grant.username);
     form.set("password", input.grant.password);
-  } else {
+  } else if (input.grant.type === "refresh_token") {
     form.set("refresh_token", input.grant.refreshToken);
+  } else {
+    form.set("assertion", input.grant.assertion);
   }
   if (input.protocol === "v2") {
     // offline_access brings the refresh token that serves every other resource without the password.
@@ -77,7 +81,10 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
     });
     const started = Date.now();
     const where = `POST ${describeUrl(req.url)}`;
-    logger.debug(`${grant.type} grant for ${resource}`, { url: describeUrl(req.url) });
+    const kind = grant.type.startsWith("urn:") ? "SAML assertion" : grant.type;
+    logger.debug(`${kind} grant for ${resource}`, {
+      url: describeUrl(req.url),
+    });
     const res = await http.send({
       method: "POST",
       url: req.url,
@@ -136,6 +143,9 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
     },
     passwordGrant(resource, scopes, password) {
       return post(resource, scopes, { type: "password", username: options.username, password });
+    },
+    assertionGrant(resource, scopes, assertion: SamlAssertion) {
+      return post(resource, scopes, { type: assertion.grantType, assertion: encodeAssertion(assertion) });
     },
     async dropSession() {
       await cache.delete(rtKey);

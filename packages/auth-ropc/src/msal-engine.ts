@@ -16,7 +16,9 @@ import { type Logger, M365MailError, type Resource, registerSecret } from "@m365
 import { type AadstsHintContext, describeAadsts } from "./aadsts.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import { encodeAssertion, type SamlAssertion } from "./federation/ws-trust.js";
 import { describeUrl, type HttpClient, SOURCE } from "./http-client.js";
+import { buildTokenRequest } from "./http-engine.js";
 import { oauthErrorOf, readTokenResponse } from "./token-response.js";
 
 // msal rethrows AuthErrors from the network client unchanged, but wraps anything else into a generic
@@ -278,6 +280,53 @@ export function msalEngine(
           scopes: [...scopes],
           username: options.username,
           password,
+        });
+      } catch (error) {
+        throw fromMsalError(error, options.context);
+      }
+      const granted = toGranted(result, scopes);
+      if (result?.account) account = result.account;
+      return granted;
+    },
+    async assertionGrant(_resource, scopes, assertion: SamlAssertion) {
+      // msal-node has no SAML bearer grant: post it ourselves, then hand the refresh token to msal
+      // (acquireTokenByRefreshToken), which stores account and tokens so that acquireTokenSilent
+      // serves every later call as for any other user. The password never reaches Entra ID.
+      const req = buildTokenRequest({
+        authority: `${options.authorityHost}/${options.tenantId}`,
+        clientId: options.clientId,
+        protocol: "v2",
+        grant: { type: assertion.grantType, assertion: encodeAssertion(assertion) },
+        scopes,
+        resourceUri: "",
+      });
+      const res = await options.http.send({
+        method: "POST",
+        url: req.url,
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: req.body,
+      });
+      const body = readTokenResponse(res, `POST ${describeUrl(req.url)}`, options.context);
+      registerSecret(body.access_token);
+      registerSecret(body.refresh_token);
+      registerSecret(body.id_token);
+      if (typeof body.refresh_token !== "string" || !body.refresh_token) {
+        throw new M365MailError(
+          "INVALID_RESPONSE",
+          "the SAML bearer grant answered without a refresh token",
+          {
+            source: SOURCE,
+            hint: 'Entra ID sent an incomplete answer; this is retried. If it persists, use engine: "http".',
+          },
+        );
+      }
+      let result: AuthenticationResult | null;
+      try {
+        result = await application.acquireTokenByRefreshToken({
+          refreshToken: body.refresh_token,
+          scopes: [...scopes],
+          // No account is cached yet: without this msal would not store the tokens (its ADAL-migration switch).
+          forceCache: true,
         });
       } catch (error) {
         throw fromMsalError(error, options.context);

@@ -19,6 +19,12 @@ import type { AadstsHintContext } from "./aadsts.js";
 import { memoryTokenCache } from "./cache/memory-token-cache.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import {
+  type FederationMode,
+  fallbackRefused,
+  federatedSignIn,
+  type SignInRoute,
+} from "./federation/federated-sign-in.js";
 import { createHttpClient, SOURCE } from "./http-client.js";
 import { httpEngine } from "./http-engine.js";
 import { msalEngine } from "./msal-engine.js";
@@ -44,6 +50,13 @@ export interface RopcTokenProviderOptions {
   authorityHost?: string;
   /** @default "msal" */
   engine?: RopcEngine;
+  /**
+   * Federated (AD FS) users. `auto`: user-realm discovery decides — WS-Trust to AD FS for a federated
+   * domain, the plain password grant otherwise (and when AD FS cannot be reached). `ws-trust`: always
+   * AD FS. `direct`: always the plain password grant (tenants that allow cloud password validation).
+   * @default "auto"
+   */
+  federation?: FederationMode;
   /** Where tokens (and the refresh token) persist. @default memoryTokenCache() */
   cache?: TokenCache;
   /** For every HTTP request, from connect to the last byte. @default 30000 */
@@ -66,6 +79,12 @@ export interface RopcTokenProvider extends TokenProvider {
   readonly name: "auth-ropc";
   readonly cloud: CloudPreset;
   readonly engine: RopcEngine;
+  readonly federation: FederationMode;
+  /**
+   * How the last password sign-in went (realm, AD FS endpoint, grant); after a failure, as far as it
+   * got. Undefined before the first.
+   */
+  signInRoute(): SignInRoute | undefined;
   /** The underlying msal application (engine "msal"): for diagnostics and comparisons only. */
   readonly msalApplication: PublicClientApplication | undefined;
   /** Forgets tokens held in memory and closes connections; the provider cannot be used afterwards. */
@@ -119,6 +138,17 @@ function validate(options: RopcTokenProviderOptions): void {
   }
   if (options.engine !== undefined && options.engine !== "msal" && options.engine !== "http") {
     throw invalid(`unknown engine "${String(options.engine)}"`, 'Use engine: "msal" (default) or "http".');
+  }
+  if (
+    options.federation !== undefined &&
+    options.federation !== "auto" &&
+    options.federation !== "ws-trust" &&
+    options.federation !== "direct"
+  ) {
+    throw invalid(
+      `unknown federation mode "${String(options.federation)}"`,
+      'Use federation: "auto" (default), "ws-trust" or "direct".',
+    );
   }
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0))
     throw invalid("timeoutMs must be positive", "Leave it unset for 30000.");
@@ -218,6 +248,15 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     });
   }
 
+  const federationMode: FederationMode = options.federation ?? "auto";
+  const federation = federatedSignIn({
+    mode: federationMode,
+    authorityHost,
+    username: options.username,
+    http,
+    logger: log,
+  });
+
   const memory = new Map<Resource, MemoryEntry>();
   const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
   let disposed = false;
@@ -268,13 +307,36 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     }
     if (granted) return granted;
     const secret = await password();
+    const plan = await withRetry(() => federation.prepare(secret), retry, log, "federated sign-in");
+    if (plan.kind === "assertion") {
+      // (Never "bearer" before a word in a log line: redaction takes it for a Bearer token.)
+      log.debug(`SAML assertion grant for ${resource} (assertion from AD FS)`);
+      try {
+        return await withRetry(
+          () => engine.assertionGrant(resource, wanted, plan.assertion),
+          retry,
+          log,
+          `sign-in for ${resource}`,
+        );
+      } finally {
+        // Used once: keep the redaction list from growing by a few KB per sign-in.
+        forgetSecret(plan.assertion.xml);
+        forgetSecret(Buffer.from(plan.assertion.xml, "utf8").toString("base64url"));
+      }
+    }
     log.debug(`password grant for ${resource}`);
-    return withRetry(
-      () => engine.passwordGrant(resource, wanted, secret),
-      retry,
-      log,
-      `sign-in for ${resource}`,
-    );
+    try {
+      return await withRetry(
+        () => engine.passwordGrant(resource, wanted, secret),
+        retry,
+        log,
+        `sign-in for ${resource}`,
+      );
+    } catch (error) {
+      if (plan.fallbackFrom && error instanceof M365MailError)
+        throw fallbackRefused(error, plan.fallbackFrom);
+      throw error;
+    }
   }
 
   function remember(resource: Resource, granted: GrantedToken): AccessToken {
@@ -359,6 +421,8 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     username: options.username,
     cloud,
     engine: engineName,
+    federation: federationMode,
+    signInRoute: () => federation.lastRoute(),
     msalApplication,
     getAccessToken(resource: Resource, getOptions?: GetTokenOptions): Promise<AccessToken> {
       const force = getOptions?.forceRefresh === true;

@@ -29,6 +29,7 @@ export const M365_SETTINGS = {
   pop3Host: { env: "M365_POP3_HOST", flag: "pop3-host", profile: "pop3Host" },
   pop3Port: { env: "M365_POP3_PORT", flag: "pop3-port", profile: "pop3Port" },
   engine: { env: "M365_ENGINE", flag: "engine", profile: "engine" },
+  federation: { env: "M365_FEDERATION", flag: "federation", profile: "federation" },
 } as const satisfies Record<string, M365SettingSpec>;
 
 export type M365SettingName = keyof typeof M365_SETTINGS;
@@ -38,6 +39,9 @@ export type M365Cloud = CloudPreset & { readonly graphOrigin?: string };
 
 /** The token engine of `@m365-mail/auth-ropc`. */
 export type M365Engine = "msal" | "http";
+
+/** How `@m365-mail/auth-ropc` signs in a user whose domain is federated to AD FS. */
+export type M365Federation = "auto" | "ws-trust" | "direct";
 
 export interface M365Settings {
   readonly tenantId?: string;
@@ -49,6 +53,8 @@ export interface M365Settings {
   /** PEM of the extra CA to trust, read from `caFile`. */
   readonly ca?: string;
   readonly engine?: M365Engine;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: M365Federation;
 }
 
 export interface ResolveM365SettingsOptions {
@@ -140,6 +146,14 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
     throw invalid(`unknown engine "${engine}"`, `Set ${describe("engine")} to msal (default) or http.`);
   }
 
+  const federation = get("federation");
+  if (federation !== undefined && !["auto", "ws-trust", "direct"].includes(federation)) {
+    throw invalid(
+      `unknown federation mode "${federation}"`,
+      `Set ${describe("federation")} to auto (default), ws-trust or direct.`,
+    );
+  }
+
   const tenantId = get("tenantId");
   const clientId = get("clientId");
   const username = get("username");
@@ -150,6 +164,7 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
     cloud,
     ...(caFile !== undefined ? { caFile, ca: ca! } : {}),
     ...(engine ? { engine } : {}),
+    ...(federation ? { federation: federation as M365Federation } : {}),
   };
 }
 

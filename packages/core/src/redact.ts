@@ -26,6 +26,8 @@ const PATTERNS: readonly RegExp[] = [
   /((?:password|refresh_token|access_token|id_token|client_secret|assertion)["']?\s*[=:]\s*["']?)[^&\s"',}]+/gi,
   // Base64 of "user=...\x01auth=Bearer" (XOAUTH2) and "n,a=" (OAUTHBEARER) as sent on the wire.
   /dXNlcj[A-Za-z0-9+/=]{20,}/g,
+  // The WS-Trust UsernameToken's password (federated sign-in), in any prefix.
+  /(<(?:[\w.-]+:)?Password\b[^>]*>)[^<]*/g,
   /bixhP[A-Za-z0-9+/=]{20,}/g,
 ];
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { M365MailError } from "@m365-mail/core";
+import type { AdfsService, AdfsSettings } from "./adfs/adfs-service.js";
 import type { FaultSpec, Protocol, RequestCounters } from "./context.js";
 import type { Directory, DirectoryApp, DirectoryUser } from "./directory.js";
 import {
@@ -46,6 +47,10 @@ export interface EmulatorAdmin {
   directory(): Directory;
   /** Recent refusals of IMAP/POP3/SMTP/Graph token checks, with the reason, newest last. */
   lastDenials(): Record<Protocol, Denial[]>;
+  /** The emulated AD FS's switches (WS-Trust 1.3 / 2005 endpoints, MEX, reachable, assertion lifetime). */
+  adfsSettings(): AdfsSettings;
+  /** Changes them, e.g. `updateAdfsSettings({ wsTrust13: false })` leaves only the 2005 endpoint. */
+  updateAdfsSettings(patch: Partial<AdfsSettings>): AdfsSettings;
   /** Runtime settings of a started part, e.g. `partSettings("smtp")` → `{ limits: {...} }`. */
   partSettings(name: string): Record<string, unknown>;
   /** Changes them, e.g. `updatePartSettings("smtp", { messagesPerWindow: 0 })` lifts SMTP's rate limit. */
@@ -60,6 +65,7 @@ export interface AdminDeps {
   loops: LoopDetector;
   gate: ProtocolGate;
   onRevoke: (upn: string) => void;
+  adfs?: AdfsService;
   /** Started parts by name (filled as they start). */
   parts?: ReadonlyMap<string, EmulatorPart>;
 }
@@ -110,9 +116,19 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
     },
     directory: () => publicDirectory(deps.store.get()),
     lastDenials: () => deps.gate.lastDenials(),
+    adfsSettings() {
+      return { ...requireAdfs().settings };
+    },
+    updateAdfsSettings: (patch) => requireAdfs().updateSettings(patch),
     partSettings: (name) => requirePart(name, "settings").settings!(),
     updatePartSettings: (name, patch) => requirePart(name, "updateSettings").updateSettings!(patch),
   };
+  function requireAdfs(): AdfsService {
+    if (!deps.adfs) {
+      throw new M365MailError("NOT_FOUND", "this emulator runs no AD FS", { source: "emulator" });
+    }
+    return deps.adfs;
+  }
   function requirePart(name: string, method: "settings" | "updateSettings"): EmulatorPart {
     const part = deps.parts?.get(name);
     if (!part || typeof part[method] !== "function") {
@@ -220,6 +236,10 @@ export async function handleAdminRequest(
     }
     if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
     if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
+    if (path === "/_admin/adfs" && method === "GET") return send(200, admin.adfsSettings());
+    if (path === "/_admin/adfs" && method === "PATCH") {
+      return send(200, admin.updateAdfsSettings((await json()) as Partial<AdfsSettings>));
+    }
     // The Graph part's throttling limits under the name the docs use (same as /_admin/parts/graph).
     if (path === "/_admin/graph/limits" && method === "GET") return send(200, admin.partSettings("graph"));
     if (path === "/_admin/graph/limits" && method === "POST") {

@@ -3,6 +3,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import { needs } from "@m365-mail/test-helpers";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_CLIENT_ID, DEMO_PASSWORD } from "../src/default-directory.js";
@@ -10,7 +11,8 @@ import { dovecotPart, findDovecot } from "../src/dovecot/index.js";
 import { type Emulator, startEmulator } from "../src/emulator.js";
 import { createMailStore } from "../src/store/index.js";
 
-const dovecotMissing = !findDovecot();
+// In CI a missing Dovecot fails this file with the install command; locally the suite skips.
+const dovecotMissing = !needs("dovecot", () => findDovecot() !== undefined);
 const SUPPORT = "support@contoso.com";
 
 let dataDir: string;

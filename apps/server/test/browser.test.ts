@@ -18,7 +18,7 @@ let context: BrowserContext;
 let profile: string;
 
 beforeAll(async () => {
-  if (!hasChromium) return;
+  if (!hasChromium()) return;
   emu = await startTestEmulator();
   srv = await startTestServer(emu.emulator, { WATCH_VIA: "graph", WATCH_INTERVAL_MS: "500" });
   profile = await mkdtemp(join(tmpdir(), "m365-server-chromium-"));
@@ -44,7 +44,7 @@ afterAll(async () => {
   if (profile) await rm(profile, { recursive: true, force: true });
 });
 
-it.skipIf(!hasChromium)("a refused key shows the key form, with no detail", async () => {
+it.skipIf(!hasChromium())("a refused key shows the key form, with no detail", async () => {
   const page = await context.newPage();
   await page.goto(`${srv.url}/#key=m365_not-a-key`);
   await page.locator("#login-error").filter({ hasText: "refused" }).waitFor({ timeout: 10_000 });
@@ -54,7 +54,7 @@ it.skipIf(!hasChromium)("a refused key shows the key form, with no detail", asyn
   await page.close();
 });
 
-it.skipIf(!hasChromium)(
+it.skipIf(!hasChromium())(
   "composes a message with an attachment in the page and sees it arrive in the inbox view",
   async () => {
     const page = await context.newPage();

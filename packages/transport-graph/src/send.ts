@@ -246,6 +246,8 @@ async function sendOnce(
       return;
     } catch (error) {
       if (!isUncertain(error)) throw error;
+      // The caller checks Sent Items itself, after its own grace period (an outbox).
+      if (ctx.uncertainSends === "report") throw error;
       ctx.log.warn(
         `send: no clear answer (${error.code}); looking for ${messageId} in Sent Items before sending again`,
       );

@@ -96,3 +96,24 @@ describe("a Graph send that never left is a definite, typed error", () => {
     expectNotSent(error);
   });
 });
+
+describe('uncertainSends: "report"', () => {
+  it("a 504 after sendMail was processed is thrown at once: no Sent Items look-up, no second send", async () => {
+    const t = fixture.transport({ uncertainSends: "report" });
+    const subject = `report ${Date.now()}`;
+    fixture.emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status504", after: true });
+    const error = await t.send({ to: SUPPORT, subject, text: "once" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: "SERVER_ERROR", status: 504 });
+    expect((error as M365MailError).requestSent).toBeUndefined();
+    const counts = fixture.emulator.admin.counts();
+    // One sendMail, and no GET on Sent Items.
+    expect(counts["graph.requests"]).toBe(1);
+    const inbox = [];
+    for await (const m of t.listMessages({ folder: "inbox", pageSize: 100 }))
+      if (m.subject === subject) inbox.push(m);
+    expect(inbox).toHaveLength(1);
+  });
+});

@@ -61,6 +61,11 @@ export function createServerOutbox(
     settingNames: SETTING_NAMES,
   };
   return config.outbox === "redis"
-    ? redisOutbox({ ...common, redisUrl: config.redisUrl!, perMinute: { smtp: config.smtpPerMinute } })
+    ? redisOutbox({
+        ...common,
+        redisUrl: config.redisUrl!,
+        perMinute: { smtp: config.smtpPerMinute },
+        lockDurationMs: config.redisLockMs,
+      })
     : sqliteOutbox({ ...common, path: config.outboxPath, synchronous: config.sqliteSynchronous });
 }

@@ -91,7 +91,7 @@ export class AuthMiddleware implements Middleware {
       return token.token;
     } catch (error) {
       // No request left without a token: whatever the sign-in error, nothing was sent.
-      const what = `${policy.op.name} was not sent, the sign-in for it failed`;
+      const what = `${policy.op.name}: the request was not sent, the sign-in for it failed`;
       if (error instanceof M365MailError) fail(policy, requestNotSent(error, what));
       fail(
         policy,
@@ -231,7 +231,7 @@ function networkError(
   if (code && TLS_CODE.test(code)) {
     return new M365MailError(
       "CONNECTION_FAILED",
-      `${policy.op.name} was not sent: the TLS handshake with Graph failed (${code})`,
+      `${policy.op.name}: the request was not sent, the TLS handshake with Graph failed (${code})`,
       {
         source: SOURCE,
         cause: failure,
@@ -245,7 +245,7 @@ function networkError(
   if (code && REFUSED_CODES.has(code)) {
     return new M365MailError(
       "CONNECTION_FAILED",
-      `${policy.op.name} was not sent: could not connect to Graph (${code})`,
+      `${policy.op.name}: the request was not sent, could not connect to Graph (${code})`,
       {
         source: SOURCE,
         cause: failure,

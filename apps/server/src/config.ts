@@ -60,6 +60,8 @@ export interface ServerConfig {
   retryBaseMs: number;
   /** How long Exchange may take to file a sent message in Sent Items (checked before any resend). */
   sentItemsGraceMs: number;
+  /** OUTBOX=redis: a job whose process died is taken over after at most about twice this. */
+  redisLockMs: number;
   graphConcurrency: number;
   smtpConnections: number;
   smtpPerMinute: number;
@@ -226,6 +228,7 @@ export function loadServerConfig(
     maxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1),
     retryBaseMs: int(env, "OUTBOX_RETRY_BASE_MS", 2000, 1),
     sentItemsGraceMs: int(env, "OUTBOX_SENT_ITEMS_GRACE_MS", 10_000),
+    redisLockMs: int(env, "OUTBOX_REDIS_LOCK_MS", 30_000, 1000),
     // Microsoft's limits per mailbox are the ceiling: 4 concurrent Graph requests, 3 SMTP connections.
     graphConcurrency: Math.min(4, int(env, "GRAPH_CONCURRENCY", 4, 1)),
     smtpConnections: Math.min(3, int(env, "SMTP_CONNECTIONS", 3, 1)),

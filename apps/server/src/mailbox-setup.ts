@@ -42,6 +42,8 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
         auth,
         maxConcurrency: config.graphConcurrency,
         watchIntervalMs: config.watchIntervalMs,
+        // The outbox decides about a resend after its grace period; the transport must not resend blindly.
+        uncertainSends: "report",
         logger,
         ...ca,
       }),

@@ -64,7 +64,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ? hub.subscribe((event) => sender.send(`mail.${event.type}`, mailEventData(event)))
       : () => {};
     const onChange = (entry: { state: string }) => {
-      if (entry.state === "sent" || entry.state === "failed") sender.send(`outbox.${entry.state}`, entry);
+      if (entry.state === "sent" || entry.state === "failed" || entry.state === "uncertain")
+        sender.send(`outbox.${entry.state}`, entry);
     };
     outbox.events.on("change", onChange);
     stopWebhookFeed = () => {

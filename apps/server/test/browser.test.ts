@@ -105,3 +105,39 @@ it.skipIf(!hasChromium())(
     await page.close();
   },
 );
+
+it.skipIf(!hasChromium)(
+  "an uncertain send shows as such in the outbox view, and Discard settles it (issue 12, item 2)",
+  async () => {
+    const subject = `Maybe sent ${Date.now()}`;
+    // Graph delivers, its answer is lost, and the Sent Items copy never comes.
+    emu.emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status504", after: true });
+    emu.emulator.admin.armFault({ target: "sentitems", kind: "lateSentItems" });
+    const res = await fetch(`${srv.url}/v1/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${srv.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ to: USER, subject, text: "x", via: "graph" }),
+    });
+    expect(res.status).toBe(202);
+
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("dialog", (dialog) => dialog.accept());
+    await page.goto(`${srv.url}/#key=${srv.key}`);
+    await page.locator("#view-inbox").waitFor({ state: "visible", timeout: 10_000 });
+    await page.click('nav [data-view="outbox"]');
+    const entry = page.locator("#outbox tbody tr", { hasText: subject });
+    // The outbox view follows the server's events: no reload needed.
+    await entry.locator("td.state-uncertain").waitFor({ timeout: 30_000 });
+    expect(await entry.textContent()).toContain("NOT_FOUND");
+    expect(await entry.locator("button").allTextContents()).toEqual(["Send again", "Discard"]);
+
+    await entry.locator('button[data-action="discard"]').click();
+    await entry.locator("td.state-failed").waitFor({ timeout: 10_000 });
+    expect(await entry.textContent()).toContain("DISCARDED");
+    expect(await entry.locator("button").count()).toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  },
+);

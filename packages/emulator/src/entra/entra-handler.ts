@@ -254,6 +254,9 @@ async function applyFault(
       return true;
     case "emptyToken":
       return "emptyToken";
+    case "lateSentItems":
+      // Never taken here (its target is "sentitems"); listed so the switch stays exhaustive.
+      return false;
   }
 }
 

@@ -7,6 +7,7 @@ import { createRequestCounters } from "./counters.js";
 import { defaultDirectory, loadDirectory, validateDirectory } from "./default-directory.js";
 import type { Directory } from "./directory.js";
 import { DirectoryStore } from "./directory-store.js";
+import { DeviceCodeStore } from "./entra/device-codes.js";
 import { openIdConfiguration } from "./entra/discovery.js";
 import { createEntraHandler } from "./entra/entra-handler.js";
 import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-detector.js";
@@ -92,12 +93,14 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const faults = createFaultRegistry();
   const loops = createLoopDetector(options.loopDetection);
   const tokens = new TokenService(signing, store, () => origin);
+  const deviceCodes = new DeviceCodeStore();
   const gate = new ProtocolGate(tokens, store, counters);
   const revokeListeners = new Set<(upn: string) => void>();
   const loginListeners = new Set<(login: { upn: string; protocol: Protocol; expiresAt: Date }) => void>();
   const runningParts = new Map<string, EmulatorPart>();
   const admin = createAdmin({
     parts: runningParts,
+    deviceCodes,
     store,
     tokens,
     faults,
@@ -135,6 +138,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       counters,
       loops,
       admin,
+      deviceCodes,
       log,
     }),
   );

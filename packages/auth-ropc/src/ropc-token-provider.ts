@@ -11,7 +11,10 @@ import {
   type Resource,
   registerSecret,
   resolveCloud,
+  type SignInHealthListener,
+  type SignInHealthState,
   safeLogger,
+  signInHealthTracker,
   type TokenProvider,
 } from "@m365-mail/core";
 import type { AadstsHintContext } from "./aadsts.js";
@@ -62,6 +65,9 @@ export interface RopcTokenProviderOptions {
 }
 
 export interface RopcTokenProvider extends TokenProvider {
+  /** Sign-in problems that need a person, once per change of state (see TokenProvider). */
+  onHealthChange(listener: SignInHealthListener): () => void;
+  healthState(): SignInHealthState;
   readonly name: "auth-ropc";
   readonly cloud: CloudPreset;
   readonly engine: RopcEngine;
@@ -217,6 +223,8 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     });
   }
 
+  // Problems that need a person (MFA, expired password, …) are reported once per change of state.
+  const health = signInHealthTracker("auth-ropc", options.username);
   const memory = new Map<Resource, MemoryEntry>();
   const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
   let disposed = false;
@@ -324,6 +332,10 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
         : await obtain(resource, forceRefresh);
       return remember(resource, granted);
     });
+    promise.then(
+      () => health.succeeded(),
+      (error: unknown) => health.failed(error),
+    );
     const entry = { promise, forced: forceRefresh };
     inflight.set(resource, entry);
     const clear = () => {
@@ -364,6 +376,8 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     cloud,
     engine: engineName,
     msalApplication,
+    onHealthChange: health.onHealthChange,
+    healthState: health.healthState,
     getAccessToken(resource: Resource, getOptions?: GetTokenOptions): Promise<AccessToken> {
       const force = getOptions?.forceRefresh === true;
       if (!force) {

@@ -36,13 +36,6 @@ export interface SignInHealthEvent {
 
 export type SignInHealthListener = (event: SignInHealthEvent) => void;
 
-/** What a token provider that reports its sign-in health offers (both are optional on TokenProvider). */
-export interface SignInHealthSource {
-  /** Calls `listener` once per change of sign-in state; returns the function that unsubscribes. */
-  onHealthChange(listener: SignInHealthListener): () => void;
-  healthState(): SignInHealthState;
-}
-
 /**
  * Whether a failed sign-in needs a person: every typed refusal that retrying cannot cure (MFA, an
  * expired password, a locked account, missing consent, a refused refresh token of an interactive
@@ -52,7 +45,10 @@ export function isSignInProblem(error: unknown): error is M365MailError {
   return error instanceof M365MailError && !error.retryable && error.code !== "ABORTED";
 }
 
-export interface SignInHealthTracker extends SignInHealthSource {
+export interface SignInHealthTracker {
+  /** Calls `listener` once per change of sign-in state; returns the function that unsubscribes. */
+  onHealthChange(listener: SignInHealthListener): () => void;
+  healthState(): SignInHealthState;
   /** A grant succeeded: clears a problem (one "recovered" event). */
   succeeded(): void;
   /** A grant failed: a new problem, or another one than before, is one "problem" event. */

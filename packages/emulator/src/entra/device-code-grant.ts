@@ -122,8 +122,8 @@ export function handleDeviceCodeGrant(
     }
     if (record.state === "pending") {
       // 100 ms of slack: the client measures from its last answer, the emulator from the last request.
-      const tooSoon =
-        record.lastPollAt !== undefined && now - record.lastPollAt < record.interval * 1000 - 100;
+      const spacing = Math.max(record.interval, record.enforcedInterval);
+      const tooSoon = record.lastPollAt !== undefined && now - record.lastPollAt < spacing * 1000 - 100;
       record.lastPollAt = now;
       if (tooSoon) {
         record.interval += 5;

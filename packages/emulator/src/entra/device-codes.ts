@@ -7,6 +7,11 @@ export interface DeviceCodeSettings {
   expiresInSeconds: number;
   /** @default 5 */
   intervalSeconds: number;
+  /**
+   * Poll spacing the emulator enforces with `slow_down` when stricter than the advertised interval
+   * (a server under load). @default 0
+   */
+  enforcedIntervalSeconds: number;
 }
 
 export type DeviceCodeState = "pending" | "approved" | "denied" | "redeemed";
@@ -26,6 +31,8 @@ export interface DeviceCodeRecord {
   state: DeviceCodeState;
   /** The seconds a client must leave between polls; raised by 5 after each slow_down (RFC 8628 §3.5). */
   interval: number;
+  /** At least this many seconds between polls, whatever was advertised. */
+  readonly enforcedInterval: number;
   lastPollAt: number | undefined;
   /** Who approved it. */
   upn: string | undefined;
@@ -43,7 +50,11 @@ export interface DeviceCodeSummary {
 
 // Microsoft's user codes are 8–9 letters and digits without look-alikes; the emulator uses 9.
 const ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-const DEFAULTS: DeviceCodeSettings = { expiresInSeconds: 900, intervalSeconds: 5 };
+const DEFAULTS: DeviceCodeSettings = {
+  expiresInSeconds: 900,
+  intervalSeconds: 5,
+  enforcedIntervalSeconds: 0,
+};
 
 function notFound(userCode: string): M365MailError {
   return new M365MailError("NOT_FOUND", `no device code ${userCode} is waiting for approval`, {
@@ -67,7 +78,7 @@ export class DeviceCodeStore {
       if (!(name in DEFAULTS) || typeof value !== "number" || !Number.isFinite(value) || value < 0) {
         throw new M365MailError("CONFIG_INVALID", `device-code setting ${name} must be a number ≥ 0`, {
           source: "emulator",
-          hint: 'Send { "expiresInSeconds": 900, "intervalSeconds": 5 } (either may be left out).',
+          hint: 'Send { "expiresInSeconds": 900, "intervalSeconds": 5, "enforcedIntervalSeconds": 0 } (any may be left out).',
         });
       }
     }
@@ -92,6 +103,7 @@ export class DeviceCodeStore {
       expiresAt: now + this.current.expiresInSeconds * 1000,
       state: "pending",
       interval: this.current.intervalSeconds,
+      enforcedInterval: this.current.enforcedIntervalSeconds,
       lastPollAt: undefined,
       upn: undefined,
     };

@@ -34,6 +34,8 @@ export const SETTINGS = {
   pop3Host: { flag: "pop3-host", env: "M365_POP3_HOST", profile: "pop3Host" },
   pop3Port: { flag: "pop3-port", env: "M365_POP3_PORT", profile: "pop3Port" },
   engine: { flag: "engine", env: "M365_ENGINE", profile: "engine" },
+  auth: { flag: "auth", env: "M365_AUTH", profile: "auth" },
+  tokenCacheFile: { flag: "token-cache-file", env: "M365_TOKEN_CACHE_FILE", profile: "tokenCacheFile" },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -57,6 +59,9 @@ export const GLOBAL_OPTIONS = {
   ),
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string }>;
 
+/** How the CLI signs in: the password grant, or a stored device-code sign-in (`m365-mail login --device-code`). */
+export type AuthMethod = "ropc" | "device-code";
+
 export type Flags = Record<string, string | boolean | string[] | undefined>;
 
 /** Where each setting came from, for `doctor` and error messages. */
@@ -71,6 +76,10 @@ export interface ResolvedConfig {
   readonly ca?: string;
   readonly caFile?: string;
   readonly engine?: RopcEngine;
+  /** @default "ropc" */
+  readonly auth: AuthMethod;
+  /** The encrypted file a device-code sign-in is stored in. @default token-cache.json beside the config file */
+  readonly tokenCacheFile: string;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;
@@ -219,7 +228,7 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     const p = profile[spec.profile];
     if (p !== undefined && p !== "") {
       origins[name] = "profile";
-      return name === "caFile" ? profilePath(String(p)) : String(p);
+      return name === "caFile" || name === "tokenCacheFile" ? profilePath(String(p)) : String(p);
     }
     return undefined;
   };
@@ -285,6 +294,17 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     throw usageError(`unknown engine "${engine}"`, "Set --engine / M365_ENGINE to msal (default) or http.");
   }
 
+  const auth = pick("auth") ?? "ropc";
+  if (auth !== "ropc" && auth !== "device-code") {
+    throw usageError(
+      `unknown auth method "${auth}"`,
+      "Set --auth / M365_AUTH to ropc (default: the password grant) or device-code (a sign-in stored by `m365-mail login --device-code`).",
+    );
+  }
+  const tokenCacheFile = resolve(
+    expandHome(pick("tokenCacheFile") ?? join(dirname(configPath), "token-cache.json"), env),
+  );
+
   const password = passwordSource(flags, processEnv, dotenv, profile, profilePath, configPath, out);
   if (password) origins.password = password.origin;
 
@@ -295,6 +315,8 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     cloud,
     ...(ca !== undefined ? { ca, caFile } : {}),
     ...(engine ? { engine: engine as RopcEngine } : {}),
+    auth,
+    tokenCacheFile,
     ...(profileName !== undefined ? { profile: profileName } : {}),
     ...(file ? { configPath } : {}),
     ...(existsSync(envFile) ? { envFile } : {}),
@@ -385,11 +407,11 @@ function passwordSource(
   return undefined;
 }
 
-/**
- * Tenant, client, user and password, or a CONFIG_INVALID error naming what to set. Without a
- * configured password it asks on the terminal (hidden); without a terminal it refuses.
- */
-export async function requireCredentials(config: ResolvedConfig, out: Output): Promise<Credentials> {
+/** Who signs in: tenant, client and user (what a device-code sign-in needs; no password). */
+export type Identity = Omit<Credentials, "password">;
+
+/** Tenant, client and user, or a CONFIG_INVALID error naming what to set. */
+export function requireIdentity(config: ResolvedConfig): Identity {
   const missing = (["tenantId", "clientId", "username"] as const).filter((k) => !config[k]);
   if (missing.length > 0) {
     const names = missing.map((k) => `--${SETTINGS[k].flag} / ${SETTINGS[k].env}`).join(", ");
@@ -398,6 +420,15 @@ export async function requireCredentials(config: ResolvedConfig, out: Output): P
       `Set ${names} (or a profile in ${config.configPath ?? defaultConfigPath(config.env)}). The tenant id and client id are on App registration → Overview; against the emulator, run \`m365-mail emulator\` and use what it prints.`,
     );
   }
+  return { tenantId: config.tenantId!, clientId: config.clientId!, username: config.username! };
+}
+
+/**
+ * Tenant, client, user and password, or a CONFIG_INVALID error naming what to set. Without a
+ * configured password it asks on the terminal (hidden); without a terminal it refuses.
+ */
+export async function requireCredentials(config: ResolvedConfig, out: Output): Promise<Credentials> {
+  const identity = requireIdentity(config);
   let password: string | undefined;
   if (config.password) password = config.password.read();
   else if (process.stdin.isTTY && out.interactive) {
@@ -410,10 +441,5 @@ export async function requireCredentials(config: ResolvedConfig, out: Output): P
       "Set M365_PASSWORD_FILE (a file holding only the password) or M365_PASSWORD, use --password-file or a profile's passwordFile, or run on a terminal to be asked.",
     );
   }
-  return {
-    tenantId: config.tenantId!,
-    clientId: config.clientId!,
-    username: config.username!,
-    password,
-  };
+  return { ...identity, password };
 }

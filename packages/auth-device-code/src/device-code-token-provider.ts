@@ -1,19 +1,19 @@
 import {
   createHttpClient,
+  type GrantedToken,
   memoryTokenCache,
   type RetryOptions,
   resolveScopes,
   type ScopeOptions,
   type TokenBody,
   type TokenCache,
+  tokenMemory,
   withRetry,
 } from "@m365-mail/auth-ropc";
 import {
   type AccessToken,
   type CloudName,
   type CloudPreset,
-  forgetSecret,
-  type GetTokenOptions,
   type Logger,
   type M365MailError,
   type Resource,
@@ -27,8 +27,8 @@ import {
   type TokenProvider,
 } from "@m365-mail/core";
 import { type DeviceCodeInfo, runDeviceCodeFlow } from "./device-code-flow.js";
-import { aborted, deviceCodeError, invalidOption, loginHint, SOURCE } from "./errors.js";
-import { type GrantedToken, isRefusedRefreshToken, storedSignIn } from "./stored-sign-in.js";
+import { deviceCodeError, invalidOption, loginHint, SOURCE } from "./errors.js";
+import { isRefusedRefreshToken, storedSignIn } from "./stored-sign-in.js";
 
 export interface DeviceCodeTokenProviderOptions {
   /** Directory (tenant) ID or a verified domain (`organizations` also works). */
@@ -82,12 +82,6 @@ export interface DeviceCodeTokenProvider extends TokenProvider {
   signOut(): Promise<void>;
   /** Forgets tokens held in memory, stops a running sign-in and closes connections. */
   dispose(): Promise<void>;
-}
-
-interface MemoryEntry {
-  readonly promise: Promise<AccessToken>;
-  readonly token: AccessToken;
-  readonly refreshAt: number;
 }
 
 function validate(options: DeviceCodeTokenProviderOptions): void {
@@ -196,25 +190,6 @@ export function deviceCodeTokenProvider(options: DeviceCodeTokenProviderOptions)
   // The refresh token Entra ID refused, and why: not sent again until the cache holds another one.
   let refused: { token: string; error: M365MailError } | undefined;
 
-  const memory = new Map<Resource, MemoryEntry>();
-  const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
-  let disposed = false;
-  // One grant at a time: a rotated refresh token is never used twice, and a second resource waits for
-  // the first sign-in instead of showing a second code.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task, task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
-  const tracked = <T>(promise: Promise<T>): Promise<T> => {
-    promise.then(
-      () => health.succeeded(),
-      (error: unknown) => health.failed(error),
-    );
-    return promise;
-  };
-
   async function interactive(resource: Resource, signal: AbortSignal): Promise<GrantedToken> {
     const onDeviceCode = options.onDeviceCode;
     if (!onDeviceCode) {
@@ -304,81 +279,18 @@ export function deviceCodeTokenProvider(options: DeviceCodeTokenProviderOptions)
     );
   }
 
-  function remember(resource: Resource, granted: GrantedToken): AccessToken {
-    const token: AccessToken = {
-      token: granted.token,
-      expiresAt: granted.expiresAt,
-      resource,
-      scopes: granted.scopes,
-    };
-    const now = Date.now();
-    const expires = granted.expiresAt.getTime();
-    const refreshAt = expires - Math.min(marginMs, Math.max(0, (expires - now) / 2));
-    const previous = memory.get(resource);
-    if (previous && previous.token.token !== token.token) forgetSecret(previous.token.token);
-    registerSecret(token.token);
-    memory.set(resource, { promise: Promise.resolve(token), token, refreshAt });
-    return token;
-  }
-
-  function usable(): void {
-    if (disposed)
-      throw invalidOption("the token provider was disposed", "Create a new deviceCodeTokenProvider.");
-  }
-
-  function slow(resource: Resource, forceRefresh: boolean): Promise<AccessToken> {
-    try {
-      usable();
-      if (resource !== "graph" && resource !== "outlook") {
-        throw invalidOption(`unknown resource "${String(resource)}"`, 'Ask for "graph" or "outlook".');
-      }
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const pending = inflight.get(resource);
-    if (pending && (pending.forced || !forceRefresh)) return pending.promise;
-    const promise = tracked(
-      serial(async () => {
-        if (!forceRefresh) {
-          const hit = memory.get(resource);
-          if (hit && Date.now() < hit.refreshAt) return hit.token;
-        }
-        // A shared cache (Redis) locks across processes around the refresh grant only: a device code
-        // flow waits minutes for a person and must not hold the other processes' lock meanwhile.
-        const granted =
-          (cache.withLock
-            ? await cache.withLock(`${keyPrefix}:grant`, () => silent(resource, forceRefresh))
-            : await silent(resource, forceRefresh)) ?? (await withPerson(resource));
-        return remember(resource, granted);
-      }),
-    );
-    const entry = { promise, forced: forceRefresh };
-    inflight.set(resource, entry);
-    const clear = () => {
-      if (inflight.get(resource) === entry) inflight.delete(resource);
-    };
-    promise.then(clear, clear);
-    return promise;
-  }
-
-  function withSignal(promise: Promise<AccessToken>, signal: AbortSignal): Promise<AccessToken> {
-    if (signal.aborted) return Promise.reject(aborted(signal.reason));
-    // The shared request goes on for the other callers; only this caller stops waiting.
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(aborted(signal.reason));
-      signal.addEventListener("abort", onAbort, { once: true });
-      promise.then(
-        (v) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(v);
-        },
-        (e) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
-        },
-      );
-    });
-  }
+  const memory = tokenMemory({
+    marginMs,
+    health,
+    source: SOURCE,
+    factory: "deviceCodeTokenProvider",
+    // A shared cache (Redis) locks across processes around the refresh grant only: a device code
+    // flow waits minutes for a person and must not hold the other processes' lock meanwhile.
+    grant: async (resource, forceRefresh) =>
+      (cache.withLock
+        ? await cache.withLock(`${keyPrefix}:grant`, () => silent(resource, forceRefresh))
+        : await silent(resource, forceRefresh)) ?? (await withPerson(resource)),
+  });
 
   return {
     kind: "token-provider",
@@ -387,32 +299,23 @@ export function deviceCodeTokenProvider(options: DeviceCodeTokenProviderOptions)
     cloud,
     onHealthChange: health.onHealthChange,
     healthState: health.healthState,
-    getAccessToken(resource: Resource, getOptions?: GetTokenOptions): Promise<AccessToken> {
-      const force = getOptions?.forceRefresh === true;
-      if (!force) {
-        const hit = memory.get(resource);
-        if (hit !== undefined && Date.now() < hit.refreshAt) return hit.promise;
-      }
-      const promise = slow(resource, force);
-      return getOptions?.signal ? withSignal(promise, getOptions.signal) : promise;
-    },
+    getAccessToken: memory.getAccessToken,
     signIn(signInOptions = {}) {
       const resource = signInOptions.resource ?? "graph";
-      try {
-        usable();
-      } catch (error) {
-        return Promise.reject(error);
+      if (memory.disposed) {
+        return Promise.reject(
+          invalidOption("the token provider was disposed", "Create a new deviceCodeTokenProvider."),
+        );
       }
       const signal = signInOptions.signal
         ? AbortSignal.any([lifetime.signal, signInOptions.signal])
         : lifetime.signal;
-      return tracked(
-        serial(async () => {
-          const granted = await interactive(resource, signal);
-          memory.clear();
-          return remember(resource, granted);
-        }),
-      );
+      return memory.serial(async () => {
+        const granted = await interactive(resource, signal);
+        // The new sign-in replaces every token of the old one.
+        memory.clear();
+        return memory.remember(resource, granted);
+      });
     },
     async hasSignIn() {
       return (await session.refreshToken()) !== undefined;
@@ -423,12 +326,9 @@ export function deviceCodeTokenProvider(options: DeviceCodeTokenProviderOptions)
       await session.forget();
     },
     async dispose() {
-      if (disposed) return;
-      disposed = true;
+      if (memory.disposed) return;
+      memory.dispose();
       lifetime.abort(new Error("the token provider was disposed"));
-      memory.clear();
-      inflight.clear();
-      await queue.catch(() => undefined);
       await http.close();
     },
   };

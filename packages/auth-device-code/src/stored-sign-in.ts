@@ -1,6 +1,7 @@
 import {
   type AadstsHintContext,
   expiresInSeconds,
+  type GrantedToken,
   type HttpClient,
   oauthErrorOf,
   readTokenResponse,
@@ -16,13 +17,6 @@ import {
   registerSecret,
 } from "@m365-mail/core";
 import { SOURCE } from "./errors.js";
-
-/** A token on its way from Entra ID (or the cache) to the provider's memory. */
-export interface GrantedToken {
-  token: string;
-  expiresAt: Date;
-  scopes: readonly string[];
-}
 
 export interface StoredSignInOptions {
   /** `{authorityHost}/{tenant}` */

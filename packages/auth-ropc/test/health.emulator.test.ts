@@ -71,7 +71,7 @@ describe.each(["http", "msal"] as const)("sign-in health events (%s engine)", (e
     const events: SignInHealthEvent[] = [];
     provider.onHealthChange((event) => events.push(event));
     try {
-      emu.admin.armFault({ target: "entra", kind: "status500", count: 1 });
+      emu.admin.armFault({ target: "entra", kind: "status500", times: 1 });
       await expect(provider.getAccessToken("graph")).rejects.toMatchObject({ code: "SERVER_ERROR" });
       expect(events).toEqual([]);
 

@@ -19,21 +19,27 @@ function envFor(username: string): Record<string, string> {
   return env;
 }
 
+/** The user code from the `{"type":"device-code",…}` line `login --json` prints first. */
+async function userCodeOf(login: ReturnType<typeof spawnCli>): Promise<string> {
+  let userCode: string | undefined;
+  await until(() => {
+    const line = login
+      .output()
+      .stdout.split("\n")
+      .find((l) => l.includes('"device-code"'));
+    if (line) userCode = JSON.parse(line).userCode;
+    return userCode !== undefined;
+  }, "the device code line");
+  return userCode!;
+}
+
 const JWT = /eyJ[\w-]{5,}\.eyJ[\w-]{5,}\./;
 
 describe("m365-mail login --device-code", () => {
   it("prints the code, waits for the approval, stores the sign-in; then commands run with --auth device-code", async () => {
     const env = envFor(MFA_USER);
     const login = spawnCli(["login", "--device-code", "--json"], { env });
-    let userCode: string | undefined;
-    await until(() => {
-      const line = login
-        .output()
-        .stdout.split("\n")
-        .find((l) => l.includes('"device-code"'));
-      if (line) userCode = JSON.parse(line).userCode;
-      return userCode !== undefined;
-    }, "the device code line");
+    const userCode = await userCodeOf(login);
     const issued = JSON.parse(login.output().stdout.split("\n")[0]!);
     expect(issued).toMatchObject({
       type: "device-code",
@@ -43,7 +49,7 @@ describe("m365-mail login --device-code", () => {
     // The CLI keeps polling until a person approves.
     await new Promise((r) => setTimeout(r, 1500));
     expect(login.output().code).toBeNull();
-    emu.emulator.admin.approveDeviceCode(userCode!, MFA_USER);
+    emu.emulator.admin.approveDeviceCode(userCode, MFA_USER);
     expect(await login.exited).toBe(0);
     const lines = login.output().stdout.trim().split("\n");
     const done = JSON.parse(lines[lines.length - 1]!);
@@ -100,16 +106,8 @@ describe("m365-mail login --device-code", () => {
       M365_TOKEN_CACHE_FILE: join(emu.home, "declined", "cache.json"),
     };
     const login = spawnCli(["login", "--device-code", "--json"], { env });
-    let userCode: string | undefined;
-    await until(() => {
-      const line = login
-        .output()
-        .stdout.split("\n")
-        .find((l) => l.includes('"device-code"'));
-      if (line) userCode = JSON.parse(line).userCode;
-      return userCode !== undefined;
-    }, "the device code line");
-    emu.emulator.admin.denyDeviceCode(userCode!);
+    const userCode = await userCodeOf(login);
+    emu.emulator.admin.denyDeviceCode(userCode);
     expect(await login.exited).toBe(3);
     expect(login.output().stdout).toContain("DEVICE_CODE_DECLINED");
   });

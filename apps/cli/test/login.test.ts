@@ -121,3 +121,39 @@ describe("m365-mail login --device-code", () => {
     expect(signIn.fix).toContain("M365_AUTH=device-code");
   });
 });
+
+describe("m365-mail watch and sign-in health", () => {
+  it("prints a sign-in problem once when the user becomes MFA-required, and ends with exit 3", async () => {
+    // Two-second tokens: the watch asks Entra ID again within seconds, as it would after an hour.
+    emu.emulator.admin.setTokenLifetime(2);
+    const watcher = spawnCli(["watch", "--via", "graph", "--interval", "1", "--json"], {
+      env: emu.env("alice@contoso.com"),
+      cwd: emu.home,
+    });
+    try {
+      await until(() => watcher.output().stderr.includes("watching inbox"), "the watcher to start");
+      emu.emulator.admin.updateUser("alice@contoso.com", { mfa: true });
+      expect(await watcher.exited).toBe(3);
+      const lines = watcher
+        .output()
+        .stdout.trim()
+        .split("\n")
+        // One record per line; the closing error document is pretty-printed over several lines.
+        .filter((l) => l.startsWith('{"'))
+        .map((l) => JSON.parse(l));
+      const health = lines.filter((l) => String(l.type).startsWith("sign-in."));
+      expect(health).toHaveLength(1);
+      expect(health[0]).toMatchObject({
+        type: "sign-in.problem",
+        code: "MFA_REQUIRED",
+        username: "alice@contoso.com",
+      });
+      expect(health[0].hint).toContain("login --device-code");
+      expect(watcher.output().stdout).toContain('"code": "MFA_REQUIRED"');
+    } finally {
+      watcher.child.kill("SIGKILL");
+      emu.emulator.admin.updateUser("alice@contoso.com", { mfa: false });
+      emu.emulator.admin.setTokenLifetime(3600);
+    }
+  });
+});

@@ -1,5 +1,13 @@
 import { readFileSync } from "node:fs";
-import { CLOUDS, type CloudName, type CloudPreset, M365MailError, registerSecret } from "@m365-mail/core";
+import {
+  M365_SETTINGS,
+  type M365AuthMethod,
+  type M365Cloud,
+  M365MailError,
+  m365PasswordSource,
+  registerSecret,
+  resolveM365Settings,
+} from "@m365-mail/core";
 import { parseApiKeyEntries, type StoredApiKey } from "./api-keys.js";
 
 export const SOURCE = "server";
@@ -8,10 +16,10 @@ export type TransportChoice = "graph" | "smtp" | "imap";
 export type OutboxKind = "sqlite" | "redis";
 
 /** A cloud preset plus the Graph origin override the emulator (or a private endpoint) needs. */
-export type ServerCloud = CloudPreset & { readonly graphOrigin?: string };
+export type ServerCloud = M365Cloud;
 
 /** The password grant (ROPC), or a sign-in stored by `m365-mail login --device-code` (no password). */
-export type AuthMethod = "ropc" | "device-code";
+export type AuthMethod = M365AuthMethod;
 
 export interface M365Settings {
   tenantId: string;
@@ -108,66 +116,37 @@ function oneOf<T extends string>(
   return raw as T;
 }
 
-function readPassword(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.M365_PASSWORD_FILE) {
-    try {
-      return readFileSync(env.M365_PASSWORD_FILE, "utf8").replace(/\r?\n$/, "");
-    } catch (error) {
-      throw new M365MailError("CONFIG_INVALID", `cannot read M365_PASSWORD_FILE ${env.M365_PASSWORD_FILE}`, {
-        source: SOURCE,
-        cause: error,
-        hint: "Point M365_PASSWORD_FILE at a readable file holding only the password.",
-      });
-    }
-  }
-  return env.M365_PASSWORD;
-}
+const readTextFile = (path: string) => readFileSync(path, "utf8");
 
-/** The tenant settings from M365_* variables (the same names the CLI and the emulator print). */
+/** The tenant settings from M365_* variables, read by core's one module for them (as the CLI and the bridge do). */
 export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
-  const missing = ["M365_TENANT_ID", "M365_CLIENT_ID", "M365_USERNAME"].filter((n) => !env[n]);
-  const auth = oneOf(env, "M365_AUTH", ["ropc", "device-code"] as const, "ropc");
   // A device-code sign-in is stored in the token cache: there is no password to read.
-  const password = auth === "device-code" ? "" : readPassword(env);
-  if (auth === "ropc" && !password) missing.push("M365_PASSWORD");
+  const deviceCode = env[M365_SETTINGS.auth.env] === "device-code";
+  const password = deviceCode ? "" : m365PasswordSource(env, { readTextFile, source: SOURCE })?.read();
+  const missing: string[] = (["tenantId", "clientId", "username"] as const)
+    .map((name) => M365_SETTINGS[name].env)
+    .filter((name) => !env[name]);
+  if (!deviceCode && !password) missing.push("M365_PASSWORD");
   if (missing.length > 0) {
     throw invalid(
       `missing ${missing.join(", ")}`,
       "Set the Directory (tenant) ID and Application (client) ID from App registration → Overview, the mailbox user's UPN and password (or M365_PASSWORD_FILE) — or start with --emulator.",
     );
   }
-  if (password) registerSecret(password);
-  const cloudName = oneOf(env, "M365_CLOUD", Object.keys(CLOUDS) as CloudName[], "global");
-  const base = CLOUDS[cloudName];
-  const port = (name: string, fallback: number) => int(env, name, fallback, 1);
-  const cloud: ServerCloud = {
-    ...base,
-    authorityHost: (env.M365_AUTHORITY_HOST ?? base.authorityHost).replace(/\/+$/, ""),
-    smtp: { host: env.M365_SMTP_HOST ?? base.smtp.host, port: port("M365_SMTP_PORT", base.smtp.port) },
-    imap: { host: env.M365_IMAP_HOST ?? base.imap.host, port: port("M365_IMAP_PORT", base.imap.port) },
-    ...(env.M365_GRAPH_ORIGIN ? { graphOrigin: env.M365_GRAPH_ORIGIN.replace(/\/+$/, "") } : {}),
-  };
-  let ca: string | undefined;
-  if (env.M365_CA_FILE) {
-    try {
-      ca = readFileSync(env.M365_CA_FILE, "utf8");
-    } catch (error) {
-      throw new M365MailError("CONFIG_INVALID", `cannot read M365_CA_FILE ${env.M365_CA_FILE}`, {
-        source: SOURCE,
-        cause: error,
-        hint: "Point M365_CA_FILE at a PEM file (the emulator prints its CA path).",
-      });
-    }
-  }
+  const settings = resolveM365Settings({
+    lookup: (name) => env[M365_SETTINGS[name].env],
+    readTextFile,
+    source: SOURCE,
+  });
   return {
-    tenantId: env.M365_TENANT_ID!,
-    clientId: env.M365_CLIENT_ID!,
-    username: env.M365_USERNAME!,
-    auth,
+    tenantId: settings.tenantId!,
+    clientId: settings.clientId!,
+    username: settings.username!,
+    auth: settings.auth ?? "ropc",
     password: password ?? "",
-    cloud,
-    engine: oneOf(env, "M365_ENGINE", ["msal", "http"] as const, "msal"),
-    ...(ca ? { ca } : {}),
+    cloud: settings.cloud,
+    engine: settings.engine ?? "msal",
+    ...(settings.ca ? { ca: settings.ca } : {}),
   };
 }
 
@@ -194,7 +173,7 @@ export function loadServerConfig(
   const redisUrl = env.REDIS_URL || undefined;
   if (outbox === "redis" && !redisUrl)
     throw invalid("OUTBOX=redis needs REDIS_URL", "Set REDIS_URL, e.g. redis://127.0.0.1:6379.");
-  const deviceCode = env.M365_AUTH === "device-code";
+  const deviceCode = env[M365_SETTINGS.auth.env] === "device-code";
   const tokenCache = oneOf(
     env,
     "TOKEN_CACHE",
@@ -212,7 +191,7 @@ export function loadServerConfig(
   let tokenCacheFile: string | undefined;
   let tokenCacheKey: Buffer | undefined;
   if (tokenCache === "file") {
-    tokenCacheFile = env.M365_TOKEN_CACHE_FILE;
+    tokenCacheFile = env[M365_SETTINGS.tokenCacheFile.env];
     const key = env.M365_CACHE_KEY ? Buffer.from(env.M365_CACHE_KEY, "base64") : undefined;
     if (!tokenCacheFile || key?.length !== 32) {
       throw invalid(

@@ -6,6 +6,7 @@ import {
   type Resource,
   registerSecret,
   type SignInHealthTracker,
+  serialQueue,
 } from "@m365-mail/core";
 import type { GrantedToken } from "./engine.js";
 
@@ -40,15 +41,14 @@ export function tokenMemory(options: TokenMemoryOptions) {
   const memory = new Map<Resource, MemoryEntry>();
   const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
   let disposed = false;
-  let queue: Promise<unknown> = Promise.resolve();
+  const queue = serialQueue();
 
   const invalid = (message: string, hint: string) =>
     new M365MailError("CONFIG_INVALID", message, { source, hint });
 
   /** Runs `task` after every grant before it, reporting its outcome to the health tracker. */
   function serial<T>(task: () => Promise<T>): Promise<T> {
-    const run = queue.then(task, task);
-    queue = run.catch(() => undefined);
+    const run = queue(task);
     run.then(
       () => health.succeeded(),
       (error: unknown) => health.failed(error),

@@ -97,6 +97,8 @@ const ACCOUNT_LEVEL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CONNECTION_FAILED",
   "TIMEOUT",
   "ABORTED",
+  "SIGN_IN_REQUIRED",
+  "REFRESH_EXPIRED",
 ]);
 
 const MANAGE_EMAIL_APPS = (user: string, app: string) =>
@@ -119,7 +121,7 @@ export function fixFor(
     case "USER_NOT_ASSIGNED":
       return `Enterprise application → Users and groups → + Add user/group → ${user} (Enterprise application → Properties → Assignment required? is Yes, so only assigned users can sign in)`;
     case "MFA_REQUIRED":
-      return `ROPC cannot do MFA: exclude ${user} from MFA (per-user MFA, Conditional Access policies that require MFA, Security Defaults)`;
+      return `ROPC cannot do MFA: exclude ${user} from MFA (per-user MFA, Conditional Access policies that require MFA, Security Defaults) — or use the device code provider instead, which can: run \`m365-mail login --device-code\` once (a person approves with MFA), then --auth device-code / M365_AUTH=device-code`;
     case "CONSENT_REQUIRED":
       return consent;
     case "ACCESS_DENIED": {
@@ -207,7 +209,9 @@ export async function runDoctor(
   });
 
   // 1. The password grant (Graph), then the refresh grant (Outlook): their claims are shown either way.
-  step(`signing in as ${user} (password grant at ${config.cloud.authorityHost})`);
+  const grant =
+    config.auth === "device-code" ? "stored device-code sign-in (refresh grant)" : "password grant";
+  step(`signing in as ${user} (${grant} at ${config.cloud.authorityHost})`);
   let graphError: M365MailError | undefined;
   try {
     tokens.graph = tokenInfo(await auth.getAccessToken("graph", { signal }));
@@ -225,7 +229,7 @@ export async function runDoctor(
     }
   }
   const signInFailedForAll = outlookError !== undefined && outlookError === graphError;
-  const route = auth.signInRoute();
+  const route = "signInRoute" in auth ? auth.signInRoute() : undefined;
   const signInText = describeSignIn(route, config.cloud.authorityHost);
 
   // 2. Graph: /me, the Inbox, a day of calendar, Mail.Send from the token (or a real send).
@@ -236,7 +240,7 @@ export async function runDoctor(
         "sign-in",
         route?.method === "saml-bearer" || route?.realm === "Federated"
           ? `sign-in of ${user}: ${signInText}`
-          : `password grant for ${user} at ${config.cloud.authorityHost}`,
+          : `${grant} for ${user} at ${config.cloud.authorityHost}`,
         graphError,
       ),
     );
@@ -253,7 +257,13 @@ export async function runDoctor(
       return failed(id, prefix + check.detail, asError(check.error, "graph"), graphScopes);
     };
     const me = find("User.Read");
-    add(fromVerify("sign-in", me, `${signInText}, then `));
+    add(
+      fromVerify(
+        "sign-in",
+        me,
+        `${config.auth === "device-code" ? `${grant} at ${config.cloud.authorityHost}` : signInText}, then `,
+      ),
+    );
     add(fromVerify("calendar", find("Calendars.Read")));
     add(fromVerify("mail-read", find("Mail.Read")));
     if (options.sendTest) {

@@ -1,18 +1,18 @@
 import type { PublicClientApplication } from "@azure/msal-node";
 import {
-  type AccessToken,
   CLOUDS,
   type CloudName,
   type CloudPreset,
   forgetSecret,
-  type GetTokenOptions,
   type Logger,
   M365MailError,
   type Resource,
   registerSecret,
   resolveCloud,
+  type SignInHealthListener,
+  type SignInHealthState,
   safeLogger,
-  serialQueue,
+  signInHealthTracker,
   type TokenProvider,
 } from "@m365-mail/core";
 import type { AadstsHintContext } from "./aadsts.js";
@@ -30,6 +30,7 @@ import { httpEngine } from "./http-engine.js";
 import { msalEngine } from "./msal-engine.js";
 import { type RetryOptions, withRetry } from "./retry.js";
 import { resolveScopes, type ScopeOptions } from "./scopes.js";
+import { tokenMemory } from "./token-memory.js";
 
 export type RopcEngine = "msal" | "http";
 
@@ -76,6 +77,9 @@ export interface RopcTokenProviderOptions {
 }
 
 export interface RopcTokenProvider extends TokenProvider {
+  /** Sign-in problems that need a person, once per change of state (see TokenProvider). */
+  onHealthChange(listener: SignInHealthListener): () => void;
+  healthState(): SignInHealthState;
   readonly name: "auth-ropc";
   readonly cloud: CloudPreset;
   readonly engine: RopcEngine;
@@ -89,13 +93,6 @@ export interface RopcTokenProvider extends TokenProvider {
   readonly msalApplication: PublicClientApplication | undefined;
   /** Forgets tokens held in memory and closes connections; the provider cannot be used afterwards. */
   dispose(): Promise<void>;
-}
-
-interface MemoryEntry {
-  /** Resolved once and handed to every caller: the fast path allocates nothing. */
-  readonly promise: Promise<AccessToken>;
-  readonly token: AccessToken;
-  readonly refreshAt: number;
 }
 
 const MICROSOFT_HOSTS = new Set([
@@ -257,13 +254,8 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     logger: log,
   });
 
-  const memory = new Map<Resource, MemoryEntry>();
-  const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
-  let disposed = false;
-  // One grant at a time for this user: the second resource waits for the first sign-in and then uses
-  // its refresh token (no second password grant), and a rotated refresh token is never used twice.
-  const serial = serialQueue();
-
+  // Problems that need a person (MFA, expired password, …) are reported once per change of state.
+  const health = signInHealthTracker("auth-ropc", options.username);
   async function password(): Promise<string> {
     if (options.password !== undefined) return options.password;
     let value: string;
@@ -339,81 +331,18 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     }
   }
 
-  function remember(resource: Resource, granted: GrantedToken): AccessToken {
-    const token: AccessToken = {
-      token: granted.token,
-      expiresAt: granted.expiresAt,
-      resource,
-      scopes: granted.scopes,
-    };
-    const now = Date.now();
-    const expires = granted.expiresAt.getTime();
-    // A token shorter-lived than twice the margin is renewed at half-life, not on every call.
-    const refreshAt = expires - Math.min(marginMs, Math.max(0, (expires - now) / 2));
-    const previous = memory.get(resource);
-    if (previous && previous.token.token !== token.token) forgetSecret(previous.token.token);
-    registerSecret(token.token, { rotating: true });
-    memory.set(resource, { promise: Promise.resolve(token), token, refreshAt });
-    return token;
-  }
-
-  function slow(resource: Resource, forceRefresh: boolean): Promise<AccessToken> {
-    if (disposed)
-      return Promise.reject(invalid("the token provider was disposed", "Create a new ropcTokenProvider."));
-    if (resource !== "graph" && resource !== "outlook") {
-      return Promise.reject(
-        invalid(`unknown resource "${String(resource)}"`, 'Ask for "graph" or "outlook".'),
-      );
-    }
-    const pending = inflight.get(resource);
-    // Concurrent callers share one request; a forced refresh does not settle for a non-forced one.
-    if (pending && (pending.forced || !forceRefresh)) return pending.promise;
-    const promise = serial(async () => {
-      if (!forceRefresh) {
-        // Another request may have filled memory while this one waited in the queue.
-        const hit = memory.get(resource);
-        if (hit && Date.now() < hit.refreshAt) return hit.token;
-      }
-      // A shared cache (Redis) may lock across processes: inside the lock, engine.silent() finds the
-      // token another process just obtained, so only one process signs in.
-      const cache = options.cache;
-      const granted = cache?.withLock
-        ? await cache.withLock(`${keyPrefix}:grant`, () => obtain(resource, forceRefresh))
-        : await obtain(resource, forceRefresh);
-      return remember(resource, granted);
-    });
-    const entry = { promise, forced: forceRefresh };
-    inflight.set(resource, entry);
-    const clear = () => {
-      if (inflight.get(resource) === entry) inflight.delete(resource);
-    };
-    promise.then(clear, clear);
-    return promise;
-  }
-
-  function withSignal(promise: Promise<AccessToken>, signal: AbortSignal): Promise<AccessToken> {
-    const aborted = () =>
-      new M365MailError("ABORTED", "getAccessToken was aborted by the caller", {
-        source: SOURCE,
-        cause: signal.reason,
-      });
-    if (signal.aborted) return Promise.reject(aborted());
-    // The shared request goes on for the other callers; only this caller stops waiting.
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(aborted());
-      signal.addEventListener("abort", onAbort, { once: true });
-      promise.then(
-        (v) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(v);
-        },
-        (e) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
-        },
-      );
-    });
-  }
+  const memory = tokenMemory({
+    marginMs,
+    health,
+    source: SOURCE,
+    factory: "ropcTokenProvider",
+    // A shared cache (Redis) may lock across processes: inside the lock, engine.silent() finds the
+    // token another process just obtained, so only one process signs in.
+    grant: (resource, forceRefresh) =>
+      options.cache?.withLock
+        ? options.cache.withLock(`${keyPrefix}:grant`, () => obtain(resource, forceRefresh))
+        : obtain(resource, forceRefresh),
+  });
 
   return {
     kind: "token-provider",
@@ -424,21 +353,12 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     federation: federationMode,
     signInRoute: () => federation.lastRoute(),
     msalApplication,
-    getAccessToken(resource: Resource, getOptions?: GetTokenOptions): Promise<AccessToken> {
-      const force = getOptions?.forceRefresh === true;
-      if (!force) {
-        // The fast path: a Map lookup and a clock read, no await, no allocation.
-        const hit = memory.get(resource);
-        if (hit !== undefined && Date.now() < hit.refreshAt) return hit.promise;
-      }
-      const promise = slow(resource, force);
-      return getOptions?.signal ? withSignal(promise, getOptions.signal) : promise;
-    },
+    onHealthChange: health.onHealthChange,
+    healthState: health.healthState,
+    getAccessToken: memory.getAccessToken,
     async dispose() {
-      if (disposed) return;
-      disposed = true;
-      memory.clear();
-      inflight.clear();
+      if (memory.disposed) return;
+      memory.dispose();
       await engine.close();
       await http.close();
     },

@@ -18,6 +18,12 @@ export const ERROR_CODES = {
   APP_NOT_FOUND: { retryable: false },
   USER_NOT_FOUND: { retryable: false },
   REFRESH_EXPIRED: { retryable: true },
+  /** No stored sign-in for an interactive flow (device code): a person must sign in once. */
+  SIGN_IN_REQUIRED: { retryable: false },
+  /** Nobody entered the device code before it expired. */
+  DEVICE_CODE_EXPIRED: { retryable: false },
+  /** The person at the verification page declined the sign-in. */
+  DEVICE_CODE_DECLINED: { retryable: false },
   WRONG_SCOPE: { retryable: false },
   ACCESS_DENIED: { retryable: false },
   SEND_AS_DENIED: { retryable: false },

@@ -10,6 +10,7 @@ import {
   type TenantPatch,
   type UserPatch,
 } from "./directory-store.js";
+import type { DeviceCodeSettings, DeviceCodeStore, DeviceCodeSummary } from "./entra/device-codes.js";
 import type { LoopDetectionOptions, LoopDetector } from "./entra/loop-detector.js";
 import type { Denial, ProtocolGate } from "./entra/protocol-gate.js";
 import type { TokenService } from "./entra/tokens.js";
@@ -55,6 +56,14 @@ export interface EmulatorAdmin {
   partSettings(name: string): Record<string, unknown>;
   /** Changes them, e.g. `updatePartSettings("smtp", { messagesPerWindow: 0 })` lifts SMTP's rate limit. */
   updatePartSettings(name: string, patch: Record<string, unknown>): Record<string, unknown>;
+  /** Device codes issued and not yet forgotten, with their state (never the device code itself). */
+  deviceCodes(): DeviceCodeSummary[];
+  /** A person signs in as `upn` at the verification page and allows the code (the sign-in counts as MFA). */
+  approveDeviceCode(userCode: string, upn: string): DeviceCodeSummary;
+  /** A person declines the code: the client's next poll gets `authorization_declined`. */
+  denyDeviceCode(userCode: string): DeviceCodeSummary;
+  /** Lifetime and polling interval of device codes issued from now on. */
+  updateDeviceCodeSettings(patch: Partial<DeviceCodeSettings>): DeviceCodeSettings;
 }
 
 export interface AdminDeps {
@@ -66,6 +75,7 @@ export interface AdminDeps {
   gate: ProtocolGate;
   onRevoke: (upn: string) => void;
   adfs?: AdfsService;
+  deviceCodes: DeviceCodeStore;
   /** Started parts by name (filled as they start). */
   parts?: ReadonlyMap<string, EmulatorPart>;
 }
@@ -120,6 +130,17 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
       return { ...requireAdfs().settings };
     },
     updateAdfsSettings: (patch) => requireAdfs().updateSettings(patch),
+    deviceCodes: () => deps.deviceCodes.list(),
+    approveDeviceCode(userCode, upn) {
+      requireUser(upn);
+      const record = deps.deviceCodes.approve(userCode, deps.store.findUser(upn)!.user.upn);
+      return deps.deviceCodes.list().find((c) => c.userCode === record.userCode)!;
+    },
+    denyDeviceCode(userCode) {
+      const record = deps.deviceCodes.deny(userCode);
+      return deps.deviceCodes.list().find((c) => c.userCode === record.userCode)!;
+    },
+    updateDeviceCodeSettings: (patch) => deps.deviceCodes.updateSettings(patch),
     partSettings: (name) => requirePart(name, "settings").settings!(),
     updatePartSettings: (name, patch) => requirePart(name, "updateSettings").updateSettings!(patch),
   };
@@ -235,6 +256,18 @@ export async function handleAdminRequest(
       return send(200, admin.setLoopDetection((await json()) as LoopDetectionOptions));
     }
     if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
+    if (path === "/_admin/device-codes" && method === "GET")
+      return send(200, { deviceCodes: admin.deviceCodes() });
+    if (path === "/_admin/device-codes/settings" && method === "POST") {
+      return send(200, admin.updateDeviceCodeSettings((await json()) as Partial<DeviceCodeSettings>));
+    }
+    const deviceCodeAction = /^\/_admin\/device-codes\/([^/]+)\/(approve|deny)$/.exec(path);
+    if (deviceCodeAction && method === "POST") {
+      const userCode = decodeURIComponent(deviceCodeAction[1]!);
+      if (deviceCodeAction[2] === "deny") return send(200, admin.denyDeviceCode(userCode));
+      const { upn } = await json();
+      return send(200, admin.approveDeviceCode(userCode, requireString(upn, "upn")));
+    }
     if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
     if (path === "/_admin/adfs" && method === "GET") return send(200, admin.adfsSettings());
     if (path === "/_admin/adfs" && method === "PATCH") {

@@ -9,6 +9,7 @@ import { createRequestCounters } from "./counters.js";
 import { defaultDirectory, loadDirectory, validateDirectory } from "./default-directory.js";
 import type { Directory } from "./directory.js";
 import { DirectoryStore } from "./directory-store.js";
+import { DeviceCodeStore } from "./entra/device-codes.js";
 import { openIdConfiguration } from "./entra/discovery.js";
 import { createEntraHandler } from "./entra/entra-handler.js";
 import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-detector.js";
@@ -98,6 +99,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const faults = createFaultRegistry();
   const loops = createLoopDetector(options.loopDetection);
   const tokens = new TokenService(signing, store, () => origin);
+  const deviceCodes = new DeviceCodeStore();
   const gate = new ProtocolGate(tokens, store, counters);
   let adfsOrigin = "";
   // AD FS signs its assertions with the emulator's TLS key (a certificate of the emulator's CA).
@@ -112,6 +114,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const runningParts = new Map<string, EmulatorPart>();
   const admin = createAdmin({
     parts: runningParts,
+    deviceCodes,
     store,
     tokens,
     faults,
@@ -150,6 +153,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       counters,
       loops,
       admin,
+      deviceCodes,
       log,
       adfs,
     }),

@@ -127,6 +127,23 @@ export const AADSTS = {
     text: (p) =>
       `The provided value for the input parameter 'scope' is not valid. The scope ${p.scope} is not valid.${p.reason ? ` ${p.reason}` : ""}`,
   },
+  // The device code flow (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
+  70016: {
+    error: "authorization_pending",
+    status: 400,
+    text: () =>
+      "The provided request has not yet been authorized by the user. The user must input their code.",
+  },
+  70018: {
+    error: "bad_verification_code",
+    status: 400,
+    text: () => "Invalid verification code due to User typing in wrong user code for device code flow.",
+  },
+  70019: {
+    error: "expired_token",
+    status: 400,
+    text: () => "Verification code expired. Have the user retry the sign-in.",
+  },
   90002: {
     error: "invalid_request",
     status: 400,

@@ -7,6 +7,14 @@ import { type EmulatorAdmin, handleAdminRequest } from "../admin.js";
 import type { FaultRegistry, FaultSpec, Protocol, RequestCounters } from "../context.js";
 import type { DirectoryStore } from "../directory-store.js";
 import { aadstsError } from "./aadsts.js";
+import {
+  DEVICE_CODE_GRANT,
+  handleDeviceCodeGrant,
+  handleDeviceCodeRequest,
+  VERIFICATION_PATH,
+} from "./device-code-grant.js";
+import type { DeviceCodeStore } from "./device-codes.js";
+import { handleDeviceLoginPage } from "./device-login-page.js";
 import { instanceDiscovery, openIdConfiguration } from "./discovery.js";
 import type { LoopDetector } from "./loop-detector.js";
 import type { ProtocolGate } from "./protocol-gate.js";
@@ -23,6 +31,7 @@ export interface EntraHandlerDeps {
   counters: RequestCounters;
   loops: LoopDetector;
   admin: EmulatorAdmin;
+  deviceCodes: DeviceCodeStore;
   log: Logger;
   /** The emulated AD FS: user-realm discovery points federated domains at it; SAML grants redeem its assertions. */
   adfs?: AdfsService;
@@ -105,6 +114,8 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
     return handleAdminRequest(req, res, url, deps.admin, body);
   }
 
+  if (path === VERIFICATION_PATH) return handleDeviceLoginPage(req, res, deps, body);
+
   const introspect = /^\/introspect\/([^/]+)\/?$/.exec(path);
   if (introspect) {
     const protocol = PROTOCOLS[introspect[1]!.toLowerCase()];
@@ -154,8 +165,25 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
     const form = new URLSearchParams(await body());
     const correlationId =
       form.get("client-request-id") ?? headerValue(req.headers["client-request-id"]) ?? randomUUID();
-    const answer = handleTokenRequest(deps, tenant, form, correlationId);
+    const answer =
+      form.get("grant_type") === DEVICE_CODE_GRANT
+        ? handleDeviceCodeGrant(deps, tenant, form, correlationId)
+        : handleTokenRequest(deps, tenant, form, correlationId);
     if (fault === "emptyToken" && answer.status === 200) delete answer.body.access_token;
+    return sendJson(res, answer.status, answer.body, { "client-request-id": correlationId });
+  }
+
+  if (rest === "/oauth2/v2.0/devicecode") {
+    if (method !== "POST") {
+      return sendJson(res, 405, {
+        error: "invalid_request",
+        error_description: "The device code endpoint only accepts POST requests.",
+      });
+    }
+    if ((await applyFault(deps, req, res, "entra", path)) === true) return;
+    const form = new URLSearchParams(await body());
+    const correlationId = headerValue(req.headers["client-request-id"]) ?? randomUUID();
+    const answer = handleDeviceCodeRequest(deps, tenant, form, correlationId);
     return sendJson(res, answer.status, answer.body, { "client-request-id": correlationId });
   }
 

@@ -29,14 +29,15 @@ export interface TokenAnswer {
   body: Record<string, unknown>;
 }
 
-class Refusal {
+/** A refusal on its way to becoming Entra's error answer (also thrown by the device-code grant). */
+export class Refusal {
   constructor(
     readonly code: AadstsCode,
     readonly params: Record<string, string> = {},
   ) {}
 }
 
-const refuse = (code: AadstsCode, params: Record<string, string> = {}): never => {
+export const refuse = (code: AadstsCode, params: Record<string, string> = {}): never => {
   throw new Refusal(code, params);
 };
 
@@ -150,9 +151,10 @@ function refreshGrant(
   deps.loops.hit(`${user.upn}|${clientId}|refresh_token|${form.get("scope")}`) || refuse(50196);
   // A refresh re-checks the account: a user disabled or put under MFA since sign-in is refused now.
   if (user.locked) refuse(50053);
-  checkAccount(tenant, user, app, scope.resource);
+  // A refresh token from an MFA sign-in (device code) carries the MFA claim: an MFA policy is satisfied.
+  checkAccount(tenant, user, app, scope.resource, record.mfa === true);
   record.lastUsedAt = Date.now();
-  return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
+  return success(deps, tenant, user, app, scope.resource, scope.oidc, form, record.mfa === true);
 }
 
 const SAML_GRANTS: Record<string, "1.1" | "2.0" | undefined> = {
@@ -195,7 +197,7 @@ function samlBearerGrant(
   return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
 }
 
-function checkApp(
+export function checkApp(
   deps: TokenEndpointDeps,
   tenant: DirectoryTenant,
   clientId: string,
@@ -209,7 +211,7 @@ function checkApp(
   return app;
 }
 
-function parseScope(
+export function parseScope(
   scope: string | undefined,
   tenant: DirectoryTenant,
 ): { resource: RequestedResource; oidc: Set<string> } {
@@ -219,17 +221,18 @@ function parseScope(
   return parsed;
 }
 
-function checkAccount(
+export function checkAccount(
   tenant: DirectoryTenant,
   user: DirectoryUser,
   app: DirectoryApp,
   resource: RequestedResource,
+  mfaDone = false,
 ): void {
   // Shared mailboxes are created with sign-in blocked.
   if (user.disabled || user.shared) refuse(50057);
   if (user.passwordExpired) refuse(50055);
   // Security Defaults require MFA for every user; ROPC cannot do MFA.
-  if (user.mfa || tenant.securityDefaults) {
+  if ((user.mfa || tenant.securityDefaults) && !mfaDone) {
     refuse(50076, {
       resource: resource.resource === "graph" ? GRAPH_APP_ID : "00000002-0000-0ff1-ce00-000000000000",
     });
@@ -259,7 +262,7 @@ function isGranted(app: DirectoryApp, resource: RequestedResource, permission: s
   );
 }
 
-function success(
+export function success(
   deps: TokenEndpointDeps,
   tenant: DirectoryTenant,
   user: DirectoryUser,
@@ -267,6 +270,7 @@ function success(
   resource: RequestedResource,
   oidc: Set<string>,
   form: URLSearchParams,
+  mfa = false,
 ): TokenAnswer {
   // Entra puts every consented permission of the resource in the token, not only the requested ones.
   const effective = unique([
@@ -284,6 +288,7 @@ function success(
     resource: resource.resource,
     aud,
     scp: [...effective, ...signIn],
+    mfa,
   });
   // Access tokens are JWTs, which redact() always removes by pattern; registering each one would only
   // slow every later redact() in a long run.
@@ -296,7 +301,7 @@ function success(
     access_token: access.token,
   };
   if (oidc.has("offline_access")) {
-    body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id);
+    body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id, mfa);
     registerSecret(body.refresh_token as string, { rotating: true });
   }
   if (oidc.has("openid")) body.id_token = deps.tokens.issueIdToken(tenant, user, app, oidc.has("email"));
@@ -314,7 +319,7 @@ function unique(items: string[]): string[] {
   });
 }
 
-function aadDate(ms: number): string {
+export function aadDate(ms: number): string {
   // Microsoft writes these as "2026-01-02T03:04:05.0000000Z".
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, ".0000000Z");
 }

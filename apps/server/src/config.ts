@@ -18,6 +18,8 @@ export interface M365Settings {
   password: string;
   cloud: ServerCloud;
   engine: "msal" | "http";
+  /** Federated (AD FS) users: `auto` (user-realm discovery), `ws-trust` or `direct`. */
+  federation: "auto" | "ws-trust" | "direct";
   /** Extra CA certificates (PEM), e.g. the emulator's. */
   ca?: string;
 }
@@ -155,6 +157,7 @@ export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
     password: password!,
     cloud,
     engine: oneOf(env, "M365_ENGINE", ["msal", "http"] as const, "msal"),
+    federation: oneOf(env, "M365_FEDERATION", ["auto", "ws-trust", "direct"] as const, "auto"),
     ...(ca ? { ca } : {}),
   };
 }

@@ -30,6 +30,7 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
     password: m365.password,
     cloud: m365.cloud,
     engine: m365.engine,
+    federation: m365.federation,
     logger,
     ...(m365.ca ? { ca: m365.ca } : {}),
     ...(redis ? { cache: redisTokenCache({ client: redis }) } : {}),

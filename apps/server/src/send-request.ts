@@ -6,6 +6,8 @@ import {
   parseAddress,
   validateOutgoingMessage,
 } from "@m365-mail/core";
+import type { OutboxMessage } from "@m365-mail/outbox";
+import { checkAtTheDoor } from "./send-limits.js";
 
 export type SendVia = "auto" | "graph" | "smtp";
 
@@ -36,10 +38,12 @@ export interface StoredMessage extends Omit<SendRequestBody, "via"> {
   messageId: string;
 }
 
+// No maxItems here: more than 500 recipients over to, cc and bcc together is refused by prepareSend
+// with a message that says so (a schema error could only talk about one field's array).
 const addressList = {
   anyOf: [
     { type: "string", maxLength: 512 },
-    { type: "array", items: { type: "string", maxLength: 512 }, maxItems: 500 },
+    { type: "array", items: { type: "string", maxLength: 512 } },
   ],
 } as const;
 
@@ -166,6 +170,10 @@ export function prepareSend(
       },
     );
   }
+  checkAtTheDoor(body, via === "auto" ? (options.transports.includes("graph") ? "graph" : "smtp") : via, {
+    attachmentBytes: (body.attachments ?? []).map((a) => decodedLength(a.content)),
+    smtpAvailable: options.transports.includes("smtp"),
+  });
   const fromAddress = body.from ? parseAddress(body.from).address : options.defaultFrom;
   const { via: _via, ...fields } = body;
   const message: StoredMessage = { ...fields, messageId: generateMessageId(fromAddress) };
@@ -176,4 +184,17 @@ export function prepareSend(
   });
   const fingerprint = createHash("sha256").update(JSON.stringify(body)).digest("hex");
   return { message, via, fingerprint };
+}
+
+/** What the outbox stores for a prepared send: the JSON message as payload, its lane and Message-ID. */
+export function toOutboxMessage(prepared: PreparedSend): OutboxMessage<StoredMessage> {
+  return {
+    messageId: prepared.message.messageId,
+    // "auto" starts with Graph: it shares Graph's lane and its per-mailbox limit.
+    lane: prepared.via === "smtp" ? "smtp" : "graph",
+    via: prepared.via,
+    ...(prepared.message.subject ? { subject: prepared.message.subject } : {}),
+    fingerprint: prepared.fingerprint,
+    payload: prepared.message,
+  };
 }

@@ -69,6 +69,7 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
   const rtKey = `${options.keyPrefix}:rt`;
   const atKey = (resource: Resource) => `${options.keyPrefix}:at:${resource}`;
   let lastRefreshToken: string | undefined;
+  let lastIdToken: string | undefined;
 
   async function post(resource: Resource, scopes: readonly string[], grant: Grant): Promise<GrantedToken> {
     const req = buildTokenRequest({
@@ -92,9 +93,12 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       body: req.body,
     });
     const body: TokenBody = readTokenResponse(res, where, options.context);
-    registerSecret(body.access_token);
-    registerSecret(body.refresh_token);
-    registerSecret(body.id_token);
+    registerSecret(body.access_token, { rotating: true });
+    registerSecret(body.refresh_token, { rotating: true });
+    // The id token is never used again: only the newest is kept for redaction.
+    if (lastIdToken !== body.id_token) forgetSecret(lastIdToken);
+    registerSecret(body.id_token, { rotating: true });
+    lastIdToken = typeof body.id_token === "string" ? body.id_token : undefined;
     const granted: GrantedToken = {
       token: body.access_token,
       expiresAt: new Date(started + expiresInSeconds(body) * 1000),
@@ -120,7 +124,7 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       if (!force) {
         const cached = await cache.get(atKey(resource));
         if (cached?.expiresAt !== undefined && cached.expiresAt > minValidUntil) {
-          registerSecret(cached.value);
+          registerSecret(cached.value, { rotating: true });
           return {
             token: cached.value,
             expiresAt: new Date(cached.expiresAt),
@@ -130,7 +134,9 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       }
       const rt = await cache.get(rtKey);
       if (!rt) return undefined;
-      registerSecret(rt.value);
+      registerSecret(rt.value, { rotating: true });
+      // Another process sharing the cache may have rotated it: the one we knew is superseded.
+      if (lastRefreshToken && lastRefreshToken !== rt.value) forgetSecret(lastRefreshToken);
       lastRefreshToken = rt.value;
       try {
         return await post(resource, scopes, { type: "refresh_token", refreshToken: rt.value });

@@ -12,6 +12,7 @@ import {
   registerSecret,
   resolveCloud,
   safeLogger,
+  serialQueue,
   type TokenProvider,
 } from "@m365-mail/core";
 import type { AadstsHintContext } from "./aadsts.js";
@@ -261,12 +262,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
   let disposed = false;
   // One grant at a time for this user: the second resource waits for the first sign-in and then uses
   // its refresh token (no second password grant), and a rotated refresh token is never used twice.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task, task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serial = serialQueue();
 
   async function password(): Promise<string> {
     if (options.password !== undefined) return options.password;
@@ -356,7 +352,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     const refreshAt = expires - Math.min(marginMs, Math.max(0, (expires - now) / 2));
     const previous = memory.get(resource);
     if (previous && previous.token.token !== token.token) forgetSecret(previous.token.token);
-    registerSecret(token.token);
+    registerSecret(token.token, { rotating: true });
     memory.set(resource, { promise: Promise.resolve(token), token, refreshAt });
     return token;
   }

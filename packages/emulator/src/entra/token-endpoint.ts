@@ -55,7 +55,9 @@ export function handleTokenRequest(
   deps.counters.increment("entra.token");
   if (grantType) deps.counters.increment(`entra.token.${grantType}`);
   // (Not the SAML assertion: several KB each, and `assertion=` is redacted by pattern anyway.)
-  for (const secret of [form.get("password"), form.get("refresh_token")]) registerSecret(secret);
+  registerSecret(form.get("password"));
+  // Refresh tokens rotate on every grant: held in the redactor's bounded set.
+  registerSecret(form.get("refresh_token"), { rotating: true });
   try {
     return issue(deps, tenantSegment, form, grantType);
   } catch (error) {
@@ -295,7 +297,7 @@ function success(
   };
   if (oidc.has("offline_access")) {
     body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id);
-    registerSecret(body.refresh_token as string);
+    registerSecret(body.refresh_token as string, { rotating: true });
   }
   if (oidc.has("openid")) body.id_token = deps.tokens.issueIdToken(tenant, user, app, oidc.has("email"));
   if (form.get("client_info") === "1") body.client_info = deps.tokens.clientInfo(tenant, user);

@@ -31,6 +31,8 @@ export interface M365Settings {
   password: string;
   cloud: ServerCloud;
   engine: "msal" | "http";
+  /** Federated (AD FS) users: `auto` (user-realm discovery), `ws-trust` or `direct`. */
+  federation: "auto" | "ws-trust" | "direct";
   /** Extra CA certificates (PEM), e.g. the emulator's. */
   ca?: string;
 }
@@ -148,6 +150,7 @@ export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
     password: password ?? "",
     cloud: settings.cloud,
     engine: settings.engine ?? "msal",
+    federation: settings.federation ?? "auto",
     ...(settings.ca ? { ca: settings.ca } : {}),
   };
 }

@@ -33,6 +33,7 @@ export async function startLocalEmulator(
       password: DEMO_PASSWORD,
       cloud: emulator.cloud,
       engine: "msal",
+      federation: "auto",
       ca: emulator.caPem,
     },
   };

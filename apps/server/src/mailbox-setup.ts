@@ -50,7 +50,12 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
   const auth =
     m365.auth === "device-code"
       ? deviceCodeTokenProvider(common)
-      : ropcTokenProvider({ ...common, password: m365.password, engine: m365.engine });
+      : ropcTokenProvider({
+          ...common,
+          password: m365.password,
+          engine: m365.engine,
+          federation: m365.federation,
+        });
   const ca = m365.ca ? { ca: m365.ca } : {};
   const transports: Transport[] = [];
   if (config.transports.includes("graph")) {

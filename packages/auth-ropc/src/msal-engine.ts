@@ -348,9 +348,9 @@ export function msalEngine(
         body: req.body,
       });
       const body = readTokenResponse(res, `POST ${describeUrl(req.url)}`, options.context);
-      registerSecret(body.access_token);
-      registerSecret(body.refresh_token);
-      registerSecret(body.id_token);
+      registerSecret(body.access_token, { rotating: true });
+      registerSecret(body.refresh_token, { rotating: true });
+      registerSecret(body.id_token, { rotating: true });
       if (typeof body.refresh_token !== "string" || !body.refresh_token) {
         throw new M365MailError(
           "INVALID_RESPONSE",

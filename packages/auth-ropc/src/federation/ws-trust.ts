@@ -163,7 +163,8 @@ export function readWsTrustResponse(
   const adfs = describeUrl(endpoint.address);
   const assertion = res.status < 400 ? assertionFromRstr(res.text) : undefined;
   if (assertion) {
-    registerSecret(assertion.xml);
+    // Rotating: used once, then forgotten by the provider (the bounded set is the backstop).
+    registerSecret(assertion.xml, { rotating: true });
     return assertion;
   }
   const fault = soapFault(res.text);
@@ -229,6 +230,6 @@ function fail(
 /** `assertion=` of the SAML bearer grant: base64url without padding, as RFC 7522 and MSAL Python send it. */
 export function encodeAssertion(assertion: SamlAssertion): string {
   const encoded = Buffer.from(assertion.xml, "utf8").toString("base64url");
-  registerSecret(encoded);
+  registerSecret(encoded, { rotating: true });
   return encoded;
 }

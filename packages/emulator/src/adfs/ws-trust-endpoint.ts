@@ -78,7 +78,8 @@ const FAULTS: Record<
   "relying-party": {
     code: "s:Sender",
     subcode: "a:RequestFailed",
-    subNs: "http://schemas.microsoft.com/ws/2008/06/identity/securitytokenservice",
+    // As in MSAL Python's test_wstrust.py sample of a real AD FS fault.
+    subNs: "http://docs.oasis-open.org/ws-sx/ws-trust/200512",
     reason: (p) =>
       `MSIS3127: The specified request failed. MSIS7007: The requested relying party trust '${p}' is unspecified or unsupported.`,
   },

@@ -9,3 +9,4 @@ export * from "./outlook-auth-failure.js";
 export * from "./redact.js";
 export * from "./registry.js";
 export * from "./sasl.js";
+export * from "./serial-queue.js";

@@ -8,5 +8,6 @@ export * from "./message.js";
 export * from "./outlook-auth-failure.js";
 export * from "./redact.js";
 export * from "./registry.js";
+export * from "./reply.js";
 export * from "./sasl.js";
 export * from "./serial-queue.js";

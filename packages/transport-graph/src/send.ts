@@ -142,7 +142,7 @@ async function sendViaDraft(
   );
 }
 
-async function uploadAttachment(
+export async function uploadAttachment(
   ctx: GraphContext,
   draftPath: string,
   attachment: OutgoingAttachment,

@@ -34,6 +34,7 @@ export const SETTINGS = {
   pop3Host: { flag: "pop3-host", env: "M365_POP3_HOST", profile: "pop3Host" },
   pop3Port: { flag: "pop3-port", env: "M365_POP3_PORT", profile: "pop3Port" },
   engine: { flag: "engine", env: "M365_ENGINE", profile: "engine" },
+  mailbox: { flag: "mailbox", env: "M365_MAILBOX", profile: "mailbox" },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -71,6 +72,8 @@ export interface ResolvedConfig {
   readonly ca?: string;
   readonly caFile?: string;
   readonly engine?: RopcEngine;
+  /** `--mailbox`: a shared mailbox to work on with the signed-in user's rights (default: their own). */
+  readonly mailbox?: string;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;
@@ -295,6 +298,7 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     cloud,
     ...(ca !== undefined ? { ca, caFile } : {}),
     ...(engine ? { engine: engine as RopcEngine } : {}),
+    ...(pick("mailbox") ? { mailbox: pick("mailbox")! } : {}),
     ...(profileName !== undefined ? { profile: profileName } : {}),
     ...(file ? { configPath } : {}),
     ...(existsSync(envFile) ? { envFile } : {}),

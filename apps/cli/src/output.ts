@@ -1,4 +1,5 @@
 import { isM365MailError, redact } from "@m365-mail/core";
+import { type ProgressBar, type ProgressBarOptions, progressBar } from "./progress-bar.js";
 
 /** Where the command writes: stdout for results, stderr for progress, warnings and errors. */
 export interface OutputStreams {
@@ -181,6 +182,26 @@ export class Output {
           clear();
           this.activeProgress = undefined;
         }
+      },
+    };
+  }
+
+  /**
+   * A progress bar (done, rate, ETA) for transfers and long listings: only on a terminal, never
+   * with `--json` (scripts read stdout; a bar on stderr would still garble a captured log).
+   */
+  bar(options: Omit<ProgressBarOptions, "columns">): ProgressBar {
+    if (!this.interactive || this.json) return { advance() {}, set() {}, stop() {} };
+    const stderr = this.streams.stderr;
+    const bar = progressBar((text) => stderr.write(text), { ...options, columns: stderr.columns ?? 80 });
+    const handle = { clear: () => stderr.write("\r\x1b[2K") };
+    this.activeProgress = handle;
+    return {
+      advance: (n) => bar.advance(n),
+      set: (done, total) => bar.set(done, total),
+      stop: () => {
+        bar.stop();
+        if (this.activeProgress === handle) this.activeProgress = undefined;
       },
     };
   }

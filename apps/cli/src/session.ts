@@ -17,6 +17,8 @@ export interface SessionOptions {
 export interface Session {
   readonly auth: RopcTokenProvider;
   readonly mailbox: Mailbox;
+  /** The address the commands work on: `--mailbox`, else the signed-in user. */
+  readonly address: string;
   close(): Promise<void>;
 }
 
@@ -35,7 +37,7 @@ export function stderrLogger(): Logger {
 async function loadTransport(
   name: Via,
   auth: RopcTokenProvider,
-  common: { ca?: string; logger?: Logger },
+  common: { ca?: string; logger?: Logger; mailbox?: string },
   options: SessionOptions,
 ): Promise<TransportInput> {
   switch (name) {
@@ -76,10 +78,14 @@ export async function openSession(
     ...(ca ? { ca } : {}),
     ...(logger ? { logger } : {}),
   });
-  const common = { ...(ca ? { ca } : {}), ...(logger ? { logger } : {}) };
+  const common = {
+    ...(ca ? { ca } : {}),
+    ...(logger ? { logger } : {}),
+    ...(config.mailbox ? { mailbox: config.mailbox } : {}),
+  };
   const transports = await Promise.all(
     options.transports.map((name) => loadTransport(name, auth, common, options)),
   );
   const mailbox = createMailbox({ auth, transports });
-  return { auth, mailbox, close: () => mailbox.close() };
+  return { auth, mailbox, address: config.mailbox ?? credentials.username, close: () => mailbox.close() };
 }

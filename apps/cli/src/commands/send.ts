@@ -25,13 +25,13 @@ const CONTENT_TYPES: Record<string, string> = {
   ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 };
 
-async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
+export async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
   return Buffer.concat(chunks).toString("utf8");
 }
 
-async function readText(path: string, flag: string): Promise<string> {
+export async function readText(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (error) {
@@ -39,7 +39,7 @@ async function readText(path: string, flag: string): Promise<string> {
   }
 }
 
-async function attachment(path: string): Promise<OutgoingAttachment> {
+export async function attachment(path: string): Promise<OutgoingAttachment> {
   try {
     const content = await readFile(path);
     return {

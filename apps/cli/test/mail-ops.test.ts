@@ -141,7 +141,8 @@ describe.each(VIAS)("everyday operations over $via", ({ via, reply: re, forward:
     ok(await cli(["delete", moved.newId, "--json", "--via", via]));
     expect(await listed(via, "archive", subject)).toHaveLength(0);
     expect((await listed(via, "trash", subject)).map((m) => m.subject)).toEqual([subject]);
-  });
+    // About 30 runs of the command, each signing in afresh: give a loaded machine time.
+  }, 300_000);
 });
 
 describe("drafts, shared mailboxes and ids of the wrong protocol", () => {

@@ -118,7 +118,7 @@ export interface AttachmentInfo {
   readonly id: string;
   readonly filename: string;
   readonly contentType: string;
-  /** Bytes, when the server says (Graph: exact; IMAP: the encoded part's size, about 4/3 of it for base64). */
+  /** Bytes, when the server says (Graph: exact; IMAP: estimated from the encoded part's size). */
   readonly size?: number;
   readonly inline?: boolean;
 }

@@ -10,7 +10,9 @@ export function attachmentParts(root: MessageStructureObject | undefined): Attac
   const found: AttachmentInfo[] = [];
   const walk = (node: MessageStructureObject, path: string) => {
     if (node.childNodes?.length) {
-      node.childNodes.forEach((child, i) => walk(child, child.part ?? `${path ? `${path}.` : ""}${i + 1}`));
+      for (const [i, child] of node.childNodes.entries()) {
+        walk(child, child.part ?? `${path ? `${path}.` : ""}${i + 1}`);
+      }
       return;
     }
     const disposition = node.disposition?.toLowerCase();

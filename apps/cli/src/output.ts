@@ -1,4 +1,4 @@
-import { isM365MailError, redact } from "@m365-mail/core";
+import { hintFor, isM365MailError, messageFor, redact } from "@m365-mail/core";
 import { type ProgressBar, type ProgressBarOptions, progressBar } from "./progress-bar.js";
 
 /** Where the command writes: stdout for results, stderr for progress, warnings and errors. */
@@ -219,7 +219,8 @@ export class Output {
           ? error.message.slice(0, -` — ${error.hint}`.length)
           : error.message;
       this.err(`${p.fail("✗ error:")} ${message}`);
-      if (error.hint) this.err(`  ${p.bold("fix:")} ${error.hint}`);
+      // The packages' hints name library options; a CLI user is told the flag or variable instead.
+      if (error.hint) this.err(`  ${p.bold("fix:")} ${hintFor(error, "cli")}`);
       this.err(p.dim(`  code: ${error.code}${error.serverCode ? ` (${error.serverCode})` : ""}`));
     } else {
       this.err(`${p.fail("✗ error:")} ${error instanceof Error ? error.message : String(error)}`);
@@ -239,7 +240,7 @@ export class Output {
 /** An error as `--json` shows it: code, message, hint, never a secret (M365MailError redacts). */
 export function errorJson(error: unknown): Record<string, unknown> {
   if (isM365MailError(error)) {
-    const json = error.toJSON();
+    const json = { ...error.toJSON(), message: messageFor(error, "cli"), hint: hintFor(error, "cli") };
     return Object.fromEntries(Object.entries(json).filter(([, v]) => v !== undefined));
   }
   return { name: "Error", message: redact(error instanceof Error ? error.message : String(error)) };

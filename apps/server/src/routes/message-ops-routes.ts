@@ -82,7 +82,7 @@ function need<M extends keyof Transport>(
   if (typeof fn !== "function") {
     throw new M365MailError("NOT_SUPPORTED", `${what} is not possible over ${transport.name}`, {
       source: "server",
-      hint: "Set READER=graph (drafts and replies need Graph, or IMAP with smtp in TRANSPORTS).",
+      hint: "Set READ_VIA=graph (drafts need Graph; replies need Graph, or IMAP with smtp in TRANSPORTS).",
     });
   }
   return (fn as (...args: unknown[]) => unknown).bind(transport) as NonNullable<Transport[M]>;

@@ -34,7 +34,7 @@ export function progressBar(
   const started = now();
   let done = 0;
   let total = options.total;
-  let drawn = 0;
+  let drawn = Number.NEGATIVE_INFINITY;
   const amount = (n: number) => (options.unit === "bytes" ? formatBytes(n) : String(n));
   const line = (): string => {
     const seconds = Math.max((now() - started) / 1000, 0.001);

@@ -70,8 +70,19 @@ export interface MessageOperationOptions extends OperationOptions {
   folder?: string;
 }
 
+/** How far a long transfer got: bytes done of the total. */
+export interface TransferProgress {
+  readonly done: number;
+  readonly total: number;
+}
+
 export interface OperationOptions {
   signal?: AbortSignal;
+  /**
+   * Called as a long transfer advances (Graph's chunked attachment uploads). Transports that cannot
+   * tell never call it.
+   */
+  onProgress?: (progress: TransferProgress) => void;
 }
 
 export interface VerifyCheck {

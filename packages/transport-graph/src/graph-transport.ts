@@ -245,7 +245,7 @@ export function graphTransport(options: GraphTransportOptions): GraphTransport {
     },
     mailbox,
     verify: (o) => verify(open(), o?.signal),
-    send: (message, o) => sendMessage(open(), message, o?.signal),
+    send: (message, o) => sendMessage(open(), message, o?.signal, o?.onProgress),
     listFolders: (o) => listFolders(open(), o?.signal),
     listMessages: (query, o) => listMessages(open(), query, o?.signal),
     getMessage: (id, o) => getMessage(open(), id, o),

@@ -52,6 +52,9 @@ export async function attachment(path: string): Promise<OutgoingAttachment> {
   }
 }
 
+/** Uploads over this size get a progress bar (on a terminal). */
+const PROGRESS_BAR_BYTES = 3 * 1024 * 1024;
+
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
@@ -137,8 +140,25 @@ Options:
     const session = await ctx.session({ transports: [via] });
     const what = attachments.length ? ` with ${attachments.length} attachment(s), ${formatBytes(bytes)}` : "";
     const progress = out.progress(`sending${what} over ${via === "graph" ? "Microsoft Graph" : "SMTP"}`);
+    // Over a few MB a bar with bytes, rate and ETA replaces the spinner (Graph reports each chunk).
+    let bar: ReturnType<typeof out.bar> | undefined;
+    const onProgress =
+      bytes > PROGRESS_BAR_BYTES
+        ? ({ done, total }: { done: number; total: number }) => {
+            if (!bar) {
+              progress.stop();
+              bar = out.bar({ label: "uploading", unit: "bytes", total });
+            }
+            bar.set(done, total);
+          }
+        : undefined;
     try {
-      const result = await session.mailbox.send(message, { via, signal: ctx.signal });
+      const result = await session.mailbox.send(message, {
+        via,
+        signal: ctx.signal,
+        ...(onProgress ? { onProgress } : {}),
+      });
+      bar?.stop();
       progress.stop();
       if (out.json) out.data({ ok: result.accepted.length > 0, via, ...result });
       else {
@@ -148,6 +168,7 @@ Options:
       }
       return result.accepted.length > 0 || result.rejected.length === 0 ? EXIT.OK : EXIT.FAILED;
     } finally {
+      bar?.stop();
       progress.stop();
       await session.close().catch(() => {});
     }

@@ -67,6 +67,8 @@ export interface ResolvedConfig {
   readonly auth: AuthMethod;
   /** The encrypted file a device-code sign-in is stored in. @default token-cache.json beside the config file */
   readonly tokenCacheFile: string;
+  /** `--mailbox`: a shared mailbox to work on with the signed-in user's rights (default: their own). */
+  readonly mailbox?: string;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;

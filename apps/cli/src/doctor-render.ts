@@ -1,3 +1,4 @@
+import { hintFor } from "@m365-mail/core";
 import type { ResolvedConfig } from "./config.js";
 import { type CheckStatus, type DoctorCheck, type DoctorReport, SAML_NAMES } from "./doctor-checks.js";
 import type { Output } from "./output.js";
@@ -20,7 +21,7 @@ export function checkLine(check: DoctorCheck, out: Output, number: number): stri
   const lines = [`  ${head} ${detail}`];
   if (check.status === "fail" && check.error && !check.blockedBy) {
     const message = String(check.error.message ?? "");
-    const hint = typeof check.error.hint === "string" ? check.error.hint : undefined;
+    const hint = typeof check.error.hint === "string" ? hintFor(check.error.hint, "cli") : undefined;
     const short = hint && message.endsWith(` — ${hint}`) ? message.slice(0, -` — ${hint}`.length) : message;
     lines.push(`       ${p.dim(`${check.error.code}: ${short}`)}`);
   }

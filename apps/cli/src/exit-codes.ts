@@ -54,6 +54,9 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (!isM365MailError(error)) return EXIT.FAILED;
   if (error.code === "ABORTED") return EXIT.INTERRUPTED;
   if (USAGE_CODES.has(error.code)) return EXIT.USAGE;
+  // A connection that cannot succeed by itself (an untrusted CA, TLS on the wrong port) needs a setting
+  // changed (--ca-file, a port): a configuration error, not "try again later".
+  if (error.code === "CONNECTION_FAILED" && !error.retryable) return EXIT.USAGE;
   if (AUTH_CODES.has(error.code)) return EXIT.AUTH;
   if (error.retryable) return EXIT.TEMPORARY;
   return EXIT.FAILED;

@@ -1,13 +1,21 @@
 import { parseArgs } from "node:util";
 import type { Command, CommandContext, OptionSpec } from "./command.js";
 import { calendarCommand } from "./commands/calendar.js";
+import { deleteCommand } from "./commands/delete.js";
 import { demoCommand } from "./commands/demo.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { downloadCommand } from "./commands/download.js";
+import { draftCommand } from "./commands/draft.js";
 import { emulatorCommand } from "./commands/emulator.js";
 import { foldersCommand } from "./commands/folders.js";
+import { forwardCommand } from "./commands/forward.js";
 import { listCommand } from "./commands/list.js";
 import { loginCommand } from "./commands/login.js";
+import { markCommand } from "./commands/mark.js";
+import { moveCommand } from "./commands/move.js";
 import { readCommand } from "./commands/read.js";
+import { replyCommand } from "./commands/reply.js";
+import { searchCommand } from "./commands/search.js";
 import { sendCommand } from "./commands/send.js";
 import { tokenCommand } from "./commands/token.js";
 import { watchCommand } from "./commands/watch.js";
@@ -32,6 +40,14 @@ export const COMMANDS: readonly Command[] = [
   foldersCommand,
   listCommand,
   readCommand,
+  searchCommand,
+  replyCommand,
+  forwardCommand,
+  draftCommand,
+  markCommand,
+  moveCommand,
+  deleteCommand,
+  downloadCommand,
   watchCommand,
   calendarCommand,
   emulatorCommand,
@@ -64,6 +80,8 @@ Connection (flags, else environment, else .env, else the config file's profile):
                                                \`m365-mail login --device-code\` (no password)
   --token-cache-file <p>  M365_TOKEN_CACHE_FILE  where login stores it (default token-cache.json
                                                beside the config file; key: M365_CACHE_KEY or token-cache.key)
+  --mailbox <address>     M365_MAILBOX         a shared mailbox to work on (default: your own);
+                                               needs Full Access (and Send As to send) on it
   --profile <name>        M365_PROFILE         a profile of the config file
   --config <path>         M365_CONFIG          default ~/.config/m365-mail/config.json
   --env-file <path>                            default ./.env

@@ -1,4 +1,5 @@
-import { isM365MailError, redact } from "@m365-mail/core";
+import { hintFor, isM365MailError, messageFor, redact } from "@m365-mail/core";
+import { type ProgressBar, type ProgressBarOptions, progressBar } from "./progress-bar.js";
 
 /** Where the command writes: stdout for results, stderr for progress, warnings and errors. */
 export interface OutputStreams {
@@ -185,6 +186,26 @@ export class Output {
     };
   }
 
+  /**
+   * A progress bar (done, rate, ETA) for transfers and long listings: only on a terminal, never
+   * with `--json` (scripts read stdout; a bar on stderr would still garble a captured log).
+   */
+  bar(options: Omit<ProgressBarOptions, "columns">): ProgressBar {
+    if (!this.interactive || this.json) return { advance() {}, set() {}, stop() {} };
+    const stderr = this.streams.stderr;
+    const bar = progressBar((text) => stderr.write(text), { ...options, columns: stderr.columns ?? 80 });
+    const handle = { clear: () => stderr.write("\r\x1b[2K") };
+    this.activeProgress = handle;
+    return {
+      advance: (n) => bar.advance(n),
+      set: (done, total) => bar.set(done, total),
+      stop: () => {
+        bar.stop();
+        if (this.activeProgress === handle) this.activeProgress = undefined;
+      },
+    };
+  }
+
   /** Prints an error the way the command ends: JSON on stdout with `--json`, text on stderr otherwise. */
   error(error: unknown): void {
     if (this.json) {
@@ -198,7 +219,8 @@ export class Output {
           ? error.message.slice(0, -` — ${error.hint}`.length)
           : error.message;
       this.err(`${p.fail("✗ error:")} ${message}`);
-      if (error.hint) this.err(`  ${p.bold("fix:")} ${error.hint}`);
+      // The packages' hints name library options; a CLI user is told the flag or variable instead.
+      if (error.hint) this.err(`  ${p.bold("fix:")} ${hintFor(error, "cli")}`);
       this.err(p.dim(`  code: ${error.code}${error.serverCode ? ` (${error.serverCode})` : ""}`));
     } else {
       this.err(`${p.fail("✗ error:")} ${error instanceof Error ? error.message : String(error)}`);
@@ -218,7 +240,7 @@ export class Output {
 /** An error as `--json` shows it: code, message, hint, never a secret (M365MailError redacts). */
 export function errorJson(error: unknown): Record<string, unknown> {
   if (isM365MailError(error)) {
-    const json = error.toJSON();
+    const json = { ...error.toJSON(), message: messageFor(error, "cli"), hint: hintFor(error, "cli") };
     return Object.fromEntries(Object.entries(json).filter(([, v]) => v !== undefined));
   }
   return { name: "Error", message: redact(error instanceof Error ? error.message : String(error)) };

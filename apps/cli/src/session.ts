@@ -22,6 +22,8 @@ export type SessionAuth = RopcTokenProvider | DeviceCodeTokenProvider;
 export interface Session {
   readonly auth: SessionAuth;
   readonly mailbox: Mailbox;
+  /** The address the commands work on: `--mailbox`, else the signed-in user. */
+  readonly address: string;
   close(): Promise<void>;
 }
 
@@ -40,7 +42,7 @@ export function stderrLogger(): Logger {
 async function loadTransport(
   name: Via,
   auth: SessionAuth,
-  common: { ca?: string; logger?: Logger },
+  common: { ca?: string; logger?: Logger; mailbox?: string },
   options: SessionOptions,
 ): Promise<TransportInput> {
   switch (name) {
@@ -97,8 +99,15 @@ export async function openSession(
           ...common,
         });
   const transports = await Promise.all(
-    options.transports.map((name) => loadTransport(name, auth, common, options)),
+    options.transports.map((name) =>
+      loadTransport(
+        name,
+        auth,
+        { ...common, ...(config.mailbox ? { mailbox: config.mailbox } : {}) },
+        options,
+      ),
+    ),
   );
   const mailbox = createMailbox({ auth, transports });
-  return { auth, mailbox, close: () => mailbox.close() };
+  return { auth, mailbox, address: config.mailbox ?? credentials.username, close: () => mailbox.close() };
 }

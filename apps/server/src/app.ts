@@ -15,6 +15,7 @@ import type { Metrics } from "./metrics.js";
 import { pageRoutes } from "./page.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { mailRoutes, summarySchema } from "./routes/mail-routes.js";
+import { messageOpsRoutes } from "./routes/message-ops-routes.js";
 import { opsRoutes } from "./routes/ops-routes.js";
 import { entrySchema, sendRoutes } from "./routes/send-routes.js";
 import type { StoredMessage } from "./send-request.js";
@@ -165,6 +166,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       }),
     );
     await api.register(mailRoutes, { mailbox: options.mailbox, reader: options.reader });
+    await api.register(messageOpsRoutes, { mailbox: options.mailbox, reader: options.reader });
     await api.register(eventRoutes, { hub: options.hub, outbox: options.outbox });
   });
   return app;

@@ -1,4 +1,4 @@
-import { isM365MailError, type Logger } from "@m365-mail/core";
+import { hintFor, isM365MailError, type Logger, messageFor } from "@m365-mail/core";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 
 /** The body of every error answer. */
@@ -74,7 +74,12 @@ export function errorHandler(logger: Logger) {
         });
       if (error.retryAfterSeconds) reply.header("retry-after", String(error.retryAfterSeconds));
       const body: ErrorBody = {
-        error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) },
+        // Hints in the operator's words: environment variables, not library options.
+        error: {
+          code: error.code,
+          message: messageFor(error, "server"),
+          ...(error.hint ? { hint: hintFor(error, "server") } : {}),
+        },
       };
       return reply.status(status).send(body);
     }

@@ -45,14 +45,18 @@ export function formatAddress(address: Address): string {
  * Checks a message before any transport touches it, so bad input never half-sends:
  * at least one recipient, valid addresses, no CR/LF in the subject or headers.
  */
-export function validateOutgoingMessage(message: OutgoingMessage): void {
+export function validateOutgoingMessage(
+  message: OutgoingMessage,
+  /** Drafts and replies may name no recipients yet (a reply's come from the original). */
+  options: { requireRecipients?: boolean } = {},
+): void {
   if (message.raw !== undefined) return;
   const recipients = [
     ...parseAddressList(message.to),
     ...parseAddressList(message.cc),
     ...parseAddressList(message.bcc),
   ];
-  if (recipients.length === 0) {
+  if (recipients.length === 0 && options.requireRecipients !== false) {
     throw new M365MailError("MESSAGE_INVALID", "the message has no recipients", {
       hint: "Set to, cc or bcc.",
     });

@@ -1,8 +1,11 @@
 import type { CloudPreset } from "./clouds.js";
 import type { M365MailError } from "./errors.js";
 import type {
+  AttachmentDownload,
+  AttachmentInfo,
   CalendarEvent,
   DateRange,
+  DraftRef,
   MailEvent,
   MailFolder,
   Message,
@@ -11,6 +14,7 @@ import type {
   OutgoingMessage,
   SendResult,
 } from "./message.js";
+import type { ReplyInput } from "./reply.js";
 import type { SignInHealthListener, SignInHealthState } from "./sign-in-health.js";
 
 /** Bumped when the Transport or TokenProvider contract changes incompatibly; checked at registration. */
@@ -57,10 +61,36 @@ export interface TransportCapabilities {
   readonly watch: boolean;
   readonly folders: boolean;
   readonly calendar: boolean;
+  /** `reply` (reply, reply-all, forward). Over IMAP the mailbox composes it and sends over SMTP. */
+  readonly reply?: boolean;
+  /** `createDraft`, `updateDraft`, `sendDraft`. */
+  readonly drafts?: boolean;
+  /** `listMessages` honours `query.search`. */
+  readonly search?: boolean;
+  /** `markRead`, `setFlag`, `moveMessage`, `deleteMessage`. */
+  readonly manage?: boolean;
+  /** `listAttachments`, `downloadAttachment` (streamed). */
+  readonly attachments?: boolean;
+}
+
+/** Options of operations on one message; `folder` helps transports whose ids do not say it. */
+export interface MessageOperationOptions extends OperationOptions {
+  folder?: string;
+}
+
+/** How far a long transfer got: bytes done of the total. */
+export interface TransferProgress {
+  readonly done: number;
+  readonly total: number;
 }
 
 export interface OperationOptions {
   signal?: AbortSignal;
+  /**
+   * Called as a long transfer advances (Graph's chunked attachment uploads). Transports that cannot
+   * tell never call it.
+   */
+  onProgress?: (progress: TransferProgress) => void;
 }
 
 export interface VerifyCheck {
@@ -103,6 +133,23 @@ export interface Transport {
     options?: OperationOptions & { folder?: string },
   ): Promise<string>;
   deleteMessage?(id: string, options?: OperationOptions & { folder?: string }): Promise<void>;
+  /** Flag for follow-up, or clear the flag. */
+  setFlag?(id: string, flagged: boolean, options?: MessageOperationOptions): Promise<void>;
+  /** Reply, reply-all or forward, quoting the original; sent at once. */
+  reply?(id: string, input: ReplyInput, options?: MessageOperationOptions): Promise<SendResult>;
+  /** Saves a message in Drafts without sending it. */
+  createDraft?(message: OutgoingMessage, options?: OperationOptions): Promise<DraftRef>;
+  /** Replaces a draft's fields (those given); returns the draft's id, which may change. */
+  updateDraft?(id: string, message: OutgoingMessage, options?: OperationOptions): Promise<DraftRef>;
+  /** Sends a draft; it moves to Sent Items. */
+  sendDraft?(id: string, options?: OperationOptions): Promise<SendResult>;
+  listAttachments?(id: string, options?: MessageOperationOptions): Promise<AttachmentInfo[]>;
+  /** One attachment's bytes as a stream (never all in memory); consume or abandon `content`. */
+  downloadAttachment?(
+    id: string,
+    attachmentId: string,
+    options?: MessageOperationOptions,
+  ): Promise<AttachmentDownload>;
   /** New mail as it arrives; survives token expiry and reconnects without losing or repeating mail. */
   watch?(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MailEvent>;
   listEvents?(range: DateRange, options?: OperationOptions): AsyncIterable<CalendarEvent>;

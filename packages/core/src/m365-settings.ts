@@ -30,6 +30,7 @@ export const M365_SETTINGS = {
   pop3Port: { env: "M365_POP3_PORT", flag: "pop3-port", profile: "pop3Port" },
   engine: { env: "M365_ENGINE", flag: "engine", profile: "engine" },
   federation: { env: "M365_FEDERATION", flag: "federation", profile: "federation" },
+  mailbox: { env: "M365_MAILBOX", flag: "mailbox", profile: "mailbox" },
   auth: { env: "M365_AUTH", flag: "auth", profile: "auth" },
   tokenCacheFile: { env: "M365_TOKEN_CACHE_FILE", flag: "token-cache-file", profile: "tokenCacheFile" },
 } as const satisfies Record<string, M365SettingSpec>;
@@ -51,6 +52,8 @@ export interface M365Settings {
   readonly tenantId?: string;
   readonly clientId?: string;
   readonly username?: string;
+  /** A shared mailbox to work on with the signed-in user's rights (default: their own). */
+  readonly mailbox?: string;
   /** The cloud preset with every host, port and origin override applied. */
   readonly cloud: M365Cloud;
   readonly caFile?: string;
@@ -173,10 +176,12 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
   const tenantId = get("tenantId");
   const clientId = get("clientId");
   const username = get("username");
+  const mailbox = get("mailbox");
   return {
     ...(tenantId !== undefined ? { tenantId } : {}),
     ...(clientId !== undefined ? { clientId } : {}),
     ...(username !== undefined ? { username } : {}),
+    ...(mailbox !== undefined ? { mailbox } : {}),
     cloud,
     ...(caFile !== undefined ? { caFile, ca: ca! } : {}),
     ...(engine ? { engine } : {}),

@@ -67,6 +67,23 @@ export interface MessageQuery {
   limit?: number;
   /** Messages fetched per round trip. */
   pageSize?: number;
+  /** Only messages matching all of these (Graph `$search`, IMAP `SEARCH`). */
+  search?: MessageSearch;
+}
+
+/**
+ * One search shape for every transport. Each field narrows the result (AND); matching is by word and
+ * case-insensitive, as Exchange's search is. Graph: KQL `$search`, newest first; IMAP: `SEARCH`.
+ */
+export interface MessageSearch {
+  /** Words anywhere: subject, body, sender or recipients. */
+  text?: string;
+  /** Part of the sender's address or name. */
+  from?: string;
+  /** Part of a To or Cc address or name. */
+  to?: string;
+  /** Words in the subject. */
+  subject?: string;
 }
 
 export interface MessageSummary {
@@ -81,6 +98,8 @@ export interface MessageSummary {
   readonly receivedAt?: Date;
   readonly size?: number;
   readonly isRead?: boolean;
+  /** Flagged for follow-up (Graph `flag.flagStatus`, IMAP `\\Flagged`). */
+  readonly isFlagged?: boolean;
   readonly hasAttachments?: boolean;
 }
 
@@ -91,6 +110,28 @@ export interface ReceivedAttachment {
   readonly content: Uint8Array;
   readonly contentId?: string;
   readonly inline?: boolean;
+}
+
+/** An attachment as listed, before its bytes are read (`transport.listAttachments`). */
+export interface AttachmentInfo {
+  /** Transport-specific: a Graph attachment id, an IMAP body part ("2", "1.2"). */
+  readonly id: string;
+  readonly filename: string;
+  readonly contentType: string;
+  /** Bytes, when the server says (Graph: exact; IMAP: estimated from the encoded part's size). */
+  readonly size?: number;
+  readonly inline?: boolean;
+}
+
+/** An attachment being read: its bytes arrive as chunks and are never all held in memory. */
+export interface AttachmentDownload extends AttachmentInfo {
+  readonly content: AsyncIterable<Uint8Array>;
+}
+
+/** A saved draft: its id (changes when an IMAP draft is replaced) and its Message-ID. */
+export interface DraftRef {
+  readonly id: string;
+  readonly messageId?: string;
 }
 
 export interface Message extends MessageSummary {

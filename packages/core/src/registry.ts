@@ -1,6 +1,7 @@
 import { validateOutgoingMessage } from "./address.js";
 import {
   CONTRACT_VERSION,
+  type OperationOptions,
   type TokenProvider,
   type Transport,
   type TransportRegistry,
@@ -32,6 +33,8 @@ export interface SendOptions {
    */
   via?: TransportName | readonly TransportName[];
   signal?: AbortSignal;
+  /** Upload progress of a large message, when the transport reports it (see OperationOptions). */
+  onProgress?: OperationOptions["onProgress"];
 }
 
 export interface Mailbox {
@@ -130,7 +133,10 @@ export function createMailbox(options: CreateMailboxOptions): Mailbox {
           continue;
         }
         try {
-          return await transport.send(message, { signal: sendOptions.signal });
+          return await transport.send(message, {
+            signal: sendOptions.signal,
+            ...(sendOptions.onProgress ? { onProgress: sendOptions.onProgress } : {}),
+          });
         } catch (error) {
           lastError = error;
           if (!(error instanceof M365MailError && NOTHING_SUBMITTED.has(error.code))) throw error;

@@ -9,13 +9,18 @@ export function listen(
   who: { name: string; source: string; portHint: string },
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (error: Error) =>
+    const onError = (error: NodeJS.ErrnoException) =>
       reject(
-        new M365MailError("CONNECTION_FAILED", `${who.name} cannot listen on ${host}:${port}`, {
-          source: who.source,
-          cause: error,
-          hint: `Choose another port (${who.portHint}), or 0 for a free one.`,
-        }),
+        // A port in use or not allowed is a setting to change, not a failure that passes by itself.
+        new M365MailError(
+          error.code === "EADDRINUSE" || error.code === "EACCES" ? "CONFIG_INVALID" : "CONNECTION_FAILED",
+          `${who.name} cannot listen on ${host}:${port}${error.code ? ` (${error.code})` : ""}`,
+          {
+            source: who.source,
+            cause: error,
+            hint: `Choose another port (${who.portHint}), or 0 for a free one.`,
+          },
+        ),
       );
     server.once("error", onError);
     server.listen(port, host, () => {

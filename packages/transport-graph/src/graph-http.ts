@@ -25,8 +25,8 @@ export interface GraphRequestInit {
   signal?: AbortSignal | undefined;
   /** Send no Authorization header (upload URLs). */
   anonymous?: boolean;
-  /** What to read from a 2xx answer. Default "json". */
-  read?: "json" | "bytes" | "none";
+  /** What to read from a 2xx answer. Default "json". "stream": `data` is the unread body. */
+  read?: "json" | "bytes" | "none" | "stream";
 }
 
 export interface GraphAnswer<T> {
@@ -117,7 +117,12 @@ export class GraphHttp {
   ): Promise<GraphAnswer<T>> {
     const absolute = /^https?:\/\//i.test(target);
     const url = absolute ? target : this.versionRoot + target + queryString(init.query);
-    const policy = new RequestPolicy(op, { signal: init.signal, exactUrl: url, anonymous: init.anonymous });
+    const policy = new RequestPolicy(op, {
+      signal: init.signal,
+      exactUrl: url,
+      anonymous: init.anonymous,
+      stream: init.read === "stream",
+    });
     const request: GraphRequest = this.client
       .api(url)
       .responseType(ResponseType.RAW)
@@ -146,7 +151,9 @@ export class GraphHttp {
     if (!response.ok) throw await graphErrorFromResponse(response, this.errorContext(op, policy));
     const read = init.read ?? "json";
     let data: unknown;
-    if (read === "bytes") data = new Uint8Array(await response.arrayBuffer());
+    if (read === "stream")
+      data = response.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+    else if (read === "bytes") data = new Uint8Array(await response.arrayBuffer());
     else if (read === "json") {
       const text = await response.text();
       try {

@@ -36,6 +36,7 @@ export interface GraphMessage {
   receivedDateTime?: string;
   createdDateTime?: string;
   isRead?: boolean;
+  flag?: { flagStatus?: string };
   hasAttachments?: boolean;
   internetMessageId?: string;
   parentFolderId?: string;
@@ -64,6 +65,7 @@ export const SUMMARY_FIELDS = [
   "receivedDateTime",
   "createdDateTime",
   "isRead",
+  "flag",
   "hasAttachments",
   "internetMessageId",
   "parentFolderId",
@@ -76,9 +78,10 @@ export const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
 /** A JSON sendMail body stays under this; Graph refuses requests over about 4 MB with 413. */
 export const JSON_REQUEST_LIMIT = 3.5 * 1024 * 1024;
 
-function recipient(address: Address): GraphRecipient {
+export function toGraphRecipient(address: Address): GraphRecipient {
   return { emailAddress: { address: address.address, ...(address.name ? { name: address.name } : {}) } };
 }
+const recipient = toGraphRecipient;
 
 export function attachmentBytes(attachment: OutgoingAttachment): Uint8Array {
   return typeof attachment.content === "string"
@@ -150,6 +153,7 @@ export function toSummary(m: GraphMessage): MessageSummary {
     cc: addresses(m.ccRecipients),
     ...(m.receivedDateTime ? { receivedAt: new Date(m.receivedDateTime) } : {}),
     ...(m.isRead !== undefined ? { isRead: m.isRead } : {}),
+    ...(m.flag?.flagStatus ? { isFlagged: m.flag.flagStatus.toLowerCase() === "flagged" } : {}),
     ...(m.hasAttachments !== undefined ? { hasAttachments: m.hasAttachments } : {}),
   };
 }

@@ -1,9 +1,12 @@
 import { rootCertificates } from "node:tls";
 import {
+  type AttachmentDownload,
+  type AttachmentInfo,
   type CalendarEvent,
   type CloudPreset,
   CONTRACT_VERSION,
   type DateRange,
+  type DraftRef,
   type Logger,
   M365MailError,
   type MailEvent,
@@ -13,6 +16,7 @@ import {
   type MessageSummary,
   type OperationOptions,
   type OutgoingMessage,
+  type ReplyInput,
   type SendResult,
   safeLogger,
   type TokenProvider,
@@ -21,8 +25,10 @@ import {
   type VerifyReport,
 } from "@m365-mail/core";
 import { Agent, fetch as undiciFetch } from "undici";
+import { downloadAttachment, listAttachments } from "./attachments.js";
 import { listEvents } from "./calendar.js";
 import { type DeltaOptions, type DeltaResult, delta, type WatchOptions, watch } from "./delta.js";
+import { createDraft, sendDraft, updateDraft } from "./drafts.js";
 import { listFolders } from "./folders.js";
 import type { GraphContext } from "./graph-context.js";
 import { SOURCE } from "./graph-errors.js";
@@ -40,8 +46,10 @@ import {
   markReadMany,
   moveMessage,
   moveMessages,
+  setFlag,
 } from "./messages.js";
 import type { FetchFunction } from "./middleware.js";
+import { replyToMessage } from "./reply.js";
 import { type GraphRetryOptions, resolveRetryOptions } from "./retry-policy.js";
 import { createSemaphore } from "./semaphore.js";
 import { sendMessage } from "./send.js";
@@ -116,6 +124,11 @@ export interface GraphTransport extends Transport {
     watch: true;
     folders: true;
     calendar: true;
+    reply: true;
+    drafts: true;
+    search: true;
+    manage: true;
+    attachments: true;
   };
   /** The mailbox address the transport works on. */
   readonly mailbox: string;
@@ -127,6 +140,18 @@ export interface GraphTransport extends Transport {
   markRead(id: string, read: boolean, options?: OperationOptions): Promise<void>;
   moveMessage(id: string, toFolder: string, options?: OperationOptions): Promise<string>;
   deleteMessage(id: string, options?: OperationOptions): Promise<void>;
+  setFlag(id: string, flagged: boolean, options?: OperationOptions): Promise<void>;
+  /** `createReply`/`createReplyAll`/`createForward`, attachments, then `send`. */
+  reply(id: string, input: ReplyInput, options?: OperationOptions): Promise<SendResult>;
+  createDraft(message: OutgoingMessage, options?: OperationOptions): Promise<DraftRef>;
+  updateDraft(id: string, message: OutgoingMessage, options?: OperationOptions): Promise<DraftRef>;
+  sendDraft(id: string, options?: OperationOptions): Promise<SendResult>;
+  listAttachments(id: string, options?: OperationOptions): Promise<AttachmentInfo[]>;
+  downloadAttachment(
+    id: string,
+    attachmentId: string,
+    options?: OperationOptions,
+  ): Promise<AttachmentDownload>;
   watch(query?: MessageQuery, options?: WatchOptions): AsyncIterable<MailEvent>;
   listEvents(range: DateRange, options?: OperationOptions): AsyncIterable<CalendarEvent>;
   /** Changes in a folder since `state` (created/updated/deleted) and the next state. */
@@ -215,16 +240,34 @@ export function graphTransport(options: GraphTransportOptions): GraphTransport {
     kind: "transport",
     name,
     contractVersion: CONTRACT_VERSION,
-    capabilities: { send: true, read: true, watch: true, folders: true, calendar: true },
+    capabilities: {
+      send: true,
+      read: true,
+      watch: true,
+      folders: true,
+      calendar: true,
+      reply: true,
+      drafts: true,
+      search: true,
+      manage: true,
+      attachments: true,
+    },
     mailbox,
     verify: (o) => verify(open(), o?.signal),
-    send: (message, o) => sendMessage(open(), message, o?.signal),
+    send: (message, o) => sendMessage(open(), message, o?.signal, o?.onProgress),
     listFolders: (o) => listFolders(open(), o?.signal),
     listMessages: (query, o) => listMessages(open(), query, o?.signal),
     getMessage: (id, o) => getMessage(open(), id, o),
     markRead: (id, read, o) => markRead(open(), id, read, o?.signal),
     moveMessage: (id, toFolder, o) => moveMessage(open(), id, toFolder, o?.signal),
     deleteMessage: (id, o) => deleteMessage(open(), id, o?.signal),
+    setFlag: (id, flagged, o) => setFlag(open(), id, flagged, o?.signal),
+    reply: (id, input, o) => replyToMessage(open(), id, input, o?.signal),
+    createDraft: (message, o) => createDraft(open(), message, o?.signal),
+    updateDraft: (id, message, o) => updateDraft(open(), id, message, o?.signal),
+    sendDraft: (id, o) => sendDraft(open(), id, o?.signal),
+    listAttachments: (id, o) => listAttachments(open(), id, o?.signal),
+    downloadAttachment: (id, attachmentId, o) => downloadAttachment(open(), id, attachmentId, o?.signal),
     watch: (query, o) => watch(open(), query, o),
     listEvents: (range, o) => listEvents(open(), range, o?.signal),
     delta: (o) => delta(open(), o),

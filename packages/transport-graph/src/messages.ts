@@ -46,6 +46,10 @@ export async function* listMessages(
   const folder = await resolveFolder(ctx, query.folder, signal);
   const limit = query.limit ?? Number.POSITIVE_INFINITY;
   if (limit <= 0) return;
+  if (query.search) {
+    yield* searchMessages(ctx, folder, query, limit, signal);
+    return;
+  }
   const filters: string[] = [];
   // Graph refuses $orderby on a property that is not also the first one filtered ("InefficientFilter"),
   // so an unread-only query starts with a receivedDateTime condition that matches everything.
@@ -72,6 +76,68 @@ export async function* listMessages(
     }
     url = page["@odata.nextLink"];
   }
+}
+
+/**
+ * `$search` (KQL). Graph refuses `$filter` and `$orderby` beside it and returns at most 1,000
+ * results, newest sent first: `since` and `unreadOnly` are applied to the results here.
+ * https://learn.microsoft.com/en-us/graph/search-query-parameter
+ */
+async function* searchMessages(
+  ctx: GraphContext,
+  folder: string,
+  query: MessageQuery,
+  limit: number,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<MessageSummary> {
+  const kql = toKql(query.search ?? {});
+  if (kql === "") return yield* [];
+  const top = Math.max(1, Math.min(1000, query.pageSize ?? 50, limit));
+  let url: string | undefined =
+    `${ctx.mailboxPath}/mailFolders/${folder}/messages` +
+    `?$top=${top}&$select=${SUMMARY_FIELDS}&$search=${encodeURIComponent(`"${kql}"`)}`;
+  const seen = new Set<string>();
+  let count = 0;
+  while (url) {
+    const page: MessagePage =
+      (await ctx.http.request<MessagePage>(OPERATIONS.searchMessages, "GET", url, { signal })).data ?? {};
+    for (const m of page.value ?? []) {
+      if (seen.has(m.id)) continue;
+      seen.add(m.id);
+      const summary = toSummary(m);
+      if (query.unreadOnly && summary.isRead !== false) continue;
+      if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
+      yield summary;
+      if (++count >= limit) return;
+    }
+    url = page["@odata.nextLink"];
+  }
+}
+
+/** `from:alice subject:invoice words` — quotes dropped: they would end Graph's quoted `$search` value. */
+export function toKql(search: NonNullable<MessageQuery["search"]>): string {
+  const words = (value: string | undefined) =>
+    (value ?? "").replace(/["\\]/g, " ").split(/\s+/).filter(Boolean);
+  return [
+    ...words(search.from).map((w) => `from:${w}`),
+    ...words(search.to).map((w) => `to:${w}`),
+    ...words(search.subject).map((w) => `subject:${w}`),
+    ...words(search.text),
+  ].join(" ");
+}
+
+/** Flag for follow-up (`flag.flagStatus`), or clear it. */
+export async function setFlag(
+  ctx: GraphContext,
+  messageId: string,
+  flagged: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  await ctx.http.request(OPERATIONS.setFlag, "PATCH", `${ctx.mailboxPath}/messages/${id(messageId)}`, {
+    body: { flag: { flagStatus: flagged ? "flagged" : "notFlagged" } },
+    signal,
+    read: "none",
+  });
 }
 
 export async function getMessage(

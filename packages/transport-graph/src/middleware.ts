@@ -295,6 +295,11 @@ export class FetchHandler implements Middleware {
       body: options.body,
       signal: options.signal,
     } as RequestInit);
+    // A streamed download's slot is freed once its headers arrived: its body is read at the caller's pace.
+    if (policy.stream && response.ok) {
+      context.response = response;
+      return;
+    }
     const empty = response.status === 204 || response.status === 205 || response.status === 304;
     const bytes = empty ? null : new Uint8Array(await response.arrayBuffer());
     context.response = new Response(bytes, {

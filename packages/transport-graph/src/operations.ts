@@ -40,6 +40,13 @@ export const OPERATIONS = {
   // A repeated move after a lost answer would fail with 404 (the id changed), never duplicate.
   moveMessage: op("move message", "Mail.ReadWrite", "Mail.ReadWrite.Shared", false),
   deleteMessage: op("delete message", "Mail.ReadWrite", "Mail.ReadWrite.Shared", true),
+  setFlag: op("flag message", "Mail.ReadWrite", "Mail.ReadWrite.Shared", true),
+  searchMessages: op("search messages", "Mail.Read", "Mail.Read.Shared", true),
+  // createReply/createForward make a draft: repeating it after a lost answer leaves a second draft.
+  createReply: op("create reply draft", "Mail.ReadWrite", "Mail.ReadWrite.Shared", false),
+  updateDraft: op("update draft", "Mail.ReadWrite", "Mail.ReadWrite.Shared", true),
+  listAttachments: op("list attachments", "Mail.Read", "Mail.Read.Shared", true),
+  downloadAttachment: op("download attachment", "Mail.Read", "Mail.Read.Shared", true),
   sendMail: op("send mail", "Mail.Send", "Mail.Send.Shared", false),
   createDraft: op("create draft (large message)", "Mail.ReadWrite", "Mail.ReadWrite.Shared", false),
   addAttachment: op("add attachment to draft", "Mail.ReadWrite", "Mail.ReadWrite.Shared", false),

@@ -8,6 +8,8 @@ export interface RequestPolicyInit {
   exactUrl?: string | undefined;
   /** Send no Authorization header (upload sessions' `uploadUrl` must not get one). */
   anonymous?: boolean | undefined;
+  /** Hand a 2xx body over unread (attachment downloads), instead of reading it whole. */
+  stream?: boolean | undefined;
 }
 
 /**
@@ -20,6 +22,7 @@ export class RequestPolicy implements MiddlewareOptions {
   readonly signal: AbortSignal | undefined;
   readonly exactUrl: string | undefined;
   readonly anonymous: boolean;
+  readonly stream: boolean;
   /** The access token of the last try, for WRONG_SCOPE and permission hints. Never printed. */
   token: string | undefined;
   error: M365MailError | undefined;
@@ -31,5 +34,6 @@ export class RequestPolicy implements MiddlewareOptions {
     this.signal = init.signal;
     this.exactUrl = init.exactUrl;
     this.anonymous = init.anonymous ?? false;
+    this.stream = init.stream ?? false;
   }
 }

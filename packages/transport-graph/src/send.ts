@@ -2,6 +2,7 @@ import {
   generateMessageId,
   isM365MailError,
   M365MailError,
+  type OperationOptions,
   type OutgoingAttachment,
   type OutgoingMessage,
   parseAddress,
@@ -39,6 +40,7 @@ export async function sendMessage(
   ctx: GraphContext,
   message: OutgoingMessage,
   signal?: AbortSignal,
+  onProgress?: OperationOptions["onProgress"],
 ): Promise<SendResult> {
   validateOutgoingMessage(message);
   if (message.raw !== undefined) return sendRaw(ctx, message.raw, signal);
@@ -74,7 +76,16 @@ export async function sendMessage(
     });
     return result;
   }
-  await sendViaDraft(ctx, message, messageId, attachments, signal);
+  // Progress counts attachment bytes as they reach Graph (the message itself is small beside them).
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  let done = 0;
+  const advance = onProgress
+    ? (bytes: number) => {
+        done += bytes;
+        onProgress({ done, total });
+      }
+    : undefined;
+  await sendViaDraft(ctx, message, messageId, attachments, signal, advance);
   return result;
 }
 
@@ -85,6 +96,7 @@ async function sendViaDraft(
   messageId: string,
   attachments: readonly OutgoingAttachment[],
   signal: AbortSignal | undefined,
+  advance?: (bytes: number) => void,
 ): Promise<void> {
   const mb = ctx.mailboxPath;
   const { data: draft } = await ctx.http.request<{ id: string }>(
@@ -101,13 +113,14 @@ async function sendViaDraft(
     for (const attachment of attachments) {
       const bytes = attachmentBytes(attachment);
       if (bytes.byteLength > INLINE_ATTACHMENT_LIMIT) {
-        await uploadAttachment(ctx, draftPath, attachment, bytes, signal);
+        await uploadAttachment(ctx, draftPath, attachment, bytes, signal, advance);
       } else {
         await ctx.http.request(OPERATIONS.addAttachment, "POST", `${draftPath}/attachments`, {
           body: fileAttachmentJson(attachment),
           signal,
           read: "none",
         });
+        advance?.(bytes.byteLength);
       }
     }
   } catch (error) {
@@ -142,12 +155,13 @@ async function sendViaDraft(
   );
 }
 
-async function uploadAttachment(
+export async function uploadAttachment(
   ctx: GraphContext,
   draftPath: string,
   attachment: OutgoingAttachment,
   bytes: Uint8Array,
   signal: AbortSignal | undefined,
+  advance?: (bytes: number) => void,
 ): Promise<void> {
   const { data: session } = await ctx.http.request<{ uploadUrl?: string }>(
     OPERATIONS.createUploadSession,
@@ -185,6 +199,7 @@ async function uploadAttachment(
       signal,
       read: "none",
     });
+    advance?.(end - start);
   }
 }
 

@@ -1,4 +1,6 @@
 import {
+  type AttachmentDownload,
+  type AttachmentInfo,
   CONTRACT_VERSION,
   type Logger,
   M365MailError,
@@ -14,12 +16,14 @@ import {
   type VerifyReport,
 } from "@m365-mail/core";
 import type { ImapFlow } from "imapflow";
+import { attachmentParts } from "./attachment-parts.js";
 import { findFolder, toMailFolder } from "./folders.js";
 import { type ConnectionSettings, openConnection } from "./imap-connection.js";
 import { isConnectionDrop, toImapError } from "./imap-errors.js";
 import { nextBatchSize } from "./listing-batches.js";
 import { formatMessageId, type ImapMessageRef, parseMessageId, uidSet } from "./message-id.js";
 import { type ImapMessage, parseMessage } from "./parse-message.js";
+import { searchCriteria } from "./search-criteria.js";
 import { SharedConnection } from "./shared-connection.js";
 import { type ImapMessageSummary, summaryBuilder, summaryQuery, toSummary } from "./summary.js";
 import { stoppable, watchFolder } from "./watch.js";
@@ -79,13 +83,32 @@ export interface ImapDeleteOptions extends OperationOptions {
 
 export interface ImapTransport extends Transport {
   readonly name: string;
-  readonly capabilities: { send: false; read: true; watch: true; folders: true; calendar: false };
+  readonly capabilities: {
+    send: false;
+    read: true;
+    watch: true;
+    folders: true;
+    calendar: false;
+    search: true;
+    manage: true;
+    attachments: true;
+  };
   listFolders(options?: OperationOptions): Promise<MailFolder[]>;
   listMessages(query?: ImapMessageQuery, options?: OperationOptions): AsyncIterable<ImapMessageSummary>;
   getMessage(id: string, options?: OperationOptions): Promise<ImapMessage>;
   /** The message's RFC 5322 source as a stream of chunks (holds the shared connection until consumed). */
   fetchSource(id: string, options?: OperationOptions): AsyncIterable<Uint8Array>;
   markRead(id: string, read: boolean, options?: OperationOptions): Promise<void>;
+  /** Sets or clears `\\Flagged` (Outlook's follow-up flag). */
+  setFlag(id: string, flagged: boolean, options?: OperationOptions): Promise<void>;
+  /** Attachments from BODYSTRUCTURE; ids are part numbers ("2", "1.2"). */
+  listAttachments(id: string, options?: OperationOptions): Promise<AttachmentInfo[]>;
+  /** One part, decoded, streamed; the shared connection is held until `content` is consumed or abandoned. */
+  downloadAttachment(
+    id: string,
+    attachmentId: string,
+    options?: OperationOptions,
+  ): Promise<AttachmentDownload>;
   /** MOVE to another folder; returns the message's new id (from COPYUID). */
   moveMessage(id: string, toFolder: string, options?: OperationOptions): Promise<string>;
   /** Like Outlook: moves to Deleted Items; expunges when already there or with `permanent`. */
@@ -244,13 +267,7 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
           // A folder selected earlier may not show mail that arrived since (Dovecot rescans a Maildir
           // only on NOOP/CHECK or after a while); NOOP asks the server to report it now.
           if (alreadySelected) await client.noop();
-          const criteria = {
-            ...(query.since ? { since: query.since } : {}),
-            ...(query.unreadOnly ? { seen: false } : {}),
-          };
-          const found = await client.search(Object.keys(criteria).length ? criteria : { all: true }, {
-            uid: true,
-          });
+          const found = await client.search(searchCriteria(query), { uid: true });
           // A BYE right after the answer (a token expiry kick) clears the selected mailbox: that is a
           // dropped connection to retry, not an empty folder.
           if (!client.mailbox) {
@@ -375,7 +392,16 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     kind: "transport",
     name,
     contractVersion: CONTRACT_VERSION,
-    capabilities: { send: false, read: true, watch: true, folders: true, calendar: false },
+    capabilities: {
+      send: false,
+      read: true,
+      watch: true,
+      folders: true,
+      calendar: false,
+      search: true,
+      manage: true,
+      attachments: true,
+    },
 
     async verify(opts = {}): Promise<VerifyReport> {
       const checks: VerifyCheck[] = [];
@@ -477,24 +503,28 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     },
 
     async markRead(id, read, opts = {}) {
-      const ref = parseMessageId(id);
-      const ok = await shared.run(
-        `STORE ${id}`,
-        async (client) => {
-          const lock = await lockMessage(client, ref, id);
-          try {
-            const found = await client.search({ uid: String(ref.uid) }, { uid: true });
-            if (!found || found.length === 0) return false;
-            return read
-              ? client.messageFlagsAdd(String(ref.uid), ["\\Seen"], { uid: true })
-              : client.messageFlagsRemove(String(ref.uid), ["\\Seen"], { uid: true });
-          } finally {
-            lock.release();
-          }
-        },
-        { signal: opts.signal, retryOnDrop: true },
+      await storeFlag(id, "\\Seen", read, opts.signal);
+    },
+
+    async setFlag(id, flagged, opts = {}) {
+      await storeFlag(id, "\\Flagged", flagged, opts.signal);
+    },
+
+    async listAttachments(id, opts = {}) {
+      return attachmentParts((await fetchStructure(id, opts.signal)).bodyStructure);
+    },
+
+    async downloadAttachment(id, attachmentId, opts = {}) {
+      const info = attachmentParts((await fetchStructure(id, opts.signal)).bodyStructure).find(
+        (a) => a.id === attachmentId,
       );
-      if (!ok) throw notFound(id);
+      if (!info) {
+        throw new M365MailError("NOT_FOUND", `message ${id} has no attachment ${attachmentId}`, {
+          source: "imap",
+          hint: "Use an id from listAttachments() (an IMAP part number such as 2 or 1.2).",
+        });
+      }
+      return { ...info, content: streamPart(id, attachmentId, opts.signal) };
     },
 
     async moveMessage(id, toFolder, opts = {}) {
@@ -635,6 +665,73 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
       },
       { signal, retryOnDrop: true },
     );
+  }
+
+  async function storeFlag(id: string, flag: string, on: boolean, signal?: AbortSignal): Promise<void> {
+    const ref = parseMessageId(id);
+    const ok = await shared.run(
+      `STORE ${id}`,
+      async (client) => {
+        const lock = await lockMessage(client, ref, id);
+        try {
+          const found = await client.search({ uid: String(ref.uid) }, { uid: true });
+          if (!found || found.length === 0) return false;
+          return on
+            ? client.messageFlagsAdd(String(ref.uid), [flag], { uid: true })
+            : client.messageFlagsRemove(String(ref.uid), [flag], { uid: true });
+        } finally {
+          lock.release();
+        }
+      },
+      { signal, retryOnDrop: true },
+    );
+    if (!ok) throw notFound(id);
+  }
+
+  async function fetchStructure(id: string, signal?: AbortSignal) {
+    const ref = parseMessageId(id);
+    const fetched = await shared.run(
+      `FETCH ${id} BODYSTRUCTURE`,
+      async (client) => {
+        const lock = await lockMessage(client, ref, id);
+        try {
+          return await client.fetchOne(String(ref.uid), { uid: true, bodyStructure: true }, { uid: true });
+        } finally {
+          lock.release();
+        }
+      },
+      { signal, retryOnDrop: true },
+    );
+    if (fetched === false) throw notFound(id);
+    return fetched;
+  }
+
+  /** Starts only when read: a download nobody reads holds no connection. */
+  async function* streamPart(id: string, part: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const ref = parseMessageId(id);
+    const lease = await shared.lease(signal);
+    let lock: { release(): void } | undefined;
+    try {
+      lock = await lockMessage(lease.client, ref, id);
+      const download = await lease.client.download(String(ref.uid), part, { uid: true });
+      if (!download.content) throw notFound(id);
+      for await (const chunk of download.content) {
+        if (signal?.aborted) {
+          download.content.destroy();
+          lease.discard();
+          throw new M365MailError("ABORTED", `download of ${id} part ${part} was aborted`, {
+            source: "imap",
+          });
+        }
+        yield chunk as Buffer;
+      }
+    } catch (error) {
+      if (isConnectionDrop(error)) lease.discard();
+      throw toImapError(error, { operation: `FETCH ${id} BODY[${part}]`, ...where });
+    } finally {
+      lock?.release();
+      lease.release();
+    }
   }
 
   return transport;

@@ -104,6 +104,7 @@ export function summaryBuilder(
     if (message.size !== undefined) summary.size = message.size;
     const flags = message.flags ? Array.from(message.flags) : [];
     summary.isRead = flags.includes("\\Seen");
+    summary.isFlagged = flags.includes("\\Flagged");
     const hasAttachments = hasAttachmentPart(message.bodyStructure);
     if (hasAttachments !== undefined) summary.hasAttachments = hasAttachments;
     summary.flags = flags;

@@ -34,6 +34,11 @@ export type ConformanceGroup =
   | "content"
   | "unicode"
   | "watch"
+  | "search"
+  | "manage"
+  | "attachments"
+  | "reply"
+  | "drafts"
   | "not-supported";
 
 export interface TransportConformanceOptions {

@@ -13,6 +13,7 @@ import type {
   TransportConformanceOptions,
 } from "./conformance-options.js";
 import { bodyText, bytesEqual, randomContent, runTag, UNICODE_NAME, UNICODE_SUBJECT } from "./fixtures.js";
+import { registerOperationTests, unsupportedOperationProbes } from "./operation-tests.js";
 import { transportReader } from "./transport-reader.js";
 import { waitFor } from "./wait-for.js";
 
@@ -256,6 +257,16 @@ export function runTransportConformance(options: TransportConformanceOptions): v
       testTimeout,
     );
 
+    registerOperationTests({
+      transport: () => transport,
+      group,
+      seeder,
+      tag,
+      to,
+      wait,
+      testTimeout,
+    });
+
     it(
       "an operation the transport does not support fails with NOT_SUPPORTED",
       async (ctx) => {
@@ -304,6 +315,7 @@ function unsupportedProbes(t: Transport): { name: string; run: () => Promise<unk
   if (!t.capabilities.folders && t.listFolders)
     probes.push({ name: "listFolders()", run: () => t.listFolders!() });
   if (!t.capabilities.watch && t.watch) probes.push({ name: "watch()", run: () => first(t.watch!()) });
+  probes.push(...unsupportedOperationProbes(t));
   if (!t.capabilities.calendar && t.listEvents) {
     probes.push({
       name: "listEvents()",

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  hintFor,
   isM365MailError,
   type MailEvent,
   type MessageSummary,
@@ -225,7 +226,7 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
           const message = error instanceof Error ? error.message : String(error);
           steps.push({ name, via, status: "fail", detail: message, error: errorJson(error) });
           say(`  ${p.fail("✗")} ${name.padEnd(22)} ${via.padEnd(6)} ${message}`);
-          if (isM365MailError(error) && error.hint) say(`       ${p.bold("fix:")} ${error.hint}`);
+          if (isM365MailError(error) && error.hint) say(`       ${p.bold("fix:")} ${hintFor(error, "cli")}`);
         }
       };
       const graph = live.mailbox.transport("graph");

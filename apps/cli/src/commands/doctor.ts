@@ -1,7 +1,8 @@
+import { isValidAddress } from "@m365-mail/core";
 import { type Command, type CommandContext, stringFlag } from "../command.js";
 import { type DoctorReport, runDoctor } from "../doctor-checks.js";
 import { printDoctorHeader, printDoctorReport } from "../doctor-render.js";
-import { EXIT } from "../exit-codes.js";
+import { EXIT, usageError } from "../exit-codes.js";
 
 export const doctorCommand: Command = {
   name: "doctor",
@@ -32,6 +33,13 @@ Exit code: 0 when every check passed, 1 when one failed, 2 for a configuration e
     const { out } = ctx;
     const config = ctx.config();
     const sendTest = stringFlag(ctx.flags, "send-test");
+    // A malformed address is the command line's fault: say so before signing in (exit 2), not as a failed check.
+    if (sendTest !== undefined && !isValidAddress(sendTest)) {
+      throw usageError(
+        `--send-test needs an e-mail address, got "${sendTest}"`,
+        "Give a full address, e.g. --send-test you@contoso.com.",
+      );
+    }
     const pop3 = ctx.flags.pop3 === true;
     const session = await ctx.session({
       transports: pop3 ? ["graph", "smtp", "imap", "pop3"] : ["graph", "smtp", "imap"],

@@ -31,7 +31,8 @@ Options:
     const limit = integerFlag(flags, "limit", 20);
     const since = dateFlag(flags, "since");
     const session = await ctx.session({ transports: [via] });
-    const progress = out.progress(`listing ${folder} over ${via}`);
+    // A listing counts towards its limit: a bar with count, rate and ETA (only on a terminal, never with --json).
+    const progress = out.bar({ label: `listing ${folder} over ${via}`, unit: "items", total: limit });
     try {
       const transport = session.mailbox.transport(via);
       const messages: MessageSummary[] = [];
@@ -43,7 +44,7 @@ Options:
       };
       for await (const message of transport.listMessages!(query, { signal: ctx.signal })) {
         messages.push(message);
-        progress.update(`listing ${folder} over ${via}: ${messages.length}`);
+        progress.advance(1);
         if (messages.length >= limit) break;
       }
       progress.stop();

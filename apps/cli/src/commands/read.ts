@@ -4,6 +4,7 @@ import type { Message } from "@m365-mail/core";
 import { type Command, type CommandContext, stringFlag, viaFlag } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { formatAddresses, formatDate, htmlToText } from "../format.js";
+import { checkMessageId } from "../message-ops.js";
 import { formatBytes } from "./send.js";
 
 // Attachment names come from the sender: never let one write outside the chosen folder.
@@ -35,6 +36,7 @@ Options:
     const { out, flags } = ctx;
     const id = ctx.positionals[0]!;
     const via = viaFlag(flags, ["graph", "imap", "pop3"], "graph", "read");
+    if (via !== "pop3") checkMessageId(id, via, "read");
     const folder = stringFlag(flags, "folder");
     const wantSource = flags.source === true;
     const session = await ctx.session({ transports: [via] });

@@ -25,13 +25,13 @@ const CONTENT_TYPES: Record<string, string> = {
   ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 };
 
-async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
+export async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
   return Buffer.concat(chunks).toString("utf8");
 }
 
-async function readText(path: string, flag: string): Promise<string> {
+export async function readText(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (error) {
@@ -39,7 +39,7 @@ async function readText(path: string, flag: string): Promise<string> {
   }
 }
 
-async function attachment(path: string): Promise<OutgoingAttachment> {
+export async function attachment(path: string): Promise<OutgoingAttachment> {
   try {
     const content = await readFile(path);
     return {
@@ -51,6 +51,9 @@ async function attachment(path: string): Promise<OutgoingAttachment> {
     throw usageError(`cannot read the attachment ${path}`, "Check the path given to --attach.", error);
   }
 }
+
+/** Uploads over this size get a progress bar (on a terminal). */
+const PROGRESS_BAR_BYTES = 3 * 1024 * 1024;
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -137,8 +140,25 @@ Options:
     const session = await ctx.session({ transports: [via] });
     const what = attachments.length ? ` with ${attachments.length} attachment(s), ${formatBytes(bytes)}` : "";
     const progress = out.progress(`sending${what} over ${via === "graph" ? "Microsoft Graph" : "SMTP"}`);
+    // Over a few MB a bar with bytes, rate and ETA replaces the spinner (Graph reports each chunk).
+    let bar: ReturnType<typeof out.bar> | undefined;
+    const onProgress =
+      bytes > PROGRESS_BAR_BYTES
+        ? ({ done, total }: { done: number; total: number }) => {
+            if (!bar) {
+              progress.stop();
+              bar = out.bar({ label: "uploading", unit: "bytes", total });
+            }
+            bar.set(done, total);
+          }
+        : undefined;
     try {
-      const result = await session.mailbox.send(message, { via, signal: ctx.signal });
+      const result = await session.mailbox.send(message, {
+        via,
+        signal: ctx.signal,
+        ...(onProgress ? { onProgress } : {}),
+      });
+      bar?.stop();
       progress.stop();
       if (out.json) out.data({ ok: result.accepted.length > 0, via, ...result });
       else {
@@ -148,6 +168,7 @@ Options:
       }
       return result.accepted.length > 0 || result.rejected.length === 0 ? EXIT.OK : EXIT.FAILED;
     } finally {
+      bar?.stop();
       progress.stop();
       await session.close().catch(() => {});
     }

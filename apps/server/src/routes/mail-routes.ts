@@ -22,6 +22,7 @@ export const summarySchema = {
     receivedAt: { type: "string" },
     size: { type: "integer" },
     isRead: { type: "boolean" },
+    isFlagged: { type: "boolean" },
     hasAttachments: { type: "boolean" },
   },
 } as const;
@@ -38,6 +39,7 @@ function summaryOf(m: MessageSummary) {
     ...(m.receivedAt ? { receivedAt: m.receivedAt.toISOString() } : {}),
     ...(m.size !== undefined ? { size: m.size } : {}),
     ...(m.isRead !== undefined ? { isRead: m.isRead } : {}),
+    ...(m.isFlagged !== undefined ? { isFlagged: m.isFlagged } : {}),
     ...(m.hasAttachments !== undefined ? { hasAttachments: m.hasAttachments } : {}),
   };
 }

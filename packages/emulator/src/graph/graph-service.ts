@@ -208,6 +208,17 @@ export class GraphService {
     if (t.length === 1 && t[0] === "permanentdelete")
       return only("POST", m("mail.write", mail.deleteMessage));
     if (t.length === 1 && t[0] === "send") return only("POST", m("mail.send", mail.sendDraft));
+    const responses: Record<string, mail.ReplyAction> = {
+      reply: "reply",
+      replyall: "replyAll",
+      forward: "forward",
+    };
+    if (t.length === 1 && t[0]!.startsWith("create") && responses[t[0]!.slice(6)]) {
+      return only("POST", m("mail.write", mail.createResponse(responses[t[0]!.slice(6)]!)));
+    }
+    if (t.length === 1 && responses[t[0]!]) {
+      return only("POST", m("mail.send", mail.sendResponse(responses[t[0]!]!)));
+    }
     if (t[0] === "attachments") {
       if (t.length === 1) {
         if (method === "GET") return m("mail.read", mail.listAttachments);

@@ -43,6 +43,9 @@ export interface ComposeOptions {
   keepBcc: boolean;
   messageId?: string;
   date?: Date;
+  /** Threading of a reply or forward: the original's Message-ID, and the chain before it. */
+  inReplyTo?: string;
+  references?: string[];
 }
 
 function toAddress(recipient: GraphRecipient | undefined): { name: string; address: string } {
@@ -129,6 +132,8 @@ export async function composeMime(message: GraphMessageInput, options: ComposeOp
     subject: message.subject ?? "",
     messageId: options.messageId ?? message.internetMessageId ?? generateMessageId(from.address),
     date: options.date ?? new Date(),
+    ...(options.inReplyTo ? { inReplyTo: options.inReplyTo } : {}),
+    ...(options.references?.length ? { references: options.references } : {}),
     ...(contentType === "html" ? { html: content } : { text: content }),
     attachments,
     headers,

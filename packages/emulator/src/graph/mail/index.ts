@@ -2,5 +2,6 @@ export * from "./attachments.js";
 export * from "./delta.js";
 export * from "./folders.js";
 export * from "./messages.js";
+export * from "./reply.js";
 export { type MessageIds, parseJson } from "./route.js";
 export * from "./send.js";

@@ -7,8 +7,10 @@ import { MESSAGE_PROPERTIES } from "../message-resource.js";
 import { composeMime, type GraphMessageInput } from "../mime.js";
 import {
   checkFilterOrder,
+  matchesSearch,
   parseMessageFilter,
   parseMessageOrderBy,
+  parseMessageSearch,
   parseSelect,
   parseSkip,
   parseTop,
@@ -35,11 +37,18 @@ export async function listMessages(route: RouteContext): Promise<GraphResponse> 
   const top = parseTop(req.query, 10);
   const skip = parseSkip(req.query);
   const select = parseSelect(req.query, MESSAGE_PROPERTIES, "microsoft.graph.message");
+  const search = parseMessageSearch(req.query);
   const filter = parseMessageFilter(req.query);
   const order = parseMessageOrderBy(req.query);
   checkFilterOrder(req.query, filter, order);
   expandsAttachments(route);
   let records = await service.view.messages(mailbox.upn, folder?.id);
+  if (search) {
+    const matches = await Promise.all(
+      records.map(async (record) => matchesSearch(await record.parsed(), search)),
+    );
+    records = records.filter((_, i) => matches[i]);
+  }
   if (filter?.isRead !== undefined) records = records.filter((record) => record.isRead === filter.isRead);
   if (filter?.internetMessageId !== undefined) {
     const wanted = filter.internetMessageId;
@@ -56,11 +65,15 @@ export async function listMessages(route: RouteContext): Promise<GraphResponse> 
       return inclusive ? received >= time : received > time;
     });
   }
+  // $search results come newest sent first; $orderby is refused with $search.
+  const sortBy = search ? "sentDateTime" : order.property;
   const keyed = await Promise.all(
-    records.map(async (record) => ({ record, time: (await sortTime(record, order.property)).getTime() })),
+    records.map(async (record) => ({ record, time: (await sortTime(record, sortBy)).getTime() })),
   );
   keyed.sort(
-    (x, y) => (order.descending ? y.time - x.time : x.time - y.time) || (x.record.id < y.record.id ? -1 : 1),
+    (x, y) =>
+      (order.descending || search ? y.time - x.time : x.time - y.time) ||
+      (x.record.id < y.record.id ? -1 : 1),
   );
   const page = keyed.slice(skip, skip + top);
   const value = await Promise.all(page.map(({ record }) => render(route, record, select)));
@@ -139,10 +152,18 @@ export async function updateMessage(route: RouteContext, ids: MessageIds): Promi
     }
     const merged = { ...(await draftInputOf(await record.parsed())), ...(patch as GraphMessageInput) };
     const parsed = await record.parsed();
+    // A reply draft keeps its threading when its text is changed.
+    const references = Array.isArray(parsed.references)
+      ? parsed.references
+      : parsed.references
+        ? [parsed.references]
+        : [];
     const raw = await composeMime(merged, {
       mailbox: { address: upn, name: route.mailbox.displayName },
       keepBcc: true,
       ...(parsed.messageId ? { messageId: parsed.messageId } : {}),
+      ...(parsed.inReplyTo ? { inReplyTo: parsed.inReplyTo } : {}),
+      ...(references.length > 0 ? { references } : {}),
     });
     record = await view.replace(upn, record.id, raw);
   }

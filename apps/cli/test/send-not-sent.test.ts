@@ -8,16 +8,13 @@ import { parseJson, runCli, SUPPORT, startTestEmulator, type TestEmulator } from
 let emu: TestEmulator;
 let plain: Server;
 let plainPort: number;
-let closedPort: number;
+// Test servers listen on 127.0.0.1 only, so nothing answers on 127.0.0.2 (fetch refuses ports such as 1).
+const CLOSED = "https://127.0.0.2:44999";
 beforeAll(async () => {
   emu = await startTestEmulator(undefined, { dovecot: false });
   plain = createServer((socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
   await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
   plainPort = (plain.address() as { port: number }).port;
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  closedPort = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
 });
 afterAll(async () => {
   plain?.close();
@@ -32,12 +29,7 @@ const send = (env: Record<string, string>) =>
 
 describe("m365-mail send over Graph, when the message cannot have left", () => {
   it.each<[string, number, string, () => Record<string, string>]>([
-    [
-      "the sign-in authority is unreachable",
-      4,
-      "CONNECTION_FAILED",
-      () => ({ M365_AUTHORITY_HOST: `https://127.0.0.1:${closedPort}` }),
-    ],
+    ["the sign-in authority is unreachable", 4, "CONNECTION_FAILED", () => ({ M365_AUTHORITY_HOST: CLOSED })],
     [
       "the authority's certificate is not trusted",
       1,
@@ -45,12 +37,7 @@ describe("m365-mail send over Graph, when the message cannot have left", () => {
       () => ({ M365_CA_FILE: "/etc/ssl/certs/ca-certificates.crt" }),
     ],
     ["the password is wrong (AADSTS50126)", 3, "AUTH_FAILED", () => ({ M365_PASSWORD: "wrong-password" })],
-    [
-      "Graph refuses the connection",
-      4,
-      "CONNECTION_FAILED",
-      () => ({ M365_GRAPH_ORIGIN: `https://127.0.0.1:${closedPort}` }),
-    ],
+    ["Graph refuses the connection", 4, "CONNECTION_FAILED", () => ({ M365_GRAPH_ORIGIN: CLOSED })],
     [
       "the TLS handshake with Graph fails",
       1,

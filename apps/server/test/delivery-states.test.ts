@@ -70,10 +70,20 @@ const inAliceInbox = async (subject: string) =>
 
 /** A closed port that can be opened later as a TCP relay to `target`. */
 async function laterRelay(target: number) {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
+  // Below Linux's ephemeral range (32768+): no other process's listen(0) or connection gets it meanwhile.
+  let port = 0;
+  while (port === 0) {
+    const candidate = 20_000 + Math.floor(Math.random() * 10_000);
+    const probe = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      probe.once("error", () => resolve(false));
+      probe.listen(candidate, "127.0.0.1", () => resolve(true));
+    });
+    if (free) {
+      await new Promise((resolve) => probe.close(resolve));
+      port = candidate;
+    }
+  }
   let relay: Server | undefined;
   return {
     port,

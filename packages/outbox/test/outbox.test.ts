@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type DeliveryJob,
   type DeliveryOutcome,
+  maySubmitted,
   type Outbox,
   type OutboxEntry,
   type OutboxMessage,
@@ -59,6 +60,17 @@ const until = async (box: Outbox<Payload>, id: string, state: OutboxEntry["state
   await expect.poll(async () => (await box.get(id))?.state, { timeout: 5000 }).toBe(state);
   return (await box.get(id))!;
 };
+
+describe("maySubmitted", () => {
+  it("a transport's requestSent: false wins over the code; otherwise network codes count as maybe", () => {
+    const refused = new M365MailError("CONNECTION_FAILED", "ECONNREFUSED", { requestSent: false });
+    expect(maySubmitted(refused)).toBe(false);
+    expect(maySubmitted(new M365MailError("CONNECTION_FAILED", "reset mid-answer"))).toBe(true);
+    expect(maySubmitted(new M365MailError("TIMEOUT", "no answer"))).toBe(true);
+    expect(maySubmitted(new M365MailError("THROTTLED", "429"))).toBe(false);
+    expect(maySubmitted(new M365MailError("AUTH_FAILED", "AADSTS50126"))).toBe(false);
+  });
+});
 
 describe("sqliteOutbox", () => {
   it("one process per file: a second opener is refused with a hint to use OUTBOX=redis", async () => {

@@ -6,26 +6,17 @@ import { type EmulatorFixture, SUPPORT, startGraphEmulator } from "./emulator-he
 
 // Issue 12, item 1: a send that cannot have left is a definite error, never "may have been sent".
 
-/** A port nothing listens on (taken and released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 let fixture: EmulatorFixture;
 let plain: Server;
 let plainPort: number;
-let closedPort: number;
+// Test servers listen on 127.0.0.1 only, so nothing answers on 127.0.0.2 (fetch refuses ports such as 1).
+const CLOSED = "https://127.0.0.2:44999";
 beforeAll(async () => {
   fixture = await startGraphEmulator();
   // Speaks plain HTTP where TLS is expected: the TLS handshake fails.
   plain = createServer((socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
   await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
   plainPort = (plain.address() as { port: number }).port;
-  closedPort = await freePort();
 });
 afterAll(async () => {
   plain?.close();
@@ -56,7 +47,7 @@ function expectNotSent(error: M365MailError) {
 describe("a Graph send that never left is a definite, typed error", () => {
   it("sign-in authority unreachable: CONNECTION_FAILED, retryable", async () => {
     const error = await sendFailure({
-      auth: fixture.auth({ authorityHost: `https://127.0.0.1:${closedPort}` }),
+      auth: fixture.auth({ authorityHost: CLOSED }),
     });
     expect(error).toMatchObject({ code: "CONNECTION_FAILED", retryable: true });
     expectNotSent(error);
@@ -83,7 +74,7 @@ describe("a Graph send that never left is a definite, typed error", () => {
   });
 
   it("Graph refuses the connection: CONNECTION_FAILED, retryable", async () => {
-    const error = await sendFailure({ baseUrl: `https://127.0.0.1:${closedPort}` });
+    const error = await sendFailure({ baseUrl: CLOSED });
     expect(error).toMatchObject({ code: "CONNECTION_FAILED", retryable: true });
     expect(error.message).toContain("ECONNREFUSED");
     expectNotSent(error);

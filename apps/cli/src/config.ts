@@ -7,6 +7,7 @@ import {
   M365_SETTINGS,
   type M365AuthMethod,
   type M365Cloud,
+  type M365Federation,
   m365PasswordSource,
   readPasswordFile,
   registerSecret,
@@ -64,6 +65,8 @@ export interface ResolvedConfig {
   readonly auth: AuthMethod;
   /** The encrypted file a device-code sign-in is stored in. @default token-cache.json beside the config file */
   readonly tokenCacheFile: string;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: M365Federation;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;

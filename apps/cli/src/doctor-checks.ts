@@ -1,3 +1,4 @@
+import type { SignInRoute } from "@m365-mail/auth-ropc";
 import {
   type ErrorCode,
   isM365MailError,
@@ -41,6 +42,8 @@ export interface DoctorReport {
   cloud: string;
   authorityHost: string;
   tokens: { graph?: TokenInfo; outlook?: TokenInfo };
+  /** How the password became tokens: the user's realm and, for a federated (AD FS) user, the endpoint. */
+  signIn?: SignInRoute;
   checks: DoctorCheck[];
 }
 
@@ -137,6 +140,26 @@ export function fixFor(
   }
 }
 
+export const SAML_NAMES: Record<string, string> = {
+  "urn:ietf:params:oauth:grant-type:saml1_1-bearer": "SAML 1.1",
+  "urn:ietf:params:oauth:grant-type:saml2-bearer": "SAML 2.0",
+};
+
+/** The sign-in step in words: which grant at which host, and AD FS's part for a federated user. */
+export function describeSignIn(route: SignInRoute | undefined, authorityHost: string): string {
+  if (!route || route.method === "password") {
+    const realm = route?.realm ? ` (realm ${route.realm}${route.domain ? ` ${route.domain}` : ""})` : "";
+    const fallback = route?.fallbackReason ? `, ${route.fallbackReason}` : "";
+    return `password grant at ${authorityHost}${realm}${fallback}`;
+  }
+  const realm = `realm Federated (${route.domain ?? "federated domain"})`;
+  if (!route.adfsEndpoint) return `${realm}: reading the AD FS metadata (MEX)`;
+  const adfs = `${realm}: WS-Trust ${route.wsTrustVersion} at AD FS ${route.adfsEndpoint}`;
+  // Not "bearer …" in text: redaction takes a word after "bearer" for a token.
+  const saml = route.grantType ? SAML_NAMES[route.grantType] : undefined;
+  return saml ? `${adfs}, ${saml} assertion redeemed at ${authorityHost}` : adfs;
+}
+
 const asError = (error: unknown, source: string): M365MailError =>
   isM365MailError(error)
     ? error
@@ -206,11 +229,25 @@ export async function runDoctor(
     }
   }
   const signInFailedForAll = outlookError !== undefined && outlookError === graphError;
+  // Only the password grant has a route (realm, AD FS); a device-code sign-in is a refresh grant.
+  const route = "signInRoute" in auth ? auth.signInRoute() : undefined;
+  const signInText =
+    config.auth === "device-code"
+      ? `${grant} at ${config.cloud.authorityHost}`
+      : describeSignIn(route, config.cloud.authorityHost);
 
   // 2. Graph: /me, the Inbox, a day of calendar, Mail.Send from the token (or a real send).
   const graphScopes = tokens.graph?.scopes;
   if (graphError) {
-    add(failed("sign-in", `${grant} for ${user} at ${config.cloud.authorityHost}`, graphError));
+    add(
+      failed(
+        "sign-in",
+        route?.method === "saml-bearer" || route?.realm === "Federated"
+          ? `sign-in of ${user}: ${signInText}`
+          : `${grant} for ${user} at ${config.cloud.authorityHost}`,
+        graphError,
+      ),
+    );
     for (const id of ["calendar", "mail-read", "mail-send"] as const)
       add(blocked(id, "sign-in", "no Graph token (sign-in failed)"));
   } else {
@@ -224,7 +261,7 @@ export async function runDoctor(
       return failed(id, prefix + check.detail, asError(check.error, "graph"), graphScopes);
     };
     const me = find("User.Read");
-    add(fromVerify("sign-in", me, `${grant} at ${config.cloud.authorityHost}, then `));
+    add(fromVerify("sign-in", me, `${signInText}, then `));
     add(fromVerify("calendar", find("Calendars.Read")));
     add(fromVerify("mail-read", find("Mail.Read")));
     if (options.sendTest) {
@@ -308,6 +345,7 @@ export async function runDoctor(
     cloud: config.cloud.name,
     authorityHost: config.cloud.authorityHost,
     tokens,
+    ...(route ? { signIn: route } : {}),
     checks,
   };
 }

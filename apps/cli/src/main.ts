@@ -63,6 +63,7 @@ Connection (flags, else environment, else .env, else the config file's profile):
                                                \`m365-mail login --device-code\` (no password)
   --token-cache-file <p>  M365_TOKEN_CACHE_FILE  where login stores it (default token-cache.json
                                                beside the config file; key: M365_CACHE_KEY or token-cache.key)
+  --federation <mode>     M365_FEDERATION      AD FS users: auto (default), ws-trust or direct
   --profile <name>        M365_PROFILE         a profile of the config file
   --config <path>         M365_CONFIG          default ~/.config/m365-mail/config.json
   --env-file <path>                            default ./.env

@@ -93,6 +93,7 @@ export async function openSession(
           password: "password" in credentials ? credentials.password : "",
           cloud: config.cloud,
           ...(config.engine ? { engine: config.engine } : {}),
+          ...(config.federation ? { federation: config.federation } : {}),
           ...common,
         });
   const transports = await Promise.all(

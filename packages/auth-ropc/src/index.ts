@@ -4,6 +4,7 @@ export * from "./cache/memory-token-cache.js";
 export * from "./cache/redis-token-cache.js";
 export * from "./cache/token-cache.js";
 export type { GrantedToken } from "./engine.js";
+export type { FederationMode, SignInRoute } from "./federation/federated-sign-in.js";
 // Building blocks for other token providers on the same contract (@m365-mail/auth-device-code):
 // one HTTP client, one reading of Entra's answers, one retry policy.
 export {

@@ -3,6 +3,7 @@ import {
   CLOUDS,
   type CloudName,
   type CloudPreset,
+  forgetSecret,
   type Logger,
   M365MailError,
   type Resource,
@@ -18,6 +19,12 @@ import type { AadstsHintContext } from "./aadsts.js";
 import { memoryTokenCache } from "./cache/memory-token-cache.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import {
+  type FederationMode,
+  fallbackRefused,
+  federatedSignIn,
+  type SignInRoute,
+} from "./federation/federated-sign-in.js";
 import { createHttpClient, SOURCE } from "./http-client.js";
 import { httpEngine } from "./http-engine.js";
 import { msalEngine } from "./msal-engine.js";
@@ -44,6 +51,13 @@ export interface RopcTokenProviderOptions {
   authorityHost?: string;
   /** @default "msal" */
   engine?: RopcEngine;
+  /**
+   * Federated (AD FS) users. `auto`: user-realm discovery decides — WS-Trust to AD FS for a federated
+   * domain, the plain password grant otherwise (and when AD FS cannot be reached). `ws-trust`: always
+   * AD FS. `direct`: always the plain password grant (tenants that allow cloud password validation).
+   * @default "auto"
+   */
+  federation?: FederationMode;
   /** Where tokens (and the refresh token) persist. @default memoryTokenCache() */
   cache?: TokenCache;
   /** For every HTTP request, from connect to the last byte. @default 30000 */
@@ -69,6 +83,12 @@ export interface RopcTokenProvider extends TokenProvider {
   readonly name: "auth-ropc";
   readonly cloud: CloudPreset;
   readonly engine: RopcEngine;
+  readonly federation: FederationMode;
+  /**
+   * How the last password sign-in went (realm, AD FS endpoint, grant); after a failure, as far as it
+   * got. Undefined before the first.
+   */
+  signInRoute(): SignInRoute | undefined;
   /** The underlying msal application (engine "msal"): for diagnostics and comparisons only. */
   readonly msalApplication: PublicClientApplication | undefined;
   /** Forgets tokens held in memory and closes connections; the provider cannot be used afterwards. */
@@ -115,6 +135,17 @@ function validate(options: RopcTokenProviderOptions): void {
   }
   if (options.engine !== undefined && options.engine !== "msal" && options.engine !== "http") {
     throw invalid(`unknown engine "${String(options.engine)}"`, 'Use engine: "msal" (default) or "http".');
+  }
+  if (
+    options.federation !== undefined &&
+    options.federation !== "auto" &&
+    options.federation !== "ws-trust" &&
+    options.federation !== "direct"
+  ) {
+    throw invalid(
+      `unknown federation mode "${String(options.federation)}"`,
+      'Use federation: "auto" (default), "ws-trust" or "direct".',
+    );
   }
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0))
     throw invalid("timeoutMs must be positive", "Leave it unset for 30000.");
@@ -216,6 +247,15 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
 
   // Problems that need a person (MFA, expired password, …) are reported once per change of state.
   const health = signInHealthTracker("auth-ropc", options.username);
+  const federationMode: FederationMode = options.federation ?? "auto";
+  const federation = federatedSignIn({
+    mode: federationMode,
+    authorityHost,
+    username: options.username,
+    http,
+    logger: log,
+  });
+
   async function password(): Promise<string> {
     if (options.password !== undefined) return options.password;
     let value: string;
@@ -259,13 +299,36 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     }
     if (granted) return granted;
     const secret = await password();
+    const plan = await withRetry(() => federation.prepare(secret), retry, log, "federated sign-in");
+    if (plan.kind === "assertion") {
+      // (Never "bearer" before a word in a log line: redaction takes it for a Bearer token.)
+      log.debug(`SAML assertion grant for ${resource} (assertion from AD FS)`);
+      try {
+        return await withRetry(
+          () => engine.assertionGrant(resource, wanted, plan.assertion),
+          retry,
+          log,
+          `sign-in for ${resource}`,
+        );
+      } finally {
+        // Used once: keep the redaction list from growing by a few KB per sign-in.
+        forgetSecret(plan.assertion.xml);
+        forgetSecret(Buffer.from(plan.assertion.xml, "utf8").toString("base64url"));
+      }
+    }
     log.debug(`password grant for ${resource}`);
-    return withRetry(
-      () => engine.passwordGrant(resource, wanted, secret),
-      retry,
-      log,
-      `sign-in for ${resource}`,
-    );
+    try {
+      return await withRetry(
+        () => engine.passwordGrant(resource, wanted, secret),
+        retry,
+        log,
+        `sign-in for ${resource}`,
+      );
+    } catch (error) {
+      if (plan.fallbackFrom && error instanceof M365MailError)
+        throw fallbackRefused(error, plan.fallbackFrom);
+      throw error;
+    }
   }
 
   const memory = tokenMemory({
@@ -287,6 +350,8 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     username: options.username,
     cloud,
     engine: engineName,
+    federation: federationMode,
+    signInRoute: () => federation.lastRoute(),
     msalApplication,
     onHealthChange: health.onHealthChange,
     healthState: health.healthState,

@@ -69,7 +69,7 @@ export function tokenMemory(options: TokenMemoryOptions) {
     const refreshAt = expires - Math.min(marginMs, Math.max(0, (expires - now) / 2));
     const previous = memory.get(resource);
     if (previous && previous.token.token !== token.token) forgetSecret(previous.token.token);
-    registerSecret(token.token);
+    registerSecret(token.token, { rotating: true });
     memory.set(resource, { promise: Promise.resolve(token), token, refreshAt });
     return token;
   }

@@ -12,3 +12,4 @@ export * from "./registry.js";
 export * from "./sasl.js";
 export * from "./serial-queue.js";
 export * from "./sign-in-health.js";
+export * from "./xml.js";

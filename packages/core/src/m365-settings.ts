@@ -31,6 +31,7 @@ export const M365_SETTINGS = {
   engine: { env: "M365_ENGINE", flag: "engine", profile: "engine" },
   auth: { env: "M365_AUTH", flag: "auth", profile: "auth" },
   tokenCacheFile: { env: "M365_TOKEN_CACHE_FILE", flag: "token-cache-file", profile: "tokenCacheFile" },
+  federation: { env: "M365_FEDERATION", flag: "federation", profile: "federation" },
 } as const satisfies Record<string, M365SettingSpec>;
 
 export type M365SettingName = keyof typeof M365_SETTINGS;
@@ -43,6 +44,8 @@ export type M365Engine = "msal" | "http";
 
 /** How to sign in: the password grant, or the sign-in `m365-mail login --device-code` stored (no password). */
 export type M365AuthMethod = "ropc" | "device-code";
+/** How `@m365-mail/auth-ropc` signs in a user whose domain is federated to AD FS. */
+export type M365Federation = "auto" | "ws-trust" | "direct";
 
 export interface M365Settings {
   readonly tenantId?: string;
@@ -58,6 +61,8 @@ export interface M365Settings {
   readonly auth?: M365AuthMethod;
   /** The encrypted file a device-code sign-in is stored in (as given; the caller resolves the path). */
   readonly tokenCacheFile?: string;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: M365Federation;
 }
 
 export interface ResolveM365SettingsOptions {
@@ -157,6 +162,13 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
     );
   }
   const tokenCacheFile = get("tokenCacheFile");
+  const federation = get("federation");
+  if (federation !== undefined && !["auto", "ws-trust", "direct"].includes(federation)) {
+    throw invalid(
+      `unknown federation mode "${federation}"`,
+      `Set ${describe("federation")} to auto (default), ws-trust or direct.`,
+    );
+  }
 
   const tenantId = get("tenantId");
   const clientId = get("clientId");
@@ -170,6 +182,7 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
     ...(engine ? { engine } : {}),
     ...(auth ? { auth } : {}),
     ...(tokenCacheFile ? { tokenCacheFile } : {}),
+    ...(federation ? { federation: federation as M365Federation } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { M365MailError } from "@m365-mail/core";
+import type { AdfsService, AdfsSettings } from "./adfs/adfs-service.js";
 import type { FaultSpec, Protocol, RequestCounters } from "./context.js";
 import type { Directory, DirectoryApp, DirectoryUser } from "./directory.js";
 import {
@@ -47,6 +48,10 @@ export interface EmulatorAdmin {
   directory(): Directory;
   /** Recent refusals of IMAP/POP3/SMTP/Graph token checks, with the reason, newest last. */
   lastDenials(): Record<Protocol, Denial[]>;
+  /** The emulated AD FS's switches (WS-Trust 1.3 / 2005 endpoints, MEX, reachable, assertion lifetime). */
+  adfsSettings(): AdfsSettings;
+  /** Changes them, e.g. `updateAdfsSettings({ wsTrust13: false })` leaves only the 2005 endpoint. */
+  updateAdfsSettings(patch: Partial<AdfsSettings>): AdfsSettings;
   /** Runtime settings of a started part, e.g. `partSettings("smtp")` → `{ limits: {...} }`. */
   partSettings(name: string): Record<string, unknown>;
   /** Changes them, e.g. `updatePartSettings("smtp", { messagesPerWindow: 0 })` lifts SMTP's rate limit. */
@@ -70,6 +75,7 @@ export interface AdminDeps {
   gate: ProtocolGate;
   onRevoke: (upn: string) => void;
   deviceCodes: DeviceCodeStore;
+  adfs?: AdfsService;
   /** Started parts by name (filled as they start). */
   parts?: ReadonlyMap<string, EmulatorPart>;
 }
@@ -131,9 +137,19 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
       return deps.deviceCodes.list().find((c) => c.userCode === record.userCode)!;
     },
     updateDeviceCodeSettings: (patch) => deps.deviceCodes.updateSettings(patch),
+    adfsSettings() {
+      return { ...requireAdfs().settings };
+    },
+    updateAdfsSettings: (patch) => requireAdfs().updateSettings(patch),
     partSettings: (name) => requirePart(name, "settings").settings!(),
     updatePartSettings: (name, patch) => requirePart(name, "updateSettings").updateSettings!(patch),
   };
+  function requireAdfs(): AdfsService {
+    if (!deps.adfs) {
+      throw new M365MailError("NOT_FOUND", "this emulator runs no AD FS", { source: "emulator" });
+    }
+    return deps.adfs;
+  }
   function requirePart(name: string, method: "settings" | "updateSettings"): EmulatorPart {
     const part = deps.parts?.get(name);
     if (!part || typeof part[method] !== "function") {
@@ -253,6 +269,10 @@ export async function handleAdminRequest(
       return send(200, admin.approveDeviceCode(userCode, requireString(upn, "upn")));
     }
     if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
+    if (path === "/_admin/adfs" && method === "GET") return send(200, admin.adfsSettings());
+    if (path === "/_admin/adfs" && method === "PATCH") {
+      return send(200, admin.updateAdfsSettings((await json()) as Partial<AdfsSettings>));
+    }
     // The Graph part's throttling limits under the name the docs use (same as /_admin/parts/graph).
     if (path === "/_admin/graph/limits" && method === "GET") return send(200, admin.partSettings("graph"));
     if (path === "/_admin/graph/limits" && method === "POST") {

@@ -1,3 +1,4 @@
+export type { AdfsSettings } from "./adfs/index.js";
 export * from "./admin.js";
 export * from "./context.js";
 export * from "./counters.js";

@@ -80,7 +80,7 @@ export class AuthMiddleware implements Middleware {
   private async token(policy: RequestPolicy, forceRefresh: boolean): Promise<string> {
     try {
       const token = await this.runtime.auth.getAccessToken("graph", { forceRefresh, signal: policy.signal });
-      registerSecret(token.token);
+      registerSecret(token.token, { rotating: true });
       policy.token = token.token;
       return token.token;
     } catch (error) {

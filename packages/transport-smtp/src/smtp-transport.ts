@@ -131,7 +131,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
         hint: "Check the token provider (an empty token is a provider bug or a misbehaving proxy).",
       });
     }
-    registerSecret(token.token);
+    registerSecret(token.token, { rotating: true });
     lastToken = tokenFacts(token.token);
     return token;
   };

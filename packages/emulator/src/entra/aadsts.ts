@@ -58,6 +58,29 @@ export const AADSTS = {
     text: (p) =>
       `Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '${p.resource}'.`,
   },
+  // SAML bearer grants (federated users): https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
+  50006: {
+    error: "invalid_grant",
+    status: 400,
+    text: () => "Signature verification failed because of an invalid signature.",
+  },
+  50008: {
+    error: "invalid_grant",
+    status: 400,
+    text: (p) =>
+      `SAML assertion is missing or misconfigured in the token. Contact your federation provider.${p.detail ? ` ${p.detail}` : ""}`,
+  },
+  50013: {
+    error: "invalid_grant",
+    status: 400,
+    text: (p) =>
+      `Assertion is invalid because of various reasons: ${p.detail ?? "the assertion is not valid"}.`,
+  },
+  50107: {
+    error: "invalid_grant",
+    status: 400,
+    text: (p) => `The requested federation realm object '${p.issuer ?? ""}' does not exist.`,
+  },
   50105: {
     error: "invalid_grant",
     status: 400,

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@m365-mail/core";
+import type { AdfsService } from "../adfs/adfs-service.js";
 import { type EmulatorAdmin, handleAdminRequest } from "../admin.js";
 import type { FaultRegistry, FaultSpec, Protocol, RequestCounters } from "../context.js";
 import type { DirectoryStore } from "../directory-store.js";
@@ -19,6 +20,7 @@ import type { LoopDetector } from "./loop-detector.js";
 import type { ProtocolGate } from "./protocol-gate.js";
 import { handleTokenRequest } from "./token-endpoint.js";
 import type { TokenService } from "./tokens.js";
+import { userRealm } from "./user-realm.js";
 
 export interface EntraHandlerDeps {
   origin: () => string;
@@ -31,6 +33,8 @@ export interface EntraHandlerDeps {
   admin: EmulatorAdmin;
   deviceCodes: DeviceCodeStore;
   log: Logger;
+  /** The emulated AD FS: user-realm discovery points federated domains at it; SAML grants redeem its assertions. */
+  adfs?: AdfsService;
   /** An IMAP/POP3 login passed introspection (the Dovecot part schedules the session's end). */
   onProtocolLogin?: (login: { upn: string; protocol: Protocol; expiresAt: Date }) => void;
 }
@@ -188,6 +192,13 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
       error: "invalid_request",
       error_description: `${method} is not supported here.`,
     });
+
+  const realm = /^\/userrealm\/([^/]+)$/.exec(rest);
+  if (realm && tenant.toLowerCase() === "common") {
+    if ((await applyFault(deps, req, res, "entra", path)) === true) return;
+    deps.counters.increment("entra.userrealm");
+    return sendJson(res, 200, userRealm(deps.store, deps.adfs, decodeURIComponent(realm[1]!)));
+  }
 
   if (rest === "/v2.0/.well-known/openid-configuration") {
     if ((await applyFault(deps, req, res, "entra", path)) === true) return;

@@ -1,4 +1,6 @@
 import { OUTLOOK_PERMISSIONS, registerSecret } from "@m365-mail/core";
+import type { AdfsService } from "../adfs/adfs-service.js";
+import { federationOf } from "../adfs/federation.js";
 import type { RequestCounters } from "../context.js";
 import type { DirectoryApp, DirectoryTenant, DirectoryUser } from "../directory.js";
 import type { DirectoryStore } from "../directory-store.js";
@@ -18,6 +20,8 @@ export interface TokenEndpointDeps {
   tokens: TokenService;
   counters: RequestCounters;
   loops: LoopDetector;
+  /** The emulated AD FS whose assertions the SAML bearer grants redeem. */
+  adfs?: AdfsService;
 }
 
 export interface TokenAnswer {
@@ -51,7 +55,10 @@ export function handleTokenRequest(
   const grantType = form.get("grant_type") ?? "";
   deps.counters.increment("entra.token");
   if (grantType) deps.counters.increment(`entra.token.${grantType}`);
-  for (const secret of [form.get("password"), form.get("refresh_token")]) registerSecret(secret);
+  // (Not the SAML assertion: several KB each, and `assertion=` is redacted by pattern anyway.)
+  registerSecret(form.get("password"));
+  // Refresh tokens rotate on every grant: held in the redactor's bounded set.
+  registerSecret(form.get("refresh_token"), { rotating: true });
   try {
     return issue(deps, tenantSegment, form, grantType);
   } catch (error) {
@@ -73,9 +80,11 @@ function issue(
   const fixedTenant = segment === "organizations" ? undefined : deps.store.findTenant(segment);
   if (segment !== "organizations" && !fixedTenant) refuse(90002, { tenant: tenantSegment });
   if (!grantType) refuse(900144, { name: "grant_type" });
-  if (grantType !== "password" && grantType !== "refresh_token") refuse(70003, { grantType });
+  const saml = SAML_GRANTS[grantType];
+  if (grantType !== "password" && grantType !== "refresh_token" && !saml) refuse(70003, { grantType });
   const clientId = form.get("client_id") ?? "";
   if (!clientId) refuse(900144, { name: "client_id" });
+  if (saml) return samlBearerGrant(deps, fixedTenant, clientId, form, saml);
   return grantType === "password"
     ? passwordGrant(deps, fixedTenant, clientId, form)
     : refreshGrant(deps, fixedTenant, clientId, form);
@@ -103,8 +112,9 @@ function passwordGrant(
   if (!user) return refuse(50034, { tenant: tenant.domains[0] ?? tenant.id });
   deps.loops.hit(`${user.upn}|${clientId}|password|${form.get("scope")}`) || refuse(50196);
 
-  // Federated users without a Home Realm Discovery policy have no cloud password to check.
-  if (user.federated) refuse(50126);
+  // Federated users have no cloud password to check, unless the app's Home Realm Discovery policy
+  // allows cloud password validation (Password Hash Sync).
+  if (federationOf(deps.store, user.upn) && !app.allowCloudPasswordValidation) refuse(50126);
   if (user.locked) refuse(50053);
   // ROPC does not support passwords with leading or trailing spaces (Microsoft's ROPC page).
   if (password !== user.password || password.trim() !== password) refuse(50126);
@@ -145,6 +155,46 @@ function refreshGrant(
   checkAccount(tenant, user, app, scope.resource, record.mfa === true);
   record.lastUsedAt = Date.now();
   return success(deps, tenant, user, app, scope.resource, scope.oidc, form, record.mfa === true);
+}
+
+const SAML_GRANTS: Record<string, "1.1" | "2.0" | undefined> = {
+  "urn:ietf:params:oauth:grant-type:saml1_1-bearer": "1.1",
+  "urn:ietf:params:oauth:grant-type:saml2-bearer": "2.0",
+};
+
+/**
+ * The SAML bearer grants (RFC 7522; SAML 1.1 as Microsoft extends it): an assertion from the emulated
+ * AD FS, `assertion` in base64 (MSAL.NET) or base64url without padding (MSAL Python).
+ */
+function samlBearerGrant(
+  deps: TokenEndpointDeps,
+  fixedTenant: DirectoryTenant | undefined,
+  clientId: string,
+  form: URLSearchParams,
+  version: "1.1" | "2.0",
+): TokenAnswer {
+  const encoded = form.get("assertion") ?? "";
+  if (!encoded) refuse(900144, { name: "assertion" });
+  deps.counters.increment(`entra.token.saml${version === "1.1" ? "11" : "20"}`);
+  if (!deps.adfs) return refuse(50008, { detail: "This emulator runs no AD FS." });
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded))
+    return refuse(50008, { detail: "The assertion is not base64." });
+  // Node's base64 decoder reads both alphabets, with or without padding.
+  const xml = Buffer.from(encoded, "base64").toString("utf8");
+  const verdict = deps.adfs.verifyAssertion(xml, version);
+  if (!verdict.ok) return refuse(verdict.code, verdict.params);
+  const found = deps.store.findUser(verdict.upn);
+  if (!found) return refuse(50034, { tenant: fixedTenant?.domains[0] ?? "organizations" });
+  const { tenant, user } = found;
+  if (fixedTenant && fixedTenant.id !== tenant.id)
+    refuse(50034, { tenant: fixedTenant.domains[0] ?? fixedTenant.id });
+  deps.counters.increment(`entra.token.saml:${user.upn.toLowerCase()}`);
+  const app = checkApp(deps, tenant, clientId, form);
+  const scope = parseScope(form.get("scope") ?? undefined, tenant);
+  deps.loops.hit(`${user.upn}|${clientId}|saml|${form.get("scope")}`) || refuse(50196);
+  // AD FS already checked the password and the on-premises account state; the cloud account's remains.
+  checkAccount(tenant, user, app, scope.resource);
+  return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
 }
 
 export function checkApp(
@@ -252,7 +302,7 @@ export function success(
   };
   if (oidc.has("offline_access")) {
     body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id, mfa);
-    registerSecret(body.refresh_token as string);
+    registerSecret(body.refresh_token as string, { rotating: true });
   }
   if (oidc.has("openid")) body.id_token = deps.tokens.issueIdToken(tenant, user, app, oidc.has("email"));
   if (form.get("client_info") === "1") body.client_info = deps.tokens.clientInfo(tenant, user);

@@ -106,7 +106,7 @@ export async function runDeviceCodeFlow(
   const where = `POST ${input.authority}/oauth2/v2.0/devicecode`;
   const codeAnswer = await post(input, "/oauth2/v2.0/devicecode", form({ client_id: input.clientId, scope }));
   const code = readDeviceCode(readTokenResponseLoose(codeAnswer, where, input.context), where);
-  registerSecret(code.deviceCode);
+  registerSecret(code.deviceCode, { rotating: true });
   const expiresAt = Date.now() + code.expiresIn * 1000;
   logger.info(`device code issued; waiting up to ${code.expiresIn} s for a person to approve it`);
   await input.onDeviceCode({

@@ -208,8 +208,8 @@ export function deviceCodeTokenProvider(options: DeviceCodeTokenProviderOptions)
       logger: log,
       signal,
     });
-    registerSecret(body.access_token);
-    registerSecret(body.refresh_token);
+    registerSecret(body.access_token, { rotating: true });
+    registerSecret(body.refresh_token, { rotating: true });
     const who = signedInUser(body);
     if (who && who.toLowerCase() !== username.toLowerCase()) {
       throw invalidOption(

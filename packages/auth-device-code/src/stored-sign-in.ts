@@ -42,9 +42,9 @@ export function storedSignIn(options: StoredSignInOptions) {
   let lastRefreshToken: string | undefined;
 
   async function store(resource: Resource, body: TokenBody, started: number, scopes: readonly string[]) {
-    registerSecret(body.access_token);
-    registerSecret(body.refresh_token);
-    registerSecret(body.id_token);
+    registerSecret(body.access_token, { rotating: true });
+    registerSecret(body.refresh_token, { rotating: true });
+    registerSecret(body.id_token, { rotating: true });
     const granted: GrantedToken = {
       token: body.access_token,
       expiresAt: new Date(started + expiresInSeconds(body) * 1000),
@@ -70,12 +70,12 @@ export function storedSignIn(options: StoredSignInOptions) {
     async cachedAccessToken(resource: Resource, minValidUntil: number): Promise<GrantedToken | undefined> {
       const cached = await cache.get(atKey(resource));
       if (cached?.expiresAt === undefined || cached.expiresAt <= minValidUntil) return undefined;
-      registerSecret(cached.value);
+      registerSecret(cached.value, { rotating: true });
       return { token: cached.value, expiresAt: new Date(cached.expiresAt), scopes: cached.scopes ?? [] };
     },
     async refreshToken(): Promise<string | undefined> {
       const rt = await cache.get(rtKey);
-      if (rt) registerSecret(rt.value);
+      if (rt) registerSecret(rt.value, { rotating: true });
       return rt?.value;
     },
     /**

@@ -99,7 +99,7 @@ export function handleDeviceCodeGrant(
   deps.counters.increment("entra.token");
   deps.counters.increment("entra.token.device_code");
   const deviceCode = form.get("device_code") ?? "";
-  registerSecret(deviceCode);
+  registerSecret(deviceCode, { rotating: true });
   try {
     const segment = tenantSegment.toLowerCase();
     if (segment === "consumers") refuse(9001023);

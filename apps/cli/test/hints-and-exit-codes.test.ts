@@ -119,6 +119,16 @@ describe("hints speak the interface's language", () => {
       ],
       ["Use a transport whose capabilities include it (see mailbox.transports()).", "--via", "TRANSPORTS"],
       ["Choose another port (--port / entraPort), or 0 for a free one.", "--port", "--port"],
+      [
+        "Check `host` and `port` (outlook.office365.com:993 for Microsoft 365) and that outbound TCP 993 is allowed.",
+        "--imap-host and --imap-port (M365_IMAP_HOST, M365_IMAP_PORT",
+        "M365_IMAP_HOST and M365_IMAP_PORT",
+      ],
+      [
+        "Pass an id returned by listMessages(), watch() or moveMessage() of the imap transport (folder:uidvalidity:uid).",
+        "m365-mail list --via imap",
+        "READ_VIA=imap",
+      ],
     ];
     for (const [library, cli, server] of cases) {
       expect(hintFor(library, "cli")).toContain(cli);

@@ -117,6 +117,57 @@ const TERMS: readonly Term[] = [
     cli: "(pick another --via; `m365-mail <command> --help` lists them)",
     server: "(add it to TRANSPORTS, or set READ_VIA)",
   },
+  // Hosts and ports of the mail protocols
+  {
+    library: /Check `host` and `port` \(outlook\.office365\.com:993 for Microsoft 365\)/,
+    cli: "Check --imap-host and --imap-port (M365_IMAP_HOST, M365_IMAP_PORT; outlook.office365.com:993 for Microsoft 365)",
+    server: "Check M365_IMAP_HOST and M365_IMAP_PORT (outlook.office365.com:993 for Microsoft 365)",
+  },
+  {
+    library: /Check `host` and `port` \(Microsoft 365: outlook\.office365\.com:995\)/,
+    cli: "Check --pop3-host and --pop3-port (M365_POP3_HOST, M365_POP3_PORT; Microsoft 365: outlook.office365.com:995)",
+    server: "Check the POP3 host and port (Microsoft 365: outlook.office365.com:995)",
+  },
+  {
+    library: /check `host`, `port` and `tls`/,
+    cli: "check --pop3-host and --pop3-port (M365_POP3_HOST, M365_POP3_PORT)",
+    server: "check the POP3 host and port",
+  },
+  {
+    library: /check `host`, `port` and the network path/,
+    cli: "check --pop3-host, --pop3-port (M365_POP3_HOST, M365_POP3_PORT) and the network path",
+    server: "check the POP3 host, port and the network path",
+  },
+  {
+    library: /raise `timeoutMs` on slow links, and check that `host` and `port` are a POP3 server/,
+    cli: "check that --pop3-host and --pop3-port (M365_POP3_HOST, M365_POP3_PORT) are a POP3 server",
+    server: "check that the POP3 host and port are a POP3 server",
+  },
+  { library: /, or raise `timeoutMs`/, cli: "", server: "" },
+  { library: /Raise timeoutMs, or check/, cli: "Check", server: "Check" },
+  // Ids and names the user gets from another command
+  {
+    library:
+      /Pass an id returned by listMessages\(\), watch\(\) or moveMessage\(\) of the imap transport \(folder:uidvalidity:uid\)\./,
+    cli: "Use an id printed by `m365-mail list --via imap` (folder:uidvalidity:uid).",
+    server: "Use an id from GET /v1/messages with READ_VIA=imap (folder:uidvalidity:uid).",
+  },
+  {
+    library: /Use an id from listAttachments\(\)/,
+    cli: "Use an id from `m365-mail download <id> --list`",
+    server: "Use an id from GET /v1/messages/{id}/attachments",
+  },
+  { library: /listFolders\(\)/, cli: "`m365-mail folders`", server: "GET /v1/folders" },
+  {
+    library: /Name the recipients \(`to`\)\./,
+    cli: "Add --to <address>.",
+    server: "Name the recipients in the request's to field.",
+  },
+  {
+    library: /Use a clientId listed by/,
+    cli: "Use a client id (--client-id, M365_CLIENT_ID) listed by",
+    server: "Use a client id (M365_CLIENT_ID) listed by",
+  },
   // The emulator's own settings
   { library: /--port \/ entraPort/, cli: "--port", server: "--port" },
   {

@@ -268,3 +268,55 @@ export function run(
 export async function closeAll(doors: readonly (FrontDoor | undefined)[]): Promise<void> {
   await Promise.all(doors.map((d) => d?.close({ drainMs: 0 })));
 }
+
+export interface FetchmailRun extends RunResult {
+  /** What the MDA received: every message fetched, one after the other. */
+  mailbox: string;
+}
+
+/**
+ * Debian's fetchmail as an unattended user runs it: a 0600 rc file, HOME in a temp folder, the MDA
+ * appending to a file, no syslog, verbose. Exit status 0 = mail fetched, 1 = none, 3 = login refused.
+ */
+export async function runFetchmail(options: {
+  protocol: "IMAP" | "POP3";
+  port: number;
+  /** "tls": implicit TLS; "starttls": STARTTLS/STLS required; "plain": no TLS at all. */
+  mode: "tls" | "starttls" | "plain";
+  user: string;
+  password: string;
+  ca: string;
+}): Promise<FetchmailRun> {
+  const { mkdtemp, readFile, rm, writeFile } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const home = await mkdtemp(join(tmpdir(), "m365-bridge-fetchmail-"));
+  try {
+    const mbox = join(home, "mbox");
+    const tls =
+      options.mode === "tls"
+        ? `ssl sslcertck sslcertfile "${options.ca}" sslcommonname localhost`
+        : options.mode === "starttls"
+          ? `sslproto "TLS1.2+" sslcertck sslcertfile "${options.ca}" sslcommonname localhost`
+          : `sslproto ""`;
+    const rc = [
+      "set no syslog",
+      `poll localhost via 127.0.0.1 service ${options.port} protocol ${options.protocol} auth password timeout 20`,
+      `  user "${options.user}" there with password "${options.password.replace(/(["\\])/g, "\\$1")}" is "${process.env.USER ?? "root"}" here`,
+      `  ${tls}`,
+      "  keep fetchall",
+      `  mda "cat >> ${mbox}"`,
+      "",
+    ].join("\n");
+    const rcPath = join(home, "fetchmailrc");
+    await writeFile(rcPath, rc, { mode: 0o600 });
+    const result = await run("fetchmail", ["-f", rcPath, "-v", "--nosyslog", "--nodetach"], {
+      env: { HOME: home, FETCHMAILHOME: home },
+      timeoutMs: 60_000,
+    });
+    const mailbox = await readFile(mbox, "utf8").catch(() => "");
+    return { ...result, mailbox };
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}

@@ -87,7 +87,7 @@ describe.skipIf(dovecotMissing)("IMAP login forms (raw socket)", () => {
     );
     const text = await client.until(/^z OK .*\r\n/m, 10_000, mark);
     expect(text).not.toMatch(/^\+ /m);
-    expect(text).toMatch(/^a4 OK .*\r\n[^]*^s OK \[READ-WRITE\]/m);
+    expect(text).toMatch(/^a4 OK .*\r\n[\s\S]*^s OK \[READ-WRITE\]/m);
     await client.waitClosed();
   });
 

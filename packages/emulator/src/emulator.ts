@@ -11,6 +11,7 @@ import { openIdConfiguration } from "./entra/discovery.js";
 import { createEntraHandler } from "./entra/entra-handler.js";
 import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-detector.js";
 import { ProtocolGate } from "./entra/protocol-gate.js";
+import { createSmartLockout, type SmartLockoutOptions } from "./entra/smart-lockout.js";
 import { TokenService } from "./entra/tokens.js";
 import { createFaultRegistry } from "./faults.js";
 import { closeServer, listen } from "./https-server.js";
@@ -32,6 +33,8 @@ export interface StartEmulatorOptions {
   logger?: Logger;
   /** AADSTS50196 threshold. @default { maxRequests: 200, windowSeconds: 10 } */
   loopDetection?: LoopDetectionOptions;
+  /** Entra's smart lockout (AADSTS50053 after failed sign-ins). @default { threshold: 10, lockoutSeconds: 60 } */
+  smartLockout?: SmartLockoutOptions;
 }
 
 export interface Emulator {
@@ -91,6 +94,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const counters = createRequestCounters();
   const faults = createFaultRegistry();
   const loops = createLoopDetector(options.loopDetection);
+  const lockout = createSmartLockout(options.smartLockout);
   const tokens = new TokenService(signing, store, () => origin);
   const gate = new ProtocolGate(tokens, store, counters);
   const revokeListeners = new Set<(upn: string) => void>();
@@ -103,6 +107,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     faults,
     counters,
     loops,
+    lockout,
     gate,
     onRevoke: (upn) => {
       for (const listener of revokeListeners) {
@@ -134,6 +139,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       faults,
       counters,
       loops,
+      lockout,
       admin,
       log,
     }),

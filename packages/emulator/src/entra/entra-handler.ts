@@ -9,6 +9,7 @@ import { aadstsError } from "./aadsts.js";
 import { instanceDiscovery, openIdConfiguration } from "./discovery.js";
 import type { LoopDetector } from "./loop-detector.js";
 import type { ProtocolGate } from "./protocol-gate.js";
+import type { SmartLockout } from "./smart-lockout.js";
 import { handleTokenRequest } from "./token-endpoint.js";
 import type { TokenService } from "./tokens.js";
 
@@ -20,6 +21,7 @@ export interface EntraHandlerDeps {
   faults: FaultRegistry;
   counters: RequestCounters;
   loops: LoopDetector;
+  lockout?: SmartLockout;
   admin: EmulatorAdmin;
   log: Logger;
   /** An IMAP/POP3 login passed introspection (the Dovecot part schedules the session's end). */

@@ -175,11 +175,15 @@ export class RawClient {
     socket.on("error", () => {});
   }
 
-  static open(port: number, options: { tls?: boolean; ca?: string } = {}): Promise<RawClient> {
+  static open(
+    port: number,
+    options: { tls?: boolean; ca?: string; localAddress?: string } = {},
+  ): Promise<RawClient> {
     return new Promise((resolve, reject) => {
+      const local = options.localAddress ? { localAddress: options.localAddress } : {};
       const socket = options.tls
-        ? tlsConnect({ host: "127.0.0.1", port, ...(options.ca ? { ca: options.ca } : {}) })
-        : netConnect({ host: "127.0.0.1", port });
+        ? tlsConnect({ host: "127.0.0.1", port, ...local, ...(options.ca ? { ca: options.ca } : {}) })
+        : netConnect({ host: "127.0.0.1", port, ...local });
       socket.once(options.tls ? "secureConnect" : "connect", () => resolve(new RawClient(socket)));
       socket.once("error", reject);
     });

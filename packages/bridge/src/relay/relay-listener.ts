@@ -55,6 +55,8 @@ export async function startRelayListener(
   const context: RelayContext = { options, secureContext };
   const { limits } = options;
   const sessions = new Set<ClientSession>();
+  // Each connection's handler, done once its record is written: close() waits for these.
+  const handlers = new Set<Promise<void>>();
   const perIp = new Map<string, number>();
   let closing = false;
 
@@ -137,7 +139,11 @@ export async function startRelayListener(
     }
   };
 
-  const server = createServer({ pauseOnConnect: false }, (raw) => void accept(raw));
+  const server = createServer({ pauseOnConnect: false }, (raw) => {
+    const handler = accept(raw);
+    handlers.add(handler);
+    void handler.finally(() => handlers.delete(handler));
+  });
   server.on("error", (error) => log.error("listener error", { error }));
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
@@ -186,7 +192,7 @@ export async function startRelayListener(
         await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs)))]);
         clearTimeout(timer);
         for (const session of sessions) session.destroy();
-        await Promise.all([...sessions].map((s) => s.closed));
+        await Promise.all([...handlers]);
         await stopped;
       })();
       return closed;

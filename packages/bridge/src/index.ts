@@ -1,4 +1,5 @@
 export * from "./accounts.js";
+export * from "./bridge-command.js";
 export * from "./config.js";
 export * from "./config-schema.js";
 export * from "./console-logger.js";

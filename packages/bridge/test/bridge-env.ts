@@ -225,3 +225,47 @@ export function messageWithAttachment(o: {
     "",
   ].join("\r\n");
 }
+
+/** A hand-driven SMTP connection: `command()` writes a line and resolves with the complete reply. */
+export async function smtpDialog(port: number, host = "127.0.0.1") {
+  const { connect } = await import("node:net");
+  const socket = connect(port, host);
+  let buffer = "";
+  let waiting: ((reply: string) => void) | undefined;
+  const tryReply = () => {
+    // A reply ends with a line "NNN text" (no dash after the code).
+    const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(buffer);
+    if (m && waiting) {
+      const end = m.index + m[0].length;
+      const reply = buffer.slice(0, end);
+      buffer = buffer.slice(end);
+      const w = waiting;
+      waiting = undefined;
+      w(reply.trim());
+    }
+  };
+  socket.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("latin1");
+    tryReply();
+  });
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no SMTP reply; got so far: ${buffer}`)), 30_000);
+      waiting = (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      tryReply();
+    });
+  const greeting = await next();
+  return {
+    greeting,
+    command(line: string): Promise<string> {
+      socket.write(`${line}\r\n`);
+      return next();
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}

@@ -15,6 +15,8 @@ const NEEDS_A_PERSON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "APP_NOT_FOUND",
   "PROTOCOL_DISABLED",
   "WRONG_SCOPE",
+  // The bridge's own settings for an account (a password file, a variable) are wrong.
+  "CONFIG_INVALID",
 ]);
 
 export interface SignInProblem {

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@m365-mail/core";
 import {
@@ -91,6 +92,8 @@ export function run(
       env: { ...process.env, ...options.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
+    // A program that exits without reading stdin must not fail the test with EPIPE.
+    child.stdin.on("error", () => undefined);
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
@@ -268,4 +271,16 @@ export async function smtpDialog(port: number, host = "127.0.0.1") {
       socket.destroy();
     },
   };
+}
+
+/**
+ * Whether a Debian client (swaks, msmtp, postfix, …) is installed. In CI (`CI=true`) a missing one fails
+ * the test run — scripts/setup.sh installs them; locally the tests that need it are skipped with a notice.
+ */
+export function hasTool(path: string): boolean {
+  if (existsSync(path)) return true;
+  if (process.env.CI === "true")
+    throw new Error(`${path} is missing; run scripts/setup.sh (it installs it with apt-get)`);
+  console.warn(`[bridge tests] ${path} is not installed: skipping its tests (scripts/setup.sh installs it)`);
+  return false;
 }

@@ -101,6 +101,9 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
         return callback(replyError(bridgeReplies.tooManyConnections()));
       }
       perIp.set(address, open);
+      // As Exchange does, a STARTTLS listener offers AUTH only once TLS is up (smtp-server would list it
+      // and refuse it); MAIL FROM stays refused without a login, so nothing is sent in clear.
+      if (options.security === "starttls" && !session.secure) session.disabledCommands = ["AUTH"];
       const loginTimer = setTimeout(() => {
         const state = states.get(session.id);
         if (state && !state.signedIn) {
@@ -110,6 +113,11 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       }, limits.loginTimeoutMs);
       loginTimer.unref();
       states.set(session.id, { startedAt: Date.now(), bytesIn: 0, messages: 0, result: "ok", loginTimer });
+      callback();
+    },
+
+    onSecure(_socket, session, callback) {
+      session.disabledCommands = [];
       callback();
     },
 

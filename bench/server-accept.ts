@@ -137,7 +137,7 @@ try {
   );
 
   // The raw library for scale: one durable commit per row, as a server without group commit would do.
-  const require = createRequire(new URL("../apps/server/package.json", import.meta.url));
+  const require = createRequire(new URL("../packages/outbox/package.json", import.meta.url));
   const Database = require("better-sqlite3");
   const db = new Database(join(dir, "raw.db"));
   db.pragma("journal_mode = WAL");

@@ -1,11 +1,9 @@
-import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { workspaceSources } from "../../vitest.shared.js";
 
 export default defineConfig({
-  resolve: {
-    // Tests run against the emulator's source, so they do not depend on its build being current.
-    alias: { "@m365-mail/emulator": fileURLToPath(new URL("../emulator/src/index.ts", import.meta.url)) },
-  },
+  // Tests run against the sources of every workspace package (README.md, "Development").
+  resolve: { alias: workspaceSources() },
   test: {
     include: ["test/**/*.test.ts"],
     // Emulator tests start an HTTPS server and run real retries with short back-offs.

@@ -1,7 +1,10 @@
 import { defineConfig } from "vitest/config";
+import { workspaceSources } from "../../vitest.shared.js";
 
 // Own config so that `pnpm test` here does not pick up the root's multi-project config.
 export default defineConfig({
+  // Tests run against the sources of every workspace package (README.md, "Development").
+  resolve: { alias: workspaceSources() },
   test: {
     include: ["test/**/*.test.ts"],
     // Starting an emulator creates RSA keys: allow a slow, shared machine.

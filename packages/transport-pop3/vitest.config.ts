@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config";
+import { workspaceSources } from "../../vitest.shared.js";
 
 export default defineConfig({
+  // Tests run against the sources of every workspace package (README.md, "Development").
+  resolve: { alias: workspaceSources() },
   test: {
     name: "transport-pop3",
     include: ["test/**/*.test.ts"],

@@ -1,17 +1,10 @@
-import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { workspaceSources } from "../../vitest.shared.js";
 
 // Own config so that `pnpm test` here does not pick up the root's multi-project config.
 export default defineConfig({
-  resolve: {
-    // Tests run against the sources of the emulator and the test suite, not their builds.
-    alias: {
-      "@m365-mail/emulator": fileURLToPath(new URL("../emulator/src/index.ts", import.meta.url)),
-      "@m365-mail/transport-test-suite": fileURLToPath(
-        new URL("../transport-test-suite/src/index.ts", import.meta.url),
-      ),
-    },
-  },
+  // Tests run against the sources of every workspace package (README.md, "Development").
+  resolve: { alias: workspaceSources() },
   test: {
     include: ["test/**/*.test.ts"],
     // Emulator tests create keys and run real retries: allow a slow, shared machine.

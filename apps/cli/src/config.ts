@@ -3,38 +3,23 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseEnv } from "node:util";
 import type { RopcEngine } from "@m365-mail/auth-ropc";
-import { CLOUDS, type CloudName, type CloudPreset, registerSecret, resolveCloud } from "@m365-mail/core";
+import {
+  M365_SETTINGS,
+  type M365Cloud,
+  m365PasswordSource,
+  readPasswordFile,
+  registerSecret,
+  resolveM365Settings,
+} from "@m365-mail/core";
 import { usageError } from "./exit-codes.js";
 import type { Output } from "./output.js";
 import { promptHidden } from "./prompt.js";
 
 /** A cloud preset plus the origin Graph traffic goes to (the emulator serves Graph on its own port). */
-export type CliCloud = CloudPreset & { readonly graphOrigin?: string };
+export type CliCloud = M365Cloud;
 
-/** One setting: its flag, environment variable and key in a config-file profile. */
-interface SettingSpec {
-  flag: string;
-  env: string;
-  profile: string;
-}
-
-// One table drives flags, environment and profiles, so the three never drift apart.
-export const SETTINGS = {
-  tenantId: { flag: "tenant", env: "M365_TENANT_ID", profile: "tenantId" },
-  clientId: { flag: "client-id", env: "M365_CLIENT_ID", profile: "clientId" },
-  username: { flag: "username", env: "M365_USERNAME", profile: "username" },
-  cloud: { flag: "cloud", env: "M365_CLOUD", profile: "cloud" },
-  authorityHost: { flag: "authority-host", env: "M365_AUTHORITY_HOST", profile: "authorityHost" },
-  caFile: { flag: "ca-file", env: "M365_CA_FILE", profile: "caFile" },
-  graphOrigin: { flag: "graph-origin", env: "M365_GRAPH_ORIGIN", profile: "graphOrigin" },
-  smtpHost: { flag: "smtp-host", env: "M365_SMTP_HOST", profile: "smtpHost" },
-  smtpPort: { flag: "smtp-port", env: "M365_SMTP_PORT", profile: "smtpPort" },
-  imapHost: { flag: "imap-host", env: "M365_IMAP_HOST", profile: "imapHost" },
-  imapPort: { flag: "imap-port", env: "M365_IMAP_PORT", profile: "imapPort" },
-  pop3Host: { flag: "pop3-host", env: "M365_POP3_HOST", profile: "pop3Host" },
-  pop3Port: { flag: "pop3-port", env: "M365_POP3_PORT", profile: "pop3Port" },
-  engine: { flag: "engine", env: "M365_ENGINE", profile: "engine" },
-} as const satisfies Record<string, SettingSpec>;
+// One table (core's, shared with the server and the bridge) drives flags, environment and profiles.
+export const SETTINGS = M365_SETTINGS;
 
 export type SettingName = keyof typeof SETTINGS;
 
@@ -224,77 +209,25 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     return undefined;
   };
 
-  const cloudName = pick("cloud") ?? "global";
-  if (!(cloudName in CLOUDS)) {
-    throw usageError(
-      `unknown cloud "${cloudName}"`,
-      `Set --cloud / M365_CLOUD to one of: ${Object.keys(CLOUDS).join(", ")}.`,
-    );
-  }
-  const base = resolveCloud(cloudName as CloudName);
-  const port = (name: SettingName, fallback: number): number => {
-    const value = pick(name);
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) {
-      throw usageError(
-        `${SETTINGS[name].flag} must be a port number, got "${value}"`,
-        `Fix --${SETTINGS[name].flag} / ${SETTINGS[name].env}.`,
-      );
-    }
-    return n;
-  };
-  const authorityHost = pick("authorityHost");
-  if (authorityHost !== undefined && !/^https:\/\//i.test(authorityHost)) {
-    throw usageError(
-      `the authority host must be an https:// URL, got "${authorityHost}"`,
-      "Set --authority-host / M365_AUTHORITY_HOST to e.g. https://login.microsoftonline.com (Entra ID speaks HTTPS only).",
-    );
-  }
-  const graphOrigin = pick("graphOrigin");
-  const cloud: CliCloud = {
-    ...base,
-    ...(authorityHost ? { authorityHost: authorityHost.replace(/\/+$/, "") } : {}),
-    ...(graphOrigin ? { graphOrigin: graphOrigin.replace(/\/+$/, "") } : {}),
-    smtp: { host: pick("smtpHost") ?? base.smtp.host, port: port("smtpPort", base.smtp.port) },
-    imap: { host: pick("imapHost") ?? base.imap.host, port: port("imapPort", base.imap.port) },
-    pop3: { host: pick("pop3Host") ?? base.pop3.host, port: port("pop3Port", base.pop3.port) },
-  };
-
   // NODE_EXTRA_CA_CERTS is read by Node only at start; a .env file sets it too late, so we read it ourselves.
-  let caFile = pick("caFile");
-  if (caFile === undefined && env.NODE_EXTRA_CA_CERTS) {
-    caFile = env.NODE_EXTRA_CA_CERTS;
+  const caFile = (): string | undefined => {
+    const picked = pick("caFile");
+    if (picked !== undefined || !env.NODE_EXTRA_CA_CERTS) return picked;
     origins.caFile = processEnv.NODE_EXTRA_CA_CERTS ? "environment" : ".env";
-  }
-  let ca: string | undefined;
-  if (caFile !== undefined) {
-    try {
-      ca = readFileSync(caFile, "utf8");
-    } catch (error) {
-      throw usageError(
-        `cannot read the CA file ${caFile}`,
-        "Point --ca-file / M365_CA_FILE at a PEM certificate (the emulator prints its CA path).",
-        error,
-      );
-    }
-  }
-
-  const engine = pick("engine");
-  if (engine !== undefined && engine !== "msal" && engine !== "http") {
-    throw usageError(`unknown engine "${engine}"`, "Set --engine / M365_ENGINE to msal (default) or http.");
-  }
+    return env.NODE_EXTRA_CA_CERTS;
+  };
+  const settings = resolveM365Settings({
+    lookup: (name) => (name === "caFile" ? caFile() : pick(name)),
+    readTextFile: (path) => readFileSync(path, "utf8"),
+    describe: (name) => `--${SETTINGS[name].flag} / ${SETTINGS[name].env}`,
+    source: "cli",
+  });
 
   const password = passwordSource(flags, processEnv, dotenv, profile, profilePath, configPath, out);
   if (password) origins.password = password.origin;
 
   return {
-    tenantId: pick("tenantId"),
-    clientId: pick("clientId"),
-    username: pick("username"),
-    cloud,
-    ...(ca !== undefined ? { ca, caFile } : {}),
-    ...(engine ? { engine: engine as RopcEngine } : {}),
+    ...settings,
     ...(profileName !== undefined ? { profile: profileName } : {}),
     ...(file ? { configPath } : {}),
     ...(existsSync(envFile) ? { envFile } : {}),
@@ -304,22 +237,8 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
   };
 }
 
-function readSecretFile(path: string, what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw usageError(
-      `cannot read the password file ${path}`,
-      `Check ${what}: the file must exist and be readable.`,
-      error,
-    );
-  }
-  // Editors add one trailing newline; ROPC refuses passwords with leading/trailing spaces anyway.
-  const password = text.replace(/\r?\n$/, "");
-  registerSecret(password);
-  return password;
-}
+const readSecretFile = (path: string, setting: string): string =>
+  readPasswordFile(path, setting, { readTextFile: (p) => readFileSync(p, "utf8"), source: "cli" });
 
 function passwordSource(
   flags: Flags,
@@ -352,15 +271,12 @@ function passwordSource(
     [processEnv, "environment"],
     [dotenv, ".env"],
   ] as const) {
-    if (vars.M365_PASSWORD) return literal(vars.M365_PASSWORD, origin, `M365_PASSWORD (${origin})`);
-    if (vars.M365_PASSWORD_FILE) {
-      const path = resolve(vars.M365_PASSWORD_FILE);
-      return {
-        origin,
-        description: `M365_PASSWORD_FILE ${path} (${origin})`,
-        read: () => readSecretFile(path, "M365_PASSWORD_FILE"),
-      };
-    }
+    const found = m365PasswordSource(vars, {
+      readTextFile: (path) => readFileSync(path, "utf8"),
+      resolvePath: (path) => resolve(path),
+      source: "cli",
+    });
+    if (found) return { origin, description: `${found.description} (${origin})`, read: found.read };
   }
   if (typeof profile.password === "string") {
     try {

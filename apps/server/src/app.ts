@@ -3,6 +3,7 @@ import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Logger, Mailbox } from "@m365-mail/core";
+import type { Outbox } from "@m365-mail/outbox";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -11,12 +12,12 @@ import { apiKeyVerifier, presentedKey, type StoredApiKey } from "./api-keys.js";
 import type { MailEventHub } from "./events/mail-events.js";
 import { errorBodySchema, errorHandler, schemaErrorFormatter } from "./http-errors.js";
 import type { Metrics } from "./metrics.js";
-import type { Outbox } from "./outbox/outbox.js";
 import { pageRoutes } from "./page.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { mailRoutes, summarySchema } from "./routes/mail-routes.js";
 import { opsRoutes } from "./routes/ops-routes.js";
 import { entrySchema, sendRoutes } from "./routes/send-routes.js";
+import type { StoredMessage } from "./send-request.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -27,7 +28,7 @@ declare module "fastify" {
 
 export interface BuildAppOptions {
   mailbox: Mailbox;
-  outbox: Outbox;
+  outbox: Outbox<StoredMessage>;
   hub: MailEventHub;
   metrics: Metrics;
   logger: Logger;

@@ -1,5 +1,12 @@
 import { readFileSync } from "node:fs";
-import { CLOUDS, type CloudName, type CloudPreset, M365MailError, registerSecret } from "@m365-mail/core";
+import {
+  M365_SETTINGS,
+  type M365Cloud,
+  M365MailError,
+  m365PasswordSource,
+  registerSecret,
+  resolveM365Settings,
+} from "@m365-mail/core";
 import { parseApiKeyEntries, type StoredApiKey } from "./api-keys.js";
 
 export const SOURCE = "server";
@@ -8,7 +15,7 @@ export type TransportChoice = "graph" | "smtp" | "imap";
 export type OutboxKind = "sqlite" | "redis";
 
 /** A cloud preset plus the Graph origin override the emulator (or a private endpoint) needs. */
-export type ServerCloud = CloudPreset & { readonly graphOrigin?: string };
+export type ServerCloud = M365Cloud;
 
 export interface M365Settings {
   tenantId: string;
@@ -99,25 +106,14 @@ function oneOf<T extends string>(
   return raw as T;
 }
 
-function readPassword(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.M365_PASSWORD_FILE) {
-    try {
-      return readFileSync(env.M365_PASSWORD_FILE, "utf8").replace(/\r?\n$/, "");
-    } catch (error) {
-      throw new M365MailError("CONFIG_INVALID", `cannot read M365_PASSWORD_FILE ${env.M365_PASSWORD_FILE}`, {
-        source: SOURCE,
-        cause: error,
-        hint: "Point M365_PASSWORD_FILE at a readable file holding only the password.",
-      });
-    }
-  }
-  return env.M365_PASSWORD;
-}
+const readTextFile = (path: string) => readFileSync(path, "utf8");
 
-/** The tenant settings from M365_* variables (the same names the CLI and the emulator print). */
+/** The tenant settings from M365_* variables, read by core's one module for them (as the CLI and the bridge do). */
 export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
-  const missing = ["M365_TENANT_ID", "M365_CLIENT_ID", "M365_USERNAME"].filter((n) => !env[n]);
-  const password = readPassword(env);
+  const password = m365PasswordSource(env, { readTextFile, source: SOURCE })?.read();
+  const missing: string[] = (["tenantId", "clientId", "username"] as const)
+    .map((name) => M365_SETTINGS[name].env)
+    .filter((name) => !env[name]);
   if (!password) missing.push("M365_PASSWORD");
   if (missing.length > 0) {
     throw invalid(
@@ -125,37 +121,19 @@ export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
       "Set the Directory (tenant) ID and Application (client) ID from App registration → Overview, the mailbox user's UPN and password (or M365_PASSWORD_FILE) — or start with --emulator.",
     );
   }
-  registerSecret(password);
-  const cloudName = oneOf(env, "M365_CLOUD", Object.keys(CLOUDS) as CloudName[], "global");
-  const base = CLOUDS[cloudName];
-  const port = (name: string, fallback: number) => int(env, name, fallback, 1);
-  const cloud: ServerCloud = {
-    ...base,
-    authorityHost: (env.M365_AUTHORITY_HOST ?? base.authorityHost).replace(/\/+$/, ""),
-    smtp: { host: env.M365_SMTP_HOST ?? base.smtp.host, port: port("M365_SMTP_PORT", base.smtp.port) },
-    imap: { host: env.M365_IMAP_HOST ?? base.imap.host, port: port("M365_IMAP_PORT", base.imap.port) },
-    ...(env.M365_GRAPH_ORIGIN ? { graphOrigin: env.M365_GRAPH_ORIGIN.replace(/\/+$/, "") } : {}),
-  };
-  let ca: string | undefined;
-  if (env.M365_CA_FILE) {
-    try {
-      ca = readFileSync(env.M365_CA_FILE, "utf8");
-    } catch (error) {
-      throw new M365MailError("CONFIG_INVALID", `cannot read M365_CA_FILE ${env.M365_CA_FILE}`, {
-        source: SOURCE,
-        cause: error,
-        hint: "Point M365_CA_FILE at a PEM file (the emulator prints its CA path).",
-      });
-    }
-  }
+  const settings = resolveM365Settings({
+    lookup: (name) => env[M365_SETTINGS[name].env],
+    readTextFile,
+    source: SOURCE,
+  });
   return {
-    tenantId: env.M365_TENANT_ID!,
-    clientId: env.M365_CLIENT_ID!,
-    username: env.M365_USERNAME!,
+    tenantId: settings.tenantId!,
+    clientId: settings.clientId!,
+    username: settings.username!,
     password: password!,
-    cloud,
-    engine: oneOf(env, "M365_ENGINE", ["msal", "http"] as const, "msal"),
-    ...(ca ? { ca } : {}),
+    cloud: settings.cloud,
+    engine: settings.engine ?? "msal",
+    ...(settings.ca ? { ca: settings.ca } : {}),
   };
 }
 

@@ -60,7 +60,10 @@ export function errorHandler(logger: Logger) {
   return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     if (isM365MailError(error)) {
       const status =
-        error.status && error.status >= 400 && error.status < 500 && error.source === "server"
+        error.status &&
+        error.status >= 400 &&
+        error.status < 500 &&
+        (error.source === "server" || error.source === "outbox")
           ? error.status
           : (STATUS_OF[error.code] ?? 502);
       if (status >= 500)

@@ -1,5 +1,5 @@
+import type { Outbox } from "@m365-mail/outbox";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Outbox } from "./outbox/outbox.js";
 
 /** Prometheus metrics of one server process (prom-client, own registry). */
 export function createMetrics(outbox: Outbox) {

@@ -6,6 +6,7 @@ import {
   parseAddress,
   validateOutgoingMessage,
 } from "@m365-mail/core";
+import type { OutboxMessage } from "@m365-mail/outbox";
 
 export type SendVia = "auto" | "graph" | "smtp";
 
@@ -176,4 +177,17 @@ export function prepareSend(
   });
   const fingerprint = createHash("sha256").update(JSON.stringify(body)).digest("hex");
   return { message, via, fingerprint };
+}
+
+/** What the outbox stores for a prepared send: the JSON message as payload, its lane and Message-ID. */
+export function toOutboxMessage(prepared: PreparedSend): OutboxMessage<StoredMessage> {
+  return {
+    messageId: prepared.message.messageId,
+    // "auto" starts with Graph: it shares Graph's lane and its per-mailbox limit.
+    lane: prepared.via === "smtp" ? "smtp" : "graph",
+    via: prepared.via,
+    ...(prepared.message.subject ? { subject: prepared.message.subject } : {}),
+    fingerprint: prepared.fingerprint,
+    payload: prepared.message,
+  };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from "@m365-mail/core";
+import type { Outbox } from "@m365-mail/outbox";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import type { StoredApiKey } from "./api-keys.js";
@@ -8,17 +9,15 @@ import { mailEventHub } from "./events/mail-events.js";
 import { type WebhookSender, webhookSender } from "./events/webhooks.js";
 import { createServerMailbox, type ServerMailbox } from "./mailbox-setup.js";
 import { createMetrics } from "./metrics.js";
-import { deliverer, sentItemsIndex } from "./outbox/delivery.js";
-import type { Outbox } from "./outbox/outbox.js";
-import { redisOutbox } from "./outbox/redis-outbox.js";
-import { sqliteOutbox } from "./outbox/sqlite-outbox.js";
+import { createServerOutbox } from "./outbox-setup.js";
 import { mailEventData } from "./routes/event-routes.js";
+import type { StoredMessage } from "./send-request.js";
 
 export interface RunningServer {
   /** e.g. http://127.0.0.1:3000 */
   url: string;
   app: FastifyInstance;
-  outbox: Outbox;
+  outbox: Outbox<StoredMessage>;
   mailbox: ServerMailbox;
   /** Stops accepting, lets deliveries in flight finish (bounded), closes everything. */
   close(): Promise<void>;
@@ -40,25 +39,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const reader = names.includes(config.readVia)
     ? config.readVia
     : names.find((n) => n === "graph" || n === "imap");
-  // Sent Items are best read over Graph ($filter on the date, internetMessageId in every summary).
-  const sentReader = names.includes("graph") ? "graph" : names.includes("imap") ? "imap" : undefined;
-  const deliver = deliverer({
-    mailbox: mailbox.mailbox,
-    sentItems: sentItemsIndex(mailbox.mailbox, sentReader),
-    logger,
-  });
-  const common = {
-    deliver,
-    concurrency: { graph: config.graphConcurrency, smtp: config.smtpConnections },
-    maxAttempts: config.maxAttempts,
-    retryBaseMs: config.retryBaseMs,
-    sentItemsGraceMs: config.sentItemsGraceMs,
-    logger,
-  };
-  const outbox =
-    config.outbox === "redis"
-      ? redisOutbox({ ...common, redisUrl: config.redisUrl!, smtpPerMinute: config.smtpPerMinute })
-      : sqliteOutbox({ ...common, path: config.outboxPath, synchronous: config.sqliteSynchronous });
+  const outbox = createServerOutbox(config, mailbox.mailbox, logger);
 
   const watcher = config.watchVia !== "off" && names.includes(config.watchVia) ? config.watchVia : undefined;
   const metrics = createMetrics(outbox);

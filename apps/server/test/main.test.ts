@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -24,6 +24,67 @@ describe("configuration", () => {
     } catch (error) {
       expect(String((error as Error).message)).not.toContain("Raw-Key");
       expect((error as { hint: string }).hint).toContain("--new-api-key");
+    }
+  });
+
+  // M365_* is read by core's one module, as in the CLI (apps/cli/test/config.test.ts has the same cases).
+  const tenant = {
+    API_KEYS: `a:${"0".repeat(64)}`,
+    M365_TENANT_ID: "tenant",
+    M365_CLIENT_ID: "client",
+    M365_USERNAME: "support@contoso.com",
+    M365_PASSWORD: "Server-Config-Pa55",
+  };
+
+  it("M365_* variables set the cloud, hosts, ports and engine", () => {
+    const m365 = loadServerConfig(
+      {
+        ...tenant,
+        M365_CLOUD: "china",
+        M365_AUTHORITY_HOST: "https://127.0.0.1:9443/",
+        M365_GRAPH_ORIGIN: "https://127.0.0.1:9444",
+        M365_SMTP_PORT: "2525",
+        M365_IMAP_HOST: "imap.local",
+        M365_ENGINE: "http",
+      },
+      [],
+    ).m365;
+    expect(m365?.cloud).toMatchObject({
+      name: "china",
+      authorityHost: "https://127.0.0.1:9443",
+      graphOrigin: "https://127.0.0.1:9444",
+      smtp: { host: "smtp.partner.outlook.cn", port: 2525 },
+      imap: { host: "imap.local", port: 993 },
+    });
+    expect(m365).toMatchObject({ engine: "http", tenantId: "tenant", clientId: "client" });
+  });
+
+  it.each([
+    ["M365_CLOUD", "azure"],
+    ["M365_SMTP_PORT", "70000"],
+    ["M365_AUTHORITY_HOST", "http://login.local"],
+    ["M365_ENGINE", "adal"],
+    ["M365_CA_FILE", "/nonexistent/ca.pem"],
+  ])("%s=%s is CONFIG_INVALID naming the variable", (name, value) => {
+    expect(() => loadServerConfig({ ...tenant, [name]: value }, [])).toThrow(
+      expect.objectContaining({
+        code: "CONFIG_INVALID",
+        source: "server",
+        hint: expect.stringContaining(name),
+      }),
+    );
+  });
+
+  it("M365_PASSWORD_FILE wins over M365_PASSWORD (as in the CLI)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "m365-server-config-"));
+    try {
+      const file = join(dir, "password");
+      await writeFile(file, "From-The-File-Pa55\n");
+      expect(loadServerConfig({ ...tenant, M365_PASSWORD_FILE: file }, []).m365?.password).toBe(
+        "From-The-File-Pa55",
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

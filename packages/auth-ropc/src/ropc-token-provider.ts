@@ -12,6 +12,7 @@ import {
   registerSecret,
   resolveCloud,
   safeLogger,
+  serialQueue,
   type TokenProvider,
 } from "@m365-mail/core";
 import type { AadstsHintContext } from "./aadsts.js";
@@ -222,12 +223,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
   let disposed = false;
   // One grant at a time for this user: the second resource waits for the first sign-in and then uses
   // its refresh token (no second password grant), and a rotated refresh token is never used twice.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task, task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serial = serialQueue();
 
   async function password(): Promise<string> {
     if (options.password !== undefined) return options.password;

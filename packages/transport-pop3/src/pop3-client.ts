@@ -7,9 +7,12 @@ import {
   type Logger,
   M365MailError,
   registerSecret,
+  type SerialQueue,
   safeLogger,
+  serialQueue,
 } from "@m365-mail/core";
-import { commandError, connectionError, invalidResponse, type Pop3Reply, SOURCE } from "./pop3-errors.js";
+import { commandError, connectionError, invalidResponse, SOURCE } from "./pop3-errors.js";
+import { type Pop3Answer, type Pop3ReadOptions, Pop3ResponseReader } from "./pop3-response-reader.js";
 
 /** `implicit`: TLS from the first byte (port 995, Exchange Online). `starttls`: plain POP3 upgraded with `STLS`. */
 export type Pop3Security = "implicit" | "starttls";
@@ -60,34 +63,10 @@ export interface Pop3RetrieveOptions {
   maxBytes?: number;
 }
 
-interface Pending {
-  readonly label: string;
-  readonly multiline: boolean;
-  readonly continuation: boolean;
-  readonly sink: ((chunk: Buffer) => void) | undefined;
-  readonly maxBytes: number | undefined;
-  readonly parts: Buffer[];
-  received: number;
-  inData: boolean;
-  text: string;
-  resolve(reply: Pop3Reply & { data?: Buffer }): void;
-  reject(error: Error): void;
-}
-
-interface ExchangeOptions {
+interface ExchangeOptions extends Pop3ReadOptions {
   /** What the log and error messages call this command; never the credentials. */
   label?: string;
-  multiline?: boolean;
-  /** Accept a SASL continuation (`+ ...`) as an answer. */
-  continuation?: boolean;
-  sink?: (chunk: Buffer) => void;
-  maxBytes?: number;
 }
-
-const CRLF = Buffer.from("\r\n");
-const DOT = 0x2e;
-// A status line longer than this is not POP3 (RFC 2449 allows 512 octets; be generous).
-const MAX_STATUS_LINE = 64 * 1024;
 
 const isIpAddress = (host: string) => net.isIP(host) !== 0;
 
@@ -100,9 +79,9 @@ export class Pop3Client {
   /** The server's greeting, without `+OK `. */
   greeting = "";
   private socket: net.Socket | tls.TLSSocket | undefined;
-  private buffer: Buffer = Buffer.alloc(0);
-  private pending: Pending | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly reader: Pop3ResponseReader;
+  /** Runs a task after every earlier command has finished, so exchanges never interleave. */
+  private readonly exclusive: SerialQueue = serialQueue();
   private timer: NodeJS.Timeout | undefined;
   private paused = false;
   private closedError: M365MailError | undefined;
@@ -119,7 +98,7 @@ export class Pop3Client {
       this.destroy(
         new M365MailError(
           "CONNECTION_FAILED",
-          `the server closed the connection${this.pending ? ` while waiting for the answer to ${this.pending.label}` : ""}`,
+          `the server closed the connection${this.reader.waiting !== undefined ? ` while waiting for the answer to ${this.reader.waiting}` : ""}`,
           { source: SOURCE, hint: "Retry; a POP3 server closes idle or broken sessions." },
         ),
       ),
@@ -132,6 +111,11 @@ export class Pop3Client {
     this.port = options.port ?? (this.security === "implicit" ? 995 : 110);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.log = safeLogger(options.logger, SOURCE);
+    this.reader = new Pop3ResponseReader({
+      log: this.log,
+      onFatal: (error) => this.destroy(error),
+      onSettled: () => this.clearTimer(),
+    });
     const signal = options.signal;
     const onAbort = () =>
       this.destroy(
@@ -201,7 +185,7 @@ export class Pop3Client {
       this.destroy(error);
       throw error;
     }
-    if (this.buffer.length > 0) {
+    if (this.reader.buffered > 0) {
       // Bytes sent before the handshake could be injected by an attacker (RFC 3207 §6 / CVE-2011-0411 class).
       const error = invalidResponse("the server sent data after +OK to STLS, before the TLS handshake");
       this.destroy(error);
@@ -450,9 +434,7 @@ export class Pop3Client {
     this.clearTimer();
     this.detachSignal();
     this.socket?.destroy();
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.reject(this.closedError);
+    this.reader.fail(this.closedError);
     if (error) this.log.debug(`connection destroyed: ${error.message}`);
   }
 
@@ -494,13 +476,6 @@ export class Pop3Client {
     return { number: number!, size: size! };
   }
 
-  /** Runs `task` after every earlier command has finished, so exchanges never interleave. */
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(task, task);
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
   private simple(command: string, onMessage: boolean): Promise<string> {
     return this.exclusive(async () => {
       const reply = await this.exchange(command);
@@ -518,32 +493,17 @@ export class Pop3Client {
   }
 
   /** Sends one line (none for the greeting) and waits for its answer. Callers hold `exclusive`. */
-  private exchange(
-    line: string | undefined,
-    options: ExchangeOptions = {},
-  ): Promise<Pop3Reply & { data?: Buffer }> {
+  private exchange(line: string | undefined, options: ExchangeOptions = {}): Promise<Pop3Answer> {
     const label = options.label ?? line ?? "";
     if (this.closedError) return Promise.reject(this.closedFor(label));
-    return new Promise((resolve, reject) => {
-      this.pending = {
-        label,
-        multiline: options.multiline ?? false,
-        continuation: options.continuation ?? false,
-        sink: options.sink,
-        maxBytes: options.maxBytes,
-        parts: [],
-        received: 0,
-        inData: false,
-        text: "",
-        resolve,
-        reject,
-      };
-      if (line !== undefined) {
-        this.log.debug(`C: ${label}`);
-        this.socket!.write(`${line}\r\n`);
-      }
-      this.armTimer();
-    });
+    const { label: _label, ...read } = options;
+    const answer = this.reader.expect(label, read);
+    if (line !== undefined) {
+      this.log.debug(`C: ${label}`);
+      this.socket!.write(`${line}\r\n`);
+    }
+    this.armTimer();
+    return answer;
   }
 
   private closedFor(label: string): M365MailError {
@@ -563,115 +523,8 @@ export class Pop3Client {
 
   private onData(chunk: Buffer): void {
     if (this.closedError) return;
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    if (this.pending) this.armTimer();
-    this.drain();
-  }
-
-  private drain(): void {
-    while (!this.closedError) {
-      const pending = this.pending;
-      if (!pending) {
-        // Unsolicited lines (e.g. a server's farewell before it closes): log and drop them.
-        const end = this.buffer.indexOf(CRLF);
-        if (end < 0) return;
-        this.log.debug(`S (unsolicited): ${this.buffer.toString("utf8", 0, Math.min(end, 200))}`);
-        this.buffer = this.buffer.subarray(end + 2);
-        continue;
-      }
-      if (pending.inData) {
-        if (!this.readData(pending)) return;
-        continue;
-      }
-      const end = this.buffer.indexOf(CRLF);
-      if (end < 0) {
-        if (this.buffer.length > MAX_STATUS_LINE) {
-          this.destroy(
-            invalidResponse(
-              `the answer to ${pending.label} has no line end after ${this.buffer.length} bytes`,
-            ),
-          );
-        }
-        return;
-      }
-      const line = this.buffer.toString("utf8", 0, end);
-      this.buffer = this.buffer.subarray(end + 2);
-      this.log.debug(`S: ${line.slice(0, 200)}`);
-      if (line === "+OK" || line.startsWith("+OK ")) {
-        if (pending.multiline) {
-          pending.inData = true;
-          pending.text = line.slice(4);
-          continue;
-        }
-        this.settle({ status: "ok", text: line.slice(4) });
-      } else if (line === "-ERR" || line.startsWith("-ERR ")) {
-        this.settle({ status: "err", text: line.slice(5) });
-      } else if (pending.continuation && line.startsWith("+")) {
-        this.settle({ status: "continue", text: line.slice(1).trim() });
-      } else {
-        this.destroy(invalidResponse(`unexpected answer to ${pending.label}: "${line.slice(0, 100)}"`));
-      }
-    }
-  }
-
-  /** Consumes data lines of a multi-line answer; returns true when the terminating "." was read. */
-  private readData(pending: Pending): boolean {
-    const buffer = this.buffer;
-    let position = 0;
-    let runStart = 0; // start of bytes not yet handed on; dot-stuffed lines split runs
-    for (;;) {
-      const end = buffer.indexOf(CRLF, position);
-      if (end < 0) break;
-      if (buffer[position] === DOT) {
-        if (end === position + 1) {
-          if (!this.emit(pending, buffer.subarray(runStart, position))) return false;
-          this.buffer = buffer.subarray(end + 2);
-          const data = pending.sink ? undefined : Buffer.concat(pending.parts);
-          this.settle({ status: "ok", text: pending.text, ...(data ? { data } : {}) });
-          return true;
-        }
-        // ".." at a line start stands for "." (RFC 1939 §3 byte-stuffing).
-        if (!this.emit(pending, buffer.subarray(runStart, position))) return false;
-        runStart = position + 1;
-      }
-      position = end + 2;
-    }
-    if (!this.emit(pending, buffer.subarray(runStart, position))) return false;
-    this.buffer = buffer.subarray(position);
-    if (pending.maxBytes !== undefined && pending.received + this.buffer.length > pending.maxBytes + 2) {
-      this.tooLarge(pending);
-    }
-    return false;
-  }
-
-  private emit(pending: Pending, chunk: Buffer): boolean {
-    if (chunk.length === 0) return true;
-    pending.received += chunk.length;
-    if (pending.maxBytes !== undefined && pending.received > pending.maxBytes) {
-      this.tooLarge(pending);
-      return false;
-    }
-    if (pending.sink) pending.sink(chunk);
-    else pending.parts.push(chunk);
-    return !this.closedError;
-  }
-
-  private tooLarge(pending: Pending): void {
-    // The server under-reported the size in LIST; POP3 cannot stop a RETR, so the connection goes.
-    this.destroy(
-      new M365MailError(
-        "MESSAGE_TOO_LARGE",
-        `the answer to ${pending.label} exceeded the limit of ${pending.maxBytes} bytes; download stopped`,
-        { source: SOURCE, hint: "Raise `maxMessageBytes` (default 50 MB), or read the message over Graph." },
-      ),
-    );
-  }
-
-  private settle(reply: Pop3Reply & { data?: Buffer }): void {
-    const pending = this.pending!;
-    this.pending = undefined;
-    this.clearTimer();
-    pending.resolve(reply);
+    if (this.reader.waiting !== undefined) this.armTimer();
+    this.reader.push(chunk);
   }
 
   private pause(): void {
@@ -686,13 +539,13 @@ export class Pop3Client {
     if (!this.paused || !this.socket) return;
     this.paused = false;
     this.socket.resume();
-    if (this.pending) this.armTimer();
+    if (this.reader.waiting !== undefined) this.armTimer();
   }
 
   private armTimer(): void {
     this.clearTimer();
     if (this.paused) return;
-    const label = this.pending?.label ?? "the server";
+    const label = this.reader.waiting ?? "the server";
     this.timer = setTimeout(() => this.destroy(this.timeoutError(label)), this.timeoutMs);
     this.timer.unref?.();
   }

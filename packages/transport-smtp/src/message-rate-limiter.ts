@@ -1,4 +1,4 @@
-import { M365MailError } from "@m365-mail/core";
+import { M365MailError, serialQueue } from "@m365-mail/core";
 import { SOURCE } from "./smtp-errors.js";
 
 interface Slot {
@@ -13,7 +13,8 @@ interface Slot {
  */
 export class MessageRateLimiter {
   private slots: Slot[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
+  // The next caller waits for this one to get its slot (or give up), not for its message.
+  private readonly turns = serialQueue();
   private wakers = new Set<() => void>();
 
   constructor(
@@ -29,10 +30,7 @@ export class MessageRateLimiter {
   /** Waits for room and takes a slot; call the returned function when the submission ends. */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (!this.enabled) return Promise.resolve(() => {});
-    const turn = this.queue.then(() => this.waitForSlot(signal));
-    // The next caller waits for this one to get its slot (or give up), not for its message.
-    this.queue = turn.catch(() => undefined);
-    return turn;
+    return this.turns(() => this.waitForSlot(signal));
   }
 
   /** Submissions counted in the current window (in flight or finished within it). */

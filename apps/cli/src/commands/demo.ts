@@ -11,12 +11,13 @@ import {
 } from "@m365-mail/core";
 import type { Emulator } from "@m365-mail/emulator";
 import { type Command, type CommandContext, stringFlag } from "../command.js";
+import { type DoctorReport, runDoctor } from "../doctor-checks.js";
+import { checkLine } from "../doctor-render.js";
 import { dovecotStatus, emulatorConfig, loadEmulator, startFullEmulator } from "../emulator-runner.js";
 import { EXIT } from "../exit-codes.js";
 import { formatDate } from "../format.js";
 import { errorJson } from "../output.js";
 import { openSession, type Session, type Via } from "../session.js";
-import { checkLine, type DoctorReport, runDoctor } from "./doctor.js";
 
 const USER = "support@contoso.com";
 const WAIT_MS = 30_000;

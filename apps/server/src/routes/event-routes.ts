@@ -1,7 +1,7 @@
 import type { MailEvent } from "@m365-mail/core";
+import type { Outbox, OutboxEntry } from "@m365-mail/outbox";
 import type { FastifyInstance } from "fastify";
 import type { MailEventHub } from "../events/mail-events.js";
-import type { Outbox, OutboxEntry } from "../outbox/outbox.js";
 
 function mailEventData(event: MailEvent) {
   if (event.type === "deleted") return { type: event.type, id: event.id };

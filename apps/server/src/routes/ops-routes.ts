@@ -1,8 +1,8 @@
 import type { Mailbox } from "@m365-mail/core";
 import { isM365MailError } from "@m365-mail/core";
+import type { Outbox } from "@m365-mail/outbox";
 import type { FastifyInstance } from "fastify";
 import type { Metrics } from "../metrics.js";
-import type { Outbox } from "../outbox/outbox.js";
 
 interface Check {
   name: string;

@@ -1,6 +1,12 @@
+import { OUTBOX_STATES, type Outbox, type OutboxState } from "@m365-mail/outbox";
 import type { FastifyInstance } from "fastify";
-import type { Outbox, OutboxState } from "../outbox/outbox.js";
-import { prepareSend, type SendRequestBody, sendRequestSchema } from "../send-request.js";
+import {
+  prepareSend,
+  type SendRequestBody,
+  type StoredMessage,
+  sendRequestSchema,
+  toOutboxMessage,
+} from "../send-request.js";
 
 export const entrySchema = {
   $id: "OutboxEntry",
@@ -8,7 +14,7 @@ export const entrySchema = {
   additionalProperties: true,
   properties: {
     id: { type: "string" },
-    state: { type: "string", enum: ["queued", "sending", "sent", "failed"] },
+    state: { type: "string", enum: OUTBOX_STATES },
     messageId: { type: "string" },
     via: { type: "string" },
     subject: { type: "string" },
@@ -23,7 +29,7 @@ export const entrySchema = {
 } as const;
 
 export interface SendRoutesOptions {
-  outbox: Outbox;
+  outbox: Outbox<StoredMessage>;
   maxAttachmentBytes: number;
   defaultFrom: string;
   transports: readonly string[];
@@ -58,7 +64,7 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
       const prepared = prepareSend(request.body, options);
       const key = request.headers["idempotency-key"];
       const { entry, replayed } = await outbox.accept({
-        prepared,
+        message: toOutboxMessage(prepared),
         ...(key ? { idempotencyKey: `${request.apiKeyName}:${key}` } : {}),
       });
       if (replayed) reply.header("idempotent-replayed", "true");
@@ -78,7 +84,7 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
           additionalProperties: false,
           properties: {
             limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
-            state: { type: "string", enum: ["queued", "sending", "sent", "failed"] },
+            state: { type: "string", enum: OUTBOX_STATES },
           },
         },
         response: { 200: { type: "array", items: { $ref: "OutboxEntry#" } } },

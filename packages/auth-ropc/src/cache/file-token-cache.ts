@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:crypto";
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { M365MailError, registerSecret } from "@m365-mail/core";
+import { M365MailError, registerSecret, serialQueue } from "@m365-mail/core";
 import { resolveCacheKey } from "./cache-key.js";
 import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
 
@@ -85,12 +85,7 @@ export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
   const derived = new Map<string, Promise<Buffer>>();
   let salt: Buffer | undefined;
   // One operation at a time in this process: each set is a read-modify-write of the whole file.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task, task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serial = serialQueue();
 
   const rejected = (why: string, cause?: unknown) =>
     new M365MailError("CONFIG_INVALID", `the token cache file ${path} ${why}`, {

@@ -20,7 +20,7 @@ import {
   sleep,
   writeResponse,
 } from "./http-io.js";
-import { attach } from "./mail-handlers.js";
+import { attach } from "./mail/attachments.js";
 import { attachmentId } from "./message-resource.js";
 import { StoreMailboxView } from "./store-view.js";
 import { type GraphLimits, GraphThrottle } from "./throttle.js";

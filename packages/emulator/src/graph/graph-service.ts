@@ -6,7 +6,7 @@ import { type Access, authorize } from "./graph-auth.js";
 import { GraphError, segmentNotFound } from "./graph-error.js";
 import type { GraphRequest, GraphResponse } from "./graph-types.js";
 import { sleep } from "./http-io.js";
-import * as mail from "./mail-handlers.js";
+import * as mail from "./mail/index.js";
 import type { MailboxView } from "./mailbox-view.js";
 import { applySelect, nextLinkWithSkip, parseSelect, parseSkip, parseTop } from "./odata.js";
 import type { GraphThrottle } from "./throttle.js";

@@ -3,7 +3,7 @@ import type { ParsedMail } from "mailparser";
 import type { MailStore, StoredFolder, StoredMessage } from "../store/index.js";
 import { folderPathOfId } from "../store/maildir-names.js";
 import { notFound } from "./graph-error.js";
-import { syncStateNotFound } from "./mail-handlers.js";
+import { syncStateNotFound } from "./mail/delta.js";
 import type {
   AppendOptions,
   FolderInfo,

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import addressparser from "nodemailer/lib/addressparser";
 
 /** The header block of an RFC 5322 message (up to the first empty line), unfolded. */
@@ -30,4 +31,17 @@ export function fromAddresses(raw: Buffer): string[] {
 /** The Message-ID header as sent, or undefined. */
 export function messageIdOf(raw: Buffer): string | undefined {
   return headerValues(raw, "message-id")[0];
+}
+
+/**
+ * The message as Exchange stores and relays it: one without a Message-ID gets one, made up by the
+ * server (`<…@host>`), at the top of its header. MS-OXCMAIL 2.1.3.2.11: a message submitted to SMTP
+ * without an internet message id gets one generated per RFC 2822.
+ */
+export function withMessageId(raw: Buffer, host: string): { raw: Buffer; messageId: string } {
+  const existing = messageIdOf(raw);
+  if (existing) return { raw, messageId: existing };
+  // Exchange's ids look like <SN6PR04MB4063A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8@SN6PR04MB4063.namprd04.prod.outlook.com>.
+  const messageId = `<${randomBytes(20).toString("hex").toUpperCase()}@${host}>`;
+  return { raw: Buffer.concat([Buffer.from(`Message-ID: ${messageId}\r\n`, "latin1"), raw]), messageId };
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { M365MailError } from "@m365-mail/core";
 import {
@@ -16,7 +15,7 @@ import {
   normalizeSmtpLimits,
   type SmtpLimits,
 } from "./smtp-limits.js";
-import { fromAddresses, messageIdOf } from "./smtp-message.js";
+import { fromAddresses, withMessageId } from "./smtp-message.js";
 import {
   NOT_AUTHENTICATED_TEXT,
   replyError,
@@ -229,11 +228,11 @@ export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPart
             count("smtp.rejected.concurrency");
             return callback(replyError(smtpReplies.concurrentConnections()));
           }
-          const raw = Buffer.concat(chunks);
+          const submitted = Buffer.concat(chunks);
           const envelopeFrom = session.envelope.mailFrom
             ? session.envelope.mailFrom.address.toLowerCase()
             : "";
-          const froms = [envelopeFrom, ...fromAddresses(raw)].filter(Boolean);
+          const froms = [envelopeFrom, ...fromAddresses(submitted)].filter(Boolean);
           const denied = froms.find((f) => !principal.sendAs.has(f));
           if (denied) {
             count("smtp.rejected.sendas");
@@ -246,7 +245,7 @@ export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPart
           }
           const at = rate.admit(principal.mailbox, limits, now);
           const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
-          const messageId = messageIdOf(raw) ?? `<${randomUUID()}@${SMTP_SERVER_NAME}>`;
+          const { raw, messageId } = withMessageId(submitted, SMTP_SERVER_NAME);
           count("smtp.messages");
           count(`smtp.messages:${principal.mailbox}`);
           if (at > now) {

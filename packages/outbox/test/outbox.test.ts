@@ -5,27 +5,44 @@ import { M365MailError, silentLogger } from "@m365-mail/core";
 import { hasRedis, startRedis } from "@m365-mail/test-helpers";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DeliveryJob, DeliveryOutcome } from "../src/outbox/delivery.js";
-import type { Outbox, OutboxEntry } from "../src/outbox/outbox.js";
-import { redisOutbox } from "../src/outbox/redis-outbox.js";
-import { sqliteOutbox } from "../src/outbox/sqlite-outbox.js";
-import { prepareSend } from "../src/send-request.js";
+import {
+  type DeliveryJob,
+  type DeliveryOutcome,
+  type Outbox,
+  type OutboxEntry,
+  type OutboxMessage,
+  redisOutbox,
+  sqliteOutbox,
+} from "../src/index.js";
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "m365-server-outbox-"));
+  dir = await mkdtemp(join(tmpdir(), "m365-outbox-"));
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const prepared = (subject: string) =>
-  prepareSend(
-    { to: "alice@contoso.com", subject, text: "x" },
-    { maxAttachmentBytes: 1000, defaultFrom: "support@contoso.com", transports: ["graph", "smtp"] },
-  );
+interface Payload {
+  to: string;
+  text: string;
+}
 
-function outbox(path: string, deliver: (job: DeliveryJob) => Promise<DeliveryOutcome>): Outbox {
+let sequence = 0;
+/** A message as the server stores it: JSON payload, no raw bytes. */
+const message = (subject: string): OutboxMessage<Payload> => ({
+  messageId: `<${++sequence}.${subject.replace(/\W/g, "")}@contoso.com>`,
+  lane: "graph",
+  via: "auto",
+  subject,
+  fingerprint: subject,
+  payload: { to: "alice@contoso.com", text: "x" },
+});
+
+function outbox(
+  path: string,
+  deliver: (job: DeliveryJob<Payload>) => Promise<DeliveryOutcome>,
+): Outbox<Payload> {
   return sqliteOutbox({
     path,
     deliver,
@@ -38,7 +55,7 @@ function outbox(path: string, deliver: (job: DeliveryJob) => Promise<DeliveryOut
   });
 }
 
-const until = async (box: Outbox, id: string, state: OutboxEntry["state"]) => {
+const until = async (box: Outbox<Payload>, id: string, state: OutboxEntry["state"]) => {
   await expect.poll(async () => (await box.get(id))?.state, { timeout: 5000 }).toBe(state);
   return (await box.get(id))!;
 };
@@ -48,15 +65,15 @@ describe("sqliteOutbox", () => {
     const path = join(dir, "lock.db");
     const first = outbox(path, async () => ({ ok: true, transport: "graph", recovered: false }));
     await first.start();
-    await first.accept({ prepared: prepared("lock") });
+    await first.accept({ message: message("lock") });
     expect(() => outbox(path, async () => ({ ok: true, transport: "graph", recovered: false }))).toThrow(
-      expect.objectContaining({ code: "CONFIG_INVALID", hint: expect.stringContaining("OUTBOX=redis") }),
+      expect.objectContaining({ code: "CONFIG_INVALID", hint: expect.stringContaining("redisOutbox()") }),
     );
     await first.close();
   });
 
   it("retries a throttled send, then marks it sent; a permanent refusal fails at once with code and hint", async () => {
-    const jobs: DeliveryJob[] = [];
+    const jobs: DeliveryJob<Payload>[] = [];
     const box = outbox(join(dir, "retry.db"), async (job) => {
       jobs.push(job);
       if (job.message.subject === "refused") {
@@ -74,8 +91,8 @@ describe("sqliteOutbox", () => {
       return { ok: true, transport: "graph", recovered: false };
     });
     await box.start();
-    const throttled = await box.accept({ prepared: prepared("throttled") });
-    const refused = await box.accept({ prepared: prepared("refused") });
+    const throttled = await box.accept({ message: message("throttled") });
+    const refused = await box.accept({ message: message("refused") });
     const sent = await until(box, throttled.entry.id, "sent");
     expect(sent.attempts).toBe(2);
     // A 429 submitted nothing: the second try sends without a Sent Items look-up.
@@ -94,7 +111,7 @@ describe("sqliteOutbox", () => {
   });
 
   it("after a network fault the next attempt first looks in Sent Items", async () => {
-    const jobs: DeliveryJob[] = [];
+    const jobs: DeliveryJob<Payload>[] = [];
     const box = outbox(join(dir, "uncertain.db"), async (job) => {
       jobs.push(job);
       if (jobs.length === 1) {
@@ -108,7 +125,7 @@ describe("sqliteOutbox", () => {
       return { ok: true, transport: "sent-items", recovered: true };
     });
     await box.start();
-    const { entry } = await box.accept({ prepared: prepared("timeout") });
+    const { entry } = await box.accept({ message: message("timeout") });
     expect((await until(box, entry.id, "sent")).transport).toBe("sent-items");
     expect(jobs.map((j) => j.uncertain)).toEqual([false, true]);
     await box.close();
@@ -117,7 +134,7 @@ describe("sqliteOutbox", () => {
   it("a row left 'sending' by a dead run is checked in Sent Items at the next start, Message-ID kept", async () => {
     const path = join(dir, "restart.db");
     const first = outbox(path, async () => ({ ok: true, transport: "graph", recovered: false }));
-    const { entry } = await first.accept({ prepared: prepared("in flight") });
+    const { entry } = await first.accept({ message: message("in flight") });
     await first.close();
     // What a SIGKILL during a send leaves behind.
     const raw = new Database(path);
@@ -128,7 +145,7 @@ describe("sqliteOutbox", () => {
       .run(Date.now(), Date.now());
     raw.close();
 
-    const jobs: DeliveryJob[] = [];
+    const jobs: DeliveryJob<Payload>[] = [];
     const second = outbox(path, async (job) => {
       jobs.push(job);
       return { ok: true, transport: "sent-items", recovered: true };
@@ -152,7 +169,6 @@ describe.skipIf(!hasRedis)("redisOutbox", () => {
         return { ok: true, transport: "graph", recovered: false };
       },
       concurrency: { graph: 4, smtp: 3 },
-      smtpPerMinute: 0,
       maxAttempts: 3,
       retryBaseMs: 5,
       sentItemsGraceMs: 0,
@@ -162,7 +178,7 @@ describe.skipIf(!hasRedis)("redisOutbox", () => {
       const ids = await Promise.all(
         Array.from(
           { length: 60 },
-          async (_, n) => (await box.accept({ prepared: prepared(`r${n}`) })).entry.id,
+          async (_, n) => (await box.accept({ message: message(`r${n}`) })).entry.id,
         ),
       );
       await box.start();

@@ -4,40 +4,66 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { type Logger, M365MailError } from "@m365-mail/core";
 import Database from "better-sqlite3";
-import type { SendVia, StoredMessage } from "../send-request.js";
 import { backoffMs, type Deliver, type DeliveryOutcome } from "./delivery.js";
-import type { AcceptInput, AcceptResult, Outbox, OutboxEntry, OutboxState } from "./outbox.js";
+import type {
+  AcceptInput,
+  AcceptResult,
+  Outbox,
+  OutboxEntry,
+  OutboxSettingNames,
+  OutboxState,
+  ResolveAction,
+  StoredOutboxMessage,
+} from "./outbox.js";
+import {
+  DISCARDED,
+  idempotencyConflict,
+  notFound,
+  notUncertain,
+  settingNames,
+  shuttingDown,
+  unknownLane,
+} from "./store-errors.js";
 
-export interface SqliteOutboxOptions {
-  /** The database file (created with its folder). */
+export interface SqliteOutboxOptions<P = unknown> {
+  /** The database file (created with its folder); ":memory:" for tests. */
   path: string;
-  deliver: Deliver;
-  /** Deliveries at once per lane: Graph (also "auto") and SMTP keep Microsoft's per-mailbox limits. */
-  concurrency: { graph: number; smtp: number };
+  deliver: Deliver<P>;
+  /**
+   * Deliveries at once per lane; the keys are the lanes (`OutboxMessage.lane`). The server uses
+   * { graph: 4, smtp: 3 }: Microsoft's per-mailbox limits.
+   */
+  concurrency: Readonly<Record<string, number>>;
+  /** Attempts before a message that was certainly not submitted fails. */
   maxAttempts: number;
+  /** First retry delay; doubles per attempt (with jitter), at most 5 minutes. */
   retryBaseMs: number;
-  /** An attempt cut short by a crash is checked in Sent Items no earlier than this after it started. */
+  /**
+   * An attempt that may have reached Microsoft is checked in Sent Items no earlier than this after it
+   * started (Exchange files the copy a moment after accepting). Not found by then: `uncertain`.
+   */
   sentItemsGraceMs: number;
-  /** @default "FULL" */
+  /** @default "FULL" — "NORMAL" may lose the last accepted messages on a power cut (not on a crash). */
   synchronous?: "FULL" | "NORMAL";
   logger: Logger;
   /** How often due retries are looked for. @default 250 */
   pollIntervalMs?: number;
   /** Rows of sent and failed messages are kept this long (idempotency replays, status). @default 30 days */
   retentionMs?: number;
+  /** Your setting names, for error hints. */
+  settingNames?: OutboxSettingNames;
 }
-
-type Lane = "graph" | "smtp";
 
 interface Row {
   id: string;
   idempotency_key: string | null;
   fingerprint: string;
   message_id: string;
-  via: SendVia;
-  lane: Lane;
+  via: string;
+  lane: string;
   subject: string | null;
   payload: string | null;
+  raw: Buffer | null;
   state: OutboxState;
   attempts: number;
   next_attempt_at: number;
@@ -64,6 +90,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   lane TEXT NOT NULL,
   subject TEXT,
   payload TEXT,
+  raw BLOB,
   state TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER NOT NULL,
@@ -88,7 +115,7 @@ const COLUMNS =
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 
-function toEntry(row: Pick<Row, never> & Partial<Row>): OutboxEntry {
+function toEntry(row: Partial<Row>): OutboxEntry {
   const r = row as Row;
   return {
     id: r.id,
@@ -114,29 +141,31 @@ function toEntry(row: Pick<Row, never> & Partial<Row>): OutboxEntry {
   };
 }
 
-function storeError(error: unknown, path: string): M365MailError {
+function storeError(error: unknown, path: string, names: Required<OutboxSettingNames>): M365MailError {
   const busy = (error as { code?: string })?.code?.startsWith("SQLITE_BUSY");
   return new M365MailError(
     busy ? "CONFIG_INVALID" : "SERVER_ERROR",
     busy ? `the outbox ${path} is in use by another process` : "the outbox database failed",
     {
-      source: "server",
+      source: "outbox",
       cause: error,
       hint: busy
-        ? "One server process per SQLite outbox: give each its own OUTBOX_PATH, or use OUTBOX=redis to run several."
-        : "Check the disk and the OUTBOX_PATH file's permissions.",
+        ? `One process per SQLite outbox: give each its own ${names.path}, or use ${names.redis} to run several.`
+        : `Check the disk and the permissions of the file named by ${names.path}.`,
     },
   );
 }
 
 /**
- * The durable outbox on SQLite (WAL). A send is committed before its 202; requests that arrive
- * together are committed in one transaction (one fsync for the group), which keeps "durable before
- * 202" cheap. One process owns the file (exclusive locking mode), so at start every row still
- * "sending" belongs to a run that died: it is marked uncertain and checked in Sent Items first.
+ * The durable outbox on SQLite (WAL). A message is committed before `accept()` resolves; messages that
+ * arrive together are committed in one transaction (one fsync for the group). One process owns the
+ * file (exclusive locking mode), so at start every row still "sending" belongs to a run that died: it
+ * is marked uncertain and checked in Sent Items first. Raw bytes go to a BLOB column.
  */
-export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
+export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outbox<P> {
   const { path, deliver, logger } = options;
+  const names = settingNames(options.settingNames);
+  const lanes = Object.keys(options.concurrency);
   const events = new EventEmitter();
   const owner = randomUUID();
   let db: Database.Database;
@@ -147,18 +176,21 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.synchronous ?? "FULL"}`);
     db.exec(SCHEMA);
+    // Files written before raw bytes were stored have no `raw` column.
+    const columns = db.prepare<[], { name: string }>("PRAGMA table_info(outbox)").all();
+    if (!columns.some((c) => c.name === "raw")) db.exec("ALTER TABLE outbox ADD COLUMN raw BLOB");
   } catch (error) {
-    throw storeError(error, path);
+    throw storeError(error, path, names);
   }
 
   const stmt = {
-    byKey: db.prepare<[string], Row>("SELECT * FROM outbox WHERE idempotency_key = ?"),
+    byKey: db.prepare<[string], Row>(`SELECT ${COLUMNS}, fingerprint FROM outbox WHERE idempotency_key = ?`),
     byId: db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
     insert: db.prepare(
-      `INSERT INTO outbox (id, idempotency_key, fingerprint, message_id, via, lane, subject, payload, state, next_attempt_at, created_at, updated_at)
-       VALUES (@id, @idempotency_key, @fingerprint, @message_id, @via, @lane, @subject, @payload, 'queued', @now, @now, @now)`,
+      `INSERT INTO outbox (id, idempotency_key, fingerprint, message_id, via, lane, subject, payload, raw, state, next_attempt_at, created_at, updated_at)
+       VALUES (@id, @idempotency_key, @fingerprint, @message_id, @via, @lane, @subject, @payload, @raw, 'queued', @now, @now, @now)`,
     ),
-    claim: db.prepare<{ lane: Lane; n: number; now: number; owner: string }, Row>(
+    claim: db.prepare<{ lane: string; n: number; now: number; owner: string }, Row>(
       `UPDATE outbox SET state = 'sending', attempts = attempts + 1, lease_owner = @owner,
          attempt_started_at = @now, first_attempt_at = coalesce(first_attempt_at, @now), updated_at = @now
        WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND lane = @lane AND next_attempt_at <= @now
@@ -167,7 +199,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     ),
     sent: db.prepare(
       `UPDATE outbox SET state = 'sent', transport = @transport, sent_at = @now, updated_at = @now, uncertain = 0,
-         lease_owner = NULL, payload = NULL, error_code = NULL, error_message = NULL, error_hint = NULL
+         lease_owner = NULL, payload = NULL, raw = NULL, error_code = NULL, error_message = NULL, error_hint = NULL
        WHERE id = @id RETURNING ${COLUMNS}`,
     ),
     retry: db.prepare(
@@ -176,9 +208,25 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
        WHERE id = @id RETURNING ${COLUMNS}`,
     ),
     failed: db.prepare(
-      `UPDATE outbox SET state = 'failed', updated_at = @now, lease_owner = NULL, payload = NULL,
+      `UPDATE outbox SET state = 'failed', updated_at = @now, lease_owner = NULL, payload = NULL, raw = NULL,
          error_code = @code, error_message = @message, error_hint = @hint
        WHERE id = @id RETURNING ${COLUMNS}`,
+    ),
+    // The payload stays: an operator may still send it.
+    uncertain: db.prepare(
+      `UPDATE outbox SET state = 'uncertain', uncertain = 1, updated_at = @now, lease_owner = NULL,
+         error_code = @code, error_message = @message, error_hint = @hint
+       WHERE id = @id RETURNING ${COLUMNS}`,
+    ),
+    // The operator checked that it was not delivered: a fresh send, without a Sent Items look-up.
+    operatorRetry: db.prepare(
+      `UPDATE outbox SET state = 'queued', uncertain = 0, attempts = 0, next_attempt_at = @now, updated_at = @now
+       WHERE id = @id AND state = 'uncertain' RETURNING ${COLUMNS}`,
+    ),
+    discard: db.prepare(
+      `UPDATE outbox SET state = 'failed', updated_at = @now, payload = NULL, raw = NULL,
+         error_code = @code, error_message = @message, error_hint = NULL
+       WHERE id = @id AND state = 'uncertain' RETURNING ${COLUMNS}`,
     ),
     recover: db.prepare<{ grace: number }, Row>(
       `UPDATE outbox SET state = 'queued', uncertain = 1, lease_owner = NULL,
@@ -194,6 +242,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     counts: db.prepare<[], { state: OutboxState; n: number }>(
       "SELECT state, count(*) AS n FROM outbox GROUP BY state",
     ),
+    // Never an uncertain row: its payload waits for an operator.
     prune: db.prepare<{ before: number }>(
       "DELETE FROM outbox WHERE state IN ('sent', 'failed') AND updated_at < @before",
     ),
@@ -201,7 +250,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
 
   // ---- acceptance: group commit -------------------------------------------------------------
   interface Pending {
-    input: AcceptInput;
+    input: AcceptInput<P>;
     resolve: (result: AcceptResult) => void;
     reject: (error: unknown) => void;
   }
@@ -209,45 +258,39 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
   let flushScheduled = false;
   let closed = false;
 
-  const insertOne = (input: AcceptInput, now: number): AcceptResult | M365MailError => {
-    const { prepared, idempotencyKey } = input;
+  const insertOne = (input: AcceptInput<P>, now: number): AcceptResult | M365MailError => {
+    const { message, idempotencyKey } = input;
+    if (!lanes.includes(message.lane)) return unknownLane(message.lane, lanes);
+    const fingerprint = message.fingerprint ?? "";
     if (idempotencyKey) {
       const existing = stmt.byKey.get(idempotencyKey);
       if (existing) {
-        if (existing.fingerprint !== prepared.fingerprint) {
-          return new M365MailError(
-            "MESSAGE_INVALID",
-            "this Idempotency-Key was already used for a different message",
-            {
-              source: "server",
-              status: 409,
-              hint: "Use a new Idempotency-Key for a new message; repeat a key only to retry the same request.",
-            },
-          );
-        }
+        if (existing.fingerprint !== fingerprint) return idempotencyConflict();
         return { entry: toEntry(existing), replayed: true };
       }
     }
     const id = randomUUID();
-    const lane: Lane = prepared.via === "smtp" ? "smtp" : "graph";
     stmt.insert.run({
       id,
       idempotency_key: idempotencyKey ?? null,
-      fingerprint: prepared.fingerprint,
-      message_id: prepared.message.messageId,
-      via: prepared.via,
-      lane,
-      subject: prepared.message.subject ?? null,
-      payload: JSON.stringify(prepared.message),
+      fingerprint,
+      message_id: message.messageId,
+      via: message.via,
+      lane: message.lane,
+      subject: message.subject ?? null,
+      payload: JSON.stringify(message.payload ?? null),
+      raw: message.raw
+        ? Buffer.from(message.raw.buffer, message.raw.byteOffset, message.raw.byteLength)
+        : null,
       now,
     });
     return {
       entry: toEntry({
         id,
         state: "queued",
-        message_id: prepared.message.messageId,
-        via: prepared.via,
-        subject: prepared.message.subject ?? null,
+        message_id: message.messageId,
+        via: message.via,
+        subject: message.subject ?? null,
         attempts: 0,
         created_at: now,
         updated_at: now,
@@ -266,11 +309,11 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     try {
       results = db.transaction(() => batch.map((p) => insertOne(p.input, now)))();
     } catch (error) {
-      const failure = storeError(error, path);
+      const failure = storeError(error, path, names);
       for (const p of batch) p.reject(failure);
       return;
     }
-    // Committed (and fsynced with synchronous=FULL): only now may the callers answer 202.
+    // Committed (and fsynced with synchronous=FULL): only now may the callers answer.
     batch.forEach((p, i) => {
       const result = results[i]!;
       if (result instanceof M365MailError) p.reject(result);
@@ -283,7 +326,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
   };
 
   // ---- delivery -----------------------------------------------------------------------------
-  const active: Record<Lane, number> = { graph: 0, smtp: 0 };
+  const active: Record<string, number> = Object.fromEntries(lanes.map((lane) => [lane, 0]));
   const inflight = new Set<Promise<void>>();
   const controller = new AbortController();
   let pumpScheduled = false;
@@ -301,7 +344,10 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     } else {
       const { error } = outcome;
       const fields = { id: row.id, now, code: error.code, message: error.message, hint: error.hint ?? null };
-      const canRetry = (outcome.retryable || closed) && (row.attempts < options.maxAttempts || closed);
+      const canRetry =
+        !outcome.undecidable &&
+        (outcome.retryable || closed) &&
+        (row.attempts < options.maxAttempts || closed);
       if (canRetry) {
         let next = now + backoffMs(row.attempts, options.retryBaseMs, outcome.retryAfterMs);
         if (outcome.maybeSubmitted)
@@ -311,6 +357,15 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
           | undefined;
         events.emit("delivery", { result: "retry", code: error.code });
         logger.warn(`delivery attempt ${row.attempts} failed, retrying`, { id: row.id, code: error.code });
+      } else if (outcome.maybeSubmitted) {
+        // It may have been delivered: neither "failed" nor a blind resend, but a person's decision.
+        updated = stmt.uncertain.get(fields) as Row | undefined;
+        events.emit("delivery", { result: "uncertain", code: error.code });
+        logger.error("delivery uncertain: left to an operator (retry or discard)", {
+          id: row.id,
+          code: error.code,
+          message: error.message,
+        });
       } else {
         updated = stmt.failed.get(fields) as Row | undefined;
         events.emit("delivery", { result: "failed", code: error.code });
@@ -324,11 +379,16 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     events.emit("change", toEntry(row));
     let outcome: DeliveryOutcome;
     try {
-      const message = JSON.parse(row.payload ?? "null") as StoredMessage;
+      const message: StoredOutboxMessage<P> = {
+        messageId: row.message_id,
+        via: row.via,
+        ...(row.subject ? { subject: row.subject } : {}),
+        payload: JSON.parse(row.payload ?? "null") as P,
+        ...(row.raw ? { raw: row.raw } : {}),
+      };
       outcome = await deliver(
         {
           message,
-          via: row.via,
           uncertain: row.uncertain === 1,
           since: row.first_attempt_at ?? row.created_at,
           claimedAt: row.attempt_started_at ?? Date.now(),
@@ -338,7 +398,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     } catch (error) {
       outcome = {
         ok: false,
-        error: new M365MailError("SERVER_ERROR", "delivery crashed", { source: "server", cause: error }),
+        error: new M365MailError("SERVER_ERROR", "delivery crashed", { source: "outbox", cause: error }),
         retryable: true,
         maybeSubmitted: true,
       };
@@ -355,8 +415,8 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     pumpScheduled = false;
     if (closed) return;
     const now = Date.now();
-    for (const lane of ["graph", "smtp"] as const) {
-      const free = options.concurrency[lane] - active[lane];
+    for (const lane of lanes) {
+      const free = options.concurrency[lane]! - active[lane]!;
       if (free <= 0) continue;
       let rows: Row[];
       try {
@@ -366,9 +426,9 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
         return;
       }
       for (const row of rows) {
-        active[lane]++;
+        active[lane]!++;
         const p = run(row).finally(() => {
-          active[lane]--;
+          active[lane]!--;
           inflight.delete(p);
           schedulePump();
         });
@@ -387,14 +447,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
     kind: "sqlite",
     events,
     accept(input) {
-      if (closed) {
-        return Promise.reject(
-          new M365MailError("SERVER_ERROR", "the server is shutting down", {
-            source: "server",
-            retryable: true,
-          }),
-        );
-      }
+      if (closed) return Promise.reject(shuttingDown());
       return new Promise<AcceptResult>((resolve, reject) => {
         pending.push({ input, resolve, reject });
         if (!flushScheduled) {
@@ -412,9 +465,25 @@ export function sqliteOutbox(options: SqliteOutboxOptions): Outbox {
       return rows.map(toEntry);
     },
     async counts() {
-      const out: Record<OutboxState, number> = { queued: 0, sending: 0, sent: 0, failed: 0 };
+      const out: Record<OutboxState, number> = { queued: 0, sending: 0, sent: 0, failed: 0, uncertain: 0 };
       for (const { state, n } of stmt.counts.all()) out[state] = n;
       return out;
+    },
+    async resolve(id: string, action: ResolveAction) {
+      const now = Date.now();
+      const row =
+        action === "retry"
+          ? (stmt.operatorRetry.get({ id, now }) as Row | undefined)
+          : (stmt.discard.get({ id, now, ...DISCARDED }) as Row | undefined);
+      if (!row) {
+        const current = stmt.byId.get(id);
+        throw current ? notUncertain(current.state) : notFound(id);
+      }
+      const entry = toEntry(row);
+      logger.warn(`an operator chose to ${action} an uncertain message`, { id, messageId: entry.messageId });
+      events.emit("change", entry);
+      if (action === "retry") schedulePump();
+      return entry;
     },
     async start() {
       const recovered = stmt.recover.all({ grace: options.sentItemsGraceMs });

@@ -1,0 +1,420 @@
+import { createHash, randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { type Logger, M365MailError } from "@m365-mail/core";
+import { DelayedError, Job, type JobType, Queue, UnrecoverableError, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { backoffMs, type Deliver } from "./delivery.js";
+import type {
+  AcceptResult,
+  Outbox,
+  OutboxEntry,
+  OutboxError,
+  OutboxSettingNames,
+  OutboxState,
+  ResolveAction,
+  StoredOutboxMessage,
+} from "./outbox.js";
+import {
+  DISCARDED,
+  idempotencyConflict,
+  notFound,
+  notUncertain,
+  settingNames,
+  unknownLane,
+} from "./store-errors.js";
+
+export interface RedisOutboxOptions<P = unknown> {
+  /** redis://… of a Redis run with `appendonly yes` and `appendfsync always` (see the README). */
+  redisUrl: string;
+  deliver: Deliver<P>;
+  /** Deliveries at once per lane across ALL processes (BullMQ global concurrency); keys are the lanes. */
+  concurrency: Readonly<Record<string, number>>;
+  /** Messages per minute per lane across all processes (BullMQ global rate limit); a lane not named: no limit. */
+  perMinute?: Readonly<Record<string, number>>;
+  maxAttempts: number;
+  retryBaseMs: number;
+  sentItemsGraceMs: number;
+  logger: Logger;
+  /** Queue name prefix. @default "m365-mail-outbox" */
+  prefix?: string;
+  /** Sent and failed messages are kept this long (status, idempotency replays). @default 30 days */
+  retentionMs?: number;
+  /** Your setting names, for error hints. */
+  settingNames?: OutboxSettingNames;
+}
+
+interface JobData<P> {
+  messageId: string;
+  via: string;
+  subject?: string;
+  payload: P;
+  /** The raw bytes live in their own key (`<prefix>:raw:<id>`), not in the job's JSON. */
+  hasRaw?: boolean;
+  fingerprint: string;
+  createdAt: number;
+  firstAttemptAt?: number;
+  attemptStartedAt?: number;
+  /** Set before each attempt and cleared only when an attempt provably submitted nothing. */
+  uncertain?: boolean;
+  /** Failed in BullMQ's terms, `uncertain` in ours: waiting for an operator, payload kept. */
+  parked?: boolean;
+  lastError?: OutboxError;
+}
+
+interface JobResult {
+  transport: string;
+  sentAt: number;
+  recovered: boolean;
+}
+
+const STATE_OF: Record<string, OutboxState> = {
+  completed: "sent",
+  failed: "failed",
+  active: "sending",
+  waiting: "queued",
+  delayed: "queued",
+  prioritized: "queued",
+  "waiting-children": "queued",
+  wait: "queued",
+  paused: "queued",
+};
+
+const TYPES_OF: Record<Exclude<OutboxState, "uncertain">, JobType[]> = {
+  queued: ["waiting", "delayed", "prioritized", "paused"],
+  sending: ["active"],
+  sent: ["completed"],
+  failed: ["failed"],
+};
+
+class RetryableDeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The outbox on Redis with BullMQ, for several processes: each runs workers, and the per-mailbox limits
+ * hold for the whole fleet (global concurrency per lane, a global rate). A job whose worker died is
+ * taken over by another worker (BullMQ's stalled-job check); the Message-ID is then looked up in Sent
+ * Items before any resend, as with SQLite. Durability is Redis's: run it with `appendonly yes` and
+ * `appendfsync always` for "stored before accept() resolves" to survive a Redis crash.
+ */
+export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox<P> {
+  const { deliver, logger } = options;
+  const names = settingNames(options.settingNames);
+  const prefix = options.prefix ?? "m365-mail-outbox";
+  const lanes = Object.keys(options.concurrency);
+  for (const lane of lanes) {
+    if (!/^[a-z0-9-]+$/i.test(lane)) throw unknownLane(lane, ["names of letters, digits and '-'"]);
+  }
+  const retention = options.retentionMs ?? 30 * 86_400_000;
+  const events = new EventEmitter();
+  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+  connection.on("error", (error) => logger.warn("Redis connection error", { error: String(error) }));
+  const queues: Record<string, Queue<JobData<P>, JobResult>> = Object.fromEntries(
+    lanes.map((lane) => [lane, new Queue<JobData<P>, JobResult>(`${prefix}-${lane}`, { connection })]),
+  );
+  const workers: Worker<JobData<P>, JobResult>[] = [];
+  let pruneTimer: NodeJS.Timeout | undefined;
+  const idemKey = (key: string) => `${prefix}:idempotency:${createHash("sha256").update(key).digest("hex")}`;
+  const rawKey = (id: string) => `${prefix}:raw:${id}`;
+  const uncertainKey = `${prefix}:uncertain`;
+  const laneOf = (id: string): string | undefined => {
+    const lane = id.slice(0, id.indexOf("."));
+    return queues[lane] ? lane : undefined;
+  };
+  const jobOf = async (id: string) => {
+    const lane = laneOf(id);
+    return lane ? Job.fromId<JobData<P>, JobResult>(queues[lane]!, id) : undefined;
+  };
+
+  const toEntry = async (job: Job<JobData<P>, JobResult>, known?: OutboxState): Promise<OutboxEntry> => {
+    let state = known ?? STATE_OF[await job.getState()] ?? "queued";
+    if ((state === "sent" || state === "failed") && !job.finishedOn) {
+      // It finished between reading the job and reading its state: read it again for its result or error.
+      job = (await jobOf(job.id!)) ?? job;
+    }
+    const d = job.data;
+    if (state === "failed" && d.parked) state = "uncertain";
+    const result = job.returnvalue as JobResult | null | undefined;
+    const updated = job.finishedOn ?? job.processedOn ?? job.timestamp;
+    return {
+      id: job.id!,
+      state,
+      messageId: d.messageId,
+      via: d.via,
+      ...(d.subject ? { subject: d.subject } : {}),
+      attempts: job.attemptsStarted ?? job.attemptsMade,
+      createdAt: new Date(d.createdAt).toISOString(),
+      updatedAt: new Date(updated).toISOString(),
+      ...(state === "queued" && job.delay && job.attemptsMade > 0
+        ? { nextAttemptAt: new Date(job.timestamp + job.delay).toISOString() }
+        : {}),
+      ...(state === "sent" && result
+        ? { sentAt: new Date(result.sentAt).toISOString(), transport: result.transport }
+        : {}),
+      ...(d.lastError && state !== "sent" ? { error: d.lastError } : {}),
+    };
+  };
+
+  const jobOptions = {
+    attempts: options.maxAttempts,
+    backoff: { type: "outbox" },
+    // Kept for status and idempotent replays; the idempotency-key map lives shorter (1 day).
+    removeOnComplete: { age: Math.ceil(retention / 1000) },
+    // Failed jobs are pruned here, not by BullMQ: BullMQ's age rule would also remove uncertain ones.
+    removeOnFail: false,
+  };
+
+  const storeFailure = (error: unknown) =>
+    new M365MailError("SERVER_ERROR", "the Redis outbox could not store the message", {
+      source: "outbox",
+      cause: error,
+      retryable: true,
+      hint: `Check that Redis is reachable at ${names.redisUrl}.`,
+    });
+
+  const processJob = async (job: Job<JobData<P>, JobResult>, token?: string): Promise<JobResult> => {
+    const data = job.data;
+    const now = Date.now();
+    const uncertain = data.attemptStartedAt !== undefined && data.uncertain !== false;
+    if (uncertain && data.attemptStartedAt! + options.sentItemsGraceMs > now) {
+      // Exchange files a sent message a moment after accepting it: look only once that moment passed.
+      await job.moveToDelayed(data.attemptStartedAt! + options.sentItemsGraceMs, token);
+      throw new DelayedError();
+    }
+    await job.updateData({
+      ...data,
+      attemptStartedAt: now,
+      firstAttemptAt: data.firstAttemptAt ?? now,
+      uncertain: true,
+    });
+    events.emit("change", await toEntry(job, "sending"));
+    let raw: Buffer | undefined;
+    if (data.hasRaw) {
+      raw = (await connection.getBuffer(rawKey(job.id!))) ?? undefined;
+      if (!raw) throw new UnrecoverableError("the message's raw bytes are gone from Redis");
+    }
+    const message: StoredOutboxMessage<P> = {
+      messageId: data.messageId,
+      via: data.via,
+      ...(data.subject ? { subject: data.subject } : {}),
+      payload: data.payload,
+      ...(raw ? { raw } : {}),
+    };
+    const outcome = await deliver({
+      message,
+      uncertain,
+      since: data.firstAttemptAt ?? data.createdAt,
+      claimedAt: now,
+    });
+    if (outcome.ok) {
+      events.emit("delivery", { result: "sent", transport: outcome.transport });
+      if (uncertain)
+        events.emit("recovered", { outcome: outcome.recovered ? "found-in-sent-items" : "resent" });
+      return { transport: outcome.transport, sentAt: Date.now(), recovered: outcome.recovered };
+    }
+    const { error } = outcome;
+    const lastError: OutboxError = {
+      code: error.code,
+      message: error.message,
+      ...(error.hint ? { hint: error.hint } : {}),
+    };
+    const final = outcome.undecidable || !outcome.retryable || job.attemptsMade + 1 >= options.maxAttempts;
+    const park = final && outcome.maybeSubmitted;
+    await job.updateData({
+      ...job.data,
+      uncertain: outcome.maybeSubmitted,
+      lastError,
+      ...(park ? { parked: true } : {}),
+    });
+    if (park) {
+      // It may have been delivered: neither "failed" nor a blind resend, but a person's decision.
+      await connection.sadd(uncertainKey, job.id!);
+      events.emit("delivery", { result: "uncertain", code: error.code });
+      logger.error("delivery uncertain: left to an operator (retry or discard)", {
+        id: job.id,
+        code: error.code,
+        message: error.message,
+      });
+      throw new UnrecoverableError(error.message);
+    }
+    events.emit("delivery", { result: final ? "failed" : "retry", code: error.code });
+    if (final) throw new UnrecoverableError(error.message);
+    const wait = outcome.maybeSubmitted
+      ? Math.max(outcome.retryAfterMs ?? 0, options.sentItemsGraceMs)
+      : outcome.retryAfterMs;
+    throw new RetryableDeliveryError(error.message, wait);
+  };
+
+  /** Failed (never uncertain) and completed jobs past the retention, with their raw bytes. */
+  const prune = async () => {
+    const before = Date.now() - retention;
+    for (const queue of Object.values(queues)) {
+      for (const job of await queue.getJobs(["failed"], 0, 999, true)) {
+        if (job.data.parked || (job.finishedOn ?? 0) >= before) continue;
+        await job.remove().catch(() => undefined);
+        await connection.del(rawKey(job.id!));
+      }
+    }
+  };
+
+  return {
+    kind: "redis",
+    events,
+    async accept({ message, idempotencyKey }): Promise<AcceptResult> {
+      const { lane } = message;
+      if (!queues[lane]) throw unknownLane(lane, lanes);
+      const data: JobData<P> = {
+        messageId: message.messageId,
+        via: message.via,
+        ...(message.subject ? { subject: message.subject } : {}),
+        payload: message.payload,
+        ...(message.raw ? { hasRaw: true } : {}),
+        fingerprint: message.fingerprint ?? "",
+        createdAt: Date.now(),
+      };
+      let id = `${lane}.${randomUUID()}`;
+      try {
+        if (idempotencyKey) {
+          const key = idemKey(idempotencyKey);
+          const claimed = await connection.set(key, id, "EX", 86_400, "NX");
+          if (claimed !== "OK") {
+            const existingId = (await connection.get(key)) ?? id;
+            const existing = await jobOf(existingId);
+            if (existing) {
+              if (existing.data.fingerprint !== data.fingerprint) throw idempotencyConflict();
+              return { entry: await toEntry(existing), replayed: true };
+            }
+            // The key was claimed by a request that died before storing its job: store it now.
+            id = `${lane}.${existingId.slice(existingId.indexOf(".") + 1)}`;
+          }
+        }
+        // Bytes first: a job never exists without them.
+        if (message.raw)
+          await connection.set(
+            rawKey(id),
+            Buffer.from(message.raw.buffer, message.raw.byteOffset, message.raw.byteLength),
+          );
+        // BullMQ ignores a second add with the same jobId: replays after a crash cannot duplicate.
+        const job = await queues[lane]!.add("send", data, { ...jobOptions, jobId: id });
+        const entry = await toEntry(job, "queued");
+        events.emit("change", entry);
+        return { entry, replayed: false };
+      } catch (error) {
+        if (error instanceof M365MailError) throw error;
+        throw storeFailure(error);
+      }
+    },
+    async get(id) {
+      const job = await jobOf(id);
+      return job ? toEntry(job) : undefined;
+    },
+    async list({ limit, state }) {
+      let jobs: Job<JobData<P>, JobResult>[];
+      if (state === "uncertain") {
+        const ids = await connection.smembers(uncertainKey);
+        jobs = (await Promise.all(ids.map(jobOf))).filter((j): j is Job<JobData<P>, JobResult> => !!j);
+      } else {
+        const types = state ? TYPES_OF[state] : (Object.values(TYPES_OF).flat() as JobType[]);
+        jobs = (
+          await Promise.all(Object.values(queues).map((q) => q.getJobs(types, 0, limit - 1, false)))
+        ).flat();
+        if (state === "failed") jobs = jobs.filter((j) => !j.data.parked);
+      }
+      jobs.sort((a, b) => b.timestamp - a.timestamp);
+      return Promise.all(jobs.slice(0, limit).map((job) => toEntry(job)));
+    },
+    async counts() {
+      const out: Record<OutboxState, number> = { queued: 0, sending: 0, sent: 0, failed: 0, uncertain: 0 };
+      for (const q of Object.values(queues)) {
+        const c = await q.getJobCounts(
+          "waiting",
+          "delayed",
+          "prioritized",
+          "paused",
+          "active",
+          "completed",
+          "failed",
+        );
+        out.queued += (c.waiting ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0);
+        out.sending += c.active ?? 0;
+        out.sent += c.completed ?? 0;
+        out.failed += c.failed ?? 0;
+      }
+      out.uncertain = await connection.scard(uncertainKey);
+      // Parked jobs sit in BullMQ's failed set; a job being parked right now may not be there yet.
+      out.failed = Math.max(0, out.failed - out.uncertain);
+      return out;
+    },
+    async resolve(id: string, action: ResolveAction) {
+      const job = await jobOf(id);
+      if (!job) throw notFound(id);
+      const entry = await toEntry(job);
+      if (entry.state !== "uncertain") throw notUncertain(entry.state);
+      if (action === "retry") {
+        const { attemptStartedAt: _started, lastError: _error, ...rest } = job.data;
+        await job.updateData({ ...rest, parked: false, uncertain: false });
+        // The operator checked that it was not delivered: a fresh send with a fresh attempt budget.
+        await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } else {
+        await job.updateData({ ...job.data, parked: false, lastError: { ...DISCARDED } });
+        await connection.del(rawKey(id));
+      }
+      await connection.srem(uncertainKey, id);
+      logger.warn(`an operator chose to ${action} an uncertain message`, { id, messageId: entry.messageId });
+      const updated = await toEntry((await jobOf(id)) ?? job);
+      events.emit("change", updated);
+      return updated;
+    },
+    async start() {
+      for (const lane of lanes) {
+        await queues[lane]!.setGlobalConcurrency(options.concurrency[lane]!);
+        const perMinute = options.perMinute?.[lane] ?? 0;
+        if (perMinute > 0) await queues[lane]!.setGlobalRateLimit(perMinute, 60_000);
+        const worker = new Worker<JobData<P>, JobResult>(queues[lane]!.name, processJob, {
+          connection: connection.duplicate({ maxRetriesPerRequest: null }),
+          concurrency: options.concurrency[lane]!,
+          // A job whose process died is retried, never failed for stalling: it goes through the Sent Items check.
+          maxStalledCount: 1000,
+          settings: {
+            backoffStrategy: (attemptsMade, _type, error) =>
+              Math.max(
+                backoffMs(attemptsMade, options.retryBaseMs),
+                (error as RetryableDeliveryError | undefined)?.retryAfterMs ?? 0,
+              ),
+          },
+        });
+        worker.on("completed", async (job) => {
+          if (job.data.hasRaw) await connection.del(rawKey(job.id!)).catch(() => undefined);
+          events.emit("change", await toEntry(job, "sent"));
+        });
+        worker.on("failed", async (job) => {
+          if (!job) return;
+          const entry = await toEntry(job).catch(() => toEntry(job, "queued"));
+          if (entry.state === "failed" && job.data.hasRaw)
+            await connection.del(rawKey(job.id!)).catch(() => undefined);
+          events.emit("change", entry);
+        });
+        worker.on("error", (error) => logger.warn("outbox worker error", { error: String(error) }));
+        workers.push(worker);
+      }
+      pruneTimer = setInterval(() => {
+        prune().catch((error) => logger.warn("could not prune the outbox", { error: String(error) }));
+      }, 3_600_000);
+      pruneTimer.unref();
+    },
+    async check() {
+      await connection.ping();
+    },
+    async close() {
+      clearInterval(pruneTimer);
+      await Promise.allSettled(workers.map((w) => w.close()));
+      await Promise.allSettled(Object.values(queues).map((q) => q.close()));
+      await connection.quit().catch(() => undefined);
+    },
+  };
+}

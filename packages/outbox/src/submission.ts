@@ -1,0 +1,15 @@
+import type { M365MailError } from "@m365-mail/core";
+
+/** Codes after which Microsoft may have accepted the message although we saw no success. */
+const MAYBE_SUBMITTED = new Set([
+  "TIMEOUT",
+  "CONNECTION_FAILED",
+  "INVALID_RESPONSE",
+  "SERVER_ERROR",
+  "ABORTED",
+]);
+
+/** Whether a failed send may nevertheless have been accepted by Microsoft 365. */
+export function maySubmitted(error: M365MailError): boolean {
+  return MAYBE_SUBMITTED.has(error.code);
+}

@@ -1,0 +1,273 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createMailbox, M365MailError, silentLogger, type TokenProvider } from "@m365-mail/core";
+import { hasRedis, startRedis, type TestRedis } from "@m365-mail/test-helpers";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Deliver,
+  deliverer,
+  type Outbox,
+  type OutboxEntry,
+  type OutboxMessage,
+  redisOutbox,
+  type StoredOutboxMessage,
+  sentItemsIndex,
+  sqliteOutbox,
+} from "../src/index.js";
+
+/** The bridge's shape of payload: an SMTP envelope, the MIME bytes beside it. */
+interface Envelope {
+  from: string;
+  recipients: string[];
+}
+
+let dir: string;
+let redis: TestRedis | undefined;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "m365-outbox-contract-"));
+  if (hasRedis) redis = await startRedis({ prefix: "m365-outbox-redis-" });
+});
+afterAll(async () => {
+  await redis?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let sequence = 0;
+const spooled = (raw?: Uint8Array): OutboxMessage<Envelope> => {
+  const n = ++sequence;
+  return {
+    messageId: `<spool-${n}@contoso.com>`,
+    lane: "graph",
+    via: "graph",
+    subject: `spooled ${n}`,
+    fingerprint: `f${n}`,
+    payload: { from: "scanner@contoso.com", recipients: ["alice@contoso.com", "bob@contoso.com"] },
+    ...(raw ? { raw } : {}),
+  };
+};
+
+// A mailbox with no transport that reads Sent Items: what a server with SMTP only has.
+const auth: TokenProvider = {
+  kind: "token-provider",
+  name: "none",
+  username: "support@contoso.com",
+  getAccessToken: () => Promise.reject(new Error("not used")),
+};
+const noReader = sentItemsIndex(createMailbox({ auth, transports: [] }), undefined);
+
+const common = {
+  concurrency: { graph: 4, smtp: 3 },
+  maxAttempts: 3,
+  retryBaseMs: 5,
+  sentItemsGraceMs: 0,
+  logger: silentLogger,
+};
+
+type Factory = (name: string, deliver: Deliver<Envelope>) => Outbox<Envelope>;
+const backends: Array<[string, Factory | undefined]> = [
+  [
+    "sqliteOutbox",
+    (name, deliver) =>
+      sqliteOutbox({ ...common, path: join(dir, `${name}.db`), deliver, pollIntervalMs: 20 }),
+  ],
+  [
+    "redisOutbox",
+    hasRedis
+      ? (name, deliver) =>
+          redisOutbox({ ...common, redisUrl: redis!.url, prefix: `t-${name}-${Date.now()}`, deliver })
+      : undefined,
+  ],
+];
+
+const until = async (box: Outbox<Envelope>, id: string, state: OutboxEntry["state"]) => {
+  await expect.poll(async () => (await box.get(id))?.state, { timeout: 8000 }).toBe(state);
+  return (await box.get(id))!;
+};
+
+describe.each(backends)("%s (the contract both backends keep)", (_name, make) => {
+  it.skipIf(!make)("raw bytes of several MB and a JSON envelope reach deliver unchanged", async () => {
+    const raw = randomBytes(6 * 1024 * 1024);
+    const seen: StoredOutboxMessage<Envelope>[] = [];
+    const box = make!("raw", async (job) => {
+      seen.push(job.message);
+      return { ok: true, transport: "graph", recovered: false };
+    });
+    try {
+      await box.start();
+      const message = spooled(raw);
+      const { entry } = await box.accept({ message });
+      expect(entry).toMatchObject({
+        state: "queued",
+        messageId: message.messageId,
+        subject: message.subject,
+      });
+      await until(box, entry.id, "sent");
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.payload).toEqual(message.payload);
+      expect(Buffer.isBuffer(seen[0]!.raw)).toBe(true);
+      expect(seen[0]!.raw!.equals(raw)).toBe(true);
+    } finally {
+      await box.close();
+    }
+  });
+
+  it.skipIf(!make)(
+    "a crashed attempt that cannot be checked is 'uncertain', counted, and waits for an operator",
+    async () => {
+      let sends = 0;
+      const keptMessage = spooled(Buffer.from("Subject: kept\r\n\r\nbody\r\n"));
+      const rawSeen: Array<string | undefined> = [];
+      const send = async (message: StoredOutboxMessage<Envelope>) => {
+        sends++;
+        if (message.messageId === keptMessage.messageId) rawSeen.push(message.raw?.toString());
+        // The kept message's first attempt times out; everything else goes through.
+        if (message.messageId === keptMessage.messageId && !timedOut) {
+          timedOut = true;
+          throw new M365MailError("TIMEOUT", "no answer from Graph");
+        }
+        return { transport: "graph" };
+      };
+      let timedOut = false;
+      const box = make!(
+        "uncertain",
+        deliverer<Envelope>({ send, sentItems: noReader, logger: silentLogger }),
+      );
+      try {
+        await box.start();
+        const kept = await box.accept({ message: keptMessage });
+        const dropped = await box.accept({ message: spooled() });
+        const uncertain = await until(box, kept.entry.id, "uncertain");
+        // A timeout may have reached Microsoft, and nothing can read Sent Items: no blind resend.
+        expect(uncertain.error).toMatchObject({
+          code: "NOT_SUPPORTED",
+          hint: expect.stringContaining("Sent Items"),
+        });
+        // Only the kept message's first attempt timed out; the other was sent.
+        await until(box, dropped.entry.id, "sent");
+        expect(sends).toBe(2);
+        expect((await box.counts()).uncertain).toBe(1);
+        expect((await box.list({ limit: 10, state: "uncertain" })).map((e) => e.id)).toEqual([kept.entry.id]);
+
+        await expect(box.resolve(dropped.entry.id, "retry")).rejects.toMatchObject({
+          code: "MESSAGE_INVALID",
+          status: 409,
+        });
+        await expect(box.resolve("graph.nope", "discard")).rejects.toMatchObject({ code: "NOT_FOUND" });
+
+        // The operator looked and decided it never left: sent again, with its raw bytes.
+        const retried = await box.resolve(kept.entry.id, "retry");
+        // Redis workers may already have picked it up.
+        expect(["queued", "sending", "sent"]).toContain(retried.state);
+        const sent = await until(box, kept.entry.id, "sent");
+        expect(sent.transport).toBe("graph");
+        expect(sends).toBe(3);
+        expect(rawSeen).toEqual([
+          expect.stringContaining("Subject: kept"),
+          expect.stringContaining("Subject: kept"),
+        ]);
+        expect((await box.counts()).uncertain).toBe(0);
+      } finally {
+        await box.close();
+      }
+    },
+  );
+
+  it.skipIf(!make)("discard settles an uncertain message as failed with code DISCARDED", async () => {
+    const send = async (): Promise<{ transport: string }> => {
+      throw new M365MailError("SERVER_ERROR", "502 from Graph", { status: 502 });
+    };
+    const box = make!("discard", deliverer<Envelope>({ send, sentItems: noReader, logger: silentLogger }));
+    try {
+      await box.start();
+      const { entry } = await box.accept({ message: spooled(Buffer.from("x")) });
+      await until(box, entry.id, "uncertain");
+      const discarded = await box.resolve(entry.id, "discard");
+      expect(discarded).toMatchObject({ state: "failed", error: { code: "DISCARDED" } });
+      expect(await box.counts()).toMatchObject({ uncertain: 0, failed: 1 });
+    } finally {
+      await box.close();
+    }
+  });
+
+  it.skipIf(!make)("a lane the outbox does not have is refused at accept", async () => {
+    const box = make!("lane", async () => ({ ok: true, transport: "graph", recovered: false }));
+    try {
+      await expect(box.accept({ message: { ...spooled(), lane: "pigeon" } })).rejects.toMatchObject({
+        code: "CONFIG_INVALID",
+        hint: expect.stringContaining("graph, smtp"),
+      });
+    } finally {
+      await box.close();
+    }
+  });
+});
+
+describe("sqliteOutbox storage", () => {
+  it("keeps raw bytes in a BLOB column (not base64 in JSON) and drops them once sent", async () => {
+    const path = join(dir, "blob.db");
+    const raw = randomBytes(100_000);
+    const first = sqliteOutbox<Envelope>({
+      ...common,
+      path,
+      deliver: async () => ({ ok: true, transport: "graph", recovered: false }),
+    });
+    const { entry } = await first.accept({ message: spooled(raw) });
+    await first.close();
+    const read = (sql: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.prepare(sql).get(entry.id) as Record<string, unknown>;
+      } finally {
+        db.close();
+      }
+    };
+    const stored = read(
+      "SELECT typeof(raw) AS type, length(raw) AS bytes, length(payload) AS json FROM outbox WHERE id = ?",
+    );
+    expect(stored).toEqual({ type: "blob", bytes: raw.length, json: expect.any(Number) });
+    expect(stored.json).toBeLessThan(200);
+
+    const second = sqliteOutbox<Envelope>({
+      ...common,
+      path,
+      pollIntervalMs: 20,
+      deliver: async () => ({ ok: true, transport: "graph", recovered: false }),
+    });
+    await second.start();
+    await until(second, entry.id, "sent");
+    await second.close();
+    expect(read("SELECT typeof(raw) AS type, payload FROM outbox WHERE id = ?")).toEqual({
+      type: "null",
+      payload: null,
+    });
+  });
+
+  it("opens a file written before the raw column existed", async () => {
+    const path = join(dir, "old.db");
+    const db = new Database(path);
+    db.exec(`CREATE TABLE outbox (id TEXT PRIMARY KEY, idempotency_key TEXT UNIQUE, fingerprint TEXT NOT NULL,
+      message_id TEXT NOT NULL, via TEXT NOT NULL, lane TEXT NOT NULL, subject TEXT, payload TEXT, state TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, lease_owner TEXT, first_attempt_at INTEGER,
+      attempt_started_at INTEGER, uncertain INTEGER NOT NULL DEFAULT 0, transport TEXT, error_code TEXT,
+      error_message TEXT, error_hint TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, sent_at INTEGER)`);
+    db.close();
+    const seen: Array<Buffer | undefined> = [];
+    const box = sqliteOutbox<Envelope>({
+      ...common,
+      path,
+      pollIntervalMs: 20,
+      deliver: async (job) => {
+        seen.push(job.message.raw);
+        return { ok: true, transport: "graph", recovered: false };
+      },
+    });
+    await box.start();
+    const { entry } = await box.accept({ message: spooled(Buffer.from("abc")) });
+    await until(box, entry.id, "sent");
+    expect(seen.map((b) => b?.toString())).toEqual(["abc"]);
+    await box.close();
+  });
+});

@@ -13,9 +13,11 @@ import {
   deliver,
   dovecotMissing,
   frontDoorOptions,
+  type RelayBridge,
   type RelayEnv,
   run,
   SUPPORT,
+  startRelayBridge,
   startRelayEnv,
 } from "./relay-helpers.js";
 
@@ -60,17 +62,22 @@ M.logout()
 describe.skipIf(dovecotMissing)("IMAP front door with unmodified clients", () => {
   let env: RelayEnv;
   const doors: Record<string, FrontDoor> = {};
+  const portOf = (door: string) =>
+    door === "upstreamStartTls"
+      ? doors.upstreamStartTls!.address.port
+      : bridge.port("imap", door as "plain" | "starttls" | "tls");
+  let bridge: RelayBridge;
   beforeAll(async () => {
     env = await startRelayEnv("m365-bridge-imap-clients-");
-    doors.plain = await startImapFrontDoor(frontDoorOptions(env, "imap", { security: "plain" }));
-    doors.starttls = await startImapFrontDoor(frontDoorOptions(env, "imap", { security: "starttls" }));
-    doors.tls = await startImapFrontDoor(frontDoorOptions(env, "imap", { security: "tls" }));
-    // Upstream over STARTTLS too (Dovecot's plain port), as some Exchange-compatible servers need.
+    // The whole bridge: config, passthrough credentials and lockout guard, one listener per security.
+    bridge = await startRelayBridge(env);
+    // Upstream over STARTTLS too (Dovecot's plain port), which startBridge does not configure.
     doors.upstreamStartTls = await startImapFrontDoor(
       frontDoorOptions(env, "imap", { security: "plain", upstreamSecurity: "starttls" }),
     );
   });
   afterAll(async () => {
+    await bridge?.close();
     await closeAll(Object.values(doors));
     await env?.stop();
   });
@@ -78,7 +85,7 @@ describe.skipIf(dovecotMissing)("IMAP front door with unmodified clients", () =>
   const imaplib = (door: string, mode: string, how: string, password: string, subject: string) =>
     run("python3", ["-c", IMAPLIB], {
       env: {
-        PORT: String(doors[door]!.address.port),
+        PORT: String(portOf(door)),
         MODE: mode,
         HOW: how,
         IMAP_USER: SUPPORT,
@@ -120,7 +127,7 @@ describe.skipIf(dovecotMissing)("IMAP front door with unmodified clients", () =>
       expect(result.code).toBe(3);
       expect(result.stdout).toMatch(/REFUSED .*AUTHENTICATIONFAILED/);
     }
-    const failed = env.records.filter((r) => r.protocol === "imap" && r.result === "auth-failed");
+    const failed = bridge.lines.filter((l) => /session imap .*result=auth-failed/.test(l));
     expect(failed.length).toBeGreaterThanOrEqual(2);
   });
 
@@ -136,7 +143,7 @@ except imaplib.IMAP4.error as e:
     print("REFUSED", e)
 `;
     const result = await run("python3", ["-c", script], {
-      env: { PORT: String(doors.starttls!.address.port) },
+      env: { PORT: String(portOf("starttls")) },
     });
     expect(result.stdout).toMatch(/^CAPS .*STARTTLS/m);
     expect(result.stdout).toMatch(/^CAPS .*LOGINDISABLED/m);
@@ -161,7 +168,7 @@ except imaplib.IMAP4.error as e:
     it("curl --ssl-reqd over STARTTLS (AUTHENTICATE PLAIN with SASL-IR) fetches a message", async () => {
       const subject = `curl starttls ${randomBytes(4).toString("hex")}`;
       await deliver(env, SUPPORT, subject);
-      const port = doors.starttls!.address.port;
+      const port = portOf("starttls");
       const search = await curlImap(
         `imap://127.0.0.1:${port}/INBOX`,
         PASSWORD,
@@ -178,7 +185,7 @@ except imaplib.IMAP4.error as e:
     it("curl imaps:// (implicit TLS) fetches a message and fails with exit 67 on a wrong password", async () => {
       const subject = `curl imaps ${randomBytes(4).toString("hex")}`;
       await deliver(env, SUPPORT, subject);
-      const port = doors.tls!.address.port;
+      const port = portOf("tls");
       const search = await curlImap(
         `imaps://127.0.0.1:${port}/INBOX`,
         PASSWORD,
@@ -193,7 +200,7 @@ except imaplib.IMAP4.error as e:
     });
 
     it("curl over plain text (loopback listener) with LOGIN-style user and password", async () => {
-      const port = doors.plain!.address.port;
+      const port = portOf("plain");
       const list = await curlImap(`imap://127.0.0.1:${port}/`, PASSWORD);
       expect(list.code).toBe(0);
       expect(list.stdout).toMatch(/LIST .*INBOX/i);
@@ -201,7 +208,8 @@ except imaplib.IMAP4.error as e:
   });
 
   it("no password or token in any log line", () => {
-    const all = env.logLines.join("\n");
+    const all = [...env.logLines, ...bridge.lines].join("\n");
+    expect(bridge.lines.some((l) => /session imap .*result=ok/.test(l))).toBe(true);
     expect(all).not.toContain(PASSWORD);
     expect(all).not.toContain("wrong-password-1");
     expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);

@@ -3,15 +3,13 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FrontDoor } from "../src/front-door.js";
-import { startImapFrontDoor } from "../src/imap/imap-front-door.js";
 import {
-  closeAll,
   deliver,
   dovecotMissing,
-  frontDoorOptions,
+  type RelayBridge,
   type RelayEnv,
   runFetchmail,
+  startRelayBridge,
   startRelayEnv,
 } from "./relay-helpers.js";
 
@@ -21,15 +19,13 @@ const PASSWORD = "Demo-Passw0rd!";
 
 describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over IMAP through the bridge", () => {
   let env: RelayEnv;
-  const doors: Record<string, FrontDoor> = {};
+  let bridge: RelayBridge;
   beforeAll(async () => {
     env = await startRelayEnv("m365-bridge-imap-fetchmail-");
-    for (const security of ["plain", "starttls", "tls"] as const) {
-      doors[security] = await startImapFrontDoor(frontDoorOptions(env, "imap", { security }));
-    }
+    bridge = await startRelayBridge(env);
   });
   afterAll(async () => {
-    await closeAll(Object.values(doors));
+    await bridge?.close();
     await env?.stop();
   });
 
@@ -40,7 +36,7 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over IMAP through th
       for (const subject of subjects) await deliver(env, USER, subject, `body of ${subject}`);
       const result = await runFetchmail({
         protocol: "IMAP",
-        port: doors[mode]!.address.port,
+        port: bridge.port("imap", mode),
         mode,
         user: USER,
         password: PASSWORD,
@@ -57,7 +53,7 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over IMAP through th
   it("a wrong password ends fetchmail with status 3 (authentication failed)", async () => {
     const result = await runFetchmail({
       protocol: "IMAP",
-      port: doors.tls!.address.port,
+      port: bridge.port("imap", "tls"),
       mode: "tls",
       user: USER,
       password: "wrong-password-3",
@@ -65,6 +61,6 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over IMAP through th
     });
     expect(result.code, result.stderr + result.stdout).toBe(3);
     expect(result.mailbox).toBe("");
-    expect(env.logLines.join("\n")).not.toContain("wrong-password-3");
+    expect([...env.logLines, ...bridge.lines].join("\n")).not.toContain("wrong-password-3");
   });
 });

@@ -3,15 +3,13 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FrontDoor } from "../src/front-door.js";
-import { startPop3FrontDoor } from "../src/pop3/pop3-front-door.js";
 import {
-  closeAll,
   deliver,
   dovecotMissing,
-  frontDoorOptions,
+  type RelayBridge,
   type RelayEnv,
   runFetchmail,
+  startRelayBridge,
   startRelayEnv,
 } from "./relay-helpers.js";
 
@@ -21,26 +19,24 @@ const PASSWORD = "Demo-Passw0rd!";
 
 describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over POP3 through the bridge", () => {
   let env: RelayEnv;
-  const doors: Record<string, FrontDoor> = {};
+  let bridge: RelayBridge;
   beforeAll(async () => {
     env = await startRelayEnv("m365-bridge-pop3-fetchmail-");
-    for (const security of ["plain", "starttls", "tls"] as const) {
-      doors[security] = await startPop3FrontDoor(frontDoorOptions(env, "pop3", { security }));
-    }
+    bridge = await startRelayBridge(env);
   });
   afterAll(async () => {
-    await closeAll(Object.values(doors));
+    await bridge?.close();
     await env?.stop();
   });
 
   for (const mode of ["tls", "starttls", "plain"] as const) {
     it(`fetches real messages over ${mode}`, async () => {
       const tag = randomBytes(4).toString("hex");
-      const subjects = [`fm pop3 ${mode} ${tag} 1`, `fm imap ${mode} ${tag} 2`];
+      const subjects = [`fm pop3 ${mode} ${tag} 1`, `fm pop3 ${mode} ${tag} 2`];
       for (const subject of subjects) await deliver(env, USER, subject, `body of ${subject}`);
       const result = await runFetchmail({
         protocol: "POP3",
-        port: doors[mode]!.address.port,
+        port: bridge.port("pop3", mode),
         mode,
         user: USER,
         password: PASSWORD,
@@ -57,7 +53,7 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over POP3 through th
   it("a wrong password ends fetchmail with status 3 (authentication failed)", async () => {
     const result = await runFetchmail({
       protocol: "POP3",
-      port: doors.tls!.address.port,
+      port: bridge.port("pop3", "tls"),
       mode: "tls",
       user: USER,
       password: "wrong-password-4",
@@ -65,6 +61,6 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over POP3 through th
     });
     expect(result.code, result.stderr + result.stdout).toBe(3);
     expect(result.mailbox).toBe("");
-    expect(env.logLines.join("\n")).not.toContain("wrong-password-4");
+    expect([...env.logLines, ...bridge.lines].join("\n")).not.toContain("wrong-password-4");
   });
 });

@@ -324,3 +324,66 @@ export async function runFetchmail(options: {
     await rm(home, { recursive: true, force: true });
   }
 }
+
+export interface RelayBridge {
+  /** The port of each listener of `protocol` by its security. */
+  port(protocol: "imap" | "pop3", security: ListenerSecurity): number;
+  lines: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * The whole bridge (`startBridge`: config validation, passthrough credentials with the lockout guard,
+ * the relays) in front of the emulator: one IMAP and one POP3 listener per security, every contoso.com
+ * user logging in with their own Microsoft 365 password, the emulator's certificate on the TLS listeners.
+ */
+export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
+  const { writeFile } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const { startBridge, validateBridgeConfig } = await import("../src/index.js");
+  const { startImapFrontDoor } = await import("../src/imap/imap-front-door.js");
+  const { startPop3FrontDoor } = await import("../src/pop3/pop3-front-door.js");
+  const dir = env.emulator.dataDir;
+  const certFile = join(dir, "bridge-cert.pem");
+  const keyFile = join(dir, "bridge-key.pem");
+  await writeFile(certFile, env.emulator.context.tls.certPem);
+  await writeFile(keyFile, env.emulator.context.tls.keyPem, { mode: 0o600 });
+  const securities: ListenerSecurity[] = ["plain", "starttls", "tls"];
+  const listeners = (["imap", "pop3"] as const).flatMap((protocol) =>
+    securities.map((security) => ({
+      protocol,
+      host: "127.0.0.1",
+      port: 0,
+      security,
+      ...(security === "plain" ? {} : { tls: { certFile, keyFile } }),
+    })),
+  );
+  const config = validateBridgeConfig(
+    {
+      dataDir: join(dir, "bridge"),
+      m365: { engine: "http", caFile: env.emulator.caPath },
+      listeners,
+      accounts: [{ name: "contoso", credentials: { mode: "passthrough", domain: "contoso.com" } }],
+    },
+    env.emulator.env(),
+  );
+  const lines: string[] = [];
+  const sink = (level: string) => (message: string, data?: Record<string, unknown>) =>
+    lines.push(`${level} ${message}${data ? ` ${JSON.stringify(data)}` : ""}`);
+  const bridge = await startBridge(config, {
+    logger: { debug: sink("debug"), info: sink("info"), warn: sink("warn"), error: sink("error") },
+    relays: { imap: startImapFrontDoor, pop3: startPop3FrontDoor },
+  });
+  // addresses come in the order of config.listeners.
+  const relayAddresses = bridge.addresses.filter((a) => a.protocol === "imap" || a.protocol === "pop3");
+  return {
+    port(protocol, security) {
+      const index = listeners.findIndex((l) => l.protocol === protocol && l.security === security);
+      const address = relayAddresses[index];
+      if (!address || address.protocol !== protocol) throw new Error(`no ${protocol} ${security} listener`);
+      return address.port;
+    },
+    lines,
+    close: () => bridge.close({ drainMs: 0 }),
+  };
+}

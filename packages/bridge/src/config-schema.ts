@@ -467,6 +467,11 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
       p.add(`${key}.mailbox`, "cannot be set on a catch-all (domain) account");
     const delivery = oneOf(p, `${key}.delivery`, a.delivery, ["graph", "smtp", "auto"]) ?? "graph";
     const answer = oneOf(p, `${key}.answer`, a.answer, ["sync", "spool"]) ?? "sync";
+    if (answer === "spool" && credentials?.mode === "passthrough")
+      p.add(
+        `${key}.answer`,
+        '"spool" needs a mapped account: after a restart the bridge must sign in without the device (use mode "mapped")',
+      );
     let sendAs: string[] = [];
     if (a.sendAs !== undefined) {
       if (!Array.isArray(a.sendAs)) p.add(`${key}.sendAs`, "must be a list of e-mail addresses");

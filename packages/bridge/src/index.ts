@@ -27,5 +27,6 @@ export * from "./sign-in-problems.js";
 export * from "./smtp/deliver.js";
 export * from "./smtp/smtp-front-door.js";
 export * from "./smtp/smtp-replies.js";
+export * from "./smtp/spool.js";
 export * from "./start-bridge.js";
 export * from "./tls-material.js";

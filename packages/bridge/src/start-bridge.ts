@@ -20,7 +20,8 @@ import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
-import { startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
+import { type AcceptedMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
+import { type Spool, startSpool } from "./smtp/spool.js";
 import { loadTlsMaterial } from "./tls-material.js";
 
 export interface StartBridgeOptions {
@@ -89,13 +90,6 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     logger: log,
     onRefusal: (reason) => metrics.inc("m365_bridge_lockout_refusals_total", { reason }),
   });
-  if (config.accounts.some((a) => a.answer === "spool")) {
-    // TODO(spool): answer "spool" delivers through @m365-mail/outbox once that package is on main.
-    throw new M365MailError("NOT_SUPPORTED", 'accounts[].answer "spool" is not available in this build', {
-      source: "bridge",
-      hint: 'Use answer "sync" (250 only after Microsoft 365 accepted the message).',
-    });
-  }
   const ca = await readCa(config);
   const { cache, pepper, closeCache } = await openTokenCache(config, env);
   const credentials: Credentials = createCredentials({
@@ -115,6 +109,40 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     logger: log,
     metrics,
   });
+  let spool: Spool | undefined;
+  if (config.spool) {
+    try {
+      spool = await startSpool({
+        spool: config.spool,
+        m365: () => config.m365,
+        ...(ca ? { ca } : {}),
+        credentials: () => credentials,
+        delivery,
+        metrics,
+        logger: log,
+      });
+    } catch (error) {
+      await credentials.dispose();
+      await closeCache();
+      throw error;
+    }
+  }
+  const accept = async (message: AcceptedMessage): Promise<string> => {
+    if (message.account.answer === "spool") {
+      if (!spool) {
+        throw new M365MailError(
+          "CONFIG_INVALID",
+          `account ${message.account.name} answers "spool" but no spool is configured`,
+          {
+            source: "bridge",
+            hint: 'Add "spool": { "type": "sqlite", "path": "/var/lib/m365-bridge/spool.db" } and restart the bridge.',
+          },
+        );
+      }
+      return spool.accept(message);
+    }
+    return (await delivery.deliver(message)).messageId;
+  };
   // Front doors keep this function for their lifetime; it always asks the current credentials.
   const authenticate: Authenticate = (username, password, client) =>
     credentials.authenticate(username, password, client);
@@ -163,7 +191,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         ...base,
         limits: l.limits,
         accountSettings: (name) => credentials.account(name),
-        accept: async (message) => (await delivery.deliver(message)).messageId,
+        accept,
         ...(noAuth && noAuthMatch
           ? {
               noAuth: {
@@ -213,6 +241,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     }
   } catch (error) {
     await Promise.all(listeners.map((l) => l.door.close({ drainMs: 0 })));
+    await spool?.close();
     await credentials.dispose();
     await closeCache();
     throw error;
@@ -254,11 +283,8 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       ];
     },
     async reload(next) {
-      if (next.accounts.some((a) => a.answer === "spool")) {
-        throw new M365MailError("NOT_SUPPORTED", 'accounts[].answer "spool" is not available in this build', {
-          source: "bridge",
-          hint: 'Use answer "sync".',
-        });
+      if (JSON.stringify(next.spool) !== JSON.stringify(config.spool)) {
+        log.warn("reload: spool settings changed; they apply after a restart");
       }
       if (JSON.stringify(next.tokenCache) !== JSON.stringify(config.tokenCache)) {
         log.warn("reload: tokenCache settings changed; they apply after a restart");
@@ -294,6 +320,8 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         metricsServer.closeAllConnections();
         await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
       }
+      // Deliveries in flight finish (or are recorded as uncertain) before the transports close.
+      await spool?.close();
       await delivery.close();
       await credentials.dispose();
       await closeCache();

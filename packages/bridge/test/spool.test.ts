@@ -92,8 +92,8 @@ print(json.dumps({"p50": times[100], "max": times[-1], "total": sum(times)}))
     console.log(
       `spool: 200 messages accepted in ${timing.total.toFixed(0)} ms (p50 ${timing.p50.toFixed(1)} ms, max ${timing.max.toFixed(1)} ms per message)`,
     );
-    // Far faster than delivering them: 200 × 150 ms of Graph latency over 4 lanes is ≥ 7.5 s.
-    expect(timing.total).toBeLessThan(7_500);
+    // A 250 does not wait for Microsoft 365 (150 ms of Graph latency per message here): it waits for the disk.
+    expect(timing.p50).toBeLessThan(100);
 
     const ours = async () =>
       (await mailbox(emulator, "alice@contoso.com")).filter((m) => m.subject?.startsWith(`scan ${run_} `));
@@ -115,8 +115,9 @@ print(json.dumps({"p50": times[100], "max": times[-1], "total": sum(times)}))
     expect(new Set(subjects).size).toBe(200);
     expect(subjects.length).toBe(200);
     expect(all.length).toBe(200);
+    const recovered = /(\d+) message\(s\) were being sent when the last run stopped/.exec(stderr)?.[1] ?? "0";
     console.log(
-      `spool: ${beforeRestart} delivered before SIGKILL, ${200 - beforeRestart} after the restart, none twice`,
+      `spool: ${beforeRestart} delivered before SIGKILL, ${200 - beforeRestart} after the restart (${recovered} were mid-delivery and checked in Sent Items first), none twice`,
     );
     child!.kill("SIGTERM");
     await new Promise((r) => child!.once("exit", r));

@@ -3,6 +3,7 @@
  * over-large literal, too many connections per client and in total, a client not on the allowlist,
  * the login timeout, the idle timeout after login, STARTTLS with injected commands, and shutdown.
  */
+import { freePort } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FrontDoor, FrontDoorLimits } from "../src/front-door.js";
 import { startImapFrontDoor } from "../src/imap/imap-front-door.js";
@@ -176,6 +177,23 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(700);
     expect(d.openSessions).toBe(0);
     await expect(RawClient.open(d.address.port)).rejects.toThrow();
+  });
+
+  it("Microsoft 365 unreachable: NO [UNAVAILABLE], the session stays usable, recorded as upstream-failed", async () => {
+    const options = frontDoorOptions(env, "imap", { security: "plain" });
+    const closedPort = await freePort();
+    const d = await startImapFrontDoor({ ...options, upstream: { ...options.upstream!, port: closedPort } });
+    doors.push(d);
+    const client = await greeted(d);
+    client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+    const answer = await client.until(/^a (OK|NO|BAD) .*\r\n/m);
+    expect(answer).toMatch(/^a NO \[UNAVAILABLE\] .*ECONNREFUSED/m);
+    client.send("b NOOP\r\n");
+    await client.until(/^b OK .*\r\n/m);
+    client.send("c LOGOUT\r\n");
+    await client.waitClosed();
+    await sleep(50);
+    expect(env.records.at(-1)).toMatchObject({ result: "upstream-failed", errorCode: "CONNECTION_FAILED" });
   });
 
   it("records never hold a password", () => {

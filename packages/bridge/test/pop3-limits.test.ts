@@ -3,6 +3,7 @@
  * connections per client, the login timeout, STLS with injected commands; and a failed login that
  * leaves the session usable.
  */
+import { freePort } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FrontDoor, FrontDoorLimits } from "../src/front-door.js";
 import { startPop3FrontDoor } from "../src/pop3/pop3-front-door.js";
@@ -101,6 +102,20 @@ describe.skipIf(dovecotMissing)("POP3 front door limits", () => {
     const log = env.logLines.join("\n");
     expect(log).not.toContain("wrong-password-");
     expect(log).not.toContain(PASSWORD);
+  });
+
+  it("Microsoft 365 unreachable: -ERR [SYS/TEMP]", async () => {
+    const options = frontDoorOptions(env, "pop3", { security: "plain" });
+    const d = await startPop3FrontDoor({
+      ...options,
+      upstream: { ...options.upstream!, port: await freePort() },
+    });
+    doors.push(d);
+    const client = await greeted(d);
+    client.send(`USER ${SUPPORT}\r\nPASS ${PASSWORD}\r\n`);
+    await client.until(/^-ERR \[SYS\/TEMP\] .*ECONNREFUSED.*\r\n/m);
+    client.send("QUIT\r\n");
+    await client.waitClosed();
   });
 
   it("a password with spaces (RFC 1939: the rest of the line) logs in", async () => {

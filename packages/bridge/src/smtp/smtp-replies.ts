@@ -86,10 +86,12 @@ export function deliveryReply(error: unknown): SmtpReply {
 /** A login failure as an SMTP reply. */
 export function authReply(error: unknown): SmtpReply {
   if (!(error instanceof M365MailError)) return bridgeReplies.authTemporary("internal error");
-  if (error.code === "AUTH_FAILED")
+  if (error.code === "AUTH_FAILED") {
+    // A retryable AUTH_FAILED is the lockout guard holding off: the password may be right.
     return error.retryable
-      ? bridgeReplies.authTemporary(error.message.replace(/^\[m365-mail\] \[bridge\] /, "").split(" — ")[0]!)
+      ? bridgeReplies.authTemporary("too many failed logins, try again later")
       : bridgeReplies.authFailed();
+  }
   if (error.retryable) return bridgeReplies.authTemporary(error.code);
   return bridgeReplies.signInProblem(error);
 }

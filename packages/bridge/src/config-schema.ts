@@ -29,7 +29,8 @@ export interface M365ConnectionInput {
   cloud?: "global" | "usgovhigh" | "usdod" | "china";
   authorityHost?: string;
   graphOrigin?: string;
-  smtp?: { host?: string; port?: number };
+  /** `maxMessagesPerMinute`: the SMTP delivery's own limit. @default 30 (Exchange's); 0 = off, for tests and benches */
+  smtp?: { host?: string; port?: number; maxMessagesPerMinute?: number };
   imap?: { host?: string; port?: number };
   pop3?: { host?: string; port?: number };
   /** PEM file of an extra CA to trust upstream (the emulator's). */
@@ -111,7 +112,7 @@ export interface M365Connection {
   readonly cloud: "global" | "usgovhigh" | "usdod" | "china";
   readonly authorityHost?: string;
   readonly graphOrigin?: string;
-  readonly smtp: { host: string; port: number };
+  readonly smtp: { host: string; port: number; maxMessagesPerMinute?: number };
   readonly imap: { host: string; port: number };
   readonly pop3: { host: string; port: number };
   readonly caFile?: string;
@@ -364,6 +365,13 @@ function validateM365(p: Problems, v: unknown, env: NodeJS.ProcessEnv): M365Conn
     };
   };
   const preset = CLOUDS[cloud];
+  const smtpRate = int(
+    p,
+    "m365.smtp.maxMessagesPerMinute",
+    isObject(m.smtp) ? m.smtp.maxMessagesPerMinute : undefined,
+    0,
+    100_000,
+  );
   const caFile =
     str(p, "m365.caFile", m.caFile ?? env.M365_CA_FILE) ?? (env.NODE_EXTRA_CA_CERTS || undefined);
   const engine = oneOf(p, "m365.engine", m.engine ?? env.M365_ENGINE, ["msal", "http"]) ?? "msal";
@@ -373,7 +381,10 @@ function validateM365(p: Problems, v: unknown, env: NodeJS.ProcessEnv): M365Conn
     cloud,
     ...(authorityHost ? { authorityHost: authorityHost.replace(/\/+$/, "") } : {}),
     ...(graphOrigin ? { graphOrigin: graphOrigin.replace(/\/+$/, "") } : {}),
-    smtp: endpoint("smtp", preset.smtp),
+    smtp: {
+      ...endpoint("smtp", preset.smtp),
+      ...(smtpRate === undefined ? {} : { maxMessagesPerMinute: smtpRate }),
+    },
     imap: endpoint("imap", preset.imap),
     pop3: endpoint("pop3", preset.pop3),
     ...(caFile ? { caFile } : {}),

@@ -79,6 +79,9 @@ export function createDelivery(options: {
               mailbox: signedIn.mailbox,
               host: m365.smtp.host,
               port: m365.smtp.port,
+              ...(m365.smtp.maxMessagesPerMinute === undefined
+                ? {}
+                : { maxMessagesPerMinute: m365.smtp.maxMessagesPerMinute }),
               ...(options.ca ? { ca: options.ca } : {}),
               logger: log,
             });

@@ -203,17 +203,8 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
           : {}),
       });
     } else {
-      const start = options.relays?.[l.protocol];
-      if (!start) {
-        throw new M365MailError(
-          "NOT_SUPPORTED",
-          `the ${l.protocol.toUpperCase()} relay is not available in this build`,
-          {
-            source: "bridge",
-            hint: `Remove the ${l.protocol} listener from listeners[] for now.`,
-          },
-        );
-      }
+      const start =
+        options.relays?.[l.protocol] ?? (l.protocol === "imap" ? startImapFrontDoor : startPop3FrontDoor);
       const endpoint = config.m365[l.protocol];
       door = await start({
         ...base,

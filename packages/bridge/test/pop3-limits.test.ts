@@ -15,8 +15,8 @@ import {
   RawClient,
   type RelayEnv,
   SUPPORT,
-  sleep,
   startRelayEnv,
+  waitForRecord,
 } from "./relay-helpers.js";
 
 const PASSWORD = "Demo-Passw0rd!";
@@ -68,8 +68,7 @@ describe.skipIf(dovecotMissing)("POP3 front door limits", () => {
     const client = await greeted(d);
     await client.until(/^-ERR Disconnected: no login.*\r\n/m, 5000);
     await client.waitClosed();
-    await sleep(50);
-    expect(env.records.at(-1)).toMatchObject({ protocol: "pop3", result: "timeout" });
+    await waitForRecord(env, { protocol: "pop3", result: "timeout" });
   });
 
   it("commands behind STLS in the same packet are refused and the connection closed", async () => {

@@ -387,3 +387,23 @@ export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
     close: () => bridge.close({ drainMs: 0 }),
   };
 }
+
+/** Waits (up to 5 s) for a session record with these fields: the bridge writes it once it saw the close too. */
+export async function waitForRecord(
+  env: RelayEnv,
+  fields: Partial<SessionRecord>,
+  since = 0,
+): Promise<SessionRecord> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const found = env.records
+      .slice(since)
+      .find((r) => Object.entries(fields).every(([k, v]) => r[k as keyof SessionRecord] === v));
+    if (found) return found;
+    if (Date.now() > end)
+      throw new Error(
+        `no session record like ${JSON.stringify(fields)} in ${JSON.stringify(env.records.slice(since))}`,
+      );
+    await sleep(20);
+  }
+}

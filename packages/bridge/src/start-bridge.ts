@@ -1,14 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import {
-  fileTokenCache,
-  memoryTokenCache,
-  type RedisTokenCacheClient,
-  redisTokenCache,
-  type TokenCache,
-} from "@m365-mail/auth-ropc";
+import { fileTokenCache, memoryTokenCache, redisTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
 import { type Logger, M365MailError, safeLogger } from "@m365-mail/core";
+import { Redis } from "ioredis";
 import type { BridgeConfig, ListenerConfig } from "./config-schema.js";
 import { consoleLogger } from "./console-logger.js";
 import { type Credentials, createCredentials } from "./credentials.js";
@@ -370,21 +365,17 @@ async function openTokenCache(
       closeCache: async () => {},
     };
   }
-  let Redis: new (url: string) => RedisTokenCacheClient & { quit(): Promise<unknown> };
+  // One connection per bridge; ioredis reconnects by itself, and a failed command surfaces as CONNECTION_FAILED.
+  const client = new Redis(c.url, { maxRetriesPerRequest: 2 });
+  let cache: TokenCache;
   try {
-    const name = "ioredis";
-    const mod = (await import(name)) as { default: typeof Redis };
-    Redis = mod.default;
+    cache = redisTokenCache({ client, ...(key ? { key } : {}) });
   } catch (error) {
-    throw new M365MailError("CONFIG_INVALID", 'tokenCache type "redis" needs the ioredis package', {
-      source: "bridge",
-      cause: error,
-      hint: "npm install ioredis (next to @m365-mail/bridge), or use a memory or file token cache.",
-    });
+    client.disconnect();
+    throw error;
   }
-  const client = new Redis(c.url);
   return {
-    cache: redisTokenCache({ client, ...(key ? { key } : {}) }),
+    cache,
     ...(key ? { pepper: key } : {}),
     closeCache: async () => {
       await client.quit().catch(() => undefined);

@@ -13,6 +13,8 @@
  *   30/minute limit is lifted and accepted mail goes to a sink (the Maildir would slow down over the run).
  * - POP3: `RETR` of 200 messages in alice@contoso.com, one at a time, with one small POP3 client on both
  *   sides (defined below; the only difference is AUTH XOAUTH2 vs USER/PASS). 15 pairs of rounds.
+ *   For reference (not in RESULT) the same client also goes through a bare node:net → node:tls pipe proxy
+ *   process: sequential RETRs pay each round trip's extra process hop, and this shows that hop's price.
  * - Login: connect + sign-in latency with a warm token (imapflow `connect()`: TCP/TLS, greeting,
  *   capabilities, AUTHENTICATE), 41 of each, alternating; p50 of each, overhead = bridge p50 − direct p50.
  *
@@ -182,9 +184,39 @@ process.on("disconnect", () => process.exit(0));
   };
 }
 
+/**
+ * For reference only (not in RESULT): ten lines of node:net → node:tls `pipe()` in a process of their own,
+ * no sign-in logic — what any relay process costs per round trip, to tell the bridge's own cost from the hop's.
+ */
+async function startBareProxy(upstream: { host: string; port: number; ca: string }) {
+  const script = `
+import net from "node:net";
+import tls from "node:tls";
+const o = JSON.parse(process.argv[1]);
+const server = net.createServer((c) => {
+  c.setNoDelay(true);
+  const u = tls.connect({ host: o.host, port: o.port, ca: o.ca });
+  u.setNoDelay(true);
+  c.pipe(u);
+  u.pipe(c);
+  c.on("error", () => u.destroy());
+  u.on("error", () => c.destroy());
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+process.on("disconnect", () => process.exit(0));
+`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(upstream)], {
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
+  });
+  const port = await new Promise<number>((resolve) =>
+    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
+  return { port, stop: () => child.kill() };
+}
+
 /** A small POP3 client: the same code on both sides, only the sign-in differs. */
 class BenchPop3 {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private wake: (() => void) | undefined;
   private constructor(private readonly socket: Socket) {
     socket.on("data", (chunk: Buffer) => {
@@ -427,6 +459,19 @@ try {
   await popDirect();
   await popBridge();
   const pop3Ratios = await compare("pop3", POP_PAIRS, popDirect, popBridge);
+  // Reference: the same client with XOAUTH2 through a bare pipe proxy process (the hop without the bridge).
+  const bare = await startBareProxy({ host: server.host, port: server.pop3Port, ca: emu.caPem });
+  try {
+    const popBare = retrAll(async () => {
+      const c = await BenchPop3.open(bare.port);
+      await c.xoauth2(POP_USER, popToken);
+      return c;
+    });
+    await popBare();
+    await compare("pop3 via a bare pipe proxy (reference)", Math.ceil(POP_PAIRS / 2), popDirect, popBare);
+  } finally {
+    bare.stop();
+  }
 
   // --- connect + login latency with a warm token ----------------------------------------------------------
   const loginOnce = async (direct: boolean) => {

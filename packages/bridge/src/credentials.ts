@@ -97,11 +97,27 @@ export function createCredentials(options: CredentialsOptions): Credentials {
 
   async function token(account: AccountConfig, auth: TokenProvider, protocol: BridgeProtocol): Promise<void> {
     try {
-      await auth.getAccessToken(resourceFor(account, protocol));
+      await tokenFor(account, auth, protocol);
       problems.resolve(account.name);
     } catch (error) {
       problems.report(account.name, error);
       throw error;
+    }
+  }
+
+  /** `auto` delivery falls back to SMTP where Graph is not consented: so may its login. */
+  async function tokenFor(
+    account: AccountConfig,
+    auth: TokenProvider,
+    protocol: BridgeProtocol,
+  ): Promise<void> {
+    try {
+      await auth.getAccessToken(resourceFor(account, protocol));
+    } catch (error) {
+      const graphRefused =
+        isM365MailError(error, "CONSENT_REQUIRED") || isM365MailError(error, "ACCESS_DENIED");
+      if (!(account.delivery === "auto" && protocol === "smtp" && graphRefused)) throw error;
+      await auth.getAccessToken("outlook");
     }
   }
 
@@ -163,7 +179,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       const pepper = options.cachePepper;
       const provider = providerFor(upn, password, passwordKeyedCache(options.cache, upn, password, pepper));
       try {
-        await provider.getAccessToken(resourceFor(account, client.protocol));
+        await tokenFor(account, provider, client.protocol);
       } catch (error) {
         await provider.dispose();
         if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {

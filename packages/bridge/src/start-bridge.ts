@@ -103,6 +103,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     ...(ca ? { ca } : {}),
     logger: log,
     metrics,
+    onProblem: (account, error) => problems.report(account, error),
   });
   let spool: Spool | undefined;
   if (config.spool) {

@@ -52,6 +52,8 @@ beforeAll(async () => {
         },
       ],
       accounts: [
+        // SMTP AUTH is off for this mailbox, and this account insists on SMTP delivery.
+        { credentials: { mode: "passthrough", username: "nosmtp@contoso.com" }, delivery: "smtp" },
         // Catch-all: every contoso.com user with their own password.
         { credentials: { mode: "passthrough", domain: "contoso.com" } },
         // A local login for the shared mailbox, signed in as its delegate.
@@ -193,5 +195,27 @@ describe("accounts", () => {
     expect(bridge.metrics()).toMatch(
       /m365_bridge_sign_in_problems\{account="@contoso\.com",code="MFA_REQUIRED"\} 1/,
     );
+  });
+
+  it('delivery "smtp" where SMTP AUTH is disabled: 550 5.7.139 with the fix, and a sign-in problem in status', async () => {
+    const result = await pythonSmtp({
+      port: smtpPort(bridge),
+      username: "nosmtp@contoso.com",
+      password: DEMO_PASSWORD,
+      from: "nosmtp@contoso.com",
+      to: ["alice@contoso.com"],
+      message: textMessage({
+        from: "nosmtp@contoso.com",
+        to: "alice@contoso.com",
+        subject: subject("smtp off"),
+      }),
+    });
+    expect(result.stdout.trim()).toMatch(
+      /^ERR 550 5\.7\.139 Microsoft 365 refused the submission \(PROTOCOL_DISABLED/,
+    );
+    expect(bridge.status().signInProblems).toContainEqual(
+      expect.objectContaining({ account: "nosmtp@contoso.com", code: "PROTOCOL_DISABLED" }),
+    );
+    await waitFor(async () => events.some((e) => e.code === "PROTOCOL_DISABLED"));
   });
 });

@@ -49,6 +49,8 @@ export function createDelivery(options: {
   ca?: string;
   logger: Logger;
   metrics: BridgeMetrics;
+  /** A delivery failure that needs a person (SMTP AUTH disabled, consent missing, …). */
+  onProblem?: (account: string, error: unknown) => void;
 }): Delivery {
   const log = options.logger;
   // One transport per token provider and mailbox: Graph's per-mailbox concurrency and SMTP's pool of 3
@@ -132,6 +134,7 @@ export function createDelivery(options: {
           options.metrics.inc("m365_bridge_deliveries_total", { route: r, result: "ok" });
           return { route: r, messageId };
         } catch (error) {
+          options.onProblem?.(job.account.name, error);
           options.metrics.inc("m365_bridge_deliveries_total", {
             route: r,
             result: isM365MailError(error) && error.retryable ? "deferred" : "failed",

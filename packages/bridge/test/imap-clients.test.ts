@@ -114,6 +114,8 @@ describe.skipIf(dovecotMissing)("IMAP front door with unmodified clients", () =>
         expect(caps).not.toContain("LOGINDISABLED");
         expect(result.stdout).toMatch(/^AFTER .*\bIDLE\b/m);
         expect(result.stdout).toMatch(/^AFTER .*\bMOVE\b/m);
+        expect(result.stdout).toMatch(/^AFTER .*\bCONDSTORE\b/m);
+        expect(result.stdout).toMatch(/^AFTER .*\bUIDPLUS\b/m);
         expect(result.stdout).toContain("FOUND 1");
         expect(result.stdout).toContain("BODY 1");
         expect(result.stdout).toContain("MOVE OK");

@@ -341,8 +341,6 @@ export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
   const { writeFile } = await import("node:fs/promises");
   const { join } = await import("node:path");
   const { startBridge, validateBridgeConfig } = await import("../src/index.js");
-  const { startImapFrontDoor } = await import("../src/imap/imap-front-door.js");
-  const { startPop3FrontDoor } = await import("../src/pop3/pop3-front-door.js");
   const dir = env.emulator.dataDir;
   const certFile = join(dir, "bridge-cert.pem");
   const keyFile = join(dir, "bridge-key.pem");
@@ -371,8 +369,8 @@ export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
   const sink = (level: string) => (message: string, data?: Record<string, unknown>) =>
     lines.push(`${level} ${message}${data ? ` ${JSON.stringify(data)}` : ""}`);
   const bridge = await startBridge(config, {
+    // No `relays` option: startBridge's own IMAP and POP3 front doors, as `m365-mail bridge` runs them.
     logger: { debug: sink("debug"), info: sink("info"), warn: sink("warn"), error: sink("error") },
-    relays: { imap: startImapFrontDoor, pop3: startPop3FrontDoor },
   });
   // addresses come in the order of config.listeners.
   const relayAddresses = bridge.addresses.filter((a) => a.protocol === "imap" || a.protocol === "pop3");

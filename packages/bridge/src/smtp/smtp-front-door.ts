@@ -151,7 +151,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       void (async () => {
         if (!state.signedIn) {
           const noAuth = options.noAuth;
-          if (!noAuth || !noAuth.isAllowed(session.remoteAddress)) {
+          if (!noAuth?.isAllowed(session.remoteAddress)) {
             return callback(replyError(bridgeReplies.authRequired()));
           }
           if (sender !== noAuth.from.toLowerCase()) return callback(replyError(bridgeReplies.sendAsDenied()));

@@ -355,6 +355,12 @@ function validateM365(p: Problems, v: unknown, env: NodeJS.ProcessEnv): M365Conn
     const e = m[name];
     if (e !== undefined && !isObject(e)) p.add(`m365.${name}`, "must be an object { host, port }");
     const o = isObject(e) ? e : {};
+    unknownKeys(
+      p,
+      `m365.${name}`,
+      o,
+      name === "smtp" ? ["host", "port", "maxMessagesPerMinute"] : ["host", "port"],
+    );
     const upper = name.toUpperCase();
     const envPort = env[`M365_${upper}_PORT`];
     return {

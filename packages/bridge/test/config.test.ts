@@ -2,7 +2,13 @@ import { chmod, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { hashSecret, readMappedPassword, validateBridgeConfig, verifySecret } from "../src/index.js";
+import {
+  hashSecret,
+  loadBridgeConfig,
+  readMappedPassword,
+  validateBridgeConfig,
+  verifySecret,
+} from "../src/index.js";
 
 const m365 = {
   tenantId: "5e7a3f0c-2b1d-4c8e-9f6a-0d4b3c2a1e9f",
@@ -137,5 +143,31 @@ describe("mapped credentials", () => {
         {},
       ),
     ).rejects.toThrow(/NOPE_NOT_SET is not set/);
+  });
+});
+
+describe("config files", () => {
+  it("reads YAML as well as JSON, and names a syntax error's file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "bridge-config-"));
+    const yamlPath = join(dir, "bridge.yaml");
+    await writeFile(
+      yamlPath,
+      [
+        "m365:",
+        `  tenantId: ${m365.tenantId}`,
+        `  clientId: ${m365.clientId}`,
+        "listeners:",
+        "  - { protocol: smtp, port: 2525, security: starttls }",
+        "accounts:",
+        "  - credentials: { mode: passthrough, domain: contoso.com }",
+        "",
+      ].join("\n"),
+    );
+    const config = await loadBridgeConfig(yamlPath, {});
+    expect(config.listeners[0]).toMatchObject({ protocol: "smtp", port: 2525, security: "starttls" });
+    expect(config.accounts[0]!.name).toBe("@contoso.com");
+    const broken = join(dir, "broken.json");
+    await writeFile(broken, "{ nope");
+    await expect(loadBridgeConfig(broken, {})).rejects.toThrow(/broken\.json is not valid JSON/);
   });
 });

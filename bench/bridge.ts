@@ -369,7 +369,11 @@ try {
     {
       dataDir: join(dataDir, "bridge"),
       // The SMTP delivery's own 30/minute limit (Exchange's) is lifted like the emulator's.
-      m365: { engine: "http", caFile: emu.caPath, smtp: { ...emu.cloud.smtp, maxMessagesPerMinute: 0 } },
+      m365: {
+        engine: "http",
+        caFile: emu.caPath,
+        smtp: { host: emu.cloud.smtp.host, port: emu.cloud.smtp.port, maxMessagesPerMinute: 0 },
+      },
       listeners: [
         { protocol: "imap", host: "127.0.0.1", port: 0, security: "plain" },
         { protocol: "pop3", host: "127.0.0.1", port: 0, security: "plain" },

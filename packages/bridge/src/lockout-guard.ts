@@ -35,6 +35,7 @@ interface AccountState {
   failures: number[];
   badPasswords: Map<string, number>;
   cappedLogged: boolean;
+  knownBadLogged: boolean;
 }
 
 interface ClientState {
@@ -72,7 +73,7 @@ export function createLockoutGuard(options: LockoutGuardOptions): LockoutGuard {
     const key = upn.toLowerCase();
     let state = accounts.get(key);
     if (!state) {
-      state = { failures: [], badPasswords: new Map(), cappedLogged: false };
+      state = { failures: [], badPasswords: new Map(), cappedLogged: false, knownBadLogged: false };
       accounts.set(key, state);
     }
     return state;
@@ -136,6 +137,12 @@ export function createLockoutGuard(options: LockoutGuardOptions): LockoutGuard {
       const digest = memo.digest(upn.toLowerCase(), password).toString("base64");
       const seenAt = state.badPasswords.get(digest);
       if (seenAt !== undefined && seenAt > now() - windowMs()) {
+        if (!state.knownBadLogged) {
+          state.knownBadLogged = true;
+          log.warn(
+            `lockout guard: a password Microsoft 365 already refused for ${upn} was sent again; answering "wrong password" without asking Entra (logged once per account and window)`,
+          );
+        }
         throw refuse(
           "known-bad-password",
           `the password for ${upn} was already refused by Microsoft 365; not asking again`,
@@ -162,7 +169,10 @@ export function createLockoutGuard(options: LockoutGuardOptions): LockoutGuard {
       const state = account(upn);
       state.failures.push(now());
       state.badPasswords.set(memo.digest(upn.toLowerCase(), password).toString("base64"), now());
-      if (state.failures.length === 1) state.cappedLogged = false;
+      if (state.failures.length === 1) {
+        state.cappedLogged = false;
+        state.knownBadLogged = false;
+      }
     },
     passwordAccepted(upn, password) {
       const state = accounts.get(upn.toLowerCase());

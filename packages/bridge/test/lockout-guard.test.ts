@@ -104,6 +104,7 @@ describe("lockout guard, through Python smtplib", () => {
   it("logs each refusal kind once, clearly, and no password", () => {
     const text = logger.lines.join("\n");
     expect(logger.lines.filter((l) => l.includes("new passwords for it are refused")).length).toBe(1);
+    expect(logger.lines.filter((l) => l.includes("already refused for support@contoso.com")).length).toBe(1);
     expect(
       logger.lines.filter((l) => l.includes("client 127.0.0.4") && l.includes("refusing it")).length,
     ).toBe(1);

@@ -123,7 +123,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       throw error;
     }
   }
-  const accept = async (message: AcceptedMessage): Promise<string> => {
+  const accept = async (message: AcceptedMessage): Promise<{ messageId: string; upstream: string }> => {
     if (message.account.answer === "spool") {
       if (!spool) {
         throw new M365MailError(
@@ -135,9 +135,10 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
           },
         );
       }
-      return spool.accept(message);
+      return { messageId: await spool.accept(message), upstream: "spool" };
     }
-    return (await delivery.deliver(message)).messageId;
+    const result = await delivery.deliver(message);
+    return { messageId: result.messageId, upstream: result.route };
   };
   // Front doors keep this function for their lifetime; it always asks the current credentials.
   const authenticate: Authenticate = (username, password, client) =>

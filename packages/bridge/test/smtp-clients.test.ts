@@ -238,6 +238,9 @@ describe("logs", () => {
     expect(all).not.toContain("wrong-PLAIN-password");
     expect(all).not.toContain("not-the-password");
     expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
-    expect(all).toMatch(/session smtp client=127\.0\.0\.1:\d+ account=support@contoso\.com .* result=ok/);
+    expect(all).toMatch(
+      /session smtp client=127\.0\.0\.1:\d+ account=support@contoso\.com upstream=graph in=\d+ .* result=ok/,
+    );
+    expect(all).toMatch(/session smtp client=127\.0\.0\.1:\d+ account=alice@contoso\.com upstream=smtp /);
   });
 });

@@ -10,8 +10,11 @@ export interface SmtpFrontDoorOptions extends FrontDoorOptions {
   readonly limits: ListenerLimits;
   /** The current settings of a signed-in account (delivery, send-as); read per message, so reload applies. */
   readonly accountSettings: (name: string) => AccountConfig | undefined;
-  /** Hands the message on (sync: to Microsoft 365; spool: to the outbox) and resolves with its Message-ID. */
-  readonly accept: (message: AcceptedMessage) => Promise<string>;
+  /**
+   * Hands the message on (sync: to Microsoft 365; spool: to the outbox) and resolves with its Message-ID
+   * and where it went ("graph", "smtp", "spool") for the session's log line.
+   */
+  readonly accept: (message: AcceptedMessage) => Promise<{ messageId: string; upstream: string }>;
   /** Devices on these networks may send without AUTH, as one account and one sender. */
   readonly noAuth?: {
     readonly isAllowed: (address: string) => boolean;
@@ -37,6 +40,7 @@ interface SessionState {
   messages: number;
   result: string;
   errorCode?: string;
+  upstream?: string;
   readonly loginTimer?: NodeJS.Timeout;
 }
 
@@ -62,7 +66,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
     protocol: "smtp",
     client: `${session.remoteAddress}:${session.remotePort}`,
     ...(state.signedIn ? { account: state.signedIn.account } : {}),
-    upstream: "microsoft-365",
+    ...(state.upstream ? { upstream: state.upstream } : {}),
     bytesIn: state.bytesIn,
     bytesOut: 0,
     durationMs: Date.now() - state.startedAt,
@@ -215,8 +219,9 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
             recipients: session.envelope.rcptTo.map((r) => r.address),
             raw: Buffer.concat(chunks),
           })
-          .then((messageId) => {
+          .then(({ messageId, upstream }) => {
             state.messages++;
+            state.upstream = upstream;
             callback(null, bridgeReplies.accepted(messageId).text);
           })
           .catch((error: unknown) => {

@@ -14,7 +14,7 @@ import type { BridgeMetrics } from "./metrics.js";
 import { passwordKeyedCache } from "./password-keyed-cache.js";
 import { verifySecret } from "./secret-hash.js";
 import { SecretMemo } from "./secret-memo.js";
-import type { SignInProblems } from "./sign-in-problems.js";
+import { needsAPerson, type SignInProblems } from "./sign-in-problems.js";
 
 export interface CredentialsOptions {
   config: BridgeConfig;
@@ -52,6 +52,9 @@ function resourceFor(account: AccountConfig, protocol: BridgeProtocol): Resource
   return protocol === "smtp" && account.delivery !== "smtp" ? "graph" : "outlook";
 }
 
+/** How long a sign-in problem of one user and password is answered without asking Entra again. */
+const PROBLEM_MEMO_MS = 60_000;
+
 const wrongPassword = () =>
   new M365MailError("AUTH_FAILED", "authentication failed: wrong username or password", {
     source: "bridge",
@@ -74,6 +77,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   const mappedProviders = new Map<string, RopcTokenProvider>();
   /** Concurrent first logins with the same password share one check. */
   const pending = new Map<string, Promise<SignedIn>>();
+  /** Passthrough: a password that met a sign-in problem (MFA, expired, …) is answered from here for a minute. */
+  const refusedRecently = new Map<string, { error: M365MailError; at: number }>();
 
   const providerFor = (upn: string, password: string | (() => Promise<string>), cache: TokenCache) =>
     ropcTokenProvider({
@@ -169,6 +174,13 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     const flightKey = `${upn}\0${digest.toString("base64")}`;
     const inflight = pending.get(flightKey);
     if (inflight) return inflight;
+    const recent = refusedRecently.get(flightKey);
+    if (recent && Date.now() - recent.at < PROBLEM_MEMO_MS) {
+      // The same password met a problem that needs a person moments ago: a device retrying in a loop
+      // would otherwise ask Entra every few seconds (and trip AADSTS50196).
+      guard.clientFailed(client.address);
+      throw recent.error;
+    }
     const attempt = (async () => {
       try {
         guard.admitPasswordGrant(upn, password);
@@ -189,6 +201,10 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           throw wrongPassword();
         }
         problems.report(account.name, error);
+        if (needsAPerson(error)) {
+          refusedRecently.set(flightKey, { error, at: Date.now() });
+          if (refusedRecently.size > 10_000) refusedRecently.clear();
+        }
         if (!isM365MailError(error) || !error.retryable) guard.clientFailed(client.address);
         throw error;
       }

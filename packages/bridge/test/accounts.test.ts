@@ -183,6 +183,8 @@ describe("accounts", () => {
       });
       expect(result.stdout.trim()).toMatch(/^ERR 535 5\.7\.8 .*MFA_REQUIRED/);
     }
+    // Only the first of the three attempts asked Entra: the same password is answered from memory for a minute.
+    expect(emulator.admin.counts()["entra.token.password:mfa@contoso.com"]).toBe(1);
     await waitFor(async () => events.length > 0);
     await new Promise((r) => setTimeout(r, 300));
     expect(events).toEqual([

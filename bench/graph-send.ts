@@ -6,9 +6,13 @@
  * here (200 requests of 10,000): concurrency × latency is the floor. The emulator's own work per send
  * (MIME, Maildir) comes on top of that floor and counts against us.
  *
+ * What is compared, and why it is fair: our wall time against that floor — the least time any client,
+ * the raw Graph SDK included, could take for the same 200 sends under the same limits and the same
+ * injected latency. A ratio near 1 means the transport keeps all 4 slots busy without a 429.
+ *
  * Counts what arrived in the recipient's Inbox, finds duplicates, and ends with exactly one line:
  * RESULT graph-send failures=<n> duplicates=<n> ratio=<wall / minimum>
- * Imports the built packages (`pnpm build` first).
+ * Imports the built packages (`pnpm bench` builds them first).
  */
 import { setMaxListeners } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// `pnpm bench <name>` runs bench/<name>.ts against the built packages.
+// `pnpm bench <name>` runs bench/<name>.ts against the built packages. It first builds every workspace
+// package the bench imports (and their dependencies; turbo skips what is current), and stops on a
+// failed build: a bench never measures a stale or half-built dist/.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const name = process.argv[2];
 const available = readdirSync(new URL("../bench/", import.meta.url))
@@ -11,10 +13,24 @@ if (!name || !available.includes(name)) {
   console.error(`usage: pnpm bench <name>   (available: ${available.join(", ") || "none"})`);
   process.exit(2);
 }
-if (!existsSync(new URL("../packages/core/dist/index.js", import.meta.url))) {
-  console.error("[bench] building packages first (pnpm build)");
-  spawnSync("pnpm", ["build"], { stdio: "inherit" });
+const file = new URL(`../bench/${name}.ts`, import.meta.url);
+// "../packages/<dir>/…" and "../apps/<dir>/…" in the bench name the workspace packages it runs.
+const folders = new Set(
+  [...readFileSync(file, "utf8").matchAll(/\.\.\/((?:packages|apps)\/[\w-]+)\//g)].map((m) => m[1]),
+);
+const filters = [...folders].map((folder) => {
+  const manifest = JSON.parse(readFileSync(new URL(`../${folder}/package.json`, import.meta.url), "utf8"));
+  return `--filter=${manifest.name}...`;
+});
+console.error(`[bench] building ${[...folders].join(", ") || "everything"}`);
+const build = spawnSync("pnpm", ["turbo", "run", "build", "--output-logs=errors-only", ...filters], {
+  stdio: "inherit",
+});
+if (build.status !== 0) {
+  console.error(`[bench] the build failed (exit ${build.status ?? build.signal}): not running ${name}`);
+  process.exit(build.status || 1);
 }
-const file = new URL(`../bench/${name}.ts`, import.meta.url).pathname;
-const result = spawnSync("pnpm", ["exec", "tsx", file, ...process.argv.slice(3)], { stdio: "inherit" });
+const result = spawnSync("pnpm", ["exec", "tsx", file.pathname, ...process.argv.slice(3)], {
+  stdio: "inherit",
+});
 process.exit(result.status ?? 1);

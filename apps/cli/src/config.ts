@@ -5,7 +5,9 @@ import { parseEnv } from "node:util";
 import type { RopcEngine } from "@m365-mail/auth-ropc";
 import {
   M365_SETTINGS,
+  type M365AuthMethod,
   type M365Cloud,
+  type M365Federation,
   m365PasswordSource,
   readPasswordFile,
   registerSecret,
@@ -42,6 +44,9 @@ export const GLOBAL_OPTIONS = {
   ),
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string }>;
 
+/** How the CLI signs in: the password grant, or a stored device-code sign-in (`m365-mail login --device-code`). */
+export type AuthMethod = M365AuthMethod;
+
 export type Flags = Record<string, string | boolean | string[] | undefined>;
 
 /** Where each setting came from, for `doctor` and error messages. */
@@ -56,6 +61,12 @@ export interface ResolvedConfig {
   readonly ca?: string;
   readonly caFile?: string;
   readonly engine?: RopcEngine;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: M365Federation;
+  /** @default "ropc" */
+  readonly auth: AuthMethod;
+  /** The encrypted file a device-code sign-in is stored in. @default token-cache.json beside the config file */
+  readonly tokenCacheFile: string;
   readonly profile?: string;
   readonly configPath?: string;
   readonly envFile?: string;
@@ -204,7 +215,7 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     const p = profile[spec.profile];
     if (p !== undefined && p !== "") {
       origins[name] = "profile";
-      return name === "caFile" ? profilePath(String(p)) : String(p);
+      return name === "caFile" || name === "tokenCacheFile" ? profilePath(String(p)) : String(p);
     }
     return undefined;
   };
@@ -223,11 +234,18 @@ export function loadConfig(flags: Flags, processEnv: NodeJS.ProcessEnv, out: Out
     source: "cli",
   });
 
+  // Beside the config file unless set; a profile's relative path is relative to the config file (pick).
+  const tokenCacheFile = resolve(
+    expandHome(settings.tokenCacheFile ?? join(dirname(configPath), "token-cache.json"), env),
+  );
+
   const password = passwordSource(flags, processEnv, dotenv, profile, profilePath, configPath, out);
   if (password) origins.password = password.origin;
 
   return {
     ...settings,
+    auth: settings.auth ?? "ropc",
+    tokenCacheFile,
     ...(profileName !== undefined ? { profile: profileName } : {}),
     ...(file ? { configPath } : {}),
     ...(existsSync(envFile) ? { envFile } : {}),
@@ -301,11 +319,11 @@ function passwordSource(
   return undefined;
 }
 
-/**
- * Tenant, client, user and password, or a CONFIG_INVALID error naming what to set. Without a
- * configured password it asks on the terminal (hidden); without a terminal it refuses.
- */
-export async function requireCredentials(config: ResolvedConfig, out: Output): Promise<Credentials> {
+/** Who signs in: tenant, client and user (what a device-code sign-in needs; no password). */
+export type Identity = Omit<Credentials, "password">;
+
+/** Tenant, client and user, or a CONFIG_INVALID error naming what to set. */
+export function requireIdentity(config: ResolvedConfig): Identity {
   const missing = (["tenantId", "clientId", "username"] as const).filter((k) => !config[k]);
   if (missing.length > 0) {
     const names = missing.map((k) => `--${SETTINGS[k].flag} / ${SETTINGS[k].env}`).join(", ");
@@ -314,6 +332,15 @@ export async function requireCredentials(config: ResolvedConfig, out: Output): P
       `Set ${names} (or a profile in ${config.configPath ?? defaultConfigPath(config.env)}). The tenant id and client id are on App registration → Overview; against the emulator, run \`m365-mail emulator\` and use what it prints.`,
     );
   }
+  return { tenantId: config.tenantId!, clientId: config.clientId!, username: config.username! };
+}
+
+/**
+ * Tenant, client, user and password, or a CONFIG_INVALID error naming what to set. Without a
+ * configured password it asks on the terminal (hidden); without a terminal it refuses.
+ */
+export async function requireCredentials(config: ResolvedConfig, out: Output): Promise<Credentials> {
+  const identity = requireIdentity(config);
   let password: string | undefined;
   if (config.password) password = config.password.read();
   else if (process.stdin.isTTY && out.interactive) {
@@ -326,10 +353,5 @@ export async function requireCredentials(config: ResolvedConfig, out: Output): P
       "Set M365_PASSWORD_FILE (a file holding only the password) or M365_PASSWORD, use --password-file or a profile's passwordFile, or run on a terminal to be asked.",
     );
   }
-  return {
-    tenantId: config.tenantId!,
-    clientId: config.clientId!,
-    username: config.username!,
-    password,
-  };
+  return { ...identity, password };
 }

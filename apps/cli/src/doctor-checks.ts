@@ -1,3 +1,4 @@
+import type { SignInRoute } from "@m365-mail/auth-ropc";
 import {
   type ErrorCode,
   isM365MailError,
@@ -41,6 +42,8 @@ export interface DoctorReport {
   cloud: string;
   authorityHost: string;
   tokens: { graph?: TokenInfo; outlook?: TokenInfo };
+  /** How the password became tokens: the user's realm and, for a federated (AD FS) user, the endpoint. */
+  signIn?: SignInRoute;
   checks: DoctorCheck[];
 }
 
@@ -94,6 +97,8 @@ const ACCOUNT_LEVEL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CONNECTION_FAILED",
   "TIMEOUT",
   "ABORTED",
+  "SIGN_IN_REQUIRED",
+  "REFRESH_EXPIRED",
 ]);
 
 const MANAGE_EMAIL_APPS = (user: string, app: string) =>
@@ -116,7 +121,7 @@ export function fixFor(
     case "USER_NOT_ASSIGNED":
       return `Enterprise application → Users and groups → + Add user/group → ${user} (Enterprise application → Properties → Assignment required? is Yes, so only assigned users can sign in)`;
     case "MFA_REQUIRED":
-      return `ROPC cannot do MFA: exclude ${user} from MFA (per-user MFA, Conditional Access policies that require MFA, Security Defaults)`;
+      return `ROPC cannot do MFA: exclude ${user} from MFA (per-user MFA, Conditional Access policies that require MFA, Security Defaults) — or use the device code provider instead, which can: run \`m365-mail login --device-code\` once (a person approves with MFA), then --auth device-code / M365_AUTH=device-code`;
     case "CONSENT_REQUIRED":
       return consent;
     case "ACCESS_DENIED": {
@@ -133,6 +138,26 @@ export function fixFor(
     default:
       return error.hint;
   }
+}
+
+export const SAML_NAMES: Record<string, string> = {
+  "urn:ietf:params:oauth:grant-type:saml1_1-bearer": "SAML 1.1",
+  "urn:ietf:params:oauth:grant-type:saml2-bearer": "SAML 2.0",
+};
+
+/** The sign-in step in words: which grant at which host, and AD FS's part for a federated user. */
+export function describeSignIn(route: SignInRoute | undefined, authorityHost: string): string {
+  if (!route || route.method === "password") {
+    const realm = route?.realm ? ` (realm ${route.realm}${route.domain ? ` ${route.domain}` : ""})` : "";
+    const fallback = route?.fallbackReason ? `, ${route.fallbackReason}` : "";
+    return `password grant at ${authorityHost}${realm}${fallback}`;
+  }
+  const realm = `realm Federated (${route.domain ?? "federated domain"})`;
+  if (!route.adfsEndpoint) return `${realm}: reading the AD FS metadata (MEX)`;
+  const adfs = `${realm}: WS-Trust ${route.wsTrustVersion} at AD FS ${route.adfsEndpoint}`;
+  // Not "bearer …" in text: redaction takes a word after "bearer" for a token.
+  const saml = route.grantType ? SAML_NAMES[route.grantType] : undefined;
+  return saml ? `${adfs}, ${saml} assertion redeemed at ${authorityHost}` : adfs;
 }
 
 const asError = (error: unknown, source: string): M365MailError =>
@@ -184,7 +209,9 @@ export async function runDoctor(
   });
 
   // 1. The password grant (Graph), then the refresh grant (Outlook): their claims are shown either way.
-  step(`signing in as ${user} (password grant at ${config.cloud.authorityHost})`);
+  const grant =
+    config.auth === "device-code" ? "stored device-code sign-in (refresh grant)" : "password grant";
+  step(`signing in as ${user} (${grant} at ${config.cloud.authorityHost})`);
   let graphError: M365MailError | undefined;
   try {
     tokens.graph = tokenInfo(await auth.getAccessToken("graph", { signal }));
@@ -202,11 +229,21 @@ export async function runDoctor(
     }
   }
   const signInFailedForAll = outlookError !== undefined && outlookError === graphError;
+  const route = "signInRoute" in auth ? auth.signInRoute() : undefined;
+  const signInText = describeSignIn(route, config.cloud.authorityHost);
 
   // 2. Graph: /me, the Inbox, a day of calendar, Mail.Send from the token (or a real send).
   const graphScopes = tokens.graph?.scopes;
   if (graphError) {
-    add(failed("sign-in", `password grant for ${user} at ${config.cloud.authorityHost}`, graphError));
+    add(
+      failed(
+        "sign-in",
+        route?.method === "saml-bearer" || route?.realm === "Federated"
+          ? `sign-in of ${user}: ${signInText}`
+          : `${grant} for ${user} at ${config.cloud.authorityHost}`,
+        graphError,
+      ),
+    );
     for (const id of ["calendar", "mail-read", "mail-send"] as const)
       add(blocked(id, "sign-in", "no Graph token (sign-in failed)"));
   } else {
@@ -220,7 +257,13 @@ export async function runDoctor(
       return failed(id, prefix + check.detail, asError(check.error, "graph"), graphScopes);
     };
     const me = find("User.Read");
-    add(fromVerify("sign-in", me, `password grant at ${config.cloud.authorityHost}, then `));
+    add(
+      fromVerify(
+        "sign-in",
+        me,
+        `${config.auth === "device-code" ? `${grant} at ${config.cloud.authorityHost}` : signInText}, then `,
+      ),
+    );
     add(fromVerify("calendar", find("Calendars.Read")));
     add(fromVerify("mail-read", find("Mail.Read")));
     if (options.sendTest) {
@@ -304,6 +347,7 @@ export async function runDoctor(
     cloud: config.cloud.name,
     authorityHost: config.cloud.authorityHost,
     tokens,
+    ...(route ? { signIn: route } : {}),
     checks,
   };
 }

@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from "./config.js";
-import type { CheckStatus, DoctorCheck, DoctorReport } from "./doctor-checks.js";
+import { type CheckStatus, type DoctorCheck, type DoctorReport, SAML_NAMES } from "./doctor-checks.js";
 import type { Output } from "./output.js";
 import { tokenLines } from "./token-info.js";
 
@@ -44,6 +44,17 @@ export function printDoctorHeader(config: ResolvedConfig, user: string, out: Out
 
 export function printDoctorReport(report: DoctorReport, out: Output): void {
   const p = out.paint;
+  const route = report.signIn;
+  if (route?.realm) {
+    const adfs =
+      route.method === "saml-bearer"
+        ? ` · AD FS ${route.adfsEndpoint} (WS-Trust ${route.wsTrustVersion}, ${SAML_NAMES[route.grantType ?? ""] ?? "SAML"})`
+        : route.fallbackReason
+          ? ` · ${route.fallbackReason}: password grant at Entra ID`
+          : "";
+    out.out(`${p.bold("Sign-in")}  realm ${route.realm}${route.domain ? ` (${route.domain})` : ""}${adfs}`);
+    out.out();
+  }
   out.out(p.bold("Tokens (decoded claims; the tokens themselves are never shown)"));
   for (const resource of ["graph", "outlook"] as const) {
     const info = report.tokens[resource];

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { Emulator, EmulatorPart } from "@m365-mail/emulator";
 import type { ResolvedConfig } from "./config.js";
 import { stderrLogger } from "./session.js";
@@ -47,6 +48,9 @@ export function emulatorConfig(emulator: Emulator, username: string, password: s
     cloud: emulator.cloud,
     ca: emulator.caPem,
     caFile: emulator.caPath,
+    auth: "ropc",
+    // The demo signs in with the password: nothing is stored, the path only satisfies the type.
+    tokenCacheFile: join(emulator.dataDir, "token-cache.json"),
     origins: { tenantId: "default", clientId: "default", username: "default", password: "default" },
     env: {},
     password: { origin: "default", description: "the emulator's demo password", read: () => password },

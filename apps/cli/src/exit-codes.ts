@@ -37,6 +37,10 @@ const AUTH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "ACCESS_DENIED",
   "SEND_AS_DENIED",
   "PROTOCOL_DISABLED",
+  "SIGN_IN_REQUIRED",
+  "REFRESH_EXPIRED",
+  "DEVICE_CODE_EXPIRED",
+  "DEVICE_CODE_DECLINED",
 ]);
 
 const USAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([

@@ -7,6 +7,7 @@ import { doctorCommand } from "./commands/doctor.js";
 import { emulatorCommand } from "./commands/emulator.js";
 import { foldersCommand } from "./commands/folders.js";
 import { listCommand } from "./commands/list.js";
+import { loginCommand } from "./commands/login.js";
 import { readCommand } from "./commands/read.js";
 import { sendCommand } from "./commands/send.js";
 import { tokenCommand } from "./commands/token.js";
@@ -18,6 +19,7 @@ import {
   loadConfig,
   type ResolvedConfig,
   requireCredentials,
+  requireIdentity,
 } from "./config.js";
 import { EXIT, exitCodeFor, usageError } from "./exit-codes.js";
 import { Output } from "./output.js";
@@ -25,6 +27,7 @@ import { openSession } from "./session.js";
 
 export const COMMANDS: readonly Command[] = [
   doctorCommand,
+  loginCommand,
   tokenCommand,
   sendCommand,
   foldersCommand,
@@ -58,6 +61,11 @@ Connection (flags, else environment, else .env, else the config file's profile):
   --graph-origin <url>    M365_GRAPH_ORIGIN    Graph host, when not the cloud's
   --smtp-host/--smtp-port, --imap-host/--imap-port, --pop3-host/--pop3-port   M365_SMTP_HOST, …
   --engine msal|http      M365_ENGINE          token engine (default msal)
+  --federation <mode>     M365_FEDERATION      AD FS users: auto (default), ws-trust or direct
+  --auth ropc|device-code M365_AUTH            password grant (default) or the sign-in stored by
+                                               \`m365-mail login --device-code\` (no password)
+  --token-cache-file <p>  M365_TOKEN_CACHE_FILE  where login stores it (default token-cache.json
+                                               beside the config file; key: M365_CACHE_KEY or token-cache.key)
   --profile <name>        M365_PROFILE         a profile of the config file
   --config <path>         M365_CONFIG          default ~/.config/m365-mail/config.json
   --env-file <path>                            default ./.env
@@ -168,11 +176,12 @@ export async function main(argv: readonly string[], options: RunOptions = {}): P
         credentials ??= await requireCredentials(ctx.config(), output);
         return credentials;
       },
-      session: async (sessionOptions) =>
-        await openSession(ctx.config(), await ctx.credentials(), {
-          verbose: flags.verbose === true,
-          ...sessionOptions,
-        }),
+      session: async (sessionOptions) => {
+        const config = ctx.config();
+        // A device-code sign-in is stored: no password is read or asked for.
+        const who = config.auth === "device-code" ? requireIdentity(config) : await ctx.credentials();
+        return await openSession(config, who, { verbose: flags.verbose === true, ...sessionOptions });
+      },
     };
     return await command.run(ctx);
   } catch (error) {

@@ -1,6 +1,8 @@
+import { type DeviceCodeTokenProvider, deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
 import { type RopcTokenProvider, ropcTokenProvider } from "@m365-mail/auth-ropc";
 import { createMailbox, type Logger, type Mailbox, safeLogger, type TransportInput } from "@m365-mail/core";
-import type { Credentials, ResolvedConfig } from "./config.js";
+import type { Credentials, Identity, ResolvedConfig } from "./config.js";
+import { openTokenCache } from "./token-cache.js";
 
 export type Via = "graph" | "smtp" | "imap" | "pop3";
 
@@ -13,9 +15,12 @@ export interface SessionOptions {
   graphWatchIntervalMs?: number;
 }
 
+/** Either provider: both report sign-in health and serve both resources. */
+export type SessionAuth = RopcTokenProvider | DeviceCodeTokenProvider;
+
 /** The signed-in user and the transports a command needs, built the way any application would. */
 export interface Session {
-  readonly auth: RopcTokenProvider;
+  readonly auth: SessionAuth;
   readonly mailbox: Mailbox;
   close(): Promise<void>;
 }
@@ -34,7 +39,7 @@ export function stderrLogger(): Logger {
 /** Each transport's SDK (imapflow, nodemailer, the Graph client) is loaded only by the commands that use it. */
 async function loadTransport(
   name: Via,
-  auth: RopcTokenProvider,
+  auth: SessionAuth,
   common: { ca?: string; logger?: Logger },
   options: SessionOptions,
 ): Promise<TransportInput> {
@@ -59,24 +64,38 @@ async function loadTransport(
   }
 }
 
+/**
+ * With `--auth device-code` the sign-in stored by `m365-mail login --device-code` is used, headless
+ * (no password, no code shown); otherwise the password grant with `credentials`.
+ */
 export async function openSession(
   config: ResolvedConfig,
-  credentials: Credentials,
+  credentials: Credentials | Identity,
   options: SessionOptions,
 ): Promise<Session> {
   const logger = options.verbose ? stderrLogger() : undefined;
   const ca = config.ca;
-  const auth = ropcTokenProvider({
-    tenantId: credentials.tenantId,
-    clientId: credentials.clientId,
-    username: credentials.username,
-    password: credentials.password,
-    cloud: config.cloud,
-    ...(config.engine ? { engine: config.engine } : {}),
-    ...(ca ? { ca } : {}),
-    ...(logger ? { logger } : {}),
-  });
   const common = { ...(ca ? { ca } : {}), ...(logger ? { logger } : {}) };
+  const auth: SessionAuth =
+    config.auth === "device-code"
+      ? deviceCodeTokenProvider({
+          tenantId: credentials.tenantId,
+          clientId: credentials.clientId,
+          username: credentials.username,
+          cloud: config.cloud,
+          cache: openTokenCache(config).cache,
+          ...common,
+        })
+      : ropcTokenProvider({
+          tenantId: credentials.tenantId,
+          clientId: credentials.clientId,
+          username: credentials.username,
+          password: "password" in credentials ? credentials.password : "",
+          cloud: config.cloud,
+          ...(config.engine ? { engine: config.engine } : {}),
+          ...(config.federation ? { federation: config.federation } : {}),
+          ...common,
+        });
   const transports = await Promise.all(
     options.transports.map((name) => loadTransport(name, auth, common, options)),
   );

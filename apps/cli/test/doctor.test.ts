@@ -69,6 +69,51 @@ describe("doctor against the demo directory", () => {
     expect(Date.parse(report.tokens.graph!.expiresAt)).toBeGreaterThan(Date.now());
   });
 
+  it("a federated (AD FS) user: shows the realm and the AD FS endpoint, and every check passes", async () => {
+    const user = "ops@adatum.com";
+    const endpoint = `${emu.emulator.adfsOrigin}/adfs/services/trust/13/usernamemixed`;
+    const { result, report } = await doctor(emu, user, HAS_DOVECOT ? ["--pop3"] : []);
+    const expected = HAS_DOVECOT
+      ? ["sign-in", "calendar", "mail-read", "mail-send", "smtp", "imap", "pop3"]
+      : ["sign-in", "calendar", "mail-read", "mail-send", "smtp"];
+    for (const id of expected) expect(check(report, id).status, id).toBe("pass");
+    expect(result.code).toBe(HAS_DOVECOT ? 0 : 1);
+    expect((report as Report & { signIn?: unknown }).signIn).toMatchObject({
+      realm: "Federated",
+      domain: "adatum.com",
+      method: "saml-bearer",
+      adfsEndpoint: endpoint,
+      wsTrustVersion: "1.3",
+    });
+    expect(check(report, "sign-in").checked).toContain(`WS-Trust 1.3 at AD FS ${endpoint}`);
+    // The password went to AD FS, never to Entra ID.
+    expect(emu.emulator.admin.counts()[`entra.token.password:${user}`]).toBeUndefined();
+
+    const text = await runCli(["doctor", ...(HAS_DOVECOT ? ["--pop3"] : [])], {
+      env: { ...emu.env(user), NO_COLOR: "1" },
+      cwd: emu.home,
+    });
+    expectNoSecrets(text);
+    expect(text.stdout).toContain(
+      `realm Federated (adatum.com) · AD FS ${endpoint} (WS-Trust 1.3, SAML 1.1)`,
+    );
+    expect(text.stdout.match(/✓ \d\./g)?.length).toBe(expected.length);
+    if (HAS_DOVECOT) expect(text.stdout).toContain(`All ${expected.length} checks passed`);
+  });
+
+  it("a federated user locked out in AD: sign-in ✗ at the AD FS endpoint, the fix names AD FS", async () => {
+    const { result, report } = await doctor(emu, "adlocked@adatum.com");
+    expect(result.code).toBe(1);
+    const signIn = check(report, "sign-in");
+    expect(signIn.error?.code).toBe("ACCOUNT_LOCKED");
+    expect(signIn.checked).toContain(
+      `WS-Trust 1.3 at AD FS ${emu.emulator.adfsOrigin}/adfs/services/trust/13/usernamemixed`,
+    );
+    expect(signIn.fix).toMatch(/^AD FS \(/);
+    expect(signIn.fix).toContain("locked out");
+    expect(emu.emulator.admin.counts()["entra.token.password:adlocked@adatum.com"]).toBeUndefined();
+  });
+
   it("sends mail only with --send-test, then one message over Graph and one over SMTP", async () => {
     const count = async () => {
       const listed = await runCli(["list", "--json", "-n", "50"], {

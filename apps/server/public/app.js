@@ -142,7 +142,32 @@ async function loadOutbox() {
     cell(row, String(e.attempts));
     cell(row, when(e.updatedAt));
     cell(row, e.error ? `${e.error.code}: ${e.error.message}` : "", "error");
+    const actions = row.insertCell();
+    // It may have been delivered: only a person who looked can say "send again" or "drop it".
+    if (e.state === "uncertain") {
+      for (const action of ["retry", "discard"]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = action === "retry" ? "Send again" : "Discard";
+        button.dataset.action = action;
+        button.addEventListener("click", () => resolveUncertain(e, action).catch(() => {}));
+        actions.append(button);
+      }
+    }
   }
+}
+
+async function resolveUncertain(entry, action) {
+  const question =
+    action === "retry"
+      ? `Send "${entry.subject ?? entry.messageId}" again? Check first that it is not in Sent Items or the recipients' mailboxes.`
+      : `Discard "${entry.subject ?? entry.messageId}"? It will not be sent again.`;
+  if (!confirm(question)) return;
+  await api(`/v1/outbox/${encodeURIComponent(entry.id)}/resolve`, {
+    method: "POST",
+    body: JSON.stringify({ action }),
+  });
+  await loadOutbox();
 }
 
 function readFile(file) {

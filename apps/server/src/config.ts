@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import {
   M365_SETTINGS,
+  type M365AuthMethod,
   type M365Cloud,
   M365MailError,
   m365PasswordSource,
@@ -17,11 +18,16 @@ export type OutboxKind = "sqlite" | "redis";
 /** A cloud preset plus the Graph origin override the emulator (or a private endpoint) needs. */
 export type ServerCloud = M365Cloud;
 
+/** The password grant (ROPC), or a sign-in stored by `m365-mail login --device-code` (no password). */
+export type AuthMethod = M365AuthMethod;
+
 export interface M365Settings {
   tenantId: string;
   clientId: string;
   username: string;
-  /** Never logged; registered as a secret when loaded. */
+  /** M365_AUTH. @default "ropc" */
+  auth?: AuthMethod;
+  /** Never logged; registered as a secret when loaded. Empty with M365_AUTH=device-code. */
   password: string;
   cloud: ServerCloud;
   engine: "msal" | "http";
@@ -48,7 +54,11 @@ export interface ServerConfig {
   /** "FULL" (default): fsync at every commit, so a 202 survives power loss, not only a crash. */
   sqliteSynchronous: "FULL" | "NORMAL";
   redisUrl?: string;
-  tokenCache: "memory" | "redis";
+  tokenCache: "memory" | "redis" | "file";
+  /** TOKEN_CACHE=file: the encrypted file (the CLI's `login --device-code` writes one). */
+  tokenCacheFile?: string;
+  /** TOKEN_CACHE=file: its key, M365_CACHE_KEY (32 bytes, base64). */
+  tokenCacheKey?: Buffer;
   /** Requests per minute per API key; 0 turns the limit off. */
   rateLimitPerMinute: number;
   /** Decoded bytes of all attachments of one message. */
@@ -60,6 +70,8 @@ export interface ServerConfig {
   retryBaseMs: number;
   /** How long Exchange may take to file a sent message in Sent Items (checked before any resend). */
   sentItemsGraceMs: number;
+  /** OUTBOX=redis: a job whose process died is taken over after at most about twice this. */
+  redisLockMs: number;
   graphConcurrency: number;
   smtpConnections: number;
   smtpPerMinute: number;
@@ -110,11 +122,13 @@ const readTextFile = (path: string) => readFileSync(path, "utf8");
 
 /** The tenant settings from M365_* variables, read by core's one module for them (as the CLI and the bridge do). */
 export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
-  const password = m365PasswordSource(env, { readTextFile, source: SOURCE })?.read();
+  // A device-code sign-in is stored in the token cache: there is no password to read.
+  const deviceCode = env[M365_SETTINGS.auth.env] === "device-code";
+  const password = deviceCode ? "" : m365PasswordSource(env, { readTextFile, source: SOURCE })?.read();
   const missing: string[] = (["tenantId", "clientId", "username"] as const)
     .map((name) => M365_SETTINGS[name].env)
     .filter((name) => !env[name]);
-  if (!password) missing.push("M365_PASSWORD");
+  if (!deviceCode && !password) missing.push("M365_PASSWORD");
   if (missing.length > 0) {
     throw invalid(
       `missing ${missing.join(", ")}`,
@@ -130,7 +144,8 @@ export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
     tenantId: settings.tenantId!,
     clientId: settings.clientId!,
     username: settings.username!,
-    password: password!,
+    auth: settings.auth ?? "ropc",
+    password: password ?? "",
     cloud: settings.cloud,
     engine: settings.engine ?? "msal",
     ...(settings.ca ? { ca: settings.ca } : {}),
@@ -160,9 +175,35 @@ export function loadServerConfig(
   const redisUrl = env.REDIS_URL || undefined;
   if (outbox === "redis" && !redisUrl)
     throw invalid("OUTBOX=redis needs REDIS_URL", "Set REDIS_URL, e.g. redis://127.0.0.1:6379.");
-  const tokenCache = oneOf(env, "TOKEN_CACHE", ["memory", "redis"] as const, redisUrl ? "redis" : "memory");
+  const deviceCode = env[M365_SETTINGS.auth.env] === "device-code";
+  const tokenCache = oneOf(
+    env,
+    "TOKEN_CACHE",
+    ["memory", "redis", "file"] as const,
+    redisUrl ? "redis" : deviceCode ? "file" : "memory",
+  );
   if (tokenCache === "redis" && !redisUrl)
     throw invalid("TOKEN_CACHE=redis needs REDIS_URL", "Set REDIS_URL.");
+  if (deviceCode && tokenCache === "memory") {
+    throw invalid(
+      "M365_AUTH=device-code needs the token cache the sign-in was stored in",
+      "Set TOKEN_CACHE=file with M365_TOKEN_CACHE_FILE and M365_CACHE_KEY (what `m365-mail login --device-code` wrote), or TOKEN_CACHE=redis with REDIS_URL.",
+    );
+  }
+  let tokenCacheFile: string | undefined;
+  let tokenCacheKey: Buffer | undefined;
+  if (tokenCache === "file") {
+    tokenCacheFile = env[M365_SETTINGS.tokenCacheFile.env];
+    const key = env.M365_CACHE_KEY ? Buffer.from(env.M365_CACHE_KEY, "base64") : undefined;
+    if (!tokenCacheFile || key?.length !== 32) {
+      throw invalid(
+        "TOKEN_CACHE=file needs M365_TOKEN_CACHE_FILE and M365_CACHE_KEY (32 bytes, base64)",
+        "Run `M365_CACHE_KEY=$(openssl rand -base64 32) m365-mail login --device-code --token-cache-file <path>` and give the server the same M365_TOKEN_CACHE_FILE and M365_CACHE_KEY (or use TOKEN_CACHE=redis with REDIS_URL).",
+      );
+    }
+    registerSecret(env.M365_CACHE_KEY);
+    tokenCacheKey = key;
+  }
   let apiKeys = parseApiKeyEntries(env.API_KEYS ?? "");
   if (env.API_KEYS_FILE) {
     try {
@@ -218,6 +259,8 @@ export function loadServerConfig(
     sqliteSynchronous: oneOf(env, "OUTBOX_SQLITE_SYNCHRONOUS", ["FULL", "NORMAL"] as const, "FULL"),
     ...(redisUrl ? { redisUrl } : {}),
     tokenCache,
+    ...(tokenCacheFile ? { tokenCacheFile } : {}),
+    ...(tokenCacheKey ? { tokenCacheKey } : {}),
     rateLimitPerMinute: int(env, "RATE_LIMIT_PER_MINUTE", 600),
     maxAttachmentBytes: int(env, "MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, 1),
     corsOrigins: list(env.CORS_ORIGINS),
@@ -226,6 +269,7 @@ export function loadServerConfig(
     maxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1),
     retryBaseMs: int(env, "OUTBOX_RETRY_BASE_MS", 2000, 1),
     sentItemsGraceMs: int(env, "OUTBOX_SENT_ITEMS_GRACE_MS", 10_000),
+    redisLockMs: int(env, "OUTBOX_REDIS_LOCK_MS", 30_000, 1000),
     // Microsoft's limits per mailbox are the ceiling: 4 concurrent Graph requests, 3 SMTP connections.
     graphConcurrency: Math.min(4, int(env, "GRAPH_CONCURRENCY", 4, 1)),
     smtpConnections: Math.min(3, int(env, "SMTP_CONNECTIONS", 3, 1)),

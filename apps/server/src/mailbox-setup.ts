@@ -1,4 +1,11 @@
-import { type RopcTokenProvider, redisTokenCache, ropcTokenProvider } from "@m365-mail/auth-ropc";
+import { type DeviceCodeTokenProvider, deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
+import {
+  fileTokenCache,
+  type RopcTokenProvider,
+  redisTokenCache,
+  ropcTokenProvider,
+  type TokenCache,
+} from "@m365-mail/auth-ropc";
 import { createMailbox, type Logger, type Mailbox, type Transport } from "@m365-mail/core";
 import { graphTransport } from "@m365-mail/transport-graph";
 import { imapTransport } from "@m365-mail/transport-imap";
@@ -8,14 +15,16 @@ import type { M365Settings, ServerConfig } from "./config.js";
 
 export interface ServerMailbox {
   mailbox: Mailbox;
-  auth: RopcTokenProvider;
+  auth: RopcTokenProvider | DeviceCodeTokenProvider;
   /** Closes the mailbox (transports, provider) and the token cache's Redis connection. */
   close(): Promise<void>;
 }
 
 /**
  * The one mailbox the server acts as: a ROPC token provider (tokens in memory, or in Redis shared by
- * every process) and the configured transports, registered in the order Graph, SMTP, IMAP.
+ * every process) — or, with M365_AUTH=device-code, the device-code provider reading the sign-in
+ * `m365-mail login --device-code` stored (file or Redis) — and the configured transports, registered
+ * in the order Graph, SMTP, IMAP.
  */
 export function createServerMailbox(config: ServerConfig, m365: M365Settings, logger: Logger): ServerMailbox {
   let redis: Redis | undefined;
@@ -23,17 +32,25 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
     redis = new Redis(config.redisUrl!, { maxRetriesPerRequest: 3 });
     redis.on("error", (error) => logger.warn("token cache Redis error", { error: String(error) }));
   }
-  const auth = ropcTokenProvider({
+  let cache: TokenCache | undefined;
+  if (redis) cache = redisTokenCache({ client: redis });
+  else if (config.tokenCache === "file") {
+    cache = fileTokenCache({ path: config.tokenCacheFile!, key: config.tokenCacheKey! });
+  }
+  const common = {
     tenantId: m365.tenantId,
     clientId: m365.clientId,
     username: m365.username,
-    password: m365.password,
     cloud: m365.cloud,
-    engine: m365.engine,
     logger,
     ...(m365.ca ? { ca: m365.ca } : {}),
-    ...(redis ? { cache: redisTokenCache({ client: redis }) } : {}),
-  });
+    ...(cache ? { cache } : {}),
+  };
+  // Headless: no code is shown; a lost sign-in is a health event and a 503 from /readyz.
+  const auth =
+    m365.auth === "device-code"
+      ? deviceCodeTokenProvider(common)
+      : ropcTokenProvider({ ...common, password: m365.password, engine: m365.engine });
   const ca = m365.ca ? { ca: m365.ca } : {};
   const transports: Transport[] = [];
   if (config.transports.includes("graph")) {
@@ -42,6 +59,8 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
         auth,
         maxConcurrency: config.graphConcurrency,
         watchIntervalMs: config.watchIntervalMs,
+        // The outbox decides about a resend after its grace period; the transport must not resend blindly.
+        uncertainSends: "report",
         logger,
         ...ca,
       }),

@@ -37,9 +37,15 @@ export function createServerOutbox(
     });
     return { transport: result.transport };
   };
+  const reader = sentItemsReader(names);
+  if (!reader && (names.includes("graph") || names.includes("smtp"))) {
+    logger.warn(
+      "no transport can read Sent Items (add graph with Mail.Read, or imap, to TRANSPORTS): a send whose answer is lost cannot be checked before a resend, so it stays 'uncertain' until you retry or discard it (POST /v1/outbox/{id}/resolve)",
+    );
+  }
   const deliver = deliverer({
     send,
-    sentItems: sentItemsIndex(mailbox, sentItemsReader(names), {
+    sentItems: sentItemsIndex(mailbox, reader, {
       missingReaderHint:
         "Add graph (with Mail.Read) or imap to TRANSPORTS so the outbox can check Sent Items instead of risking a second delivery; until then, retry or discard the message with POST /v1/outbox/{id}/resolve.",
     }),
@@ -55,6 +61,11 @@ export function createServerOutbox(
     settingNames: SETTING_NAMES,
   };
   return config.outbox === "redis"
-    ? redisOutbox({ ...common, redisUrl: config.redisUrl!, perMinute: { smtp: config.smtpPerMinute } })
+    ? redisOutbox({
+        ...common,
+        redisUrl: config.redisUrl!,
+        perMinute: { smtp: config.smtpPerMinute },
+        lockDurationMs: config.redisLockMs,
+      })
     : sqliteOutbox({ ...common, path: config.outboxPath, synchronous: config.sqliteSynchronous });
 }

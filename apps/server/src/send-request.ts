@@ -7,6 +7,7 @@ import {
   validateOutgoingMessage,
 } from "@m365-mail/core";
 import type { OutboxMessage } from "@m365-mail/outbox";
+import { checkAtTheDoor } from "./send-limits.js";
 
 export type SendVia = "auto" | "graph" | "smtp";
 
@@ -37,10 +38,12 @@ export interface StoredMessage extends Omit<SendRequestBody, "via"> {
   messageId: string;
 }
 
+// No maxItems here: more than 500 recipients over to, cc and bcc together is refused by prepareSend
+// with a message that says so (a schema error could only talk about one field's array).
 const addressList = {
   anyOf: [
     { type: "string", maxLength: 512 },
-    { type: "array", items: { type: "string", maxLength: 512 }, maxItems: 500 },
+    { type: "array", items: { type: "string", maxLength: 512 } },
   ],
 } as const;
 
@@ -167,6 +170,10 @@ export function prepareSend(
       },
     );
   }
+  checkAtTheDoor(body, via === "auto" ? (options.transports.includes("graph") ? "graph" : "smtp") : via, {
+    attachmentBytes: (body.attachments ?? []).map((a) => decodedLength(a.content)),
+    smtpAvailable: options.transports.includes("smtp"),
+  });
   const fromAddress = body.from ? parseAddress(body.from).address : options.defaultFrom;
   const { via: _via, ...fields } = body;
   const message: StoredMessage = { ...fields, messageId: generateMessageId(fromAddress) };

@@ -6,6 +6,7 @@ import type { StoredApiKey } from "./api-keys.js";
 import { buildApp } from "./app.js";
 import type { M365Settings, ServerConfig } from "./config.js";
 import { mailEventHub } from "./events/mail-events.js";
+import { signInEventData } from "./events/sign-in-events.js";
 import { type WebhookSender, webhookSender } from "./events/webhooks.js";
 import { createServerMailbox, type ServerMailbox } from "./mailbox-setup.js";
 import { createMetrics } from "./metrics.js";
@@ -50,6 +51,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     logger,
     onEvent: (event) => metrics.mailEvents.inc({ type: event.type }),
   });
+  // Sign-in problems that need a person: one log line (and one webhook) per change of state.
+  const stopHealthLog = mailbox.auth.onHealthChange((event) => {
+    const data = { code: event.code, serverCode: event.serverCode, hint: event.hint };
+    if (event.type === "problem") logger.error(`sign-in problem: ${event.message}`, data);
+    else logger.info(`sign-in of ${event.username} works again (${event.code} cleared)`);
+  });
   let webhooks: WebhookSender | undefined;
   let stopWebhookFeed = () => {};
   if (config.webhookUrls.length > 0 && config.webhookSecret) {
@@ -64,11 +71,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ? hub.subscribe((event) => sender.send(`mail.${event.type}`, mailEventData(event)))
       : () => {};
     const onChange = (entry: { state: string }) => {
-      if (entry.state === "sent" || entry.state === "failed") sender.send(`outbox.${entry.state}`, entry);
+      if (entry.state === "sent" || entry.state === "failed" || entry.state === "uncertain")
+        sender.send(`outbox.${entry.state}`, entry);
     };
     outbox.events.on("change", onChange);
+    const stopHealthFeed = mailbox.auth.onHealthChange((event) =>
+      sender.send(`sign-in.${event.type}`, signInEventData(event)),
+    );
     stopWebhookFeed = () => {
       unsubscribe();
+      stopHealthFeed();
       outbox.events.off("change", onChange);
     };
   }
@@ -107,6 +119,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     close() {
       closing ??= (async () => {
         stopWebhookFeed();
+        stopHealthLog();
         await hub.close();
         await app.close();
         await outbox.close();

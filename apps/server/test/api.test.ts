@@ -327,7 +327,14 @@ describe("operations", () => {
     const ready = await fetch(`${srv.url}/readyz`);
     const body = (await ready.json()) as { ready: boolean; checks: Array<{ name: string; ok: boolean }> };
     expect(body.checks.map((c) => c.name).sort()).toEqual(
-      ["outbox:sqlite", "token:graph", "token:outlook", "transport:graph", "transport:smtp"].sort(),
+      [
+        "outbox:sqlite",
+        "sign-in",
+        "token:graph",
+        "token:outlook",
+        "transport:graph",
+        "transport:smtp",
+      ].sort(),
     );
     expect(body.ready).toBe(true);
     expect(ready.status).toBe(200);

@@ -18,7 +18,7 @@ let context: BrowserContext;
 let profile: string;
 
 beforeAll(async () => {
-  if (!hasChromium) return;
+  if (!hasChromium()) return;
   emu = await startTestEmulator();
   srv = await startTestServer(emu.emulator, { WATCH_VIA: "graph", WATCH_INTERVAL_MS: "500" });
   profile = await mkdtemp(join(tmpdir(), "m365-server-chromium-"));
@@ -44,7 +44,7 @@ afterAll(async () => {
   if (profile) await rm(profile, { recursive: true, force: true });
 });
 
-it.skipIf(!hasChromium)("a refused key shows the key form, with no detail", async () => {
+it.skipIf(!hasChromium())("a refused key shows the key form, with no detail", async () => {
   const page = await context.newPage();
   await page.goto(`${srv.url}/#key=m365_not-a-key`);
   await page.locator("#login-error").filter({ hasText: "refused" }).waitFor({ timeout: 10_000 });
@@ -54,7 +54,7 @@ it.skipIf(!hasChromium)("a refused key shows the key form, with no detail", asyn
   await page.close();
 });
 
-it.skipIf(!hasChromium)(
+it.skipIf(!hasChromium())(
   "composes a message with an attachment in the page and sees it arrive in the inbox view",
   async () => {
     const page = await context.newPage();
@@ -101,6 +101,42 @@ it.skipIf(!hasChromium)(
     expect(await entry.locator("td.state-sent").count()).toBe(1);
     if (process.env.SERVER_SCREENSHOT)
       await page.screenshot({ path: process.env.SERVER_SCREENSHOT, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  },
+);
+
+it.skipIf(!hasChromium)(
+  "an uncertain send shows as such in the outbox view, and Discard settles it (issue 12, item 2)",
+  async () => {
+    const subject = `Maybe sent ${Date.now()}`;
+    // Graph delivers, its answer is lost, and the Sent Items copy never comes.
+    emu.emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status504", after: true });
+    emu.emulator.admin.armFault({ target: "sentitems", kind: "lateSentItems" });
+    const res = await fetch(`${srv.url}/v1/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${srv.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ to: USER, subject, text: "x", via: "graph" }),
+    });
+    expect(res.status).toBe(202);
+
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("dialog", (dialog) => dialog.accept());
+    await page.goto(`${srv.url}/#key=${srv.key}`);
+    await page.locator("#view-inbox").waitFor({ state: "visible", timeout: 10_000 });
+    await page.click('nav [data-view="outbox"]');
+    const entry = page.locator("#outbox tbody tr", { hasText: subject });
+    // The outbox view follows the server's events: no reload needed.
+    await entry.locator("td.state-uncertain").waitFor({ timeout: 30_000 });
+    expect(await entry.textContent()).toContain("NOT_FOUND");
+    expect(await entry.locator("button").allTextContents()).toEqual(["Send again", "Discard"]);
+
+    await entry.locator('button[data-action="discard"]').click();
+    await entry.locator("td.state-failed").waitFor({ timeout: 10_000 });
+    expect(await entry.textContent()).toContain("DISCARDED");
+    expect(await entry.locator("button").count()).toBe(0);
     expect(errors).toEqual([]);
     await page.close();
   },

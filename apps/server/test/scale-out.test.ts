@@ -26,7 +26,7 @@ const servers: ServerProcess[] = [];
 const key = generateApiKey();
 
 beforeAll(async () => {
-  if (!hasRedis) return;
+  if (!hasRedis()) return;
   [emu, redis] = await Promise.all([startTestEmulator(), startRedis()]);
 });
 afterAll(async () => {
@@ -35,7 +35,7 @@ afterAll(async () => {
   await emu?.stop();
 });
 
-it.skipIf(!hasRedis)(
+it.skipIf(!hasRedis())(
   "3 processes on one Redis: one password grant serves them all, 300 messages delivered once each, Outlook's limit of 4 held",
   { timeout: 120_000 },
   async () => {
@@ -111,7 +111,7 @@ it.skipIf(!hasRedis)(
 const deliveredBy = async (s: ServerProcess) =>
   metric(await metricsOf(s.url, key), "m365_outbox_deliveries_total", 'result="sent"');
 
-it.skipIf(!hasRedis)(
+it.skipIf(!hasRedis())(
   "the Redis outbox: an Idempotency-Key replays across processes; another body with it is a 409",
   async () => {
     expect(servers).toHaveLength(PROCESSES);
@@ -152,7 +152,7 @@ it.skipIf(!hasRedis)(
 
 const HANDOVER = 12;
 
-it.skipIf(!hasRedis)(
+it.skipIf(!hasRedis())(
   "a process that stops leaves the messages it accepted to the others: each delivered once",
   { timeout: 60_000 },
   async () => {

@@ -23,7 +23,7 @@ const MFA: AadstsEntry = {
   code: "MFA_REQUIRED",
   title: "multi-factor authentication is required",
   hint: (c) =>
-    `ROPC cannot do MFA: exclude ${user(c)} from per-user MFA and from every Conditional Access policy that requires MFA (Security Defaults require it for everyone), or use another sign-in flow.`,
+    `ROPC cannot do MFA: exclude ${user(c)} from per-user MFA and from every Conditional Access policy that requires MFA (Security Defaults require it for everyone), or sign in once with the device code flow instead (@m365-mail/auth-device-code; \`m365-mail login --device-code\`, then M365_AUTH=device-code).`,
 };
 const POLICY: AadstsEntry = {
   code: "POLICY_BLOCKED",

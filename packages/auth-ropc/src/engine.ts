@@ -1,4 +1,5 @@
 import type { Resource } from "@m365-mail/core";
+import type { SamlAssertion } from "./federation/ws-trust.js";
 
 /** A token as an engine hands it back, before the provider caches it. */
 export interface GrantedToken {
@@ -21,6 +22,12 @@ export interface TokenEngine {
   ): Promise<GrantedToken | undefined>;
   /** The password grant (ROPC) for this resource; also stores the new refresh token. */
   passwordGrant(resource: Resource, scopes: readonly string[], password: string): Promise<GrantedToken>;
+  /** The SAML bearer grant with an assertion from AD FS (federated users); also stores the refresh token. */
+  assertionGrant(
+    resource: Resource,
+    scopes: readonly string[],
+    assertion: SamlAssertion,
+  ): Promise<GrantedToken>;
   /** Forgets the refresh token/session (after it was refused). */
   dropSession(): Promise<void>;
   close(): Promise<void>;

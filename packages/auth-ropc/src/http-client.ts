@@ -10,6 +10,8 @@ export interface HttpClientOptions {
   proxy?: string | undefined;
   /** Extra CAs trusted on top of Node's bundled roots. */
   ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
+  /** The component named in error messages. @default "auth-ropc" */
+  source?: string;
 }
 
 export interface HttpResponse {
@@ -87,6 +89,7 @@ function errorCode(error: unknown): string | undefined {
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const dispatcher = makeDispatcher(options);
   const { timeoutMs } = options;
+  const source = options.source ?? SOURCE;
   let closing: Promise<void> | undefined;
   return {
     async send(req) {
@@ -118,14 +121,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       } catch (error) {
         if (timedOut) {
           throw new M365MailError("TIMEOUT", `${where} got no complete answer within ${timeoutMs} ms`, {
-            source: SOURCE,
+            source,
             cause: error,
             hint: "Check the network path to Entra ID (proxy, firewall); raise timeoutMs if the link is slow.",
           });
         }
         if (req.signal?.aborted) {
           throw new M365MailError("ABORTED", `${where} was aborted by the caller`, {
-            source: SOURCE,
+            source,
             cause: error,
           });
         }
@@ -142,7 +145,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
                 : `the connection was closed before a complete answer (${code ?? "no error code"})`
           }`,
           {
-            source: SOURCE,
+            source,
             cause: error,
             // A reset mid-answer may succeed on retry; a distrusted certificate will not.
             retryable: !tls && (code === undefined || CONNECT_CODES.has(code) || !code.startsWith("ERR_")),

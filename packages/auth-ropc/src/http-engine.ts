@@ -2,6 +2,7 @@ import { forgetSecret, type Logger, type Resource, registerSecret } from "@m365-
 import type { AadstsHintContext } from "./aadsts.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import { encodeAssertion, type SamlAssertion, type SamlGrantType } from "./federation/ws-trust.js";
 import { describeUrl, type HttpClient } from "./http-client.js";
 import { expiresInSeconds, oauthErrorOf, readTokenResponse, type TokenBody } from "./token-response.js";
 
@@ -10,7 +11,8 @@ export type TokenProtocol = "v2" | "v1";
 
 export type Grant =
   | { type: "password"; username: string; password: string }
-  | { type: "refresh_token"; refreshToken: string };
+  | { type: "refresh_token"; refreshToken: string }
+  | { type: SamlGrantType; assertion: string };
 
 export interface TokenRequestInput {
   /** `{authorityHost}/{tenant}` */
@@ -32,8 +34,10 @@ export function buildTokenRequest(input: TokenRequestInput): { url: string; body
   if (input.grant.type === "password") {
     form.set("username", input.grant.username);
     form.set("password", input.grant.password);
-  } else {
+  } else if (input.grant.type === "refresh_token") {
     form.set("refresh_token", input.grant.refreshToken);
+  } else {
+    form.set("assertion", input.grant.assertion);
   }
   if (input.protocol === "v2") {
     // offline_access brings the refresh token that serves every other resource without the password.
@@ -65,6 +69,7 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
   const rtKey = `${options.keyPrefix}:rt`;
   const atKey = (resource: Resource) => `${options.keyPrefix}:at:${resource}`;
   let lastRefreshToken: string | undefined;
+  let lastIdToken: string | undefined;
 
   async function post(resource: Resource, scopes: readonly string[], grant: Grant): Promise<GrantedToken> {
     const req = buildTokenRequest({
@@ -77,7 +82,10 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
     });
     const started = Date.now();
     const where = `POST ${describeUrl(req.url)}`;
-    logger.debug(`${grant.type} grant for ${resource}`, { url: describeUrl(req.url) });
+    const kind = grant.type.startsWith("urn:") ? "SAML assertion" : grant.type;
+    logger.debug(`${kind} grant for ${resource}`, {
+      url: describeUrl(req.url),
+    });
     const res = await http.send({
       method: "POST",
       url: req.url,
@@ -85,9 +93,12 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       body: req.body,
     });
     const body: TokenBody = readTokenResponse(res, where, options.context);
-    registerSecret(body.access_token);
-    registerSecret(body.refresh_token);
-    registerSecret(body.id_token);
+    registerSecret(body.access_token, { rotating: true });
+    registerSecret(body.refresh_token, { rotating: true });
+    // The id token is never used again: only the newest is kept for redaction.
+    if (lastIdToken !== body.id_token) forgetSecret(lastIdToken);
+    registerSecret(body.id_token, { rotating: true });
+    lastIdToken = typeof body.id_token === "string" ? body.id_token : undefined;
     const granted: GrantedToken = {
       token: body.access_token,
       expiresAt: new Date(started + expiresInSeconds(body) * 1000),
@@ -113,7 +124,7 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       if (!force) {
         const cached = await cache.get(atKey(resource));
         if (cached?.expiresAt !== undefined && cached.expiresAt > minValidUntil) {
-          registerSecret(cached.value);
+          registerSecret(cached.value, { rotating: true });
           return {
             token: cached.value,
             expiresAt: new Date(cached.expiresAt),
@@ -123,7 +134,9 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       }
       const rt = await cache.get(rtKey);
       if (!rt) return undefined;
-      registerSecret(rt.value);
+      registerSecret(rt.value, { rotating: true });
+      // Another process sharing the cache may have rotated it: the one we knew is superseded.
+      if (lastRefreshToken && lastRefreshToken !== rt.value) forgetSecret(lastRefreshToken);
       lastRefreshToken = rt.value;
       try {
         return await post(resource, scopes, { type: "refresh_token", refreshToken: rt.value });
@@ -136,6 +149,9 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
     },
     passwordGrant(resource, scopes, password) {
       return post(resource, scopes, { type: "password", username: options.username, password });
+    },
+    assertionGrant(resource, scopes, assertion: SamlAssertion) {
+      return post(resource, scopes, { type: assertion.grantType, assertion: encodeAssertion(assertion) });
     },
     async dropSession() {
       await cache.delete(rtKey);

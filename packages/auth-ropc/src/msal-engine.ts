@@ -12,11 +12,13 @@ import {
   PublicClientApplication,
   ServerError,
 } from "@azure/msal-node";
-import { type Logger, M365MailError, type Resource, registerSecret } from "@m365-mail/core";
+import { forgetSecret, type Logger, M365MailError, type Resource, registerSecret } from "@m365-mail/core";
 import { type AadstsHintContext, describeAadsts } from "./aadsts.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import { encodeAssertion, type SamlAssertion } from "./federation/ws-trust.js";
 import { describeUrl, type HttpClient, SOURCE } from "./http-client.js";
+import { buildTokenRequest } from "./http-engine.js";
 import { oauthErrorOf, readTokenResponse } from "./token-response.js";
 
 // msal rethrows AuthErrors from the network client unchanged, but wraps anything else into a generic
@@ -37,6 +39,15 @@ function carry(error: M365MailError): AuthError {
  * block identical requests for Retry-After, 60 s by default) never engages: retries stay ours.
  */
 export function msalNetworkClient(http: HttpClient, context: AadstsHintContext): INetworkModule {
+  // One network client per msal application, that is per user: a new refresh or id token supersedes
+  // the last one, which is then dropped from the redactor (Entra rotates refresh tokens on every use).
+  const latest: { refresh?: string; id?: string } = {};
+  const rotate = (kind: "refresh" | "id", value: string | undefined) => {
+    if (!value) return;
+    if (latest[kind] && latest[kind] !== value) forgetSecret(latest[kind]);
+    latest[kind] = value;
+    registerSecret(value, { rotating: true });
+  };
   const send = async <T>(
     method: "GET" | "POST",
     url: string,
@@ -52,9 +63,9 @@ export function msalNetworkClient(http: HttpClient, context: AadstsHintContext):
     if (method === "POST") {
       try {
         const body = readTokenResponse(res, where, context);
-        registerSecret(body.access_token);
-        registerSecret(body.refresh_token);
-        registerSecret(body.id_token);
+        registerSecret(body.access_token, { rotating: true });
+        rotate("refresh", body.refresh_token);
+        rotate("id", body.id_token);
         return { status: res.status, headers: res.headers, body: body as T };
       } catch (error) {
         throw error instanceof M365MailError ? carry(error) : error;
@@ -128,12 +139,44 @@ export function fromMsalError(error: unknown, context: AadstsHintContext): M365M
   });
 }
 
+/**
+ * The tokens inside msal's serialized cache (access, refresh and id tokens), each on its own: the blob
+ * itself is no string to look for, it changes on every refresh and would only grow the redactor's set.
+ */
+function msalCacheSecrets(serialized: string): Set<string> {
+  const found = new Set<string>();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(serialized);
+  } catch {
+    return found;
+  }
+  for (const section of ["AccessToken", "RefreshToken", "IdToken"]) {
+    const entries = (parsed as Record<string, unknown> | null)?.[section];
+    if (!entries || typeof entries !== "object") continue;
+    for (const entry of Object.values(entries as Record<string, { secret?: unknown }>)) {
+      if (typeof entry?.secret === "string") found.add(entry.secret);
+    }
+  }
+  return found;
+}
+
 /** msal's whole cache for one user under one key of our TokenCache (msal writes one blob per app). */
 export function msalCachePlugin(cache: TokenCache, key: string): ICachePlugin {
+  // The secrets of the last blob read. msal reads the blob again before saving a refresh, so a blob
+  // still holding the refresh token just superseded is read after the network client forgot it: what
+  // a newer blob no longer holds is forgotten here, which keeps the redactor's set from growing.
+  let held = new Set<string>();
   return {
     async beforeCacheAccess(context) {
       const entry = await cache.get(key);
-      if (entry) context.tokenCache.deserialize(entry.value);
+      if (entry) {
+        const secrets = msalCacheSecrets(entry.value);
+        for (const old of held) if (!secrets.has(old)) forgetSecret(old);
+        for (const secret of secrets) registerSecret(secret, { rotating: true });
+        held = secrets;
+        context.tokenCache.deserialize(entry.value);
+      }
     },
     async afterCacheAccess(context) {
       if (context.cacheHasChanged) await cache.set(key, { value: context.tokenCache.serialize() });
@@ -213,8 +256,8 @@ function toGranted(
       hint: "Entra ID sent an incomplete answer; this is retried. If it persists, check authorityHost and the proxy option.",
     });
   }
-  registerSecret(result.accessToken);
-  registerSecret(result.idToken);
+  registerSecret(result.accessToken, { rotating: true });
+  registerSecret(result.idToken, { rotating: true });
   return {
     token: result.accessToken,
     expiresAt: result.expiresOn ?? new Date(Date.now() + 3600_000),
@@ -278,6 +321,53 @@ export function msalEngine(
           scopes: [...scopes],
           username: options.username,
           password,
+        });
+      } catch (error) {
+        throw fromMsalError(error, options.context);
+      }
+      const granted = toGranted(result, scopes);
+      if (result?.account) account = result.account;
+      return granted;
+    },
+    async assertionGrant(_resource, scopes, assertion: SamlAssertion) {
+      // msal-node has no SAML bearer grant: post it ourselves, then hand the refresh token to msal
+      // (acquireTokenByRefreshToken), which stores account and tokens so that acquireTokenSilent
+      // serves every later call as for any other user. The password never reaches Entra ID.
+      const req = buildTokenRequest({
+        authority: `${options.authorityHost}/${options.tenantId}`,
+        clientId: options.clientId,
+        protocol: "v2",
+        grant: { type: assertion.grantType, assertion: encodeAssertion(assertion) },
+        scopes,
+        resourceUri: "",
+      });
+      const res = await options.http.send({
+        method: "POST",
+        url: req.url,
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: req.body,
+      });
+      const body = readTokenResponse(res, `POST ${describeUrl(req.url)}`, options.context);
+      registerSecret(body.access_token);
+      registerSecret(body.refresh_token);
+      registerSecret(body.id_token);
+      if (typeof body.refresh_token !== "string" || !body.refresh_token) {
+        throw new M365MailError(
+          "INVALID_RESPONSE",
+          "the SAML bearer grant answered without a refresh token",
+          {
+            source: SOURCE,
+            hint: 'Entra ID sent an incomplete answer; this is retried. If it persists, use engine: "http".',
+          },
+        );
+      }
+      let result: AuthenticationResult | null;
+      try {
+        result = await application.acquireTokenByRefreshToken({
+          refreshToken: body.refresh_token,
+          scopes: [...scopes],
+          // No account is cached yet: without this msal would not store the tokens (its ADAL-migration switch).
+          forceCache: true,
         });
       } catch (error) {
         throw fromMsalError(error, options.context);

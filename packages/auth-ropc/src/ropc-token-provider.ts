@@ -1,29 +1,36 @@
 import type { PublicClientApplication } from "@azure/msal-node";
 import {
-  type AccessToken,
   CLOUDS,
   type CloudName,
   type CloudPreset,
   forgetSecret,
-  type GetTokenOptions,
   type Logger,
   M365MailError,
   type Resource,
   registerSecret,
   resolveCloud,
+  type SignInHealthListener,
+  type SignInHealthState,
   safeLogger,
-  serialQueue,
+  signInHealthTracker,
   type TokenProvider,
 } from "@m365-mail/core";
 import type { AadstsHintContext } from "./aadsts.js";
 import { memoryTokenCache } from "./cache/memory-token-cache.js";
 import type { TokenCache } from "./cache/token-cache.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
+import {
+  type FederationMode,
+  fallbackRefused,
+  federatedSignIn,
+  type SignInRoute,
+} from "./federation/federated-sign-in.js";
 import { createHttpClient, SOURCE } from "./http-client.js";
 import { httpEngine } from "./http-engine.js";
 import { msalEngine } from "./msal-engine.js";
 import { type RetryOptions, withRetry } from "./retry.js";
 import { resolveScopes, type ScopeOptions } from "./scopes.js";
+import { tokenMemory } from "./token-memory.js";
 
 export type RopcEngine = "msal" | "http";
 
@@ -44,6 +51,13 @@ export interface RopcTokenProviderOptions {
   authorityHost?: string;
   /** @default "msal" */
   engine?: RopcEngine;
+  /**
+   * Federated (AD FS) users. `auto`: user-realm discovery decides — WS-Trust to AD FS for a federated
+   * domain, the plain password grant otherwise (and when AD FS cannot be reached). `ws-trust`: always
+   * AD FS. `direct`: always the plain password grant (tenants that allow cloud password validation).
+   * @default "auto"
+   */
+  federation?: FederationMode;
   /** Where tokens (and the refresh token) persist. @default memoryTokenCache() */
   cache?: TokenCache;
   /** For every HTTP request, from connect to the last byte. @default 30000 */
@@ -63,20 +77,22 @@ export interface RopcTokenProviderOptions {
 }
 
 export interface RopcTokenProvider extends TokenProvider {
+  /** Sign-in problems that need a person, once per change of state (see TokenProvider). */
+  onHealthChange(listener: SignInHealthListener): () => void;
+  healthState(): SignInHealthState;
   readonly name: "auth-ropc";
   readonly cloud: CloudPreset;
   readonly engine: RopcEngine;
+  readonly federation: FederationMode;
+  /**
+   * How the last password sign-in went (realm, AD FS endpoint, grant); after a failure, as far as it
+   * got. Undefined before the first.
+   */
+  signInRoute(): SignInRoute | undefined;
   /** The underlying msal application (engine "msal"): for diagnostics and comparisons only. */
   readonly msalApplication: PublicClientApplication | undefined;
   /** Forgets tokens held in memory and closes connections; the provider cannot be used afterwards. */
   dispose(): Promise<void>;
-}
-
-interface MemoryEntry {
-  /** Resolved once and handed to every caller: the fast path allocates nothing. */
-  readonly promise: Promise<AccessToken>;
-  readonly token: AccessToken;
-  readonly refreshAt: number;
 }
 
 const MICROSOFT_HOSTS = new Set([
@@ -119,6 +135,17 @@ function validate(options: RopcTokenProviderOptions): void {
   }
   if (options.engine !== undefined && options.engine !== "msal" && options.engine !== "http") {
     throw invalid(`unknown engine "${String(options.engine)}"`, 'Use engine: "msal" (default) or "http".');
+  }
+  if (
+    options.federation !== undefined &&
+    options.federation !== "auto" &&
+    options.federation !== "ws-trust" &&
+    options.federation !== "direct"
+  ) {
+    throw invalid(
+      `unknown federation mode "${String(options.federation)}"`,
+      'Use federation: "auto" (default), "ws-trust" or "direct".',
+    );
   }
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0))
     throw invalid("timeoutMs must be positive", "Leave it unset for 30000.");
@@ -218,13 +245,17 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     });
   }
 
-  const memory = new Map<Resource, MemoryEntry>();
-  const inflight = new Map<Resource, { promise: Promise<AccessToken>; forced: boolean }>();
-  let disposed = false;
-  // One grant at a time for this user: the second resource waits for the first sign-in and then uses
-  // its refresh token (no second password grant), and a rotated refresh token is never used twice.
-  const serial = serialQueue();
+  const federationMode: FederationMode = options.federation ?? "auto";
+  const federation = federatedSignIn({
+    mode: federationMode,
+    authorityHost,
+    username: options.username,
+    http,
+    logger: log,
+  });
 
+  // Problems that need a person (MFA, expired password, …) are reported once per change of state.
+  const health = signInHealthTracker("auth-ropc", options.username);
   async function password(): Promise<string> {
     if (options.password !== undefined) return options.password;
     let value: string;
@@ -268,90 +299,50 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     }
     if (granted) return granted;
     const secret = await password();
-    log.debug(`password grant for ${resource}`);
-    return withRetry(
-      () => engine.passwordGrant(resource, wanted, secret),
-      retry,
-      log,
-      `sign-in for ${resource}`,
-    );
-  }
-
-  function remember(resource: Resource, granted: GrantedToken): AccessToken {
-    const token: AccessToken = {
-      token: granted.token,
-      expiresAt: granted.expiresAt,
-      resource,
-      scopes: granted.scopes,
-    };
-    const now = Date.now();
-    const expires = granted.expiresAt.getTime();
-    // A token shorter-lived than twice the margin is renewed at half-life, not on every call.
-    const refreshAt = expires - Math.min(marginMs, Math.max(0, (expires - now) / 2));
-    const previous = memory.get(resource);
-    if (previous && previous.token.token !== token.token) forgetSecret(previous.token.token);
-    registerSecret(token.token);
-    memory.set(resource, { promise: Promise.resolve(token), token, refreshAt });
-    return token;
-  }
-
-  function slow(resource: Resource, forceRefresh: boolean): Promise<AccessToken> {
-    if (disposed)
-      return Promise.reject(invalid("the token provider was disposed", "Create a new ropcTokenProvider."));
-    if (resource !== "graph" && resource !== "outlook") {
-      return Promise.reject(
-        invalid(`unknown resource "${String(resource)}"`, 'Ask for "graph" or "outlook".'),
-      );
-    }
-    const pending = inflight.get(resource);
-    // Concurrent callers share one request; a forced refresh does not settle for a non-forced one.
-    if (pending && (pending.forced || !forceRefresh)) return pending.promise;
-    const promise = serial(async () => {
-      if (!forceRefresh) {
-        // Another request may have filled memory while this one waited in the queue.
-        const hit = memory.get(resource);
-        if (hit && Date.now() < hit.refreshAt) return hit.token;
+    const plan = await withRetry(() => federation.prepare(secret), retry, log, "federated sign-in");
+    if (plan.kind === "assertion") {
+      // (Never "bearer" before a word in a log line: redaction takes it for a Bearer token.)
+      log.debug(`SAML assertion grant for ${resource} (assertion from AD FS)`);
+      try {
+        return await withRetry(
+          () => engine.assertionGrant(resource, wanted, plan.assertion),
+          retry,
+          log,
+          `sign-in for ${resource}`,
+        );
+      } finally {
+        // Used once: keep the redaction list from growing by a few KB per sign-in.
+        forgetSecret(plan.assertion.xml);
+        forgetSecret(Buffer.from(plan.assertion.xml, "utf8").toString("base64url"));
       }
-      // A shared cache (Redis) may lock across processes: inside the lock, engine.silent() finds the
-      // token another process just obtained, so only one process signs in.
-      const cache = options.cache;
-      const granted = cache?.withLock
-        ? await cache.withLock(`${keyPrefix}:grant`, () => obtain(resource, forceRefresh))
-        : await obtain(resource, forceRefresh);
-      return remember(resource, granted);
-    });
-    const entry = { promise, forced: forceRefresh };
-    inflight.set(resource, entry);
-    const clear = () => {
-      if (inflight.get(resource) === entry) inflight.delete(resource);
-    };
-    promise.then(clear, clear);
-    return promise;
+    }
+    log.debug(`password grant for ${resource}`);
+    try {
+      return await withRetry(
+        () => engine.passwordGrant(resource, wanted, secret),
+        retry,
+        log,
+        `sign-in for ${resource}`,
+      );
+    } catch (error) {
+      if (plan.fallbackFrom && error instanceof M365MailError)
+        throw fallbackRefused(error, plan.fallbackFrom);
+      throw error;
+    }
   }
 
-  function withSignal(promise: Promise<AccessToken>, signal: AbortSignal): Promise<AccessToken> {
-    const aborted = () =>
-      new M365MailError("ABORTED", "getAccessToken was aborted by the caller", {
-        source: SOURCE,
-        cause: signal.reason,
-      });
-    if (signal.aborted) return Promise.reject(aborted());
-    // The shared request goes on for the other callers; only this caller stops waiting.
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(aborted());
-      signal.addEventListener("abort", onAbort, { once: true });
-      promise.then(
-        (v) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(v);
-        },
-        (e) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
-        },
-      );
-    });
-  }
+  const memory = tokenMemory({
+    marginMs,
+    health,
+    source: SOURCE,
+    factory: "ropcTokenProvider",
+    // A shared cache (Redis) may lock across processes: inside the lock, engine.silent() finds the
+    // token another process just obtained, so only one process signs in.
+    grant: (resource, forceRefresh) =>
+      options.cache?.withLock
+        ? options.cache.withLock(`${keyPrefix}:grant`, () => obtain(resource, forceRefresh))
+        : obtain(resource, forceRefresh),
+  });
 
   return {
     kind: "token-provider",
@@ -359,22 +350,15 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     username: options.username,
     cloud,
     engine: engineName,
+    federation: federationMode,
+    signInRoute: () => federation.lastRoute(),
     msalApplication,
-    getAccessToken(resource: Resource, getOptions?: GetTokenOptions): Promise<AccessToken> {
-      const force = getOptions?.forceRefresh === true;
-      if (!force) {
-        // The fast path: a Map lookup and a clock read, no await, no allocation.
-        const hit = memory.get(resource);
-        if (hit !== undefined && Date.now() < hit.refreshAt) return hit.promise;
-      }
-      const promise = slow(resource, force);
-      return getOptions?.signal ? withSignal(promise, getOptions.signal) : promise;
-    },
+    onHealthChange: health.onHealthChange,
+    healthState: health.healthState,
+    getAccessToken: memory.getAccessToken,
     async dispose() {
-      if (disposed) return;
-      disposed = true;
-      memory.clear();
-      inflight.clear();
+      if (memory.disposed) return;
+      memory.dispose();
       await engine.close();
       await http.close();
     },

@@ -53,21 +53,27 @@ function bodyKind(res: HttpResponse): string {
  * Turns a token-endpoint answer into its body, or throws the M365MailError a person can act on.
  * Messages name the status and the AADSTS code, never the body (it may echo what we sent).
  */
-export function readTokenResponse(res: HttpResponse, where: string, context: AadstsHintContext): TokenBody {
+export function readTokenResponse(
+  res: HttpResponse,
+  where: string,
+  context: AadstsHintContext,
+  /** The component named in messages ("auth-device-code" when that package reads an answer). */
+  source: string = SOURCE,
+): TokenBody {
   const body = parseJsonObject(res.text);
   const retryAfterSeconds = parseRetryAfter(res.headers["retry-after"]);
   const status = res.status;
   if (status >= 200 && status < 300) {
     if (!body) {
       throw new M365MailError("INVALID_RESPONSE", `${where} answered ${status} with ${bodyKind(res)}`, {
-        source: SOURCE,
+        source,
         status,
         hint: "A proxy or captive portal may be answering instead of Entra ID: check authorityHost and the proxy option.",
       });
     }
     if (typeof body.access_token !== "string" || body.access_token.length === 0) {
       throw new M365MailError("INVALID_RESPONSE", `${where} answered ${status} without an access token`, {
-        source: SOURCE,
+        source,
         status,
         hint: "Entra ID sent an incomplete answer; this is retried. If it persists, check authorityHost and the proxy option.",
       });
@@ -88,7 +94,7 @@ export function readTokenResponse(res: HttpResponse, where: string, context: Aad
       "THROTTLED",
       `${where} answered 429 Too Many Requests${retryAfterSeconds !== undefined ? ` (Retry-After ${retryAfterSeconds} s)` : ""}`,
       {
-        source: SOURCE,
+        source,
         status,
         serverCode,
         cause,
@@ -101,7 +107,7 @@ export function readTokenResponse(res: HttpResponse, where: string, context: Aad
       "SERVER_ERROR",
       `${where} answered ${status}${body ? (serverCode ? ` (${serverCode})` : "") : ` with ${bodyKind(res)} instead of JSON`}`,
       {
-        source: SOURCE,
+        source,
         status,
         serverCode,
         cause,
@@ -113,7 +119,7 @@ export function readTokenResponse(res: HttpResponse, where: string, context: Aad
     error = new M365MailError(
       entry.code,
       `sign-in of ${context.username ?? "the user"} refused: ${entry.title} (${serverCode}${aadsts !== undefined && oauthError ? `, ${oauthError}` : ""})`,
-      { source: SOURCE, status, serverCode, cause, retryAfterSeconds, hint: entry.hint(context) },
+      { source, status, serverCode, cause, retryAfterSeconds, hint: entry.hint(context) },
     );
   } else if (oauthError) {
     // Unknown code: show Microsoft's first line, which names the problem; it never holds our secrets.
@@ -122,7 +128,7 @@ export function readTokenResponse(res: HttpResponse, where: string, context: Aad
       "AUTH_FAILED",
       `sign-in of ${context.username ?? "the user"} refused (${serverCode}): ${first}`,
       {
-        source: SOURCE,
+        source,
         status,
         serverCode,
         cause,
@@ -131,7 +137,7 @@ export function readTokenResponse(res: HttpResponse, where: string, context: Aad
     );
   } else if (status === 404) {
     error = new M365MailError("CONFIG_INVALID", `${where} answered 404: no token endpoint there`, {
-      source: SOURCE,
+      source,
       status,
       hint: "Check authorityHost, the cloud and tenantId.",
     });
@@ -140,7 +146,7 @@ export function readTokenResponse(res: HttpResponse, where: string, context: Aad
       "INVALID_RESPONSE",
       `${where} answered ${status} with ${body ? "JSON that is not an OAuth error" : bodyKind(res)}`,
       {
-        source: SOURCE,
+        source,
         status,
         hint: "A proxy or captive portal may be answering instead of Entra ID: check authorityHost and the proxy option.",
       },

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { M365MailError } from "@m365-mail/core";
 import { DEMO_PASSWORD, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
-import { hasRedis, startRedis, type TestRedis } from "@m365-mail/test-helpers";
+import { needs, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { redisTokenCache } from "../src/cache/redis-token-cache.js";
@@ -9,7 +9,8 @@ import { type RopcEngine, ropcTokenProvider } from "../src/ropc-token-provider.j
 
 const USER = "support@contoso.com";
 
-describe.skipIf(!hasRedis)("redisTokenCache (Redis from Debian's redis-server)", () => {
+// In CI a missing Redis fails this file with the install command; locally the suite skips.
+describe.skipIf(!needs("redis"))("redisTokenCache (Redis from Debian's redis-server)", () => {
   let redis: TestRedis;
   const clients: Redis[] = [];
   const client = (): Redis => {

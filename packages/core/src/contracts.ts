@@ -11,6 +11,7 @@ import type {
   OutgoingMessage,
   SendResult,
 } from "./message.js";
+import type { SignInHealthListener, SignInHealthState } from "./sign-in-health.js";
 
 /** Bumped when the Transport or TokenProvider contract changes incompatibly; checked at registration. */
 export const CONTRACT_VERSION = 1;
@@ -41,6 +42,13 @@ export interface TokenProvider {
   readonly cloud?: CloudPreset;
   getAccessToken(resource: Resource, options?: GetTokenOptions): Promise<AccessToken>;
   dispose?(): Promise<void>;
+  /**
+   * Sign-in problems that need a person (MFA required, password expired, refresh token revoked, …),
+   * once per change of state, and "recovered" when a later grant succeeds. Returns an unsubscribe function.
+   */
+  onHealthChange?(listener: SignInHealthListener): () => void;
+  /** The sign-in state now (no request is made). */
+  healthState?(): SignInHealthState;
 }
 
 export interface TransportCapabilities {

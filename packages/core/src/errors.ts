@@ -18,6 +18,12 @@ export const ERROR_CODES = {
   APP_NOT_FOUND: { retryable: false },
   USER_NOT_FOUND: { retryable: false },
   REFRESH_EXPIRED: { retryable: true },
+  /** No stored sign-in for an interactive flow (device code): a person must sign in once. */
+  SIGN_IN_REQUIRED: { retryable: false },
+  /** Nobody entered the device code before it expired. */
+  DEVICE_CODE_EXPIRED: { retryable: false },
+  /** The person at the verification page declined the sign-in. */
+  DEVICE_CODE_DECLINED: { retryable: false },
   WRONG_SCOPE: { retryable: false },
   ACCESS_DENIED: { retryable: false },
   SEND_AS_DENIED: { retryable: false },
@@ -52,6 +58,11 @@ export interface M365MailErrorOptions {
   status?: number;
   /** Seconds the server asked us to wait (Retry-After). */
   retryAfterSeconds?: number;
+  /**
+   * `false` when the operation's request never left: sign-in failed, the connection was refused, the
+   * TLS handshake failed. A send that failed so was certainly not delivered. Unset: it may have left.
+   */
+  requestSent?: false;
 }
 
 /**
@@ -67,6 +78,8 @@ export class M365MailError extends Error {
   readonly serverCode: string | undefined;
   readonly status: number | undefined;
   readonly retryAfterSeconds: number | undefined;
+  /** `false`: the request never left, so nothing was submitted (see the option). */
+  readonly requestSent: false | undefined;
 
   constructor(code: ErrorCode, message: string, options: M365MailErrorOptions = {}) {
     const prefix = options.source ? `[m365-mail] [${options.source}] ` : "[m365-mail] ";
@@ -79,6 +92,7 @@ export class M365MailError extends Error {
     this.serverCode = options.serverCode;
     this.status = options.status;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.requestSent = options.requestSent;
   }
 
   /** A plain object for logs and `--json` output; secrets already redacted. */
@@ -93,6 +107,7 @@ export class M365MailError extends Error {
       serverCode: this.serverCode,
       status: this.status,
       retryAfterSeconds: this.retryAfterSeconds,
+      ...(this.requestSent === false ? { requestSent: false } : {}),
     };
   }
 }
@@ -106,5 +121,25 @@ export function notSupported(source: string, operation: string): M365MailError {
   return new M365MailError("NOT_SUPPORTED", `${operation} is not supported by the ${source} transport`, {
     source,
     hint: "Use a transport whose capabilities include it (see mailbox.transports()).",
+  });
+}
+
+/**
+ * The same error, marked `requestSent: false` and prefixed with what was not done: for a failure
+ * before a request could leave (sign-in for it failed, connection refused, TLS handshake failed).
+ */
+export function requestNotSent(error: M365MailError, what: string): M365MailError {
+  if (error.requestSent === false) return error;
+  let text = error.message.replace(/^\[m365-mail\] (\[[^\]]+\] )?/, "");
+  if (error.hint && text.endsWith(` — ${error.hint}`)) text = text.slice(0, -(error.hint.length + 3));
+  return new M365MailError(error.code, `${what}: ${text}`, {
+    cause: error,
+    retryable: error.retryable,
+    requestSent: false,
+    ...(error.source ? { source: error.source } : {}),
+    ...(error.hint ? { hint: error.hint } : {}),
+    ...(error.serverCode ? { serverCode: error.serverCode } : {}),
+    ...(error.status ? { status: error.status } : {}),
+    ...(error.retryAfterSeconds ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
   });
 }

@@ -11,3 +11,5 @@ export * from "./redact.js";
 export * from "./registry.js";
 export * from "./sasl.js";
 export * from "./serial-queue.js";
+export * from "./sign-in-health.js";
+export * from "./xml.js";

@@ -29,6 +29,9 @@ export const M365_SETTINGS = {
   pop3Host: { env: "M365_POP3_HOST", flag: "pop3-host", profile: "pop3Host" },
   pop3Port: { env: "M365_POP3_PORT", flag: "pop3-port", profile: "pop3Port" },
   engine: { env: "M365_ENGINE", flag: "engine", profile: "engine" },
+  federation: { env: "M365_FEDERATION", flag: "federation", profile: "federation" },
+  auth: { env: "M365_AUTH", flag: "auth", profile: "auth" },
+  tokenCacheFile: { env: "M365_TOKEN_CACHE_FILE", flag: "token-cache-file", profile: "tokenCacheFile" },
 } as const satisfies Record<string, M365SettingSpec>;
 
 export type M365SettingName = keyof typeof M365_SETTINGS;
@@ -38,6 +41,11 @@ export type M365Cloud = CloudPreset & { readonly graphOrigin?: string };
 
 /** The token engine of `@m365-mail/auth-ropc`. */
 export type M365Engine = "msal" | "http";
+
+/** How `@m365-mail/auth-ropc` signs in a user whose domain is federated to AD FS. */
+export type M365Federation = "auto" | "ws-trust" | "direct";
+/** How to sign in: the password grant, or the sign-in `m365-mail login --device-code` stored (no password). */
+export type M365AuthMethod = "ropc" | "device-code";
 
 export interface M365Settings {
   readonly tenantId?: string;
@@ -49,6 +57,12 @@ export interface M365Settings {
   /** PEM of the extra CA to trust, read from `caFile`. */
   readonly ca?: string;
   readonly engine?: M365Engine;
+  /** Federated (AD FS) users: auto (default), ws-trust or direct. */
+  readonly federation?: M365Federation;
+  /** Unset means "ropc". */
+  readonly auth?: M365AuthMethod;
+  /** The encrypted file a device-code sign-in is stored in (as given; the caller resolves the path). */
+  readonly tokenCacheFile?: string;
 }
 
 export interface ResolveM365SettingsOptions {
@@ -140,6 +154,22 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
     throw invalid(`unknown engine "${engine}"`, `Set ${describe("engine")} to msal (default) or http.`);
   }
 
+  const federation = get("federation");
+  if (federation !== undefined && !["auto", "ws-trust", "direct"].includes(federation)) {
+    throw invalid(
+      `unknown federation mode "${federation}"`,
+      `Set ${describe("federation")} to auto (default), ws-trust or direct.`,
+    );
+  }
+  const auth = get("auth");
+  if (auth !== undefined && auth !== "ropc" && auth !== "device-code") {
+    throw invalid(
+      `unknown auth method "${auth}"`,
+      `Set ${describe("auth")} to ropc (default: the password grant) or device-code (the sign-in stored by \`m365-mail login --device-code\`).`,
+    );
+  }
+  const tokenCacheFile = get("tokenCacheFile");
+
   const tenantId = get("tenantId");
   const clientId = get("clientId");
   const username = get("username");
@@ -150,6 +180,9 @@ export function resolveM365Settings(options: ResolveM365SettingsOptions): M365Se
     cloud,
     ...(caFile !== undefined ? { caFile, ca: ca! } : {}),
     ...(engine ? { engine } : {}),
+    ...(federation ? { federation: federation as M365Federation } : {}),
+    ...(auth ? { auth } : {}),
+    ...(tokenCacheFile ? { tokenCacheFile } : {}),
   };
 }
 

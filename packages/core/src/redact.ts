@@ -3,18 +3,60 @@
  * Known secrets (a password, a token) are registered with `registerSecret`; shapes that are
  * always secret (JWTs, Bearer values, XOAUTH2 strings, OAuth form fields) are caught by pattern.
  */
+/** Passwords, API keys, passphrases: few, set by configuration, kept for the life of the process. */
 const knownSecrets = new Set<string>();
+/**
+ * Tokens: every refresh brings new ones, so a long-running process would otherwise hold every token it
+ * ever saw (and `redact` would scan them all on each log line). Superseded ones are forgotten by their
+ * owners; this cap is the backstop: the least recently registered are dropped first. 2,048 leaves room
+ * for ~500 signed-in users with four live tokens each (two access tokens, a refresh token, an id token).
+ */
+const rotatingSecrets = new Set<string>();
+const MAX_ROTATING_SECRETS = 2048;
 
 export const REDACTED = "[REDACTED]";
 
-/** Remember a value (a password, a raw token) so that every later `redact()` removes it. */
-export function registerSecret(secret: string | undefined | null): void {
-  // Very short values would redact ordinary words; they are still caught by the patterns below.
-  if (secret && secret.length >= 6) knownSecrets.add(secret);
+export interface RegisterSecretOptions {
+  /**
+   * A token that is replaced over time (access, refresh or id token). Rotating secrets are held in a
+   * bounded set, oldest dropped first; their owners should also `forgetSecret` the one a refresh replaces.
+   * @default false
+   */
+  rotating?: boolean;
 }
 
-export function forgetSecret(secret: string): void {
+/** Remember a value (a password, a raw token) so that every later `redact()` removes it. */
+export function registerSecret(secret: string | undefined | null, options: RegisterSecretOptions = {}): void {
+  // Very short values would redact ordinary words; they are still caught by the patterns below.
+  if (!secret || secret.length < 6) return;
+  if (knownSecrets.has(secret)) return;
+  // A token registered as rotating by its provider stays rotating when a lower layer registers it again.
+  if (!options.rotating && !rotatingSecrets.has(secret)) {
+    knownSecrets.add(secret);
+    return;
+  }
+  // Re-registering moves it to the young end: a token still in use is never the one dropped.
+  rotatingSecrets.delete(secret);
+  rotatingSecrets.add(secret);
+  if (rotatingSecrets.size > MAX_ROTATING_SECRETS) {
+    const oldest = rotatingSecrets.values().next().value;
+    if (oldest !== undefined) rotatingSecrets.delete(oldest);
+  }
+}
+
+export function forgetSecret(secret: string | undefined | null): void {
+  if (!secret) return;
   knownSecrets.delete(secret);
+  rotatingSecrets.delete(secret);
+}
+
+/** How many secrets `redact` holds: lets tests and metrics check that the set stays bounded. */
+export function registeredSecretCount(): { permanent: number; rotating: number; rotatingLimit: number } {
+  return {
+    permanent: knownSecrets.size,
+    rotating: rotatingSecrets.size,
+    rotatingLimit: MAX_ROTATING_SECRETS,
+  };
 }
 
 const PATTERNS: readonly RegExp[] = [
@@ -26,12 +68,14 @@ const PATTERNS: readonly RegExp[] = [
   /((?:password|refresh_token|access_token|id_token|client_secret|assertion)["']?\s*[=:]\s*["']?)[^&\s"',}]+/gi,
   // Base64 of "user=...\x01auth=Bearer" (XOAUTH2) and "n,a=" (OAUTHBEARER) as sent on the wire.
   /dXNlcj[A-Za-z0-9+/=]{20,}/g,
+  // The WS-Trust UsernameToken's password (federated sign-in), in any prefix.
+  /(<(?:[\w.-]+:)?Password\b[^>]*>)[^<]*/g,
   /bixhP[A-Za-z0-9+/=]{20,}/g,
 ];
 
 export function redact(text: string, extraSecrets: readonly (string | undefined)[] = []): string {
   let out = text;
-  for (const secret of [...knownSecrets, ...extraSecrets]) {
+  for (const secret of [...knownSecrets, ...rotatingSecrets, ...extraSecrets]) {
     if (secret && secret.length > 0) out = out.split(secret).join(REDACTED);
   }
   for (const pattern of PATTERNS) {

@@ -27,6 +27,15 @@ afterAll(async () => {
 });
 
 describe("resolveM365Settings", () => {
+  it("M365_AUTH is ropc or device-code; M365_TOKEN_CACHE_FILE is passed through", () => {
+    expect(
+      resolveM365Settings(fromEnv({ M365_AUTH: "device-code", M365_TOKEN_CACHE_FILE: "/var/lib/m/t.json" })),
+    ).toMatchObject({ auth: "device-code", tokenCacheFile: "/var/lib/m/t.json" });
+    expect(() => resolveM365Settings(fromEnv({ M365_AUTH: "password" }))).toThrow(
+      expect.objectContaining({ code: "CONFIG_INVALID", hint: expect.stringContaining("M365_AUTH") }),
+    );
+  });
+
   it("without settings: the global cloud's hosts and ports, nothing else", () => {
     const settings = resolveM365Settings(fromEnv({}));
     expect(settings).toEqual({ cloud: CLOUDS.global });

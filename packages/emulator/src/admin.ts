@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { M365MailError } from "@m365-mail/core";
+import type { AdfsService, AdfsSettings } from "./adfs/adfs-service.js";
 import type { FaultSpec, Protocol, RequestCounters } from "./context.js";
 import type { Directory, DirectoryApp, DirectoryUser } from "./directory.js";
 import {
@@ -9,6 +10,7 @@ import {
   type TenantPatch,
   type UserPatch,
 } from "./directory-store.js";
+import type { DeviceCodeSettings, DeviceCodeStore, DeviceCodeSummary } from "./entra/device-codes.js";
 import type { LoopDetectionOptions, LoopDetector } from "./entra/loop-detector.js";
 import type { Denial, ProtocolGate } from "./entra/protocol-gate.js";
 import type { SmartLockout, SmartLockoutOptions, SmartLockoutState } from "./entra/smart-lockout.js";
@@ -51,10 +53,22 @@ export interface EmulatorAdmin {
   directory(): Directory;
   /** Recent refusals of IMAP/POP3/SMTP/Graph token checks, with the reason, newest last. */
   lastDenials(): Record<Protocol, Denial[]>;
+  /** The emulated AD FS's switches (WS-Trust 1.3 / 2005 endpoints, MEX, reachable, assertion lifetime). */
+  adfsSettings(): AdfsSettings;
+  /** Changes them, e.g. `updateAdfsSettings({ wsTrust13: false })` leaves only the 2005 endpoint. */
+  updateAdfsSettings(patch: Partial<AdfsSettings>): AdfsSettings;
   /** Runtime settings of a started part, e.g. `partSettings("smtp")` → `{ limits: {...} }`. */
   partSettings(name: string): Record<string, unknown>;
   /** Changes them, e.g. `updatePartSettings("smtp", { messagesPerWindow: 0 })` lifts SMTP's rate limit. */
   updatePartSettings(name: string, patch: Record<string, unknown>): Record<string, unknown>;
+  /** Device codes issued and not yet forgotten, with their state (never the device code itself). */
+  deviceCodes(): DeviceCodeSummary[];
+  /** A person signs in as `upn` at the verification page and allows the code (the sign-in counts as MFA). */
+  approveDeviceCode(userCode: string, upn: string): DeviceCodeSummary;
+  /** A person declines the code: the client's next poll gets `authorization_declined`. */
+  denyDeviceCode(userCode: string): DeviceCodeSummary;
+  /** Lifetime and polling interval of device codes issued from now on. */
+  updateDeviceCodeSettings(patch: Partial<DeviceCodeSettings>): DeviceCodeSettings;
 }
 
 export interface AdminDeps {
@@ -66,6 +80,8 @@ export interface AdminDeps {
   lockout?: SmartLockout;
   gate: ProtocolGate;
   onRevoke: (upn: string) => void;
+  adfs?: AdfsService;
+  deviceCodes: DeviceCodeStore;
   /** Started parts by name (filled as they start). */
   parts?: ReadonlyMap<string, EmulatorPart>;
 }
@@ -123,9 +139,30 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
     smartLockoutState: (upn) => deps.lockout?.state(upn) ?? { failures: 0 },
     directory: () => publicDirectory(deps.store.get()),
     lastDenials: () => deps.gate.lastDenials(),
+    adfsSettings() {
+      return { ...requireAdfs().settings };
+    },
+    updateAdfsSettings: (patch) => requireAdfs().updateSettings(patch),
+    deviceCodes: () => deps.deviceCodes.list(),
+    approveDeviceCode(userCode, upn) {
+      requireUser(upn);
+      const record = deps.deviceCodes.approve(userCode, deps.store.findUser(upn)!.user.upn);
+      return deps.deviceCodes.list().find((c) => c.userCode === record.userCode)!;
+    },
+    denyDeviceCode(userCode) {
+      const record = deps.deviceCodes.deny(userCode);
+      return deps.deviceCodes.list().find((c) => c.userCode === record.userCode)!;
+    },
+    updateDeviceCodeSettings: (patch) => deps.deviceCodes.updateSettings(patch),
     partSettings: (name) => requirePart(name, "settings").settings!(),
     updatePartSettings: (name, patch) => requirePart(name, "updateSettings").updateSettings!(patch),
   };
+  function requireAdfs(): AdfsService {
+    if (!deps.adfs) {
+      throw new M365MailError("NOT_FOUND", "this emulator runs no AD FS", { source: "emulator" });
+    }
+    return deps.adfs;
+  }
   function requirePart(name: string, method: "settings" | "updateSettings"): EmulatorPart {
     const part = deps.parts?.get(name);
     if (!part || typeof part[method] !== "function") {
@@ -238,7 +275,23 @@ export async function handleAdminRequest(
       return send(200, admin.smartLockoutState(segment("/_admin/smart-lockout/")));
     }
     if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
+    if (path === "/_admin/device-codes" && method === "GET")
+      return send(200, { deviceCodes: admin.deviceCodes() });
+    if (path === "/_admin/device-codes/settings" && method === "POST") {
+      return send(200, admin.updateDeviceCodeSettings((await json()) as Partial<DeviceCodeSettings>));
+    }
+    const deviceCodeAction = /^\/_admin\/device-codes\/([^/]+)\/(approve|deny)$/.exec(path);
+    if (deviceCodeAction && method === "POST") {
+      const userCode = decodeURIComponent(deviceCodeAction[1]!);
+      if (deviceCodeAction[2] === "deny") return send(200, admin.denyDeviceCode(userCode));
+      const { upn } = await json();
+      return send(200, admin.approveDeviceCode(userCode, requireString(upn, "upn")));
+    }
     if (path === "/_admin/last-denials" && method === "GET") return send(200, admin.lastDenials());
+    if (path === "/_admin/adfs" && method === "GET") return send(200, admin.adfsSettings());
+    if (path === "/_admin/adfs" && method === "PATCH") {
+      return send(200, admin.updateAdfsSettings((await json()) as Partial<AdfsSettings>));
+    }
     // The Graph part's throttling limits under the name the docs use (same as /_admin/parts/graph).
     if (path === "/_admin/graph/limits" && method === "GET") return send(200, admin.partSettings("graph"));
     if (path === "/_admin/graph/limits" && method === "POST") {

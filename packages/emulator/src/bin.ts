@@ -18,12 +18,13 @@ const PARTS: Record<string, () => EmulatorPart> = {
 
 const USAGE = `m365-emulator: offline Microsoft 365 (Entra ID token endpoint, discovery, admin API)
 
-Usage: m365-emulator [--directory dir.json] [--data-dir DIR] [--port N] [--host H] [--parts LIST] [--verbose]
+Usage: m365-emulator [--directory dir.json] [--data-dir DIR] [--port N] [--adfs-port N] [--host H] [--parts LIST] [--verbose]
        m365-emulator --print-directory     print the demo directory (a starting point for --directory)
 
   --directory   directory JSON (tenants, app registrations, users); default: the demo tenant contoso.com
   --data-dir    where the CA and signing key live; default: $M365_EMULATOR_HOME or ./.m365-emulator
   --port        HTTPS port of Entra ID; default 44443 (0 = a free port)
+  --adfs-port   HTTPS port of the emulated AD FS (federated domains); default 0 (a free port)
   --host        interface to listen on; default 127.0.0.1
   --parts       comma-separated parts besides Entra ID: ${Object.keys(PARTS).join(",")} (default), or "none"
   --verbose     log every request`;
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
       directory: { type: "string" },
       "data-dir": { type: "string" },
       port: { type: "string" },
+      "adfs-port": { type: "string" },
       host: { type: "string" },
       parts: { type: "string" },
       verbose: { type: "boolean" },
@@ -61,6 +63,12 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  const adfsPort = values["adfs-port"] === undefined ? 0 : Number(values["adfs-port"]);
+  if (!Number.isInteger(adfsPort) || adfsPort < 0 || adfsPort > 65535) {
+    console.error(`--adfs-port must be a port number (0-65535), got ${values["adfs-port"]}`);
+    process.exitCode = 2;
+    return;
+  }
   const parts = wanted.filter((p) => p !== "none").map((p) => PARTS[p]!());
   const emulator = await startEmulator({
     parts,
@@ -68,6 +76,7 @@ async function main(): Promise<void> {
     ...(values["data-dir"] ? { dataDir: values["data-dir"] } : {}),
     ...(values.host ? { host: values.host } : {}),
     entraPort: port,
+    adfsPort,
     ...(values.verbose ? { logger: console } : {}),
   });
   const lines = [
@@ -77,6 +86,7 @@ async function main(): Promise<void> {
     `  client id   ${emulator.clientId}`,
     `  CA          ${emulator.caPath}`,
     `  admin API   ${emulator.authorityHost}/_admin/`,
+    `  AD FS       ${emulator.adfsOrigin}/adfs/services/trust/mex`,
   ];
   if (!values.directory)
     lines.push(`  users       support@contoso.com, alice@contoso.com, … (password: ${DEMO_PASSWORD})`);

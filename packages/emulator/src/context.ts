@@ -30,7 +30,7 @@ export type Protocol = "imap" | "pop3" | "smtp" | "graph";
 
 /** One fault, armed through the admin API; it fires on matching requests `times` times (default 1). */
 export interface FaultSpec {
-  /** Which part: "entra", "graph", "upload", "smtp"; or "*" for all. */
+  /** Which part: "entra", "graph", "upload", "smtp"; "sentitems" (filing, see lateSentItems); or "*" for all parts. */
   target: string;
   /** Substring of the request path that must match (HTTP parts); optional. */
   path?: string;
@@ -42,7 +42,13 @@ export interface FaultSpec {
     | "status504"
     | "malformedJson"
     | "reset"
-    | "emptyToken";
+    | "emptyToken"
+    /**
+     * Target "sentitems" only: the next copy filed in Sent Items (after a Graph or SMTP send) is filed
+     * `delayMs` late, or never without `delayMs`; the message itself is delivered as usual. `path`
+     * matches "<part>:<upn>", e.g. "graph:" or ":support@contoso.com".
+     */
+    | "lateSentItems";
   times?: number;
   delayMs?: number;
   retryAfterSeconds?: number;

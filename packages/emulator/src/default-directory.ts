@@ -11,12 +11,20 @@ export const DEMO_PASSWORD = "Demo-Passw0rd!";
 
 /**
  * The demo directory: tenant contoso.com, the app "m365-mail demo" with every permission granted, the
- * mailbox support@, a second user alice@, a shared mailbox, and one user per ROPC failure.
+ * mailbox support@, a second user alice@, a shared mailbox, and one user per ROPC failure; the domain
+ * adatum.com is federated to the emulator's AD FS (ops@ gets SAML 1.1, saml2@ SAML 2.0, adlocked@ and
+ * adexpired@ are refused by AD FS).
  * Calendar events are placed around `now` so that "this week" always has something in it.
  */
 export function defaultDirectory(now: Date = new Date()): Directory {
   const user = (local: string, displayName: string, extra: Partial<DirectoryUser> = {}): DirectoryUser => ({
     upn: `${local}@contoso.com`,
+    displayName,
+    password: DEMO_PASSWORD,
+    ...extra,
+  });
+  const adatum = (local: string, displayName: string, extra: Partial<DirectoryUser> = {}): DirectoryUser => ({
+    upn: `${local}@adatum.com`,
     displayName,
     password: DEMO_PASSWORD,
     ...extra,
@@ -34,13 +42,19 @@ export function defaultDirectory(now: Date = new Date()): Directory {
     user("nosmtp", "No SMTP AUTH User", { mailboxProtocols: { smtpAuth: false } }),
     user("noimap", "No IMAP User", { mailboxProtocols: { imap: false } }),
     user("nopop", "No POP User", { mailboxProtocols: { pop: false } }),
+    // adatum.com is federated to the emulator's AD FS: these users sign in through WS-Trust.
+    adatum("ops", "Adatum Operations"),
+    adatum("saml2", "Adatum SAML 2.0 User", { samlVersion: "2.0" }),
+    adatum("adlocked", "Adatum Locked User", { locked: true }),
+    adatum("adexpired", "Adatum Expired Password User", { passwordExpired: true }),
   ];
   return {
     tokenLifetimeSeconds: 3600,
     tenants: [
       {
         id: DEMO_TENANT_ID,
-        domains: ["contoso.com", "contoso.onmicrosoft.com"],
+        domains: ["contoso.com", "contoso.onmicrosoft.com", "adatum.com"],
+        federatedDomains: [{ domain: "adatum.com", samlVersion: "1.1" }],
         smtpAuthEnabled: true,
         apps: [
           {
@@ -162,6 +176,22 @@ export function validateDirectory(value: unknown, origin = "directory"): Directo
           : [];
         optionalBoolean(tenant, "securityDefaults", at);
         optionalBoolean(tenant, "smtpAuthEnabled", at);
+        if (tenant.federatedDomains !== undefined) {
+          if (!Array.isArray(tenant.federatedDomains))
+            problems.push(`${at}.federatedDomains must be an array`);
+          else
+            tenant.federatedDomains.forEach((fed: unknown, f: number) => {
+              const fedAt = `${at}.federatedDomains[${f}]`;
+              if (!isObject(fed) || typeof fed.domain !== "string") {
+                problems.push(`${fedAt} must be an object with a domain`);
+                return;
+              }
+              if (!domains.includes(fed.domain.toLowerCase()))
+                problems.push(`${fedAt}.domain ${fed.domain} is not one of the tenant's domains`);
+              if (fed.samlVersion !== undefined && fed.samlVersion !== "1.1" && fed.samlVersion !== "2.0")
+                problems.push(`${fedAt}.samlVersion must be "1.1" or "2.0"`);
+            });
+        }
         if (!Array.isArray(tenant.apps)) problems.push(`${at}.apps must be an array`);
         else
           tenant.apps.forEach((app: unknown, a: number) => {
@@ -176,6 +206,7 @@ export function validateDirectory(value: unknown, origin = "directory"): Directo
             if (typeof app.publicClient !== "boolean")
               problems.push(`${appAt}.publicClient must be true or false`);
             optionalBoolean(app, "assignmentRequired", appAt);
+            optionalBoolean(app, "allowCloudPasswordValidation", appAt);
             stringList(app.assignedUsers, `${appAt}.assignedUsers`, true);
             if (!isObject(app.grantedPermissions))
               problems.push(`${appAt}.grantedPermissions must be an object`);
@@ -214,6 +245,8 @@ export function validateDirectory(value: unknown, origin = "directory"): Directo
               optionalBoolean(user, key, userAt);
             }
             stringList(user.delegates, `${userAt}.delegates`, true);
+            if (user.samlVersion !== undefined && user.samlVersion !== "1.1" && user.samlVersion !== "2.0")
+              problems.push(`${userAt}.samlVersion must be "1.1" or "2.0"`);
             if (user.mailboxProtocols !== undefined) {
               if (!isObject(user.mailboxProtocols))
                 problems.push(`${userAt}.mailboxProtocols must be an object`);

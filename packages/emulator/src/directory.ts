@@ -17,8 +17,21 @@ export interface DirectoryTenant {
   securityDefaults?: boolean;
   /** Tenant-wide SMTP AUTH switch (Exchange: Set-TransportConfig -SmtpClientAuthenticationDisabled). */
   smtpAuthEnabled?: boolean;
+  /**
+   * Domains federated to the emulator's AD FS: Entra ID's user-realm discovery answers `Federated` for
+   * them, their users sign in through WS-Trust, and a plain password grant for them is refused
+   * (AADSTS50126) unless the app allows cloud password validation. Each domain must be in `domains`.
+   */
+  federatedDomains?: DirectoryFederatedDomain[];
   apps: DirectoryApp[];
   users: DirectoryUser[];
+}
+
+export interface DirectoryFederatedDomain {
+  /** e.g. "adatum.com" */
+  domain: string;
+  /** The SAML version AD FS issues for this domain's users (a user's `samlVersion` wins). @default "1.1" */
+  samlVersion?: "1.1" | "2.0";
 }
 
 export interface DirectoryApp {
@@ -36,6 +49,11 @@ export interface DirectoryApp {
    * { graph: ["User.Read", "Mail.Read"], outlook: ["SMTP.Send", "IMAP.AccessAsUser.All"] }.
    */
   grantedPermissions: { graph?: string[]; outlook?: string[] };
+  /**
+   * A Home Realm Discovery policy with `AllowCloudPasswordValidation: true` on the app's service
+   * principal: federated users may then use the plain password grant (needs Password Hash Sync).
+   */
+  allowCloudPasswordValidation?: boolean;
 }
 
 export interface DirectoryUser {
@@ -50,8 +68,13 @@ export interface DirectoryUser {
   locked?: boolean; // AADSTS50053
   disabled?: boolean; // AADSTS50057
   passwordExpired?: boolean; // AADSTS50055
-  /** Federated (AD FS) user without HRD policy: ROPC fails with AADSTS50126. */
+  /**
+   * Federated (AD FS) user even when the domain is not in `federatedDomains`: the plain password grant
+   * fails with AADSTS50126 unless the app allows cloud password validation.
+   */
   federated?: boolean;
+  /** The SAML version AD FS issues for this user, over the domain's. */
+  samlVersion?: "1.1" | "2.0";
   /** Shared mailbox (no sign-in); other users reach it with the `.Shared` permissions. */
   shared?: boolean;
   /** UPNs allowed to open this (shared) mailbox: Full Access / Send As. */

@@ -1,12 +1,15 @@
+import { X509Certificate } from "node:crypto";
 import { createServer } from "node:https";
 import { isIP } from "node:net";
 import { CLOUDS, type Logger, M365MailError, safeLogger } from "@m365-mail/core";
+import { AdfsService, createAdfsHandler } from "./adfs/index.js";
 import { createAdmin, type EmulatorAdmin } from "./admin.js";
 import type { EmulatorContext, Protocol } from "./context.js";
 import { createRequestCounters } from "./counters.js";
 import { defaultDirectory, loadDirectory, validateDirectory } from "./default-directory.js";
 import type { Directory } from "./directory.js";
 import { DirectoryStore } from "./directory-store.js";
+import { DeviceCodeStore } from "./entra/device-codes.js";
 import { openIdConfiguration } from "./entra/discovery.js";
 import { createEntraHandler } from "./entra/entra-handler.js";
 import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-detector.js";
@@ -27,6 +30,8 @@ export interface StartEmulatorOptions {
   host?: string;
   /** Port of the Entra ID part (HTTPS). @default 0 (a free port) */
   entraPort?: number;
+  /** Port of the emulated AD FS (HTTPS, the federated domains' STS). @default 0 (a free port) */
+  adfsPort?: number;
   /** Graph, SMTP, Dovecot parts, started in order after Entra ID. @default [] */
   parts?: readonly EmulatorPart[];
   /** Receives the emulator's log lines (redacted). @default silent */
@@ -42,6 +47,8 @@ export interface Emulator {
   readonly authorityHost: string;
   /** `${authorityHost}/${tenantId}`. */
   readonly authority: string;
+  /** HTTPS origin of the emulated AD FS, e.g. "https://127.0.0.1:44444" (MEX at /adfs/services/trust/mex). */
+  readonly adfsOrigin: string;
   /** First tenant of the directory. */
   readonly tenantId: string;
   /** First app registration of that tenant. */
@@ -96,12 +103,22 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const loops = createLoopDetector(options.loopDetection);
   const lockout = createSmartLockout(options.smartLockout);
   const tokens = new TokenService(signing, store, () => origin);
+  const deviceCodes = new DeviceCodeStore();
   const gate = new ProtocolGate(tokens, store, counters);
+  let adfsOrigin = "";
+  // AD FS signs its assertions with the emulator's TLS key (a certificate of the emulator's CA).
+  const adfs = new AdfsService(
+    store,
+    counters,
+    { keyPem: tls.keyPem, certPem: tls.certPem, der: Buffer.from(new X509Certificate(tls.certPem).raw) },
+    () => adfsOrigin,
+  );
   const revokeListeners = new Set<(upn: string) => void>();
   const loginListeners = new Set<(login: { upn: string; protocol: Protocol; expiresAt: Date }) => void>();
   const runningParts = new Map<string, EmulatorPart>();
   const admin = createAdmin({
     parts: runningParts,
+    deviceCodes,
     store,
     tokens,
     faults,
@@ -109,6 +126,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     loops,
     lockout,
     gate,
+    adfs,
     onRevoke: (upn) => {
       for (const listener of revokeListeners) {
         try {
@@ -141,7 +159,9 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       loops,
       lockout,
       admin,
+      deviceCodes,
       log,
+      adfs,
     }),
   );
   const port = await listen(server, host, options.entraPort ?? 0, {
@@ -151,6 +171,28 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   });
   origin = `https://${isIP(host) === 6 ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
   log.info(`Entra ID listening on ${origin}`);
+
+  const adfsServer = createServer(
+    { key: tls.keyPem, cert: tls.certPem },
+    createAdfsHandler({ adfs, faults, counters, log }),
+  );
+  // "Unreachable" (admin switch): the connection is dropped before TLS, as a firewall reset would.
+  adfsServer.on("connection", (socket) => {
+    if (!adfs.settings.reachable) socket.destroy();
+  });
+  let adfsPort: number;
+  try {
+    adfsPort = await listen(adfsServer, host, options.adfsPort ?? 0, {
+      name: "the emulator's AD FS",
+      source: "emulator",
+      portHint: "--adfs-port / adfsPort",
+    });
+  } catch (error) {
+    await closeServer(server);
+    throw error;
+  }
+  adfsOrigin = `${origin.slice(0, origin.lastIndexOf(":"))}:${adfsPort}`;
+  log.info(`AD FS listening on ${adfsOrigin}`);
 
   const context: EmulatorContext = {
     host,
@@ -187,6 +229,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     }
     started.length = 0;
     runningParts.clear();
+    await closeServer(adfsServer);
     await closeServer(server);
   };
   for (const part of options.parts ?? []) {
@@ -234,6 +277,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   return {
     authorityHost: origin,
     authority: `${origin}/${firstTenant.id}`,
+    adfsOrigin,
     tenantId: firstTenant.id,
     clientId: firstApp?.clientId ?? "",
     caPath: tls.caPath,
@@ -250,6 +294,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
         M365_CLIENT_ID: firstApp?.clientId ?? "",
         M365_AUTHORITY_HOST: origin,
         M365_EMULATOR_URL: origin,
+        M365_EMULATOR_ADFS_URL: adfsOrigin,
         NODE_EXTRA_CA_CERTS: tls.caPath,
       };
       for (const info of Object.values(partInfo)) Object.assign(env, info.env ?? {});

@@ -10,6 +10,7 @@ const KINDS: readonly FaultSpec["kind"][] = [
   "malformedJson",
   "reset",
   "emptyToken",
+  "lateSentItems",
 ];
 
 /** Checks a fault from the admin API; every mistake names the field. */
@@ -33,7 +34,9 @@ export function validateFaultSpec(value: unknown): FaultSpec {
                   ? "retryAfterSeconds must be a non-negative number"
                   : spec.after !== undefined && typeof spec.after !== "boolean"
                     ? "after must be true or false"
-                    : undefined;
+                    : (spec.kind === "lateSentItems") !== (spec.target === "sentitems")
+                      ? 'kind "lateSentItems" goes with target "sentitems", and only it'
+                      : undefined;
   if (problem) {
     throw new M365MailError("CONFIG_INVALID", `invalid fault: ${problem}`, {
       source: "emulator",
@@ -60,8 +63,11 @@ export function createFaultRegistry(): FaultRegistry & { list(): ArmedFault[] } 
       armed = [];
     },
     take(target, path) {
+      // "*" means every part's requests; filing in Sent Items is not a request.
       const index = armed.findIndex(
-        (f) => (f.target === target || f.target === "*") && (f.path === undefined || path.includes(f.path)),
+        (f) =>
+          (f.target === target || (f.target === "*" && target !== "sentitems")) &&
+          (f.path === undefined || path.includes(f.path)),
       );
       if (index < 0) return undefined;
       const fault = armed[index]!;

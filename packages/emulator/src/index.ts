@@ -1,3 +1,4 @@
+export type { AdfsSettings } from "./adfs/index.js";
 export * from "./admin.js";
 export * from "./context.js";
 export * from "./counters.js";
@@ -8,6 +9,8 @@ export { DirectoryStore, guidFrom, publicDirectory, userObjectId } from "./direc
 export * from "./dovecot/index.js";
 export * from "./emulator.js";
 export { AADSTS, type AadstsCode, aadstsError } from "./entra/aadsts.js";
+export { DEVICE_CODE_GRANT, VERIFICATION_PATH } from "./entra/device-code-grant.js";
+export type { DeviceCodeSettings, DeviceCodeState, DeviceCodeSummary } from "./entra/device-codes.js";
 export type { LoopDetectionOptions } from "./entra/loop-detector.js";
 export { type Denial, type DenialReason, PROTOCOL_SCOPE } from "./entra/protocol-gate.js";
 export { EXCHANGE_APP_ID, GRAPH_APP_ID, parseScopeParameter } from "./entra/scopes.js";

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import { needs } from "@m365-mail/test-helpers";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_CLIENT_ID, DEMO_PASSWORD } from "../src/default-directory.js";
@@ -9,7 +11,8 @@ import { dovecotPart, findDovecot } from "../src/dovecot/index.js";
 import { type Emulator, startEmulator } from "../src/emulator.js";
 import { createMailStore } from "../src/store/index.js";
 
-const dovecotMissing = !findDovecot();
+// In CI a missing Dovecot fails this file with the install command; locally the suite skips.
+const dovecotMissing = !needs("dovecot", () => findDovecot() !== undefined);
 const SUPPORT = "support@contoso.com";
 
 let dataDir: string;
@@ -59,6 +62,61 @@ function imap(user: string, accessToken: string): ImapFlow {
     logger: false,
   });
 }
+
+/** A line-level TLS client for the raw answers (IMAP BYE texts, POP3 -ERR texts) that libraries hide. */
+class LineClient {
+  private buffer = "";
+  private waiters: (() => void)[] = [];
+  closed = false;
+  private constructor(private readonly socket: TLSSocket) {
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      this.buffer += chunk;
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+  static async open(port: number): Promise<LineClient> {
+    const socket = tlsConnect({ host: "127.0.0.1", port, ca: [emulator.caPem], servername: "localhost" });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", () => resolve());
+      socket.once("error", reject);
+    });
+    return new LineClient(socket);
+  }
+  send(line: string): void {
+    this.socket.write(`${line}\r\n`);
+  }
+  /** The next line that matches, within `ms`; undefined when the connection closed first. */
+  async waitFor(pattern: RegExp, ms = 5000): Promise<string | undefined> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const lines = this.buffer.split("\r\n");
+      for (let i = 0; i < lines.length - 1; i++) {
+        if (pattern.test(lines[i]!)) {
+          this.buffer = lines.slice(i + 1).join("\r\n");
+          return lines[i];
+        }
+      }
+      if (this.closed) return undefined;
+      if (Date.now() > deadline)
+        throw new Error(`no line matching ${pattern} within ${ms} ms: ${this.buffer}`);
+      await new Promise<void>((wake) => {
+        this.waiters.push(wake);
+        setTimeout(wake, 100);
+      });
+    }
+  }
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const xoauth2 = (user: string, token: string) =>
+  Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`).toString("base64");
 
 describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000 }, () => {
   beforeAll(async () => {
@@ -160,6 +218,65 @@ describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000
       expect(emulator.admin.counts()["dovecot.kick.token-expired"]).toBeGreaterThanOrEqual(1);
     } finally {
       emulator.admin.setTokenLifetime(3600);
+    }
+  });
+  // m365-facts.md, "Exchange Online protocol behaviour": "IMAP: a session whose token expires is ended with
+  // `* BYE Session invalidated - AccessTokenExpired`". Only that session: another one of the same user,
+  // signed in with a token that is still valid, goes on.
+  it("ends only the IMAP session whose token expired, with Exchange's BYE text", async () => {
+    const port = Number(emulator.env().M365_IMAP_PORT);
+    const longToken = await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All");
+    emulator.admin.setTokenLifetime(3);
+    let shortToken: string;
+    try {
+      shortToken = await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All");
+    } finally {
+      emulator.admin.setTokenLifetime(3600);
+    }
+    const expiring = await LineClient.open(port);
+    const lasting = await LineClient.open(port);
+    try {
+      for (const [client, token] of [
+        [expiring, shortToken],
+        [lasting, longToken],
+      ] as const) {
+        await client.waitFor(/^\* OK/);
+        client.send(`a1 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+        expect(await client.waitFor(/^a1 /)).toMatch(/^a1 OK/);
+        client.send("a2 SELECT INBOX");
+        expect(await client.waitFor(/^a2 /)).toMatch(/^a2 OK/);
+      }
+      const before = emulator.admin.counts()["dovecot.kick.token-expired"] ?? 0;
+      expect(await expiring.waitFor(/^\* BYE/, 8000)).toBe("* BYE Session invalidated - AccessTokenExpired");
+      await expiring.waitFor(/^$/, 3000).catch(() => undefined);
+      expect(expiring.closed).toBe(true);
+      expect((emulator.admin.counts()["dovecot.kick.token-expired"] ?? 0) - before).toBe(1);
+      lasting.send("a3 NOOP");
+      expect(await lasting.waitFor(/^a3 /)).toMatch(/^a3 OK/);
+      expect(lasting.closed).toBe(false);
+    } finally {
+      expiring.close();
+      lasting.close();
+    }
+  });
+
+  // m365-facts.md, "SASL strings": POP3 is `AUTH XOAUTH2` then the string on the next line; Exchange
+  // answers the one-line form `AUTH XOAUTH2 <b64>` with `-ERR Protocol error` (as transport-pop3 notes).
+  it("refuses POP3's one-line AUTH XOAUTH2 with -ERR Protocol error; the two-step form signs in", async () => {
+    const token = await tokenFor(SUPPORT, "https://outlook.office.com/POP.AccessAsUser.All");
+    const pop3 = await LineClient.open(Number(emulator.env().M365_POP3_PORT));
+    try {
+      await pop3.waitFor(/^\+OK/);
+      pop3.send(`AUTH XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+      expect(await pop3.waitFor(/^[-+]/)).toBe("-ERR Protocol error");
+      pop3.send("AUTH XOAUTH2");
+      expect(await pop3.waitFor(/^[-+]/)).toMatch(/^\+ ?$/);
+      pop3.send(xoauth2(SUPPORT, token));
+      expect(await pop3.waitFor(/^[-+]/)).toMatch(/^\+OK/);
+      pop3.send("STAT");
+      expect(await pop3.waitFor(/^[-+]/)).toMatch(/^\+OK \d+ \d+/);
+    } finally {
+      pop3.close();
     }
   });
 });

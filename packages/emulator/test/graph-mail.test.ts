@@ -184,6 +184,31 @@ describe("sendMail", () => {
     expect(answer.json.error.code).toBe("ErrorInvalidRecipients");
   });
 
+  it("takes at most 5 internetMessageHeaders, each named x-…, with Graph's errors", async () => {
+    const headers = (n: number, prefix = "X-Tag-") =>
+      Array.from({ length: n }, (_, i) => ({ name: `${prefix}${i}`, value: String(i) }));
+    const six = await f.call("POST", "/v1.0/me/sendMail", {
+      token: support,
+      body: mailTo(["alice@contoso.com"], "Six", { internetMessageHeaders: headers(6) }),
+    });
+    expect(six.status).toBe(400);
+    expect(six.json.error.code).toBe("InvalidInternetMessageHeaderCollection");
+    expect(six.json.error.message).toBe(
+      "Maximum number of headers in one message should be less than or equal to 5.",
+    );
+    const plain = await f.call("POST", "/v1.0/me/sendMail", {
+      token: support,
+      body: mailTo(["alice@contoso.com"], "Plain", { internetMessageHeaders: headers(1, "List-Id-") }),
+    });
+    expect(plain.status).toBe(400);
+    expect(plain.json.error.code).toBe("InvalidInternetMessageHeader");
+    const five = await f.call("POST", "/v1.0/me/sendMail", {
+      token: support,
+      body: mailTo(["alice@contoso.com"], "Five", { internetMessageHeaders: headers(5) }),
+    });
+    expect(five.status).toBe(202);
+  });
+
   it("refuses to send as a mailbox the user has no Send As right on", async () => {
     const answer = await f.call("POST", "/v1.0/me/sendMail", {
       token: alice,

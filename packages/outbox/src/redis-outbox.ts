@@ -39,6 +39,12 @@ export interface RedisOutboxOptions<P = unknown> {
   prefix?: string;
   /** Sent and failed messages are kept this long (status, idempotency replays). @default 30 days */
   retentionMs?: number;
+  /**
+   * How long a worker's claim on a job lasts without renewal; a job whose process died is taken over
+   * after at most about twice this (BullMQ's lock duration and stalled-job check interval).
+   * @default 30000
+   */
+  lockDurationMs?: number;
   /** Your setting names, for error hints. */
   settingNames?: OutboxSettingNames;
 }
@@ -380,6 +386,8 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
           concurrency: options.concurrency[lane]!,
           // A job whose process died is retried, never failed for stalling: it goes through the Sent Items check.
           maxStalledCount: 1000,
+          lockDuration: options.lockDurationMs ?? 30_000,
+          stalledInterval: options.lockDurationMs ?? 30_000,
           settings: {
             backoffStrategy: (attemptsMade, _type, error) =>
               Math.max(

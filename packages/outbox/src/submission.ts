@@ -11,5 +11,7 @@ const MAYBE_SUBMITTED = new Set([
 
 /** Whether a failed send may nevertheless have been accepted by Microsoft 365. */
 export function maySubmitted(error: M365MailError): boolean {
+  // The transport knows the request never left (sign-in failed, connection refused, TLS failed).
+  if (error.requestSent === false) return false;
   return MAYBE_SUBMITTED.has(error.code);
 }

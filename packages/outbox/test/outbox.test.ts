@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { M365MailError, silentLogger } from "@m365-mail/core";
-import { hasRedis, startRedis } from "@m365-mail/test-helpers";
+import { needs, startRedis } from "@m365-mail/test-helpers";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -159,7 +159,8 @@ describe("sqliteOutbox", () => {
   });
 });
 
-describe.skipIf(!hasRedis)("redisOutbox", () => {
+// In CI a missing Redis fails this file with the install command; locally the suite skips.
+describe.skipIf(!needs("redis"))("redisOutbox", () => {
   it("a message read while it finishes is never 'sent' without its transport and time", async () => {
     const redis = await startRedis();
     const box = redisOutbox({

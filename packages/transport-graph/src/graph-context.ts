@@ -14,6 +14,7 @@ export interface GraphContext {
   readonly sharedMailbox: string | undefined;
   readonly graphResource: string;
   readonly sentItemsLookupMs: number;
+  readonly uncertainSends: "check-then-resend" | "report";
   readonly watchIntervalMs: number;
   readonly log: Logger;
   /** Folder list cache for resolving paths to ids. */

@@ -1,6 +1,5 @@
 import {
   type Address,
-  M365MailError,
   type MailFolder,
   type Message,
   type MessageSummary,
@@ -10,7 +9,7 @@ import {
   parseAddressList,
   type ReceivedAttachment,
 } from "@m365-mail/core";
-import { SOURCE } from "./graph-errors.js";
+import { checkGraphHeaders } from "./graph-limits.js";
 
 /** Graph's JSON shapes, only the fields we read or write. */
 export interface GraphRecipient {
@@ -108,19 +107,8 @@ export function toGraphMessage(
   internetMessageId: string,
   attachments: readonly OutgoingAttachment[],
 ): Record<string, unknown> {
+  checkGraphHeaders(message.headers);
   const headers = Object.entries(message.headers ?? {});
-  for (const [name] of headers) {
-    if (!/^x-/i.test(name)) {
-      throw new M365MailError(
-        "MESSAGE_INVALID",
-        `Graph accepts only custom headers starting with "X-", not "${name}"`,
-        {
-          source: SOURCE,
-          hint: "Rename the header to X-…, or send the message as raw MIME (`raw`).",
-        },
-      );
-    }
-  }
   const out: Record<string, unknown> = {
     subject: message.subject ?? "",
     body:

@@ -87,6 +87,14 @@ export interface GraphTransportOptions {
    */
   sentItemsLookupMs?: number;
   /**
+   * What a send does after its answer was lost. `"check-then-resend"`: look in Sent Items (above) and
+   * send again, at most twice, when the copy is not there. `"report"`: throw the failure at once
+   * (TIMEOUT, CONNECTION_FAILED, INVALID_RESPONSE, SERVER_ERROR — the message may have been sent), for a
+   * caller that checks Sent Items itself later and never resends blindly, such as `@m365-mail/outbox`.
+   * @default "check-then-resend"
+   */
+  uncertainSends?: "check-then-resend" | "report";
+  /**
    * Poll interval of `watch()`.
    * @default 15000
    */
@@ -186,6 +194,7 @@ export function graphTransport(options: GraphTransportOptions): GraphTransport {
     sharedMailbox,
     graphResource,
     sentItemsLookupMs: options.sentItemsLookupMs ?? 10_000,
+    uncertainSends: options.uncertainSends ?? "check-then-resend",
     watchIntervalMs: options.watchIntervalMs ?? 15_000,
     log,
     folderCache: undefined,

@@ -1,4 +1,10 @@
-import { type Logger, M365MailError, registerSecret, type TokenProvider } from "@m365-mail/core";
+import {
+  type Logger,
+  M365MailError,
+  registerSecret,
+  requestNotSent,
+  type TokenProvider,
+} from "@m365-mail/core";
 import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
 import { SOURCE } from "./graph-errors.js";
 import { RequestPolicy } from "./request-policy.js";
@@ -80,16 +86,19 @@ export class AuthMiddleware implements Middleware {
   private async token(policy: RequestPolicy, forceRefresh: boolean): Promise<string> {
     try {
       const token = await this.runtime.auth.getAccessToken("graph", { forceRefresh, signal: policy.signal });
-      registerSecret(token.token);
+      registerSecret(token.token, { rotating: true });
       policy.token = token.token;
       return token.token;
     } catch (error) {
-      if (error instanceof M365MailError) fail(policy, error);
+      // No request left without a token: whatever the sign-in error, nothing was sent.
+      const what = `${policy.op.name}: the request was not sent, the sign-in for it failed`;
+      if (error instanceof M365MailError) fail(policy, requestNotSent(error, what));
       fail(
         policy,
-        new M365MailError("AUTH_FAILED", `could not get a Graph access token to ${policy.op.name}`, {
+        new M365MailError("AUTH_FAILED", `${what}: could not get a Graph access token`, {
           source: SOURCE,
           cause: error,
+          requestSent: false,
           hint: "Check the token provider's settings (tenant, client id, username, password).",
         }),
       );
@@ -150,7 +159,9 @@ export class RetryMiddleware implements Middleware {
         const delay = backoffDelay(attempt, retry);
         if (
           error.code === "ABORTED" ||
-          !policy.op.idempotent ||
+          !error.retryable ||
+          // A refused connection sent nothing: even a send may be tried again.
+          (!policy.op.idempotent && error.requestSent !== false) ||
           attempt >= retry.attempts ||
           waited + delay > retry.maxWaitMs
         ) {
@@ -216,11 +227,54 @@ function networkError(
       hint: "Raise the transport's timeoutMs, or check the network path to the Graph host.",
     });
   }
+  const code = systemCode(failure);
+  if (code && TLS_CODE.test(code)) {
+    return new M365MailError(
+      "CONNECTION_FAILED",
+      `${policy.op.name}: the request was not sent, the TLS handshake with Graph failed (${code})`,
+      {
+        source: SOURCE,
+        cause: failure,
+        requestSent: false,
+        // The same certificate or protocol will fail the same way.
+        retryable: false,
+        hint: "Trust the Graph host's CA with the `ca` option (the emulator's CA file), or fix the proxy's certificate; check that graphOrigin is an https endpoint.",
+      },
+    );
+  }
+  if (code && REFUSED_CODES.has(code)) {
+    return new M365MailError(
+      "CONNECTION_FAILED",
+      `${policy.op.name}: the request was not sent, could not connect to Graph (${code})`,
+      {
+        source: SOURCE,
+        cause: failure,
+        requestSent: false,
+        hint: "Check the Graph host (graphOrigin / cloud), the proxy and that the host is reachable.",
+      },
+    );
+  }
   return new M365MailError("CONNECTION_FAILED", `${policy.op.name}: the connection to Graph failed`, {
     source: SOURCE,
     cause: failure,
     hint: "Check the network path, proxy and TLS trust (the `ca` option) for the Graph host.",
   });
+}
+
+/** Failures before a byte of the request left: no connection, or no TLS session. */
+const REFUSED_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|^ERR_TLS|^ERR_SSL|^EPROTO$/;
+
+/** The system or TLS error code of a fetch failure (undici wraps it in `cause`, sometimes twice). */
+function systemCode(failure: unknown): string | undefined {
+  let current: unknown = failure;
+  for (let depth = 0; depth < 5 && current && typeof current === "object"; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && code !== "UND_ERR_SOCKET") return code;
+    const errors = (current as { errors?: unknown[] }).errors;
+    current = (current as { cause?: unknown }).cause ?? (Array.isArray(errors) ? errors[0] : undefined);
+  }
+  return undefined;
 }
 
 /**

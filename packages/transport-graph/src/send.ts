@@ -246,6 +246,8 @@ async function sendOnce(
       return;
     } catch (error) {
       if (!isUncertain(error)) throw error;
+      // The caller checks Sent Items itself, after its own grace period (an outbox).
+      if (ctx.uncertainSends === "report") throw error;
       ctx.log.warn(
         `send: no clear answer (${error.code}); looking for ${messageId} in Sent Items before sending again`,
       );
@@ -279,9 +281,14 @@ async function sendOnce(
   }
 }
 
-/** After a timeout, a dropped connection or a 5xx other than 503, Graph may have accepted the message. */
+/**
+ * After a timeout, a connection dropped once the request was under way, or a 5xx other than 503,
+ * Graph may have accepted the message.
+ */
 function isUncertain(error: unknown): error is M365MailError {
   if (!(error instanceof M365MailError)) return false;
+  // Sign-in failed, connection refused, TLS handshake failed: the request never left.
+  if (error.requestSent === false) return false;
   if (error.code === "TIMEOUT" || error.code === "CONNECTION_FAILED" || error.code === "INVALID_RESPONSE")
     return true;
   return error.code === "SERVER_ERROR" && (error.status ?? 0) >= 500 && error.status !== 503;

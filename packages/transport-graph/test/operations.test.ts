@@ -204,6 +204,16 @@ describe("send", () => {
     expect(graph.requests).toHaveLength(0);
   });
 
+  it("refuses a sixth custom header before any request (Graph: InvalidInternetMessageHeaderCollection)", async () => {
+    const headers = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`X-Tag-${i}`, String(i)]));
+    const error = await transport()
+      .send({ to: "a@contoso.com", subject: "s", text: "t", headers })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "MESSAGE_INVALID" });
+    expect((error as Error).message).toContain("at most 5 custom headers, got 6");
+    expect(graph.requests).toHaveLength(0);
+  });
+
   it("uploads a large attachment in chunks under 4 MB without an Authorization header", async () => {
     const upload = await startFakeGraph();
     try {

@@ -206,7 +206,7 @@ async function tokenFrom(settings: ConnectionSettings, options: GetTokenOptions)
       },
     );
   }
-  registerSecret(token.token);
+  registerSecret(token.token, { rotating: true });
   return token;
 }
 

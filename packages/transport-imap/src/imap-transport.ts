@@ -40,6 +40,16 @@ export interface ImapTransportOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** Connect/greeting timeout and the deadline for one command or FETCH batch. @default 60000 */
   timeoutMs?: number;
+  /**
+   * `getMessage` refuses (MESSAGE_TOO_LARGE) a message bigger than this, checked with RFC822.SIZE before
+   * anything is downloaded: the whole message is held in memory to parse it. @default 52428800 (50 MB)
+   */
+  maxMessageBytes?: number;
+  /**
+   * Deadline for one `getMessage`, connecting and downloading included (TIMEOUT after it). Separate from
+   * `timeoutMs` because a large message takes longer than one command should. @default 300000
+   */
+  messageTimeoutMs?: number;
   /** UIDs per FETCH when listing or watching. @default 200 */
   fetchBatchSize?: number;
   /** Replace a connection this long before its token expires. @default 300 */
@@ -91,6 +101,7 @@ declare module "@m365-mail/core" {
 }
 
 const FOLDER_CACHE_MS = 5 * 60_000;
+const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
 
 /** True when the list is in ascending UID order (how servers answer a FETCH): read backwards, it is newest first. */
 function ascendingByUid(list: readonly { uid: number }[]): boolean {
@@ -119,6 +130,15 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
   const timeoutMs = options.timeoutMs ?? 60_000;
   if (!(timeoutMs > 0))
     throw invalidOption(`timeoutMs must be positive, got ${timeoutMs}`, "Use e.g. 60000.");
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!(maxMessageBytes > 0))
+    throw invalidOption(
+      `maxMessageBytes must be positive, got ${maxMessageBytes}`,
+      "Use e.g. 52428800 (50 MB).",
+    );
+  const messageTimeoutMs = options.messageTimeoutMs ?? 300_000;
+  if (!(messageTimeoutMs > 0))
+    throw invalidOption(`messageTimeoutMs must be positive, got ${messageTimeoutMs}`, "Use e.g. 300000.");
   const name = options.name ?? "imap";
   const logger = safeLogger(options.logger, name);
   const settings: ConnectionSettings = {
@@ -189,6 +209,18 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
       );
     }
     return lock;
+  };
+
+  const checkSize = (id: string, size: number) => {
+    if (size <= maxMessageBytes) return;
+    throw new M365MailError(
+      "MESSAGE_TOO_LARGE",
+      `message ${id} is ${size} bytes, over maxMessageBytes (${maxMessageBytes})`,
+      {
+        source: "imap",
+        hint: "Raise `maxMessageBytes` (default 50 MB), or stream the source with fetchSource() instead of getMessage().",
+      },
+    );
   };
 
   const notFound = (id: string) =>
@@ -402,19 +434,45 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
 
     async getMessage(id, opts = {}) {
       const ref = parseMessageId(id);
-      const fetched = await shared.run(
-        `FETCH ${id}`,
-        async (client) => {
-          const lock = await lockMessage(client, ref, id);
-          try {
-            return await client.fetchOne(String(ref.uid), summaryQuery(true), { uid: true });
-          } finally {
-            lock.release();
-          }
-        },
-        { signal: opts.signal, retryOnDrop: true, timeoutMs: 0 },
-      );
+      // One deadline for the whole operation (a retry on a new connection included): the per-command
+      // timeoutMs would cut off a large download, and no deadline at all let a stalled server hang us.
+      const deadline = AbortSignal.timeout(messageTimeoutMs);
+      const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+      let fetched: Awaited<ReturnType<ImapFlow["fetchOne"]>>;
+      try {
+        fetched = await shared.run(
+          `FETCH ${id}`,
+          async (client) => {
+            const lock = await lockMessage(client, ref, id);
+            try {
+              // RFC822.SIZE first, so that a message over the limit is refused before it is downloaded.
+              const sized = await client.fetchOne(String(ref.uid), { uid: true, size: true }, { uid: true });
+              if (sized === false) return false;
+              if (sized.size !== undefined) checkSize(id, sized.size);
+              return await client.fetchOne(String(ref.uid), summaryQuery(true), { uid: true });
+            } finally {
+              lock.release();
+            }
+          },
+          { signal, retryOnDrop: true, timeoutMs: 0 },
+        );
+      } catch (error) {
+        if (deadline.aborted && !opts.signal?.aborted) {
+          throw new M365MailError(
+            "TIMEOUT",
+            `getMessage ${id}: the message was not read within messageTimeoutMs (${messageTimeoutMs} ms)`,
+            {
+              source: "imap",
+              cause: error,
+              hint: "Raise `messageTimeoutMs` for large messages on a slow link, or check that the server still answers.",
+            },
+          );
+        }
+        throw error;
+      }
       if (fetched === false || !fetched.source) throw notFound(id);
+      // A server whose RFC822.SIZE was wrong is caught here, after the fact.
+      checkSize(id, fetched.source.byteLength);
       return parseMessage(toSummary(fetched, ref.folder, ref.uidValidity), fetched.source);
     },
 

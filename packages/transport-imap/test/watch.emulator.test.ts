@@ -62,12 +62,16 @@ describe.skipIf(dovecotMissing)("watch() (emulator + Dovecot)", () => {
   it("reports each of 50 messages exactly once through 3 forced token expiries", async () => {
     const user = "alice@contoso.com";
     const tag = randomBytes(4).toString("hex");
-    // Tokens live 6 s: the emulator ends the user's sessions at each expiry, as Exchange does with
-    // `BYE Session invalidated - AccessTokenExpired`, and the watcher must also renew ahead of it.
+    // Tokens live 6 s: the emulator ends each session when its own token expires, as Exchange does with
+    // `BYE Session invalidated - AccessTokenExpired`. The watcher is told to renew only 2 s after that,
+    // so that every session really is ended by the server (a watcher that renews ahead is never kicked).
     env.emulator.admin.setTokenLifetime(6);
     const kicksBefore = env.emulator.admin.counts()["dovecot.kick.token-expired"] ?? 0;
     const lines: string[] = [];
-    const imap = transportFor(env, emulatorProvider(env.emulator, user), { logger: recordingLogger(lines) });
+    const imap = transportFor(env, emulatorProvider(env.emulator, user), {
+      logger: recordingLogger(lines),
+      renewBeforeExpirySeconds: -2,
+    });
     const watcher = pump(imap.watch({ folder: "inbox" }));
     try {
       await sleep(1500);

@@ -79,6 +79,8 @@ declare module "@m365-mail/core" {
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
+/** How far out of order two arrival times may be (clocks of different Exchange servers) before `since` stops a listing. */
+const SINCE_SLACK_MS = 5 * 60_000;
 
 /** One authenticated connection and what it knows of the maildrop (fixed for the session by POP3). */
 interface Session {
@@ -135,7 +137,7 @@ export function pop3Transport(options: Pop3TransportOptions): Pop3Transport {
 
   const token = async (forceRefresh: boolean, signal?: AbortSignal): Promise<AccessToken> => {
     const result = await auth.getAccessToken("outlook", { forceRefresh, ...(signal ? { signal } : {}) });
-    registerSecret(result.token);
+    registerSecret(result.token, { rotating: true });
     return result;
   };
 
@@ -374,12 +376,21 @@ export function pop3Transport(options: Pop3TransportOptions): Pop3Transport {
       let failed = false;
       try {
         let yielded = 0;
-        // Newest first, as Graph and IMAP list: POP3 numbers messages in arrival order.
+        // Newest first, as Graph and IMAP list: POP3 numbers messages in arrival order (Exchange
+        // numbers the maildrop, and its UIDL list, by the time each message reached the Inbox).
+        // So with `since`, the first message received before it ends the listing: every message
+        // after it in this walk arrived earlier still, and fetching their headers would be wasted
+        // round trips (one TOP per message, the whole Inbox on a large mailbox). Received times
+        // come from servers whose clocks may differ by a little, hence SINCE_SLACK_MS.
         for (const entry of [...session.messages].reverse()) {
           if (session.deleted.has(entry.number)) continue;
           const head = await session.client.top(entry.number, 0);
           const summary = await summaryFromSource(head, entry.uid, entry.size);
-          if (query.since && !(summary.receivedAt && summary.receivedAt >= query.since)) continue;
+          if (query.since) {
+            const at = summary.receivedAt;
+            if (at && at.getTime() < query.since.getTime() - SINCE_SLACK_MS) break;
+            if (!(at && at >= query.since)) continue;
+          }
           yield summary;
           if (++yielded >= limit) break;
         }

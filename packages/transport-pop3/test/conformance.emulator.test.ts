@@ -11,13 +11,14 @@ import {
   type TestEmulator,
   tokenProviderOptions,
 } from "@m365-mail/emulator";
-import { toMime } from "@m365-mail/test-helpers";
+import { needs, toMime } from "@m365-mail/test-helpers";
 import { runTransportConformance } from "@m365-mail/transport-test-suite";
 import { afterAll, beforeAll, describe } from "vitest";
 import { pop3Transport } from "../src/index.js";
 
 const SUPPORT = "support@contoso.com";
-const dovecotMissing = !findDovecot();
+// In CI a missing Dovecot fails this file with the install command; locally the suite skips.
+const dovecotMissing = !needs("dovecot", () => findDovecot() !== undefined);
 
 let emulator: TestEmulator;
 let store: MailStore;

@@ -191,6 +191,49 @@ describe("reading", () => {
     expect(await collect(transport.listMessages({ limit: 0 }))).toEqual([]);
   });
 
+  it("since stops at the first message received before it: older headers are not fetched (issue 12)", async () => {
+    // 60 messages, one a day, numbered in arrival order as Exchange numbers its maildrop.
+    const day = (n: number) => new Date(Date.UTC(2025, 0, 1) + n * 86_400_000);
+    const messages = Array.from({ length: 60 }, (_, n) => ({
+      uid: `U${n}`,
+      source: mime([
+        `Received: from x by contoso.com; ${day(n).toUTCString()}`,
+        "From: bob@contoso.com",
+        "To: support@contoso.com",
+        `Subject: day ${n}`,
+        "",
+        "body",
+      ]),
+    }));
+    const token = jwt(OUTLOOK_POP);
+    const server = await serve([token], { messages });
+    const transport = transportFor(server, fakeAuth([token]).provider);
+    const list = await collect(transport.listMessages({ since: day(57) }));
+    expect(list.map((m) => m.id)).toEqual(["U59", "U58", "U57"]);
+    const tops = server.sessions.at(-1)!.lines.filter((l) => l.startsWith("TOP"));
+    // The three wanted, then the first older one that ends the walk: not all 60.
+    expect(tops).toEqual(["TOP 60 0", "TOP 59 0", "TOP 58 0", "TOP 57 0"]);
+    // A message filed a little out of order (within the clock slack) does not end the listing early.
+    const skew = mime([
+      `Received: from x by contoso.com; ${new Date(day(59).getTime() - 60_000).toUTCString()}`,
+      "Subject: skewed",
+      "",
+      "b",
+    ]);
+    const late = mime([
+      `Received: from x by contoso.com; ${day(59).toUTCString()}`,
+      "Subject: late",
+      "",
+      "b",
+    ]);
+    const skewed = await serve([token], {
+      messages: [...messages.slice(0, 59), { uid: "S", source: skew }, { uid: "L", source: late }],
+    });
+    const t2 = transportFor(skewed, fakeAuth([token]).provider);
+    expect((await collect(t2.listMessages({ since: day(59) }))).map((m) => m.id)).toEqual(["L"]);
+    expect(skewed.sessions.at(-1)!.lines.filter((l) => l.startsWith("TOP")).length).toBe(3);
+  });
+
   it("getMessage returns bodies, a byte-identical attachment and the raw source", async () => {
     const token = jwt(OUTLOOK_POP);
     const server = await serve([token], { messages: [{ uid: "r1", source: withAttachment }] });

@@ -1,2 +1,3 @@
 export type { SmtpRetryOptions } from "./retry.js";
+export { estimateSmtpBytes, SMTP_SEND_LIMITS } from "./smtp-limits.js";
 export { type SmtpTransport, type SmtpTransportOptions, smtpTransport } from "./smtp-transport.js";

@@ -3,6 +3,7 @@ import {
   explainOutlookAuthFailure,
   M365MailError,
   readJwtClaims,
+  requestNotSent,
   type TokenClaims,
 } from "@m365-mail/core";
 
@@ -61,6 +62,21 @@ const TLS_CODES = new Set([
  * Turns a nodemailer (or probe) failure into M365MailError with Exchange Online's meaning and a hint
  * in the set-up guide's words. Server replies are kept in the message (they hold no secrets).
  */
+/** nodemailer's names for the steps before the message body is sent. */
+const BEFORE_DATA = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH\b|MAIL FROM|RCPT TO)/;
+
+/**
+ * Maps a nodemailer (or token provider) error to the one error class. A failure before DATA — the
+ * connection, TLS, sign-in, the envelope — is marked `requestSent: false`: Exchange never saw the
+ * message, so a caller may send it again without looking in Sent Items.
+ */
+export function toSendError(error: unknown, ctx: FailureContext): M365MailError {
+  const mapped = toM365Error(error, ctx);
+  const e = error as SmtpLikeError;
+  const beforeData = e?.m365Error !== undefined || BEFORE_DATA.test(e?.command ?? "");
+  return beforeData ? requestNotSent(mapped, "the message was not sent") : mapped;
+}
+
 export function toM365Error(error: unknown, ctx: FailureContext): M365MailError {
   if (error instanceof M365MailError) return error;
   const e = (error ?? {}) as SmtpLikeError;

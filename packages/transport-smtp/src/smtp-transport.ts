@@ -17,7 +17,14 @@ import nodemailer from "nodemailer";
 import { buildMail } from "./build-message.js";
 import { MessageRateLimiter } from "./message-rate-limiter.js";
 import { backoffDelay, DEFAULT_RETRY, type SmtpRetryOptions, sleep } from "./retry.js";
-import { type SmtpLikeError, SOURCE, type TokenFacts, tokenFacts, toM365Error } from "./smtp-errors.js";
+import {
+  type SmtpLikeError,
+  SOURCE,
+  type TokenFacts,
+  tokenFacts,
+  toM365Error,
+  toSendError,
+} from "./smtp-errors.js";
 import { SmtpProbe } from "./smtp-probe.js";
 
 export interface SmtpTransportOptions {
@@ -131,7 +138,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
         hint: "Check the token provider (an empty token is a provider bug or a misbehaving proxy).",
       });
     }
-    registerSecret(token.token);
+    registerSecret(token.token, { rotating: true });
     lastToken = tokenFacts(token.token);
     return token;
   };
@@ -227,7 +234,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
           log.info("Exchange refused the token; retrying once with a fresh one");
           continue;
         }
-        const mapped = toM365Error(error, failure());
+        const mapped = toSendError(error, failure());
         if (!mapped.retryable || attempt >= retry.attempts || opts.signal?.aborted) throw mapped;
         const wait = backoffDelay(attempt, retry);
         log.warn(`send failed (${mapped.code}); retry ${attempt + 1} of ${retry.attempts} in ${wait} ms`, {

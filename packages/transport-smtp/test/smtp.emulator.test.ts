@@ -167,6 +167,7 @@ describe("Exchange's refusals as typed errors", () => {
         serverCode: "5.7.139",
         retryable: false,
         source: "smtp",
+        requestSent: false,
       });
       expect(error.hint).toContain("Manage email apps → Authenticated SMTP");
       expect(error.message).toContain("for the mailbox");
@@ -266,20 +267,23 @@ describe("Exchange's refusals as typed errors", () => {
       }),
     );
     expect(error).toMatchObject({ code: "SERVER_ERROR", serverCode: "4.7.0", retryable: true });
+    // At DATA the message may have reached Exchange: not marked as certainly unsent.
+    expect(error.requestSent).toBeUndefined();
     expect(counts()["smtp.faults.status503"]).toBe(2);
   });
 
   it("a refused connection → CONNECTION_FAILED (retryable)", async () => {
     const t = transport({ port: 1, retry: false });
     const error = await failure(t.send({ to: "alice@contoso.com", text: "x" }));
-    expect(error).toMatchObject({ code: "CONNECTION_FAILED", retryable: true });
+    // Before DATA: certainly not sent (an outbox retries it without looking in Sent Items).
+    expect(error).toMatchObject({ code: "CONNECTION_FAILED", retryable: true, requestSent: false });
   });
 
   it("an untrusted certificate → CONNECTION_FAILED telling to pass `ca`", async () => {
     const t = smtpTransport({ auth: support, retry: false });
     open.push(t);
     const error = await failure(t.send({ to: "alice@contoso.com", text: "x" }));
-    expect(error).toMatchObject({ code: "CONNECTION_FAILED", retryable: false });
+    expect(error).toMatchObject({ code: "CONNECTION_FAILED", retryable: false, requestSent: false });
     expect(error.hint).toContain("`ca`");
   });
 });

@@ -3,7 +3,7 @@ import { readdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
-import { hasRedis, startRedis } from "../src/index.js";
+import { needs, startRedis } from "../src/index.js";
 
 /** Sends one inline command and resolves with the first reply line, or rejects when nothing listens. */
 function command(url: string, line: string): Promise<string> {
@@ -20,7 +20,7 @@ function command(url: string, line: string): Promise<string> {
   });
 }
 
-describe.skipIf(!hasRedis)("startRedis", () => {
+describe.skipIf(!needs("redis"))("startRedis", () => {
   it("serves on 127.0.0.1 until stopped, then leaves no folder behind", async () => {
     const prefix = `m365-redis-test-${randomBytes(4).toString("hex")}-`;
     const ours = async () => (await readdir(tmpdir())).filter((name) => name.startsWith(prefix));

@@ -145,6 +145,9 @@ Options:
         out.out(p.bold("Point m365-mail at it") + shortcut);
         for (const [key, value] of Object.entries(env)) out.out(`  export ${key}=${shellQuote(value)}`);
         out.out(`  m365-mail doctor${endpoints.pop3 ? " --pop3" : ""}`);
+        out.out(
+          `  MFA user: M365_USERNAME=mfa@contoso.com m365-mail login --device-code, then approve at ${emulator.authorityHost}/devicelogin`,
+        );
         out.out();
         out.out(p.bold("Other clients"));
         out.out(`  trust the CA ${emulator.caPath} (Node: NODE_EXTRA_CA_CERTS=${emulator.caPath})`);

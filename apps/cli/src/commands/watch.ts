@@ -23,7 +23,10 @@ Options:
   --count <n>           stop after n new messages
   --timeout <seconds>   stop after this long (exit code 1 if --count was not reached)
   --interval <seconds>  Graph poll interval (default 15)
-  --json                one JSON object per line: { "type": "created", "message": { … } }`,
+  --json                one JSON object per line: { "type": "created", "message": { … } }
+
+Sign-in problems that need a person (MFA required, password expired, sign-in revoked, …) are printed
+once when they appear and once when they clear (--json: "type": "sign-in.problem" / "sign-in.recovered").`,
   async run(ctx: CommandContext): Promise<number> {
     const { out, flags } = ctx;
     const via = viaFlag(flags, ["imap", "graph"], "imap", "watch");
@@ -32,6 +35,17 @@ Options:
     const timeout = flags.timeout === undefined ? undefined : integerFlag(flags, "timeout", 1);
     const interval = integerFlag(flags, "interval", 15);
     const session = await ctx.session({ transports: [via], graphWatchIntervalMs: interval * 1000 });
+    // A sign-in that breaks (MFA turned on, password expired, sign-in revoked) is said once, and once
+    // more when it works again: the watch itself keeps retrying.
+    const stopHealth = session.auth.onHealthChange((event) => {
+      if (out.json) {
+        out.record({ ...event, type: `sign-in.${event.type}`, at: event.at.toISOString() });
+      } else if (event.type === "problem") {
+        out.err(out.paintErr.fail(`sign-in problem (${event.code}): ${event.message}`));
+      } else {
+        out.err(out.paintErr.ok(`sign-in of ${event.username} works again (${event.code} cleared)`));
+      }
+    });
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     ctx.signal.addEventListener("abort", onAbort, { once: true });
@@ -67,6 +81,7 @@ Options:
       if (!stop.signal.aborted) throw error;
     } finally {
       if (timer) clearTimeout(timer);
+      stopHealth();
       ctx.signal.removeEventListener("abort", onAbort);
       await session.close().catch(() => {});
     }

@@ -1,5 +1,6 @@
 import { type Mailbox, type Message, type MessageSummary, notSupported } from "@m365-mail/core";
 import type { FastifyInstance } from "fastify";
+import { transportForMessageId } from "../message-owner.js";
 
 export interface MailRoutesOptions {
   mailbox: Mailbox;
@@ -94,8 +95,12 @@ export async function mailRoutes(app: FastifyInstance, options: MailRoutesOption
     },
   );
 
+  // An id from an event may come from another transport than the reader (IMAP IDLE vs Graph listings).
   const getMessage = (id: string, folder: string | undefined): Promise<Message> =>
-    reader().getMessage!(id, folder ? { folder } : {});
+    mailbox.transport(transportForMessageId(id, (name) => mailbox.has(name), options.reader)).getMessage!(
+      id,
+      folder ? { folder } : {},
+    );
 
   app.get<{ Params: { id: string }; Querystring: { folder?: string } }>(
     "/v1/messages/:id",

@@ -2,6 +2,7 @@ import type { Mailbox } from "@m365-mail/core";
 import { isM365MailError } from "@m365-mail/core";
 import type { Outbox } from "@m365-mail/outbox";
 import type { FastifyInstance } from "fastify";
+import { signInStateData } from "../events/sign-in-events.js";
 import type { Metrics } from "../metrics.js";
 
 interface Check {
@@ -50,6 +51,11 @@ export async function opsRoutes(
 ) {
   const { mailbox, outbox } = options;
   let cached: { at: number; result: Promise<Check[]> } | undefined;
+  // A change of sign-in state makes the next probe check again instead of answering from the cache.
+  const stopWatching = mailbox.auth.onHealthChange?.(() => {
+    cached = undefined;
+  });
+  app.addHook("onClose", async () => stopWatching?.());
 
   const runChecks = async (): Promise<Check[]> => {
     const checks: Array<Promise<Check>> = [];
@@ -96,9 +102,26 @@ export async function opsRoutes(
     { schema: { tags: ["ops"], summary: "Readiness: tokens, each transport's verify(), the outbox store" } },
     async (_request, reply) => {
       if (!cached || Date.now() - cached.at > 15_000) cached = { at: Date.now(), result: runChecks() };
-      const checks = await cached.result;
+      const checks = [...(await cached.result)];
+      // Read live (no request): a problem that needs a person shows at once, with its fix.
+      const state = mailbox.auth.healthState?.();
+      if (state) {
+        checks.unshift(
+          state.status === "problem"
+            ? {
+                name: "sign-in",
+                ok: false,
+                code: state.code,
+                detail: state.message,
+                ...(state.hint ? { hint: state.hint } : {}),
+              }
+            : { name: "sign-in", ok: true, ...(state.status === "ok" ? {} : { detail: "no sign-in yet" }) },
+        );
+      }
       const ready = checks.every((c) => c.ok);
-      return reply.status(ready ? 200 : 503).send({ ready, checks });
+      return reply
+        .status(ready ? 200 : 503)
+        .send({ ready, ...(state ? { signIn: signInStateData(state) } : {}), checks });
     },
   );
 

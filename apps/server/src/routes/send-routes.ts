@@ -1,4 +1,4 @@
-import { OUTBOX_STATES, type Outbox, type OutboxState } from "@m365-mail/outbox";
+import { OUTBOX_STATES, type Outbox, type OutboxState, type ResolveAction } from "@m365-mail/outbox";
 import type { FastifyInstance } from "fastify";
 import {
   prepareSend,
@@ -35,7 +35,7 @@ export interface SendRoutesOptions {
   transports: readonly string[];
 }
 
-/** POST /v1/messages (durable outbox, 202), GET /v1/outbox, GET /v1/outbox/:id. */
+/** POST /v1/messages (durable outbox, 202), GET /v1/outbox, GET /v1/outbox/:id, POST /v1/outbox/:id/resolve. */
 export async function sendRoutes(app: FastifyInstance, options: SendRoutesOptions) {
   const { outbox } = options;
   // base64 is 4/3 of the bytes; 1 MiB more for text, HTML and headers.
@@ -91,6 +91,27 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
       },
     },
     async (request) => outbox.list(request.query),
+  );
+
+  app.post<{ Params: { id: string }; Body: { action: ResolveAction } }>(
+    "/v1/outbox/:id/resolve",
+    {
+      schema: {
+        tags: ["send"],
+        summary: "Settle an uncertain message: send it again, or discard it",
+        description:
+          "Only for a message in state `uncertain` (it may have been delivered, and Sent Items could not tell). `retry`: you checked that it was not delivered — it is queued and sent again, without a Sent Items look-up. `discard`: it is not sent; state `failed` with code `DISCARDED`, payload deleted. Any other state answers 409.",
+        params: { type: "object", properties: { id: { type: "string", maxLength: 200 } } },
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["action"],
+          properties: { action: { type: "string", enum: ["retry", "discard"] } },
+        },
+        response: { 200: { $ref: "OutboxEntry#" }, 404: { $ref: "Error#" }, 409: { $ref: "Error#" } },
+      },
+    },
+    async (request) => outbox.resolve(request.params.id, request.body.action),
   );
 
   app.get<{ Params: { id: string } }>(

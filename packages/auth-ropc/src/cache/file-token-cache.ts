@@ -189,7 +189,6 @@ export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
       serial(async () => {
         const entry = (await load())[key];
         if (!entry || (entry.expiresAt !== undefined && entry.expiresAt <= Date.now())) return undefined;
-        registerSecret(entry.value);
         return entry;
       }),
     set: (key, entry) =>

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
-import { M365MailError, registerSecret } from "@m365-mail/core";
+import { M365MailError } from "@m365-mail/core";
 import { resolveCacheKey } from "./cache-key.js";
 import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
 
@@ -110,7 +110,6 @@ export function redisTokenCache(options: RedisTokenCacheOptions): Required<Token
       if (text === null) return undefined;
       const entry = open(prefix + name, text);
       if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) return undefined;
-      registerSecret(entry.value);
       return entry;
     },
     async set(name, entry) {

@@ -11,6 +11,8 @@ export interface TokenCacheEntry {
 /**
  * Where tokens outlive a process. Async so that a shared store (Redis, a database) can implement it.
  * Keys are built by the provider (tenant, app, user, resource); values are secrets: store them safely.
+ * A cache does not register what it reads with core's redactor: the engine that uses an entry registers
+ * the tokens in it (an entry may be msal's whole serialized cache, which is no string to look for).
  */
 export interface TokenCache {
   /** The entry, or undefined when absent or expired. */

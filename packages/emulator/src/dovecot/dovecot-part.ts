@@ -3,6 +3,7 @@ import type { EmulatorContext } from "../context.js";
 import type { EmulatorPart, PartInfo } from "../part.js";
 import { createMailStore, type MailStore } from "../store/mail-store.js";
 import type { DovecotProtocol } from "./dovecot-config.js";
+import { type SessionFront, startSessionFront } from "./session-front.js";
 import { type DovecotServer, type StartDovecotOptions, startDovecot } from "./start-dovecot.js";
 
 export interface DovecotPartOptions
@@ -16,7 +17,10 @@ export interface DovecotPartOptions
 /** The IMAP/POP3 part as the emulator runs it. */
 export interface DovecotPart extends EmulatorPart {
   readonly name: "dovecot";
-  /** The running server; undefined until started (or when Dovecot is missing). */
+  /**
+   * The running server as clients see it: `imapPort`/`pop3Port` are the Exchange-shaped front's (one-line
+   * POP3 AUTH refused, a session ended with its token); undefined until started or when Dovecot is missing.
+   */
   readonly server: DovecotServer | undefined;
   /** Ends a user's IMAP/POP3 sessions, e.g. when their token expires; false when none was open. */
   kick(upn: string): Promise<boolean>;
@@ -30,10 +34,7 @@ export interface DovecotPart extends EmulatorPart {
 export function dovecotPart(options: DovecotPartOptions = {}): DovecotPart {
   let server: DovecotServer | undefined;
   let unsubscribe: (() => void) | undefined;
-  // Exchange ends an IMAP/POP3 session when its token expires (`BYE Session invalidated -
-  // AccessTokenExpired`); Dovecot cannot tell which session used which token, so at each token's
-  // expiry the user's sessions are kicked and clients reconnect with a fresh token.
-  const expiryTimers = new Map<string, NodeJS.Timeout>();
+  let fronts: SessionFront[] = [];
   return {
     name: "dovecot",
     get server() {
@@ -44,8 +45,10 @@ export function dovecotPart(options: DovecotPartOptions = {}): DovecotPart {
         ctx.log(data ? `${message} ${JSON.stringify(data)}` : message);
       const log = safeLogger({ debug: line, info: line, warn: line, error: line });
       const { store, introspectionUrl, ...rest } = options;
-      server = await startDovecot({
-        ...rest,
+      // Dovecot listens on ports of its own; the requested ones belong to the fronts clients talk to.
+      const { imapPort, pop3Port, ...dovecotOptions } = rest;
+      const dovecot = await startDovecot({
+        ...dovecotOptions,
         dataDir: ctx.dataDir,
         store: store ?? createMailStore({ root: ctx.dataDir }),
         introspectionUrl: introspectionUrl ?? ((protocol) => `${ctx.authorityHost}/introspect/${protocol}`),
@@ -53,32 +56,56 @@ export function dovecotPart(options: DovecotPartOptions = {}): DovecotPart {
         host: ctx.host,
         logger: log,
       });
-      const running = server;
-      const kick = (upn: string, why: string) =>
-        running
-          .kick(upn)
-          .catch((error: unknown) => log.warn(`ending sessions (${why}) failed`, { upn, error }));
-      const offRevoked = ctx.onTokensRevoked((upn) => void kick(upn, "revocation"));
-      const offLogin = ctx.onProtocolLogin(({ upn, expiresAt }) => {
-        const key = `${upn.toLowerCase()} ${expiresAt.getTime()}`;
-        if (expiryTimers.has(key)) return;
-        const timer = setTimeout(
-          () => {
-            expiryTimers.delete(key);
-            ctx.counters.increment("dovecot.kick.token-expired");
-            void kick(upn, "token expired");
-          },
-          Math.max(0, expiresAt.getTime() - Date.now()),
-        );
-        timer.unref();
-        expiryTimers.set(key, timer);
-      });
-      unsubscribe = () => {
-        offRevoked();
-        offLogin();
-        for (const timer of expiryTimers.values()) clearTimeout(timer);
-        expiryTimers.clear();
+      // Each session's token expiry is the front's business (it sees the token); revocation ends
+      // every session of the user, which only Dovecot can do.
+      const front = (protocol: "imap" | "pop3", port: number | undefined, backendPort: number) =>
+        startSessionFront({
+          protocol,
+          host: dovecot.host,
+          ...(port !== undefined ? { port } : {}),
+          tls: ctx.tls,
+          backendPort,
+          log,
+          count: (name) => ctx.counters.increment(name),
+        });
+      try {
+        fronts = [
+          await front("imap", imapPort, dovecot.imapPort),
+          await front("pop3", pop3Port, dovecot.pop3Port),
+        ];
+      } catch (error) {
+        await Promise.all(fronts.map((f) => f.close()));
+        fronts = [];
+        await dovecot.stop();
+        throw error;
+      }
+      const [imapFront, pop3Front] = fronts as [SessionFront, SessionFront];
+      server = {
+        host: dovecot.host,
+        imapPort: imapFront.port,
+        pop3Port: pop3Front.port,
+        // The STARTTLS/STLS ports (when asked for) lead straight to Dovecot, without the front.
+        imapStartTlsPort: dovecot.imapStartTlsPort,
+        pop3StartTlsPort: dovecot.pop3StartTlsPort,
+        lmtpPort: dovecot.lmtpPort,
+        pid: dovecot.pid,
+        configDir: dovecot.configDir,
+        logPath: dovecot.logPath,
+        kick: (upn) => dovecot.kick(upn),
+        stop: async () => {
+          await Promise.all(fronts.map((f) => f.close()));
+          fronts = [];
+          await dovecot.stop();
+        },
       };
+      const running = server;
+      const offRevoked = ctx.onTokensRevoked(
+        (upn) =>
+          void running
+            .kick(upn)
+            .catch((error: unknown) => log.warn("ending sessions (revocation) failed", { upn, error })),
+      );
+      unsubscribe = () => offRevoked();
       const env: Record<string, string> = {
         M365_IMAP_HOST: running.host,
         M365_IMAP_PORT: String(running.imapPort),

@@ -58,6 +58,29 @@ export const AADSTS = {
     text: (p) =>
       `Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '${p.resource}'.`,
   },
+  // SAML bearer grants (federated users): https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
+  50006: {
+    error: "invalid_grant",
+    status: 400,
+    text: () => "Signature verification failed because of an invalid signature.",
+  },
+  50008: {
+    error: "invalid_grant",
+    status: 400,
+    text: (p) =>
+      `SAML assertion is missing or misconfigured in the token. Contact your federation provider.${p.detail ? ` ${p.detail}` : ""}`,
+  },
+  50013: {
+    error: "invalid_grant",
+    status: 400,
+    text: (p) =>
+      `Assertion is invalid because of various reasons: ${p.detail ?? "the assertion is not valid"}.`,
+  },
+  50107: {
+    error: "invalid_grant",
+    status: 400,
+    text: (p) => `The requested federation realm object '${p.issuer ?? ""}' does not exist.`,
+  },
   50105: {
     error: "invalid_grant",
     status: 400,
@@ -103,6 +126,23 @@ export const AADSTS = {
     status: 400,
     text: (p) =>
       `The provided value for the input parameter 'scope' is not valid. The scope ${p.scope} is not valid.${p.reason ? ` ${p.reason}` : ""}`,
+  },
+  // The device code flow (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
+  70016: {
+    error: "authorization_pending",
+    status: 400,
+    text: () =>
+      "The provided request has not yet been authorized by the user. The user must input their code.",
+  },
+  70018: {
+    error: "bad_verification_code",
+    status: 400,
+    text: () => "Invalid verification code due to User typing in wrong user code for device code flow.",
+  },
+  70019: {
+    error: "expired_token",
+    status: 400,
+    text: () => "Verification code expired. Have the user retry the sign-in.",
   },
   90002: {
     error: "invalid_request",

@@ -2,16 +2,26 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@m365-mail/core";
+import type { AdfsService } from "../adfs/adfs-service.js";
 import { type EmulatorAdmin, handleAdminRequest } from "../admin.js";
 import type { FaultRegistry, FaultSpec, Protocol, RequestCounters } from "../context.js";
 import type { DirectoryStore } from "../directory-store.js";
 import { aadstsError } from "./aadsts.js";
+import {
+  DEVICE_CODE_GRANT,
+  handleDeviceCodeGrant,
+  handleDeviceCodeRequest,
+  VERIFICATION_PATH,
+} from "./device-code-grant.js";
+import type { DeviceCodeStore } from "./device-codes.js";
+import { handleDeviceLoginPage } from "./device-login-page.js";
 import { instanceDiscovery, openIdConfiguration } from "./discovery.js";
 import type { LoopDetector } from "./loop-detector.js";
 import type { ProtocolGate } from "./protocol-gate.js";
 import type { SmartLockout } from "./smart-lockout.js";
 import { handleTokenRequest } from "./token-endpoint.js";
 import type { TokenService } from "./tokens.js";
+import { userRealm } from "./user-realm.js";
 
 export interface EntraHandlerDeps {
   origin: () => string;
@@ -23,7 +33,10 @@ export interface EntraHandlerDeps {
   loops: LoopDetector;
   lockout?: SmartLockout;
   admin: EmulatorAdmin;
+  deviceCodes: DeviceCodeStore;
   log: Logger;
+  /** The emulated AD FS: user-realm discovery points federated domains at it; SAML grants redeem its assertions. */
+  adfs?: AdfsService;
   /** An IMAP/POP3 login passed introspection (the Dovecot part schedules the session's end). */
   onProtocolLogin?: (login: { upn: string; protocol: Protocol; expiresAt: Date }) => void;
 }
@@ -103,6 +116,8 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
     return handleAdminRequest(req, res, url, deps.admin, body);
   }
 
+  if (path === VERIFICATION_PATH) return handleDeviceLoginPage(req, res, deps, body);
+
   const introspect = /^\/introspect\/([^/]+)\/?$/.exec(path);
   if (introspect) {
     const protocol = PROTOCOLS[introspect[1]!.toLowerCase()];
@@ -152,8 +167,25 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
     const form = new URLSearchParams(await body());
     const correlationId =
       form.get("client-request-id") ?? headerValue(req.headers["client-request-id"]) ?? randomUUID();
-    const answer = handleTokenRequest(deps, tenant, form, correlationId);
+    const answer =
+      form.get("grant_type") === DEVICE_CODE_GRANT
+        ? handleDeviceCodeGrant(deps, tenant, form, correlationId)
+        : handleTokenRequest(deps, tenant, form, correlationId);
     if (fault === "emptyToken" && answer.status === 200) delete answer.body.access_token;
+    return sendJson(res, answer.status, answer.body, { "client-request-id": correlationId });
+  }
+
+  if (rest === "/oauth2/v2.0/devicecode") {
+    if (method !== "POST") {
+      return sendJson(res, 405, {
+        error: "invalid_request",
+        error_description: "The device code endpoint only accepts POST requests.",
+      });
+    }
+    if ((await applyFault(deps, req, res, "entra", path)) === true) return;
+    const form = new URLSearchParams(await body());
+    const correlationId = headerValue(req.headers["client-request-id"]) ?? randomUUID();
+    const answer = handleDeviceCodeRequest(deps, tenant, form, correlationId);
     return sendJson(res, answer.status, answer.body, { "client-request-id": correlationId });
   }
 
@@ -162,6 +194,13 @@ async function route(deps: EntraHandlerDeps, req: IncomingMessage, res: ServerRe
       error: "invalid_request",
       error_description: `${method} is not supported here.`,
     });
+
+  const realm = /^\/userrealm\/([^/]+)$/.exec(rest);
+  if (realm && tenant.toLowerCase() === "common") {
+    if ((await applyFault(deps, req, res, "entra", path)) === true) return;
+    deps.counters.increment("entra.userrealm");
+    return sendJson(res, 200, userRealm(deps.store, deps.adfs, decodeURIComponent(realm[1]!)));
+  }
 
   if (rest === "/v2.0/.well-known/openid-configuration") {
     if ((await applyFault(deps, req, res, "entra", path)) === true) return;
@@ -245,6 +284,9 @@ async function applyFault(
       return true;
     case "emptyToken":
       return "emptyToken";
+    case "lateSentItems":
+      // Never taken here (its target is "sentitems"); listed so the switch stays exhaustive.
+      return false;
   }
 }
 

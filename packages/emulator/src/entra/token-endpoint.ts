@@ -1,4 +1,6 @@
 import { OUTLOOK_PERMISSIONS, registerSecret } from "@m365-mail/core";
+import type { AdfsService } from "../adfs/adfs-service.js";
+import { federationOf } from "../adfs/federation.js";
 import type { RequestCounters } from "../context.js";
 import type { DirectoryApp, DirectoryTenant, DirectoryUser } from "../directory.js";
 import type { DirectoryStore } from "../directory-store.js";
@@ -21,6 +23,8 @@ export interface TokenEndpointDeps {
   loops: LoopDetector;
   /** Entra's smart lockout; absent: never locks. */
   lockout?: SmartLockout;
+  /** The emulated AD FS whose assertions the SAML bearer grants redeem. */
+  adfs?: AdfsService;
 }
 
 export interface TokenAnswer {
@@ -28,14 +32,15 @@ export interface TokenAnswer {
   body: Record<string, unknown>;
 }
 
-class Refusal {
+/** A refusal on its way to becoming Entra's error answer (also thrown by the device-code grant). */
+export class Refusal {
   constructor(
     readonly code: AadstsCode,
     readonly params: Record<string, string> = {},
   ) {}
 }
 
-const refuse = (code: AadstsCode, params: Record<string, string> = {}): never => {
+export const refuse = (code: AadstsCode, params: Record<string, string> = {}): never => {
   throw new Refusal(code, params);
 };
 
@@ -53,7 +58,10 @@ export function handleTokenRequest(
   const grantType = form.get("grant_type") ?? "";
   deps.counters.increment("entra.token");
   if (grantType) deps.counters.increment(`entra.token.${grantType}`);
-  for (const secret of [form.get("password"), form.get("refresh_token")]) registerSecret(secret);
+  // (Not the SAML assertion: several KB each, and `assertion=` is redacted by pattern anyway.)
+  registerSecret(form.get("password"));
+  // Refresh tokens rotate on every grant: held in the redactor's bounded set.
+  registerSecret(form.get("refresh_token"), { rotating: true });
   try {
     return issue(deps, tenantSegment, form, grantType);
   } catch (error) {
@@ -75,9 +83,11 @@ function issue(
   const fixedTenant = segment === "organizations" ? undefined : deps.store.findTenant(segment);
   if (segment !== "organizations" && !fixedTenant) refuse(90002, { tenant: tenantSegment });
   if (!grantType) refuse(900144, { name: "grant_type" });
-  if (grantType !== "password" && grantType !== "refresh_token") refuse(70003, { grantType });
+  const saml = SAML_GRANTS[grantType];
+  if (grantType !== "password" && grantType !== "refresh_token" && !saml) refuse(70003, { grantType });
   const clientId = form.get("client_id") ?? "";
   if (!clientId) refuse(900144, { name: "client_id" });
+  if (saml) return samlBearerGrant(deps, fixedTenant, clientId, form, saml);
   return grantType === "password"
     ? passwordGrant(deps, fixedTenant, clientId, form)
     : refreshGrant(deps, fixedTenant, clientId, form);
@@ -105,8 +115,9 @@ function passwordGrant(
   if (!user) return refuse(50034, { tenant: tenant.domains[0] ?? tenant.id });
   deps.loops.hit(`${user.upn}|${clientId}|password|${form.get("scope")}`) || refuse(50196);
 
-  // Federated users without a Home Realm Discovery policy have no cloud password to check.
-  if (user.federated) refuse(50126);
+  // Federated users have no cloud password to check, unless the app's Home Realm Discovery policy
+  // allows cloud password validation (Password Hash Sync).
+  if (federationOf(deps.store, user.upn) && !app.allowCloudPasswordValidation) refuse(50126);
   if (user.locked || deps.lockout?.isLocked(user.upn)) refuse(50053);
   // ROPC does not support passwords with leading or trailing spaces (Microsoft's ROPC page).
   if (password !== user.password || password.trim() !== password) {
@@ -150,12 +161,53 @@ function refreshGrant(
   deps.loops.hit(`${user.upn}|${clientId}|refresh_token|${form.get("scope")}`) || refuse(50196);
   // A refresh re-checks the account: a user disabled or put under MFA since sign-in is refused now.
   if (user.locked) refuse(50053);
-  checkAccount(tenant, user, app, scope.resource);
+  // A refresh token from an MFA sign-in (device code) carries the MFA claim: an MFA policy is satisfied.
+  checkAccount(tenant, user, app, scope.resource, record.mfa === true);
   record.lastUsedAt = Date.now();
+  return success(deps, tenant, user, app, scope.resource, scope.oidc, form, record.mfa === true);
+}
+
+const SAML_GRANTS: Record<string, "1.1" | "2.0" | undefined> = {
+  "urn:ietf:params:oauth:grant-type:saml1_1-bearer": "1.1",
+  "urn:ietf:params:oauth:grant-type:saml2-bearer": "2.0",
+};
+
+/**
+ * The SAML bearer grants (RFC 7522; SAML 1.1 as Microsoft extends it): an assertion from the emulated
+ * AD FS, `assertion` in base64 (MSAL.NET) or base64url without padding (MSAL Python).
+ */
+function samlBearerGrant(
+  deps: TokenEndpointDeps,
+  fixedTenant: DirectoryTenant | undefined,
+  clientId: string,
+  form: URLSearchParams,
+  version: "1.1" | "2.0",
+): TokenAnswer {
+  const encoded = form.get("assertion") ?? "";
+  if (!encoded) refuse(900144, { name: "assertion" });
+  deps.counters.increment(`entra.token.saml${version === "1.1" ? "11" : "20"}`);
+  if (!deps.adfs) return refuse(50008, { detail: "This emulator runs no AD FS." });
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded))
+    return refuse(50008, { detail: "The assertion is not base64." });
+  // Node's base64 decoder reads both alphabets, with or without padding.
+  const xml = Buffer.from(encoded, "base64").toString("utf8");
+  const verdict = deps.adfs.verifyAssertion(xml, version);
+  if (!verdict.ok) return refuse(verdict.code, verdict.params);
+  const found = deps.store.findUser(verdict.upn);
+  if (!found) return refuse(50034, { tenant: fixedTenant?.domains[0] ?? "organizations" });
+  const { tenant, user } = found;
+  if (fixedTenant && fixedTenant.id !== tenant.id)
+    refuse(50034, { tenant: fixedTenant.domains[0] ?? fixedTenant.id });
+  deps.counters.increment(`entra.token.saml:${user.upn.toLowerCase()}`);
+  const app = checkApp(deps, tenant, clientId, form);
+  const scope = parseScope(form.get("scope") ?? undefined, tenant);
+  deps.loops.hit(`${user.upn}|${clientId}|saml|${form.get("scope")}`) || refuse(50196);
+  // AD FS already checked the password and the on-premises account state; the cloud account's remains.
+  checkAccount(tenant, user, app, scope.resource);
   return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
 }
 
-function checkApp(
+export function checkApp(
   deps: TokenEndpointDeps,
   tenant: DirectoryTenant,
   clientId: string,
@@ -169,7 +221,7 @@ function checkApp(
   return app;
 }
 
-function parseScope(
+export function parseScope(
   scope: string | undefined,
   tenant: DirectoryTenant,
 ): { resource: RequestedResource; oidc: Set<string> } {
@@ -179,17 +231,18 @@ function parseScope(
   return parsed;
 }
 
-function checkAccount(
+export function checkAccount(
   tenant: DirectoryTenant,
   user: DirectoryUser,
   app: DirectoryApp,
   resource: RequestedResource,
+  mfaDone = false,
 ): void {
   // Shared mailboxes are created with sign-in blocked.
   if (user.disabled || user.shared) refuse(50057);
   if (user.passwordExpired) refuse(50055);
   // Security Defaults require MFA for every user; ROPC cannot do MFA.
-  if (user.mfa || tenant.securityDefaults) {
+  if ((user.mfa || tenant.securityDefaults) && !mfaDone) {
     refuse(50076, {
       resource: resource.resource === "graph" ? GRAPH_APP_ID : "00000002-0000-0ff1-ce00-000000000000",
     });
@@ -219,7 +272,7 @@ function isGranted(app: DirectoryApp, resource: RequestedResource, permission: s
   );
 }
 
-function success(
+export function success(
   deps: TokenEndpointDeps,
   tenant: DirectoryTenant,
   user: DirectoryUser,
@@ -227,6 +280,7 @@ function success(
   resource: RequestedResource,
   oidc: Set<string>,
   form: URLSearchParams,
+  mfa = false,
 ): TokenAnswer {
   // Entra puts every consented permission of the resource in the token, not only the requested ones.
   const effective = unique([
@@ -244,6 +298,7 @@ function success(
     resource: resource.resource,
     aud,
     scp: [...effective, ...signIn],
+    mfa,
   });
   // Access tokens are JWTs, which redact() always removes by pattern; registering each one would only
   // slow every later redact() in a long run.
@@ -256,8 +311,8 @@ function success(
     access_token: access.token,
   };
   if (oidc.has("offline_access")) {
-    body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id);
-    registerSecret(body.refresh_token as string);
+    body.refresh_token = deps.tokens.createRefreshToken(user.upn, app.clientId, tenant.id, mfa);
+    registerSecret(body.refresh_token as string, { rotating: true });
   }
   if (oidc.has("openid")) body.id_token = deps.tokens.issueIdToken(tenant, user, app, oidc.has("email"));
   if (form.get("client_info") === "1") body.client_info = deps.tokens.clientInfo(tenant, user);
@@ -274,7 +329,7 @@ function unique(items: string[]): string[] {
   });
 }
 
-function aadDate(ms: number): string {
+export function aadDate(ms: number): string {
   // Microsoft writes these as "2026-01-02T03:04:05.0000000Z".
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, ".0000000Z");
 }

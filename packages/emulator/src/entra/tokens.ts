@@ -17,6 +17,8 @@ export interface RefreshTokenRecord {
   issuedAt: number;
   lastUsedAt: number;
   revoked: boolean;
+  /** Issued to a sign-in that did MFA (device code): refresh grants satisfy an MFA policy. */
+  mfa?: boolean;
 }
 
 export interface IssueAccessTokenInput {
@@ -26,6 +28,8 @@ export interface IssueAccessTokenInput {
   resource: Resource;
   aud: string;
   scp: string[];
+  /** The sign-in did MFA (device code): `amr` gets "mfa". */
+  mfa?: boolean;
 }
 
 /** Default refresh-token idle lifetime: 90 days, as Microsoft documents. */
@@ -70,7 +74,7 @@ export class TokenService {
       acct: 0,
       acr: "1",
       aio: randomBytes(24).toString("base64url"),
-      amr: ["pwd"],
+      amr: input.mfa ? ["pwd", "mfa"] : ["pwd"],
       app_displayname: input.app.displayName,
       appid: input.app.clientId,
       appidacr: "0",
@@ -115,7 +119,7 @@ export class TokenService {
     return Buffer.from(JSON.stringify({ uid: userObjectId(user), utid: tenant.id })).toString("base64url");
   }
 
-  createRefreshToken(upn: string, clientId: string, tenantId: string): string {
+  createRefreshToken(upn: string, clientId: string, tenantId: string, mfa = false): string {
     // Opaque, like Microsoft's ("0.A…"): clients must not parse refresh tokens.
     const token = `0.A${randomBytes(96).toString("base64url")}`;
     const now = Date.now();
@@ -126,6 +130,7 @@ export class TokenService {
       issuedAt: now,
       lastUsedAt: now,
       revoked: false,
+      ...(mfa ? { mfa } : {}),
     });
     return token;
   }

@@ -6,6 +6,7 @@ import type { EmulatorContext, FaultSpec } from "../context.js";
 import { closeServer, listen } from "../https-server.js";
 import type { EmulatorPart, PartInfo } from "../part.js";
 import { createMailStore, type MailStore } from "../store/index.js";
+import { withLateSentItems } from "../store/late-sent-items.js";
 import { runBatch } from "./batch.js";
 import { authenticate } from "./graph-auth.js";
 import { GraphError } from "./graph-error.js";
@@ -105,7 +106,11 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
     },
 
     async start(ctx: EmulatorContext): Promise<PartInfo> {
-      const store = options.store ?? createMailStore({ root: ctx.dataDir });
+      const store = withLateSentItems(
+        options.store ?? createMailStore({ root: ctx.dataDir }),
+        ctx.faults,
+        "graph",
+      );
       const uploads = new UploadSessions(() => uploadOrigin);
       const view = new StoreMailboxView(store);
       const service = new GraphService(ctx, view, throttle, uploads, {

@@ -74,9 +74,19 @@ export function recipientsOf(message: GraphMessageInput): string[] {
   ].map((recipient) => recipient.address);
 }
 
-/** Custom headers must be named `x-…` (Graph refuses others). */
+/**
+ * Custom headers must be named `x-…`, and at most five (Graph refuses others; the texts are Graph's,
+ * https://learn.microsoft.com/en-us/answers/questions/762243 for the count).
+ */
 function customHeaders(headers: GraphMessageInput["internetMessageHeaders"]): Record<string, string> {
   const out: Record<string, string> = {};
+  if ((headers?.length ?? 0) > 5) {
+    throw new GraphError(
+      400,
+      "InvalidInternetMessageHeaderCollection",
+      "Maximum number of headers in one message should be less than or equal to 5.",
+    );
+  }
   for (const header of headers ?? []) {
     const name = header.name ?? "";
     if (!/^x-[!-9;-~]+$/i.test(name)) {

@@ -1,6 +1,7 @@
 import type { EmulatorContext } from "../context.js";
 import type { EmulatorPart, PartInfo } from "../part.js";
 import { createMailStore } from "../store/index.js";
+import { withLateSentItems } from "../store/late-sent-items.js";
 import { DEFAULT_SMTP_LIMITS, type SmtpLimits } from "./smtp-limits.js";
 import { type SmtpMailSink, type SmtpPart, type SmtpPartStats, startSmtpPart } from "./smtp-part.js";
 
@@ -48,7 +49,11 @@ export function smtpPart(options: SmtpPartOptions = {}): SmtpEmulatorPart {
       return running?.port ?? 0;
     },
     async start(ctx: EmulatorContext): Promise<PartInfo> {
-      const sink = options.store ?? createMailStore({ root: ctx.dataDir });
+      const sink = withLateSentItems(
+        options.store ?? createMailStore({ root: ctx.dataDir }),
+        ctx.faults,
+        "smtp",
+      );
       running = await startSmtpPart(ctx, { port: lastPort, sink, limits: pending });
       lastPort = running.port;
       return {

@@ -1,0 +1,3 @@
+export type { DeviceCodeInfo } from "./device-code-flow.js";
+export * from "./device-code-token-provider.js";
+export { LOGIN_COMMAND } from "./errors.js";

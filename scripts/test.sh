@@ -3,8 +3,8 @@
 # runs every test suite, and ends with one line "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The sample server's tests need Redis (scale-out) and Chromium (the page).
-M365_SETUP_EXTRAS="redis chromium" bash scripts/setup.sh
+# The sample server's tests need Redis (scale-out) and Chromium (the page); the bridge's, Debian mail clients.
+M365_SETUP_EXTRAS="redis chromium bridge" bash scripts/setup.sh
 
 echo "[test] lint (biome)"
 pnpm biome check . >/dev/null || { pnpm biome check . | tail -40; exit 1; }

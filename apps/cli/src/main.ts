@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import type { Command, CommandContext, OptionSpec } from "./command.js";
+import { bridgeCommand } from "./commands/bridge.js";
 import { calendarCommand } from "./commands/calendar.js";
 import { deleteCommand } from "./commands/delete.js";
 import { demoCommand } from "./commands/demo.js";
@@ -51,6 +52,7 @@ export const COMMANDS: readonly Command[] = [
   watchCommand,
   calendarCommand,
   emulatorCommand,
+  bridgeCommand,
   demoCommand,
 ];
 

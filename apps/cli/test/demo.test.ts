@@ -39,6 +39,8 @@ it("demo: every capability ends ✓ (IMAP/POP3 skipped with the install command 
     "read POP3",
     "watch IMAP",
     "watch Graph",
+    "bridge: send SMTP",
+    "bridge: read IMAP",
   ]);
   for (const step of steps) {
     const imapOrPop = step.via === "IMAP" || step.via === "POP3";
@@ -72,6 +74,8 @@ it("without Dovecot: a readable transcript, IMAP and POP3 skipped with the insta
     );
   }
   expect(result.stdout).toMatch(/✓ watch\s+Graph\s+saw "/);
-  expect(result.stdout).toContain("capabilities: 6 passed, 3 skipped");
+  // The bridge's SMTP client works without Dovecot; its IMAP client needs it.
+  expect(result.stdout).toMatch(/✓ bridge: send\s+SMTP\s+AUTH PLAIN with the password → Graph sendMail/);
+  expect(result.stdout).toContain("capabilities: 7 passed, 4 skipped");
   expect(result.stdout).toContain("the emulator and everything the demo started are stopped.");
 });

@@ -13,6 +13,7 @@ import {
 import type { DeviceCodeSettings, DeviceCodeStore, DeviceCodeSummary } from "./entra/device-codes.js";
 import type { LoopDetectionOptions, LoopDetector } from "./entra/loop-detector.js";
 import type { Denial, ProtocolGate } from "./entra/protocol-gate.js";
+import type { SmartLockout, SmartLockoutOptions, SmartLockoutState } from "./entra/smart-lockout.js";
 import type { TokenService } from "./entra/tokens.js";
 import type { ArmedFault, createFaultRegistry } from "./faults.js";
 import type { EmulatorPart } from "./part.js";
@@ -44,6 +45,10 @@ export interface EmulatorAdmin {
   setTokenLifetime(seconds: number): void;
   /** Threshold of AADSTS50196 (client request loop). */
   setLoopDetection(options: LoopDetectionOptions): Required<LoopDetectionOptions>;
+  /** Entra's smart lockout: failures before AADSTS50053 and how long it lasts. */
+  setSmartLockout(options: SmartLockoutOptions): Required<SmartLockoutOptions>;
+  /** A user's smart-lockout state: failures counted now, and the end of a lockout in progress. */
+  smartLockoutState(upn: string): SmartLockoutState;
   /** The directory as the emulator sees it now, passwords removed. */
   directory(): Directory;
   /** Recent refusals of IMAP/POP3/SMTP/Graph token checks, with the reason, newest last. */
@@ -72,6 +77,7 @@ export interface AdminDeps {
   faults: ReturnType<typeof createFaultRegistry>;
   counters: RequestCounters;
   loops: LoopDetector;
+  lockout?: SmartLockout;
   gate: ProtocolGate;
   onRevoke: (upn: string) => void;
   adfs?: AdfsService;
@@ -124,6 +130,13 @@ export function createAdmin(deps: AdminDeps): EmulatorAdmin {
       deps.loops.configure(options);
       return deps.loops.settings();
     },
+    setSmartLockout(options) {
+      if (!deps.lockout)
+        throw new M365MailError("NOT_SUPPORTED", "smart lockout is not running", { source: "emulator" });
+      deps.lockout.configure(options);
+      return deps.lockout.settings();
+    },
+    smartLockoutState: (upn) => deps.lockout?.state(upn) ?? { failures: 0 },
     directory: () => publicDirectory(deps.store.get()),
     lastDenials: () => deps.gate.lastDenials(),
     adfsSettings() {
@@ -254,6 +267,12 @@ export async function handleAdminRequest(
     }
     if (path === "/_admin/loop-detection" && method === "POST") {
       return send(200, admin.setLoopDetection((await json()) as LoopDetectionOptions));
+    }
+    if (path === "/_admin/smart-lockout" && method === "POST") {
+      return send(200, admin.setSmartLockout((await json()) as SmartLockoutOptions));
+    }
+    if (path.startsWith("/_admin/smart-lockout/") && method === "GET") {
+      return send(200, admin.smartLockoutState(segment("/_admin/smart-lockout/")));
     }
     if (path === "/_admin/directory" && method === "GET") return send(200, admin.directory());
     if (path === "/_admin/device-codes" && method === "GET")

@@ -14,6 +14,7 @@ import { openIdConfiguration } from "./entra/discovery.js";
 import { createEntraHandler } from "./entra/entra-handler.js";
 import { createLoopDetector, type LoopDetectionOptions } from "./entra/loop-detector.js";
 import { ProtocolGate } from "./entra/protocol-gate.js";
+import { createSmartLockout, type SmartLockoutOptions } from "./entra/smart-lockout.js";
 import { TokenService } from "./entra/tokens.js";
 import { createFaultRegistry } from "./faults.js";
 import { closeServer, listen } from "./https-server.js";
@@ -37,6 +38,8 @@ export interface StartEmulatorOptions {
   logger?: Logger;
   /** AADSTS50196 threshold. @default { maxRequests: 200, windowSeconds: 10 } */
   loopDetection?: LoopDetectionOptions;
+  /** Entra's smart lockout (AADSTS50053 after failed sign-ins). @default { threshold: 10, lockoutSeconds: 60 } */
+  smartLockout?: SmartLockoutOptions;
 }
 
 export interface Emulator {
@@ -98,6 +101,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const counters = createRequestCounters();
   const faults = createFaultRegistry();
   const loops = createLoopDetector(options.loopDetection);
+  const lockout = createSmartLockout(options.smartLockout);
   const tokens = new TokenService(signing, store, () => origin);
   const deviceCodes = new DeviceCodeStore();
   const gate = new ProtocolGate(tokens, store, counters);
@@ -120,6 +124,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     faults,
     counters,
     loops,
+    lockout,
     gate,
     adfs,
     onRevoke: (upn) => {
@@ -152,6 +157,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
       faults,
       counters,
       loops,
+      lockout,
       admin,
       deviceCodes,
       log,

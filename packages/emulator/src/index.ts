@@ -14,6 +14,7 @@ export type { DeviceCodeSettings, DeviceCodeState, DeviceCodeSummary } from "./e
 export type { LoopDetectionOptions } from "./entra/loop-detector.js";
 export { type Denial, type DenialReason, PROTOCOL_SCOPE } from "./entra/protocol-gate.js";
 export { EXCHANGE_APP_ID, GRAPH_APP_ID, parseScopeParameter } from "./entra/scopes.js";
+export type { SmartLockoutOptions, SmartLockoutState } from "./entra/smart-lockout.js";
 export * from "./faults.js";
 export * from "./graph/index.js";
 export * from "./part.js";

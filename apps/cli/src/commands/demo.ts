@@ -19,6 +19,7 @@ import { EXIT } from "../exit-codes.js";
 import { formatDate } from "../format.js";
 import { errorJson } from "../output.js";
 import { openSession, type Session, type Via } from "../session.js";
+import { findWithPassword, sendWithPassword, startDemoBridge } from "./demo-bridge.js";
 
 const USER = "support@contoso.com";
 const WAIT_MS = 30_000;
@@ -130,7 +131,8 @@ export const demoCommand: Command = {
 Runs everything offline: starts the emulator (Entra ID, Graph, SMTP, and IMAP/POP3 through Dovecot when
 installed), runs doctor as support@contoso.com, then every capability — calendar and folders over Graph,
 send over Graph and over SMTP, read over IMAP and POP3, watch (IMAP IDLE and Graph delta) seeing a newly
-delivered message — prints a summary and stops what it started.
+delivered message — then a plain-password SMTP client and IMAP client through \`m365-mail bridge\` — prints a
+summary and stops what it started.
 
 Options:
   --data-dir <dir>   keep the emulator's CA and mailboxes there (default: a temporary folder, removed after)
@@ -312,6 +314,34 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
       );
       await run("watch", "IMAP", () => watchSeesNewMail(live, "imap", tag, signal), true);
       await run("watch", "Graph", () => watchSeesNewMail(live, "graph", tag, signal));
+      say("");
+
+      // 3. the bridge: clients that only know a password, through m365-mail bridge.
+      say(p.bold("3. bridge (password in, OAuth2 out)"));
+      const bridge = await startDemoBridge(emulator, imapRunning, join(dataDir, "bridge"));
+      try {
+        const port = (protocol: string) => bridge.addresses.find((a) => a.protocol === protocol)!.port;
+        const bridged = `m365-mail demo ${tag}: sent through the bridge`;
+        await run("bridge: send", "SMTP", async () => {
+          const reply = await sendWithPassword(port("smtp"), USER, DEMO_PASSWORD, USER, bridged);
+          return `AUTH PLAIN with the password → Graph sendMail: ${reply.replace(/^250 /, "")}`;
+        });
+        await run(
+          "bridge: read",
+          "IMAP",
+          async () => {
+            const count = await eventually(
+              async () => (await findWithPassword(port("imap"), USER, DEMO_PASSWORD, bridged)) || undefined,
+              "the bridged message over IMAP LOGIN",
+              signal,
+            );
+            return `LOGIN with the password → XOAUTH2 upstream: found the bridged message (${count})`;
+          },
+          true,
+        );
+      } finally {
+        await bridge.close({ drainMs: 1000 });
+      }
     } catch (error) {
       progress.stop();
       throw error;
@@ -328,7 +358,7 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
       return ok ? EXIT.OK : EXIT.FAILED;
     }
     out.out("");
-    out.out(p.bold("3. summary"));
+    out.out(p.bold("4. summary"));
     const doctorFailed = doctor?.checks.filter((c) => c.status === "fail").length ?? 0;
     out.out(
       `  ${doctorOk ? p.ok("✓") : p.fail("✗")} doctor: ${doctorFailed === 0 ? "every check passed" : `${doctorFailed} check(s) failed`}`,

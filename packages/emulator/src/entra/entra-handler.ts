@@ -18,6 +18,7 @@ import { handleDeviceLoginPage } from "./device-login-page.js";
 import { instanceDiscovery, openIdConfiguration } from "./discovery.js";
 import type { LoopDetector } from "./loop-detector.js";
 import type { ProtocolGate } from "./protocol-gate.js";
+import type { SmartLockout } from "./smart-lockout.js";
 import { handleTokenRequest } from "./token-endpoint.js";
 import type { TokenService } from "./tokens.js";
 import { userRealm } from "./user-realm.js";
@@ -30,6 +31,7 @@ export interface EntraHandlerDeps {
   faults: FaultRegistry;
   counters: RequestCounters;
   loops: LoopDetector;
+  lockout?: SmartLockout;
   admin: EmulatorAdmin;
   deviceCodes: DeviceCodeStore;
   log: Logger;

@@ -13,6 +13,7 @@ import {
   parseScopeParameter,
   type RequestedResource,
 } from "./scopes.js";
+import type { SmartLockout } from "./smart-lockout.js";
 import type { TokenService } from "./tokens.js";
 
 export interface TokenEndpointDeps {
@@ -20,6 +21,8 @@ export interface TokenEndpointDeps {
   tokens: TokenService;
   counters: RequestCounters;
   loops: LoopDetector;
+  /** Entra's smart lockout; absent: never locks. */
+  lockout?: SmartLockout;
   /** The emulated AD FS whose assertions the SAML bearer grants redeem. */
   adfs?: AdfsService;
 }
@@ -115,9 +118,16 @@ function passwordGrant(
   // Federated users have no cloud password to check, unless the app's Home Realm Discovery policy
   // allows cloud password validation (Password Hash Sync).
   if (federationOf(deps.store, user.upn) && !app.allowCloudPasswordValidation) refuse(50126);
-  if (user.locked) refuse(50053);
+  if (user.locked || deps.lockout?.isLocked(user.upn)) refuse(50053);
   // ROPC does not support passwords with leading or trailing spaces (Microsoft's ROPC page).
-  if (password !== user.password || password.trim() !== password) refuse(50126);
+  if (password !== user.password || password.trim() !== password) {
+    deps.counters.increment(`entra.lockout.failures:${user.upn.toLowerCase()}`);
+    if (deps.lockout?.failed(user.upn, password ?? "")) {
+      deps.counters.increment(`entra.lockout.locked:${user.upn.toLowerCase()}`);
+    }
+    refuse(50126);
+  }
+  deps.lockout?.succeeded(user.upn);
   checkAccount(tenant, user, app, scope.resource);
   return success(deps, tenant, user, app, scope.resource, scope.oidc, form);
 }

@@ -1,0 +1,50 @@
+import { BRIDGE_HELP, runBridgeCommand } from "@m365-mail/bridge";
+import { type Command, type CommandContext, stringFlag } from "../command.js";
+
+/**
+ * `m365-mail bridge`: the package's own command (the same code as the `m365-mail-bridge` bin), so the CLI
+ * and a service unit behave alike. The global `--config` names the bridge's config file here.
+ */
+export const bridgeCommand: Command = {
+  name: "bridge",
+  summary: "SMTP/IMAP/POP3 for password-only devices and apps, signed in to Microsoft 365 with OAuth2",
+  options: {
+    check: { type: "boolean" },
+    "drain-ms": { type: "string" },
+    url: { type: "string" },
+    "secret-file": { type: "string" },
+  },
+  positionals: [0, 1],
+  help: BRIDGE_HELP,
+  async run(ctx: CommandContext): Promise<number> {
+    const { flags } = ctx;
+    const argv: string[] = [...ctx.positionals];
+    for (const name of ["config", "drain-ms", "url", "secret-file"]) {
+      const value = stringFlag(flags, name);
+      if (value !== undefined) argv.push(`--${name}`, value);
+    }
+    if (flags.check === true) argv.push("--check");
+    if (flags.json === true) argv.push("--json");
+    let reload: (() => void) | undefined;
+    const onHup = () => reload?.();
+    process.on("SIGHUP", onHup);
+    try {
+      return await runBridgeCommand(argv, {
+        stdout: (t) => process.stdout.write(t),
+        stderr: (t) => process.stderr.write(t),
+        stdin: async () => {
+          const chunks: Buffer[] = [];
+          for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+          return Buffer.concat(chunks).toString("utf8");
+        },
+        env: process.env,
+        signal: ctx.signal,
+        onReloadRequest: (fn) => {
+          reload = fn;
+        },
+      });
+    } finally {
+      process.off("SIGHUP", onHup);
+    }
+  },
+};

@@ -1,0 +1,22 @@
+import type { Logger, LogLevel } from "@m365-mail/core";
+
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/**
+ * One line per event on stderr — `2026-12-03T08:00:00.000Z info message {"key":"value"}` — for
+ * journald or a container log. Wrap it in core's `safeLogger` (startBridge does) so nothing secret gets out.
+ */
+export function consoleLogger(
+  level: LogLevel = "info",
+  write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Logger {
+  const at =
+    (name: LogLevel) =>
+    (message: string, data?: Record<string, unknown>): void => {
+      if (ORDER[name] < ORDER[level]) return;
+      write(
+        `${new Date().toISOString()} ${name} ${message}${data && Object.keys(data).length > 0 ? ` ${JSON.stringify(data)}` : ""}`,
+      );
+    };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}

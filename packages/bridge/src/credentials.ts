@@ -1,0 +1,300 @@
+import { type RopcTokenProvider, ropcTokenProvider, type TokenCache } from "@m365-mail/auth-ropc";
+import {
+  isM365MailError,
+  type Logger,
+  M365MailError,
+  type Resource,
+  type TokenProvider,
+} from "@m365-mail/core";
+import { type ResolvedLogin, readMappedPassword, resolveLogin } from "./accounts.js";
+import type { AccountConfig, BridgeConfig, MappedCredentials } from "./config-schema.js";
+import type { Authenticate, BridgeProtocol, ClientInfo, SignedIn } from "./front-door.js";
+import type { LockoutGuard } from "./lockout-guard.js";
+import type { BridgeMetrics } from "./metrics.js";
+import { passwordKeyedCache } from "./password-keyed-cache.js";
+import { verifySecret } from "./secret-hash.js";
+import { SecretMemo } from "./secret-memo.js";
+import { needsAPerson, type SignInProblems } from "./sign-in-problems.js";
+
+export interface CredentialsOptions {
+  config: BridgeConfig;
+  /** The configured token cache (memory, file, Redis); passthrough entries are sealed with the user's password. */
+  cache: TokenCache;
+  /** Mixed into the password-derived key when the cache is shared (the cache's own key). */
+  cachePepper?: Uint8Array;
+  /** PEM of an extra CA for Entra (the emulator's). */
+  ca?: string;
+  guard: LockoutGuard;
+  problems: SignInProblems;
+  metrics: BridgeMetrics;
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Credentials {
+  readonly authenticate: Authenticate;
+  /** The account an SMTP listener's no-AUTH network acts as (no password from the device). */
+  signInWithoutPassword(accountName: string, protocol: BridgeProtocol): Promise<SignedIn>;
+  /** The current settings of a signed-in account (delivery, answer mode, send-as). */
+  account(name: string): AccountConfig | undefined;
+  /** New accounts and connection settings; sessions already signed in keep their providers. */
+  reload(config: BridgeConfig): void;
+  dispose(): Promise<void>;
+}
+
+interface Session {
+  readonly digest: Buffer;
+  readonly provider: RopcTokenProvider;
+}
+
+/** SMTP delivered through Graph needs a Graph token; the relays and SMTP delivery need an Outlook one. */
+function resourceFor(account: AccountConfig, protocol: BridgeProtocol): Resource {
+  return protocol === "smtp" && account.delivery !== "smtp" ? "graph" : "outlook";
+}
+
+/** How long a sign-in problem of one user and password is answered without asking Entra again. */
+const PROBLEM_MEMO_MS = 60_000;
+
+const wrongPassword = () =>
+  new M365MailError("AUTH_FAILED", "authentication failed: wrong username or password", {
+    source: "bridge",
+    hint: "Check the username and password stored in the device.",
+  });
+
+/**
+ * The accounts side of the bridge: checks a device's username and password and hands back a token
+ * provider. A repeat login with a password already verified costs one HMAC and a Map lookup (no scrypt,
+ * no ROPC); every new password goes through the lockout guard before it may reach Entra.
+ */
+export function createCredentials(options: CredentialsOptions): Credentials {
+  let config = options.config;
+  const { guard, problems, metrics, logger: log } = options;
+  const memo = new SecretMemo();
+  /** Passthrough: one provider per Microsoft 365 user, for the password last verified. */
+  const sessions = new Map<string, Session>();
+  /** Mapped: the local secret's HMAC once scrypt said yes, and one provider per account. */
+  const verifiedMapped = new Map<string, Buffer>();
+  const mappedProviders = new Map<string, RopcTokenProvider>();
+  /** Concurrent first logins with the same password share one check. */
+  const pending = new Map<string, Promise<SignedIn>>();
+  /** Passthrough: a password that met a sign-in problem (MFA, expired, …) is answered from here for a minute. */
+  const refusedRecently = new Map<string, { error: M365MailError; at: number }>();
+
+  const providerFor = (upn: string, password: string | (() => Promise<string>), cache: TokenCache) =>
+    ropcTokenProvider({
+      tenantId: config.m365.tenantId,
+      clientId: config.m365.clientId,
+      username: upn,
+      ...(typeof password === "string" ? { password } : { passwordProvider: password }),
+      cloud: config.m365.cloud,
+      ...(config.m365.authorityHost ? { authorityHost: config.m365.authorityHost } : {}),
+      engine: config.m365.engine,
+      cache,
+      ...(options.ca ? { ca: options.ca } : {}),
+      logger: log,
+    });
+
+  const signedIn = (account: AccountConfig, upn: string, auth: TokenProvider): SignedIn => ({
+    account: account.name,
+    mailbox: account.mailbox ?? upn,
+    auth,
+  });
+
+  async function token(account: AccountConfig, auth: TokenProvider, protocol: BridgeProtocol): Promise<void> {
+    try {
+      await tokenFor(account, auth, protocol);
+      problems.resolve(account.name);
+    } catch (error) {
+      problems.report(account.name, error);
+      throw error;
+    }
+  }
+
+  /** `auto` delivery falls back to SMTP where Graph is not consented: so may its login. */
+  async function tokenFor(
+    account: AccountConfig,
+    auth: TokenProvider,
+    protocol: BridgeProtocol,
+  ): Promise<void> {
+    try {
+      await auth.getAccessToken(resourceFor(account, protocol));
+    } catch (error) {
+      const graphRefused =
+        isM365MailError(error, "CONSENT_REQUIRED") || isM365MailError(error, "ACCESS_DENIED");
+      if (!(account.delivery === "auto" && protocol === "smtp" && graphRefused)) throw error;
+      await auth.getAccessToken("outlook");
+    }
+  }
+
+  function mappedProvider(account: AccountConfig, c: MappedCredentials): RopcTokenProvider {
+    let provider = mappedProviders.get(account.name);
+    if (!provider) {
+      provider = providerFor(
+        c.username,
+        () => readMappedPassword(account.name, c, options.env),
+        options.cache,
+      );
+      mappedProviders.set(account.name, provider);
+    }
+    return provider;
+  }
+
+  async function mapped(resolved: ResolvedLogin, password: string, client: ClientInfo): Promise<SignedIn> {
+    const { account } = resolved;
+    const c = account.credentials as MappedCredentials;
+    const memoKey = `mapped:${account.name}`;
+    const digest = memo.digest(memoKey, password);
+    if (!SecretMemo.same(verifiedMapped.get(memoKey), digest)) {
+      if (!(await verifySecret(password, c.secretHash))) {
+        guard.clientFailed(client.address);
+        throw wrongPassword();
+      }
+      verifiedMapped.set(memoKey, digest);
+    }
+    guard.clientSucceeded(client.address);
+    const provider = mappedProvider(account, c);
+    await token(account, provider, client.protocol);
+    return signedIn(account, c.username, provider);
+  }
+
+  async function passthrough(
+    resolved: ResolvedLogin,
+    password: string,
+    client: ClientInfo,
+  ): Promise<SignedIn> {
+    const { account, upn } = resolved;
+    const digest = memo.digest(`passthrough:${upn}`, password);
+    const known = sessions.get(upn);
+    if (known && SecretMemo.same(known.digest, digest)) {
+      // The fast path: a password verified before, a token in memory.
+      guard.clientSucceeded(client.address);
+      await token(account, known.provider, client.protocol);
+      return signedIn(account, upn, known.provider);
+    }
+    const flightKey = `${upn}\0${digest.toString("base64")}`;
+    const inflight = pending.get(flightKey);
+    if (inflight) return inflight;
+    const recent = refusedRecently.get(flightKey);
+    if (recent && Date.now() - recent.at < PROBLEM_MEMO_MS) {
+      // The same password met a problem that needs a person moments ago: a device retrying in a loop
+      // would otherwise ask Entra every few seconds (and trip AADSTS50196).
+      guard.clientFailed(client.address);
+      throw recent.error;
+    }
+    const attempt = (async () => {
+      try {
+        guard.admitPasswordGrant(upn, password);
+      } catch (error) {
+        guard.clientFailed(client.address);
+        throw error;
+      }
+      const pepper = options.cachePepper;
+      const provider = providerFor(upn, password, passwordKeyedCache(options.cache, upn, password, pepper));
+      try {
+        await tokenFor(account, provider, client.protocol);
+      } catch (error) {
+        await provider.dispose();
+        if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {
+          guard.passwordRefused(upn, password);
+          guard.clientFailed(client.address);
+          log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (wrong password)`);
+          throw wrongPassword();
+        }
+        problems.report(account.name, error);
+        if (needsAPerson(error)) {
+          refusedRecently.set(flightKey, { error, at: Date.now() });
+          if (refusedRecently.size > 10_000) refusedRecently.clear();
+        }
+        if (!isM365MailError(error) || !error.retryable) guard.clientFailed(client.address);
+        throw error;
+      }
+      problems.resolve(account.name);
+      guard.passwordAccepted(upn, password);
+      guard.clientSucceeded(client.address);
+      const previous = sessions.get(upn);
+      sessions.set(upn, { digest, provider });
+      // Sessions signed in with the old password keep working until their token runs out.
+      if (previous) setTimeout(() => void previous.provider.dispose(), 60_000).unref();
+      return signedIn(account, upn, provider);
+    })();
+    pending.set(flightKey, attempt);
+    const clear = () => pending.delete(flightKey);
+    attempt.then(clear, clear);
+    return attempt;
+  }
+
+  const authenticate: Authenticate = async (username, password, client) => {
+    const started = performance.now();
+    try {
+      await guard.admitClient(client.address);
+      const resolved = resolveLogin(config.accounts, username);
+      if (!resolved || !password) {
+        guard.clientFailed(client.address);
+        throw wrongPassword();
+      }
+      const result =
+        resolved.account.credentials.mode === "mapped"
+          ? await mapped(resolved, password, client)
+          : await passthrough(resolved, password, client);
+      metrics.inc("m365_bridge_logins_total", { protocol: client.protocol, result: "ok" });
+      log.debug(
+        `login ok: ${resolved.login} as account ${result.account} in ${(performance.now() - started).toFixed(1)} ms`,
+      );
+      return result;
+    } catch (error) {
+      metrics.inc("m365_bridge_logins_total", { protocol: client.protocol, result: "failed" });
+      throw error;
+    }
+  };
+
+  return {
+    authenticate,
+    async signInWithoutPassword(accountName, protocol) {
+      const account = config.accounts.find((a) => a.name === accountName);
+      if (!account) {
+        throw new M365MailError("CONFIG_INVALID", `no account named ${accountName}`, {
+          source: "bridge",
+          hint: "Check listeners[].noAuth.account against accounts[].name.",
+        });
+      }
+      const c = account.credentials;
+      if (c.mode !== "mapped") {
+        throw new M365MailError(
+          "CONFIG_INVALID",
+          `account ${accountName} is a passthrough account: without AUTH there is no password to sign in with`,
+          { source: "bridge", hint: "Point listeners[].noAuth.account at a mapped account." },
+        );
+      }
+      const provider = mappedProvider(account, c);
+      await token(account, provider, protocol);
+      return signedIn(account, c.username, provider);
+    },
+    account: (name) => config.accounts.find((a) => a.name === name),
+    reload(next) {
+      const before = new Map(config.accounts.map((a) => [a.name, JSON.stringify(a.credentials)]));
+      const connectionChanged = JSON.stringify(next.m365) !== JSON.stringify(config.m365);
+      config = next;
+      for (const [name, provider] of mappedProviders) {
+        const account = next.accounts.find((a) => a.name === name);
+        if (connectionChanged || !account || JSON.stringify(account.credentials) !== before.get(name)) {
+          mappedProviders.delete(name);
+          verifiedMapped.delete(`mapped:${name}`);
+          // Open sessions hold the provider; let them finish with it.
+          setTimeout(() => void provider.dispose(), 60_000).unref();
+        }
+      }
+      if (connectionChanged) {
+        for (const [upn, session] of sessions) {
+          sessions.delete(upn);
+          setTimeout(() => void session.provider.dispose(), 60_000).unref();
+        }
+      }
+    },
+    async dispose() {
+      const all = [...sessions.values()].map((s) => s.provider).concat([...mappedProviders.values()]);
+      sessions.clear();
+      mappedProviders.clear();
+      await Promise.all(all.map((p) => p.dispose().catch(() => undefined)));
+    },
+  };
+}

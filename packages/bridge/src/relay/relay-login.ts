@@ -1,0 +1,69 @@
+import type { Logger } from "@m365-mail/core";
+import type { SignedIn } from "../front-door.js";
+import type { ClientSession } from "./client-session.js";
+import { describeLoginRefusal, type LoginRefusal } from "./login-refusal.js";
+import type { RelayContext } from "./relay-listener.js";
+import type { UpstreamConnection } from "./upstream-connection.js";
+
+/** The protocol's two upstream steps: connect (and greet), then sign in with XOAUTH2. */
+export interface UpstreamSteps<T> {
+  open(): Promise<UpstreamConnection>;
+  signIn(conn: UpstreamConnection, signedIn: SignedIn): Promise<T>;
+}
+
+export type RelayLoginOutcome<T> =
+  | { readonly ok: true; readonly conn: UpstreamConnection; readonly signedIn: SignedIn; readonly value: T }
+  | { readonly ok: false; readonly refusal: LoginRefusal };
+
+/**
+ * One device login: the password check (`authenticate`, which holds the lockout guard) and the upstream
+ * connection run side by side — connecting and the TLS handshake cost as much as the check, and a good
+ * login should not pay both — then XOAUTH2 upstream. Never throws: a refusal says what to answer.
+ */
+export async function relayLogin<T>(
+  session: ClientSession,
+  context: RelayContext,
+  log: Logger,
+  username: string,
+  password: string,
+  steps: UpstreamSteps<T>,
+): Promise<RelayLoginOutcome<T>> {
+  const upstream = steps.open().then((conn) => {
+    session.attachUpstream(conn.socket);
+    return conn;
+  });
+  upstream.catch(() => {});
+  let signedIn: SignedIn;
+  try {
+    signedIn = await context.options.authenticate(username, password, session.info);
+  } catch (error) {
+    upstream.then(
+      (conn) => conn.close(),
+      () => {},
+    );
+    const refusal = describeLoginRefusal(error, "sign-in");
+    log.info(`login refused for ${username} from ${session.address}: ${refusal.code}`);
+    session.result = refusal.result;
+    session.errorCode = refusal.code;
+    return { ok: false, refusal };
+  }
+  let conn: UpstreamConnection | undefined;
+  try {
+    conn = await upstream;
+    const value = await steps.signIn(conn, signedIn);
+    session.account = signedIn.account;
+    session.upstream = conn.label;
+    session.result = "ok";
+    session.errorCode = undefined;
+    return { ok: true, conn, signedIn, value };
+  } catch (error) {
+    conn?.close();
+    const refusal = describeLoginRefusal(error, "upstream");
+    // A refused token or an unreachable server needs a person (settings, network): say so with the hint.
+    log.warn(`signing in ${signedIn.account} (${signedIn.mailbox}) upstream failed`, { error });
+    session.account = signedIn.account;
+    session.result = refusal.result;
+    session.errorCode = refusal.code;
+    return { ok: false, refusal };
+  }
+}

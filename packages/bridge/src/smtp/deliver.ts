@@ -1,0 +1,208 @@
+import {
+  type Address,
+  isM365MailError,
+  type Logger,
+  M365MailError,
+  type OutgoingAttachment,
+  type OutgoingMessage,
+  type TokenProvider,
+  type Transport,
+} from "@m365-mail/core";
+import { graphTransport } from "@m365-mail/transport-graph";
+import { smtpTransport } from "@m365-mail/transport-smtp";
+import { type AddressObject, simpleParser } from "mailparser";
+import type { AccountConfig, M365Connection } from "../config-schema.js";
+import type { SignedIn } from "../front-door.js";
+import type { BridgeMetrics } from "../metrics.js";
+import { findHeaderEnd, headerAddresses, withEnvelopeRecipients } from "./recipients.js";
+
+/** One message as the SMTP front door accepted it. */
+export interface DeliveryJob {
+  readonly signedIn: SignedIn;
+  readonly account: AccountConfig;
+  readonly mailFrom: string;
+  readonly recipients: readonly string[];
+  readonly raw: Buffer;
+}
+
+export interface DeliveryResult {
+  readonly route: "graph" | "smtp";
+  readonly messageId: string;
+}
+
+export interface Delivery {
+  deliver(job: DeliveryJob, signal?: AbortSignal): Promise<DeliveryResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Graph takes MIME up to ~4 MB of base64 per request, i.e. ~3 MB of message; larger messages are parsed
+ * and sent as a structured message, whose attachments over 3 MB go through upload sessions.
+ */
+export const RAW_GRAPH_LIMIT = 3 * 1024 * 1024 - 64 * 1024;
+
+/** Errors that mean "Graph is not allowed for this app or mailbox": `auto` then tries SMTP. */
+const GRAPH_NOT_CONSENTED = new Set(["CONSENT_REQUIRED", "ACCESS_DENIED", "WRONG_SCOPE"]);
+
+export function createDelivery(options: {
+  m365: () => M365Connection;
+  ca?: string;
+  logger: Logger;
+  metrics: BridgeMetrics;
+  /** A delivery failure that needs a person (SMTP AUTH disabled, consent missing, …). */
+  onProblem?: (account: string, error: unknown) => void;
+}): Delivery {
+  const log = options.logger;
+  // One transport per token provider and mailbox: Graph's per-mailbox concurrency and SMTP's pool of 3
+  // connections are then shared by every device session of that account.
+  const transports = new WeakMap<TokenProvider, Map<string, Transport>>();
+  const all = new Set<Transport>();
+  const transportFor = (route: "graph" | "smtp", signedIn: SignedIn): Transport => {
+    let byKey = transports.get(signedIn.auth);
+    if (!byKey) {
+      byKey = new Map();
+      transports.set(signedIn.auth, byKey);
+    }
+    const key = `${route}:${signedIn.mailbox}`;
+    let transport = byKey.get(key);
+    if (!transport) {
+      const m365 = options.m365();
+      transport =
+        route === "graph"
+          ? graphTransport({
+              auth: signedIn.auth,
+              mailbox: signedIn.mailbox,
+              ...(m365.graphOrigin ? { baseUrl: m365.graphOrigin } : {}),
+              ...(options.ca ? { ca: options.ca } : {}),
+              logger: log,
+            })
+          : smtpTransport({
+              auth: signedIn.auth,
+              mailbox: signedIn.mailbox,
+              host: m365.smtp.host,
+              port: m365.smtp.port,
+              ...(m365.smtp.maxMessagesPerMinute === undefined
+                ? {}
+                : { maxMessagesPerMinute: m365.smtp.maxMessagesPerMinute }),
+              ...(options.ca ? { ca: options.ca } : {}),
+              logger: log,
+            });
+      byKey.set(key, transport);
+      all.add(transport);
+    }
+    return transport;
+  };
+
+  async function viaGraph(job: DeliveryJob, signal?: AbortSignal): Promise<string> {
+    const transport = transportFor("graph", job.signedIn);
+    const header = job.raw.subarray(0, findHeaderEnd(job.raw)).toString("latin1");
+    const envelope = new Set(job.recipients.map((r) => r.toLowerCase()));
+    const extra = headerAddresses(header, ["to", "cc", "bcc"]).filter((a) => !envelope.has(a));
+    if (extra.length > 0) {
+      // Graph has no envelope: it delivers to every header recipient.
+      log.warn(
+        `graph delivery: ${extra.length} header recipient(s) are not in the SMTP envelope and will receive the message too (Graph delivers to the headers); use delivery "smtp" for strict envelope semantics`,
+      );
+    }
+    let message: OutgoingMessage;
+    if (job.raw.byteLength <= RAW_GRAPH_LIMIT) {
+      message = { raw: withEnvelopeRecipients(job.raw, job.recipients) };
+    } else {
+      message = await structured(job);
+    }
+    const result = await transport.send!(message, signal ? { signal } : undefined);
+    return result.messageId;
+  }
+
+  async function viaSmtp(job: DeliveryJob, signal?: AbortSignal): Promise<string> {
+    const transport = transportFor("smtp", job.signedIn);
+    // Explicit recipients make the transport use the envelope, not the headers: Bcc and relayed
+    // messages go exactly where the client said.
+    const result = await transport.send!(
+      { raw: job.raw, from: job.mailFrom, to: [...job.recipients] },
+      signal ? { signal } : undefined,
+    );
+    return result.messageId;
+  }
+
+  return {
+    async deliver(job, signal) {
+      const route = job.account.delivery;
+      const counted = async (r: "graph" | "smtp", run: () => Promise<string>): Promise<DeliveryResult> => {
+        try {
+          const messageId = await run();
+          options.metrics.inc("m365_bridge_deliveries_total", { route: r, result: "ok" });
+          return { route: r, messageId };
+        } catch (error) {
+          options.onProblem?.(job.account.name, error);
+          options.metrics.inc("m365_bridge_deliveries_total", {
+            route: r,
+            result: isM365MailError(error) && error.retryable ? "deferred" : "failed",
+          });
+          throw error;
+        }
+      };
+      if (route === "smtp") return counted("smtp", () => viaSmtp(job, signal));
+      if (route === "graph") return counted("graph", () => viaGraph(job, signal));
+      try {
+        return await counted("graph", () => viaGraph(job, signal));
+      } catch (error) {
+        if (!(error instanceof M365MailError) || !GRAPH_NOT_CONSENTED.has(error.code)) throw error;
+        log.info(
+          `account ${job.account.name}: Graph refused (${error.code}); delivering over SMTP (delivery "auto")`,
+        );
+        return counted("smtp", () => viaSmtp(job, signal));
+      }
+    },
+    async close() {
+      await Promise.all([...all].map((t) => t.close().catch(() => undefined)));
+      all.clear();
+    },
+  };
+}
+
+function addresses(value: AddressObject | AddressObject[] | undefined): Address[] {
+  const list = value === undefined ? [] : Array.isArray(value) ? value : [value];
+  return list.flatMap((o) =>
+    o.value.flatMap((a) => (a.address ? [{ address: a.address, ...(a.name ? { name: a.name } : {}) }] : [])),
+  );
+}
+
+/** A message too large for Graph's MIME send, as a structured message with its attachments' exact bytes. */
+async function structured(job: DeliveryJob): Promise<OutgoingMessage> {
+  const parsed = await simpleParser(job.raw, {
+    skipImageLinks: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+  });
+  const to = addresses(parsed.to);
+  const cc = addresses(parsed.cc);
+  const listed = new Set([...to, ...cc].map((a) => a.address.toLowerCase()));
+  const bcc = job.recipients.filter((r) => !listed.has(r.toLowerCase()));
+  const from = addresses(parsed.from)[0];
+  const attachments: OutgoingAttachment[] = parsed.attachments.map((a) => ({
+    filename: a.filename ?? "attachment",
+    content: a.content,
+    contentType: a.contentType,
+    ...(a.cid ? { contentId: a.cid } : {}),
+    ...(a.contentDisposition === "inline" ? { inline: true } : {}),
+  }));
+  if (!parsed.text && !parsed.html && attachments.length === 0) {
+    throw new M365MailError("MESSAGE_INVALID", "the message has no body and no attachments", {
+      source: "bridge",
+      hint: "Send a MIME message with a body or an attachment.",
+    });
+  }
+  return {
+    ...(from ? { from } : {}),
+    to,
+    cc,
+    bcc,
+    replyTo: addresses(parsed.replyTo),
+    subject: parsed.subject ?? "",
+    ...(parsed.text ? { text: parsed.text } : {}),
+    ...(typeof parsed.html === "string" ? { html: parsed.html } : {}),
+    attachments,
+    ...(parsed.messageId ? { messageId: parsed.messageId } : {}),
+  };
+}

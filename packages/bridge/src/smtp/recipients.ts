@@ -1,0 +1,35 @@
+/**
+ * Graph's MIME send delivers to the To, Cc and Bcc headers; SMTP delivers to the envelope. This makes the
+ * two agree for the recipients a client puts only in the envelope (Bcc): they go into a Bcc header,
+ * which Exchange strips before delivery. The message's other bytes are not touched.
+ */
+export function withEnvelopeRecipients(raw: Buffer, envelopeRecipients: readonly string[]): Buffer {
+  const headerEnd = findHeaderEnd(raw);
+  // latin1 maps bytes 1:1, so offsets stay byte offsets.
+  const header = raw.subarray(0, headerEnd).toString("latin1");
+  const inHeaders = new Set(headerAddresses(header, ["to", "cc", "bcc"]));
+  const missing = [...new Set(envelopeRecipients.map((r) => r.toLowerCase()))].filter(
+    (r) => !inHeaders.has(r),
+  );
+  if (missing.length === 0) return raw;
+  const eol = header.includes("\r\n") || headerEnd === 0 ? "\r\n" : "\n";
+  const line = `Bcc: ${missing.join(`,${eol} `)}${eol}`;
+  return Buffer.concat([Buffer.from(line, "latin1"), raw]);
+}
+
+/** Lower-cased addresses in the named header fields (unfolded). */
+export function headerAddresses(header: string, names: readonly string[]): string[] {
+  const pattern = new RegExp(`^(?:${names.join("|")}):((?:.*)(?:\\r?\\n[ \\t].*)*)`, "gim");
+  return [...header.matchAll(pattern)].flatMap(
+    (m) => m[1]?.match(/[^\s<>",;:()]+@[^\s<>",;:()]+/g)?.map((a) => a.toLowerCase()) ?? [],
+  );
+}
+
+export function findHeaderEnd(source: Buffer): number {
+  const crlf = source.indexOf("\r\n\r\n");
+  const lf = source.indexOf("\n\n");
+  if (crlf === -1 && lf === -1) return source.byteLength;
+  if (crlf === -1) return lf;
+  if (lf === -1) return crlf;
+  return Math.min(crlf, lf);
+}

@@ -1,0 +1,189 @@
+import {
+  createMailbox,
+  generateMessageId,
+  isM365MailError,
+  type Logger,
+  M365MailError,
+} from "@m365-mail/core";
+import {
+  type Deliver,
+  failureOutcome,
+  type Outbox,
+  redisOutbox,
+  type SentItemsIndex,
+  sentItemsIndex,
+  sqliteOutbox,
+} from "@m365-mail/outbox";
+import { graphTransport } from "@m365-mail/transport-graph";
+import type { M365Connection, SpoolInput } from "../config-schema.js";
+import type { Credentials } from "../credentials.js";
+import type { BridgeMetrics } from "../metrics.js";
+import type { Delivery } from "./deliver.js";
+import { findHeaderEnd } from "./recipients.js";
+import type { AcceptedMessage } from "./smtp-front-door.js";
+
+/** What the spool stores next to the raw MIME: enough to sign in and deliver after a restart. */
+export interface SpoolPayload {
+  readonly account: string;
+  readonly mailFrom: string;
+  readonly recipients: readonly string[];
+}
+
+export interface Spool {
+  /** Resolves with the Message-ID once the message is durably stored. */
+  accept(message: AcceptedMessage): Promise<string>;
+  pending(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * "spool" answer mode: `250` once the message is in the outbox (`@m365-mail/outbox`, the sample server's
+ * SQLite/Redis queue), then delivery with retries. Spooled accounts are mapped accounts, so the bridge can
+ * sign in after a restart without the device. When an attempt may have reached Microsoft 365 (a crash, a
+ * timeout), its Message-ID is looked for in the mailbox's Sent Items before any resend: found means sent,
+ * not found means it is sent again; only when Sent Items cannot be read does the message wait for an
+ * operator (outbox state `uncertain`).
+ */
+export async function startSpool(options: {
+  spool: SpoolInput;
+  m365: () => M365Connection;
+  ca?: string;
+  credentials: () => Credentials;
+  delivery: Delivery;
+  metrics: BridgeMetrics;
+  logger: Logger;
+}): Promise<Spool> {
+  const log = options.logger;
+  const readers = new Map<string, SentItemsIndex>();
+
+  async function sentItemsFor(account: string): Promise<SentItemsIndex> {
+    let index = readers.get(account);
+    if (!index) {
+      const signedIn = await options.credentials().signInWithoutPassword(account, "smtp");
+      const m365 = options.m365();
+      const mailbox = createMailbox({
+        auth: signedIn.auth,
+        transports: [
+          graphTransport({
+            auth: signedIn.auth,
+            mailbox: signedIn.mailbox,
+            ...(m365.graphOrigin ? { baseUrl: m365.graphOrigin } : {}),
+            ...(options.ca ? { ca: options.ca } : {}),
+          }),
+        ],
+      });
+      index = sentItemsIndex(mailbox, "graph", {
+        missingReaderHint:
+          "Grant the app Mail.Read so the bridge can check Sent Items, then retry or discard the message.",
+      });
+      readers.set(account, index);
+    }
+    return index;
+  }
+
+  const deliver: Deliver<SpoolPayload> = async (job, signal) => {
+    const { payload } = job.message;
+    try {
+      if (job.uncertain) {
+        const index = await sentItemsFor(payload.account);
+        if (await index.has(job.message.messageId, job.since, job.claimedAt)) {
+          log.info(`spool: ${job.message.messageId} is in Sent Items; not sending it again`);
+          return { ok: true, transport: "sent-items", recovered: true };
+        }
+        log.warn(`spool: ${job.message.messageId} is not in Sent Items; sending it again`);
+      }
+      const account = options.credentials().account(payload.account);
+      if (!account) {
+        throw new M365MailError(
+          "CONFIG_INVALID",
+          `spool: account ${payload.account} is no longer configured`,
+          {
+            source: "bridge",
+            hint: "Put the account back into accounts[] (the message stays in the spool until it fails).",
+          },
+        );
+      }
+      const signedIn = await options.credentials().signInWithoutPassword(payload.account, "smtp");
+      const result = await options.delivery.deliver(
+        {
+          signedIn,
+          account,
+          mailFrom: payload.mailFrom,
+          recipients: payload.recipients,
+          raw: job.message.raw!,
+        },
+        signal,
+      );
+      return { ok: true, transport: result.route, recovered: job.uncertain };
+    } catch (error) {
+      const outcome = failureOutcome(error);
+      // The Sent Items check itself failed: without it a resend might deliver twice.
+      if (job.uncertain && isM365MailError(error) && error.code === "NOT_SUPPORTED")
+        return { ...outcome, undecidable: true };
+      return outcome;
+    }
+  };
+
+  const common = {
+    deliver,
+    // Microsoft's per-mailbox limits, kept for all spooled accounts together (a safe upper bound).
+    concurrency: { graph: 4, smtp: 3 },
+    maxAttempts: 10,
+    retryBaseMs: 2_000,
+    sentItemsGraceMs: 5_000,
+    logger: log,
+    settingNames: { path: "spool.path", redisUrl: "spool.url", redis: 'spool { "type": "redis" }' },
+  };
+  const outbox: Outbox<SpoolPayload> =
+    options.spool.type === "sqlite"
+      ? sqliteOutbox<SpoolPayload>({ ...common, path: options.spool.path })
+      : redisOutbox<SpoolPayload>({ ...common, redisUrl: options.spool.url, perMinute: { smtp: 30 } });
+  const refresh = () =>
+    outbox
+      .counts()
+      .then((c) => options.metrics.set("m365_bridge_spool_pending", {}, c.queued + c.sending + c.uncertain))
+      .catch(() => undefined);
+  outbox.events.on("change", () => void refresh());
+  await outbox.start();
+  await refresh();
+
+  return {
+    async accept(message) {
+      const { raw, messageId } = withMessageId(message.raw, message.signedIn.mailbox);
+      await outbox.accept({
+        message: {
+          messageId,
+          lane: message.account.delivery === "smtp" ? "smtp" : "graph",
+          via: message.account.delivery,
+          subject: subjectOf(raw),
+          payload: {
+            account: message.account.name,
+            mailFrom: message.mailFrom,
+            recipients: message.recipients,
+          },
+          raw,
+        },
+      });
+      return messageId;
+    },
+    async pending() {
+      const c = await outbox.counts();
+      return c.queued + c.sending;
+    },
+    close: () => outbox.close(),
+  };
+}
+
+/** The Message-ID is fixed before the message is stored: it is what Sent Items are searched for. */
+function withMessageId(raw: Buffer, mailbox: string): { raw: Buffer; messageId: string } {
+  const header = raw.subarray(0, findHeaderEnd(raw)).toString("latin1");
+  const found = /^message-id:[ \t]*(<[^>\r\n]+>)/im.exec(header)?.[1];
+  if (found) return { raw, messageId: found };
+  const messageId = generateMessageId(mailbox);
+  return { raw: Buffer.concat([Buffer.from(`Message-ID: ${messageId}\r\n`, "latin1"), raw]), messageId };
+}
+
+function subjectOf(raw: Buffer): string | undefined {
+  const header = raw.subarray(0, findHeaderEnd(raw)).toString("utf8");
+  return /^subject:[ \t]*(.*)$/im.exec(header)?.[1]?.slice(0, 200);
+}

@@ -1,0 +1,109 @@
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { type Logger, M365MailError } from "@m365-mail/core";
+import forge from "node-forge";
+
+export interface TlsMaterial {
+  readonly key: string;
+  readonly cert: string;
+  /** Where the certificate is, for "how to trust it" messages. */
+  readonly certPath: string;
+  readonly generated: boolean;
+}
+
+/**
+ * The listener's key and certificate: from the configured files, or a self-signed certificate generated
+ * on first start and kept in `<dataDir>/tls/` so clients trust it once. node:crypto cannot build X.509
+ * certificates, hence node-forge (the key itself comes from node:crypto, which is fast).
+ */
+export async function loadTlsMaterial(options: {
+  certFile?: string;
+  keyFile?: string;
+  dataDir: string;
+  /** Names and addresses the certificate should cover besides localhost and loopback. */
+  hosts?: readonly string[];
+  logger: Logger;
+}): Promise<TlsMaterial> {
+  if (options.certFile && options.keyFile) {
+    try {
+      const [cert, key] = await Promise.all([
+        readFile(options.certFile, "utf8"),
+        readFile(options.keyFile, "utf8"),
+      ]);
+      return { cert, key, certPath: options.certFile, generated: false };
+    } catch (error) {
+      throw new M365MailError(
+        "CONFIG_INVALID",
+        `cannot read the listener's TLS files ${options.certFile} / ${options.keyFile}`,
+        {
+          source: "bridge",
+          cause: error,
+          hint: "Check listeners[].tls.certFile and keyFile, or remove them to use a generated certificate.",
+        },
+      );
+    }
+  }
+  const dir = resolve(options.dataDir, "tls");
+  const certPath = join(dir, "bridge-cert.pem");
+  const keyPath = join(dir, "bridge-key.pem");
+  try {
+    const [cert, key] = await Promise.all([readFile(certPath, "utf8"), readFile(keyPath, "utf8")]);
+    const parsed = forge.pki.certificateFromPem(cert);
+    if (parsed.validity.notAfter.getTime() > Date.now() + 7 * 86_400_000)
+      return { cert, key, certPath, generated: false };
+  } catch {
+    // None yet (or unreadable): make one.
+  }
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+    const serial = randomBytes(16);
+    serial[0] = serial[0]! & 0x7f;
+    cert.serialNumber = serial.toString("hex");
+    cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+    cert.validity.notAfter = new Date(Date.now() + 825 * 86_400_000);
+    const attrs = [{ name: "commonName", value: "m365-mail bridge" }];
+    cert.setSubject(attrs);
+    cert.setIssuer(attrs);
+    const names = new Set(
+      ["localhost", hostname(), ...(options.hosts ?? [])].filter((h) => h && h !== "0.0.0.0" && h !== "::"),
+    );
+    const ips = new Set(["127.0.0.1", "::1", ...[...names].filter((n) => isIP(n) !== 0)]);
+    cert.setExtensions([
+      { name: "basicConstraints", cA: true },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, keyCertSign: true },
+      { name: "extKeyUsage", serverAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          ...[...names].filter((n) => isIP(n) === 0).map((value) => ({ type: 2, value })),
+          ...[...ips].map((ip) => ({ type: 7, ip })),
+        ],
+      },
+    ]);
+    cert.sign(forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+    const certPem = forge.pki.certificateToPem(cert);
+    await writeFile(keyPath, privateKey, { mode: 0o600 });
+    await chmod(keyPath, 0o600);
+    await writeFile(certPath, certPem);
+    options.logger.info(
+      `generated a self-signed certificate for the bridge's TLS listeners: ${certPath} — clients that check certificates must trust this file (e.g. copy it to /usr/local/share/ca-certificates/m365-bridge.crt and run update-ca-certificates), or configure listeners[].tls with your own`,
+    );
+    return { cert: certPem, key: privateKey, certPath, generated: true };
+  } catch (error) {
+    throw new M365MailError("CONFIG_INVALID", `cannot create the bridge's certificate in ${dir}`, {
+      source: "bridge",
+      cause: error,
+      hint: "Make dataDir writable for the bridge's user, or configure listeners[].tls.certFile and keyFile.",
+    });
+  }
+}

@@ -1,0 +1,286 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "@m365-mail/core";
+import {
+  DEMO_PASSWORD,
+  graphPart,
+  smtpPart,
+  startTestEmulator,
+  type TestEmulator,
+} from "@m365-mail/emulator";
+import { type ParsedMail, simpleParser } from "mailparser";
+import { type Bridge, type BridgeConfigInput, startBridge, validateBridgeConfig } from "../src/index.js";
+
+export { DEMO_PASSWORD };
+
+/** The emulator with Graph and SMTP (no Dovecot: the SMTP front door never needs it). */
+export function startSmtpEmulator(): Promise<TestEmulator> {
+  return startTestEmulator({ prefix: "m365-bridge-test-", parts: [graphPart(), smtpPart()] });
+}
+
+/** Every log line the bridge wrote, to assert on (and to prove no secret is in any of them). */
+export function collectingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (message: string, data?: Record<string, unknown>) => {
+    lines.push(`${level} ${message}${data ? ` ${JSON.stringify(data)}` : ""}`);
+  };
+  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+/** A bridge config pointed at the emulator, the way `m365-mail emulator --write-env` output would. */
+export function configFor(emulator: TestEmulator, input: BridgeConfigInput) {
+  return validateBridgeConfig({ dataDir: join(emulator.dataDir, "bridge"), ...input }, emulator.env());
+}
+
+export async function startTestBridge(
+  emulator: TestEmulator,
+  input: BridgeConfigInput,
+  logger: Logger = collectingLogger(),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Bridge> {
+  return startBridge(configFor(emulator, input), { logger, env });
+}
+
+export function smtpPort(bridge: Bridge, index = 0): number {
+  return bridge.addresses.filter((a) => a.protocol === "smtp")[index]!.port;
+}
+
+/** The messages of one folder in the emulator's store, parsed, oldest first. */
+export async function mailbox(
+  emulator: TestEmulator,
+  upn: string,
+  folder = "inbox",
+): Promise<(ParsedMail & { raw: Buffer })[]> {
+  const list = await emulator.store.list(upn, folder).catch(() => []);
+  const out: (ParsedMail & { raw: Buffer })[] = [];
+  for (const m of [...list].reverse()) {
+    const { raw } = await emulator.store.read(upn, m.id);
+    out.push(Object.assign(await simpleParser(raw), { raw }));
+  }
+  return out;
+}
+
+/** Polls `check` until it returns a value (not undefined/false) or the time is up. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`waitFor: gave up after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface ProcessResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program with a deadline; secrets go through `env` or stdin, never the command line. */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number } = {},
+): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: { ...process.env, ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    // A program that exits without reading stdin must not fail the test with EPIPE.
+    child.stdin.on("error", () => undefined);
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+    child.stdout.on("data", (c) => {
+      stdout += c;
+    });
+    child.stderr.on("data", (c) => {
+      stderr += c;
+    });
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/**
+ * Python's smtplib, unmodified: logs in with the given mechanism and sends `message` (stdin). Prints
+ * `OK` or `ERR <code> <text>`.
+ */
+export function pythonSmtp(options: {
+  port: number;
+  mechanism?: "PLAIN" | "LOGIN";
+  username?: string;
+  password?: string;
+  from: string;
+  to: readonly string[];
+  message: string | Buffer;
+  tls?: "starttls" | "implicit";
+  sourceAddress?: string;
+}): Promise<ProcessResult> {
+  const script = `
+import os, smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+src = (os.environ["SRC"], 0) if os.environ.get("SRC") else None
+try:
+    if os.environ.get("TLS") == "implicit":
+        s = smtplib.SMTP_SSL("127.0.0.1", int(os.environ["PORT"]), timeout=60, context=ctx, source_address=src)
+    else:
+        s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=60, source_address=src)
+    s.ehlo()
+    if os.environ.get("TLS") == "starttls":
+        s.starttls(context=ctx)
+        s.ehlo()
+    if os.environ.get("USER_NAME"):
+        s.user, s.password = os.environ["USER_NAME"], os.environ["USER_PASSWORD"]
+        mech = os.environ["MECH"]
+        s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login, initial_response_ok=(mech == "PLAIN"))
+    s.sendmail(os.environ["FROM"], os.environ["TO"].split(","), sys.stdin.buffer.read())
+    s.quit()
+    print("OK")
+except smtplib.SMTPResponseException as e:
+    print("ERR", e.smtp_code, e.smtp_error.decode(errors="replace"))
+except smtplib.SMTPRecipientsRefused as e:
+    code, text = list(e.recipients.values())[0]
+    print("ERR", code, text.decode(errors="replace"))
+`;
+  return run("python3", ["-c", script], {
+    env: {
+      PORT: String(options.port),
+      MECH: options.mechanism ?? "PLAIN",
+      USER_NAME: options.username ?? "",
+      USER_PASSWORD: options.password ?? "",
+      FROM: options.from,
+      TO: options.to.join(","),
+      TLS: options.tls ?? "",
+      SRC: options.sourceAddress ?? "",
+    },
+    input: options.message,
+    timeoutMs: 90_000,
+  });
+}
+
+/** A small RFC 5322 message. */
+export function textMessage(o: {
+  from: string;
+  to: string;
+  subject: string;
+  body?: string;
+  extraHeaders?: string;
+}): string {
+  return [
+    `From: ${o.from}`,
+    `To: ${o.to}`,
+    `Subject: ${o.subject}`,
+    `Message-ID: <${Math.random().toString(36).slice(2)}@bridge.test>`,
+    "MIME-Version: 1.0",
+    "Content-Type: text/plain; charset=utf-8",
+    ...(o.extraHeaders ? [o.extraHeaders] : []),
+    "",
+    o.body ?? "Hello through the bridge.",
+    "",
+  ].join("\r\n");
+}
+
+/** A message with one binary attachment, base64 in MIME. */
+export function messageWithAttachment(o: {
+  from: string;
+  to: string;
+  subject: string;
+  attachment: Buffer;
+  filename: string;
+}): string {
+  const boundary = `b-${Math.random().toString(36).slice(2)}`;
+  const b64 = o.attachment.toString("base64").replace(/.{76}/g, "$&\r\n");
+  return [
+    `From: ${o.from}`,
+    `To: ${o.to}`,
+    `Subject: ${o.subject}`,
+    `Message-ID: <${Math.random().toString(36).slice(2)}@bridge.test>`,
+    "MIME-Version: 1.0",
+    `Content-Type: multipart/mixed; boundary="${boundary}"`,
+    "",
+    `--${boundary}`,
+    "Content-Type: text/plain; charset=utf-8",
+    "",
+    "Scan attached.",
+    `--${boundary}`,
+    `Content-Type: application/octet-stream; name="${o.filename}"`,
+    `Content-Disposition: attachment; filename="${o.filename}"`,
+    "Content-Transfer-Encoding: base64",
+    "",
+    b64,
+    `--${boundary}--`,
+    "",
+  ].join("\r\n");
+}
+
+/** A hand-driven SMTP connection: `command()` writes a line and resolves with the complete reply. */
+export async function smtpDialog(port: number, host = "127.0.0.1") {
+  const { connect } = await import("node:net");
+  const socket = connect(port, host);
+  let buffer = "";
+  let waiting: ((reply: string) => void) | undefined;
+  const tryReply = () => {
+    // A reply ends with a line "NNN text" (no dash after the code).
+    const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(buffer);
+    if (m && waiting) {
+      const end = m.index + m[0].length;
+      const reply = buffer.slice(0, end);
+      buffer = buffer.slice(end);
+      const w = waiting;
+      waiting = undefined;
+      w(reply.trim());
+    }
+  };
+  socket.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("latin1");
+    tryReply();
+  });
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no SMTP reply; got so far: ${buffer}`)), 30_000);
+      waiting = (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      tryReply();
+    });
+  const greeting = await next();
+  return {
+    greeting,
+    command(line: string): Promise<string> {
+      socket.write(`${line}\r\n`);
+      return next();
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+/**
+ * Whether a Debian client (swaks, msmtp, postfix, …) is installed. In CI (`CI=true`) a missing one fails
+ * the test run — scripts/setup.sh installs them; locally the tests that need it are skipped with a notice.
+ */
+export function hasTool(path: string): boolean {
+  if (existsSync(path)) return true;
+  if (process.env.CI === "true")
+    throw new Error(`${path} is missing; run scripts/setup.sh (it installs it with apt-get)`);
+  console.warn(`[bridge tests] ${path} is not installed: skipping its tests (scripts/setup.sh installs it)`);
+  return false;
+}

@@ -1,0 +1,76 @@
+import { randomBytes } from "node:crypto";
+import type { TestEmulator } from "@m365-mail/emulator";
+import { hasRedis, startRedis, type TestRedis } from "@m365-mail/test-helpers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Bridge } from "../src/index.js";
+import {
+  DEMO_PASSWORD,
+  pythonSmtp,
+  smtpPort,
+  startSmtpEmulator,
+  startTestBridge,
+  textMessage,
+} from "./bridge-env.js";
+
+let emulator: TestEmulator;
+let redis: TestRedis;
+const bridges: Bridge[] = [];
+
+beforeAll(async () => {
+  if (!hasRedis) return;
+  emulator = await startSmtpEmulator();
+  redis = await startRedis({ prefix: "m365-bridge-fleet-" });
+});
+afterAll(async () => {
+  for (const b of bridges) await b.close({ drainMs: 0 });
+  await emulator?.stop();
+  await redis?.stop();
+});
+
+describe.runIf(hasRedis || process.env.CI === "true")("several bridges, one Redis token cache", () => {
+  it("the second bridge signs the same user in without a second password grant", async () => {
+    const env = { ...process.env, M365_CACHE_KEY: randomBytes(32).toString("base64") };
+    for (let i = 0; i < 2; i++) {
+      bridges.push(
+        await startTestBridge(
+          emulator,
+          {
+            listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+            tokenCache: { type: "redis", url: redis.url },
+            accounts: [{ credentials: { mode: "passthrough", username: "support@contoso.com" } }],
+          },
+          undefined,
+          env,
+        ),
+      );
+    }
+    const send = (bridge: Bridge) =>
+      pythonSmtp({
+        port: smtpPort(bridge),
+        username: "support@contoso.com",
+        password: DEMO_PASSWORD,
+        from: "support@contoso.com",
+        to: ["alice@contoso.com"],
+        message: textMessage({
+          from: "support@contoso.com",
+          to: "alice@contoso.com",
+          subject: `fleet ${randomBytes(3).toString("hex")}`,
+        }),
+      });
+    expect((await send(bridges[0]!)).stdout.trim()).toBe("OK");
+    const grants = emulator.admin.counts()["entra.token.password:support@contoso.com"];
+    expect(grants).toBe(1);
+    expect((await send(bridges[1]!)).stdout.trim()).toBe("OK");
+    expect(emulator.admin.counts()["entra.token.password:support@contoso.com"]).toBe(1);
+    // A wrong password on the second bridge cannot use the shared sign-in: it goes to Entra and is refused.
+    const wrong = await pythonSmtp({
+      port: smtpPort(bridges[1]!),
+      username: "support@contoso.com",
+      password: "Wrong-fleet-1",
+      from: "support@contoso.com",
+      to: ["alice@contoso.com"],
+      message: "x",
+    });
+    expect(wrong.stdout.trim()).toMatch(/^ERR 535 5\.7\.3/);
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * The IMAP listener's limits, each ending with a clean answer and a close: an over-long line, an
+ * over-large literal, too many connections per client and in total, a client not on the allowlist,
+ * the login timeout, the idle timeout after login, STARTTLS with injected commands, and shutdown.
+ */
+import { freePort } from "@m365-mail/test-helpers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FrontDoor, FrontDoorLimits } from "../src/front-door.js";
+import { startImapFrontDoor } from "../src/imap/imap-front-door.js";
+import {
+  closeAll,
+  dovecotMissing,
+  type FrontDoorSetup,
+  frontDoorOptions,
+  RawClient,
+  type RelayEnv,
+  SUPPORT,
+  sleep,
+  startRelayEnv,
+  waitForRecord,
+} from "./relay-helpers.js";
+
+const PASSWORD = "Demo-Passw0rd!";
+
+describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
+  let env: RelayEnv;
+  const doors: FrontDoor[] = [];
+  beforeAll(async () => {
+    env = await startRelayEnv("m365-bridge-imap-limits-");
+  });
+  afterAll(async () => {
+    await closeAll(doors);
+    await env?.stop();
+  });
+
+  const door = async (limits: Partial<FrontDoorLimits>, setup: Partial<FrontDoorSetup> = {}) => {
+    const started = await startImapFrontDoor(
+      frontDoorOptions(env, "imap", { security: "plain", ...setup, limits }),
+    );
+    doors.push(started);
+    return started;
+  };
+  const greeted = async (d: FrontDoor, options: Parameters<typeof RawClient.open>[1] = {}) => {
+    const client = await RawClient.open(d.address.port, options);
+    await client.until(/\r\n/);
+    return client;
+  };
+
+  it("a command line over maxLineBytes: * BYE [TOOBIG] and the connection closes", async () => {
+    const d = await door({ maxLineBytes: 1024 });
+    const client = await greeted(d);
+    client.send(`a LOGIN ${"x".repeat(3000)}`);
+    await client.until(/^\* BYE \[TOOBIG\] .*\r\n/m);
+    await client.waitClosed();
+    await waitForRecord(env, { result: "refused", errorCode: "line-too-long" });
+  });
+
+  it("a literal over maxLiteralBytes: BAD [TOOBIG], BYE, closed — before any of its bytes are read", async () => {
+    const d = await door({ maxLiteralBytes: 100 });
+    const client = await greeted(d);
+    client.send("a LOGIN {5000}\r\n");
+    await client.until(/^a BAD \[TOOBIG\] .*\r\n\* BYE .*\r\n/m);
+    await client.waitClosed();
+  });
+
+  it("more connections from one client than maxConnectionsPerIp: the extra one gets * BYE [UNAVAILABLE]", async () => {
+    const d = await door({ maxConnectionsPerIp: 2 });
+    const first = await greeted(d);
+    const second = await greeted(d);
+    const third = await RawClient.open(d.address.port);
+    await third.until(/^\* BYE \[UNAVAILABLE\] Too many connections.*\r\n/m);
+    await third.waitClosed();
+    expect(first.text).toMatch(/^\* OK /);
+    expect(second.text).toMatch(/^\* OK /);
+    // Another client address still gets in; once one closes, the first address may connect again.
+    const other = await greeted(d, { localAddress: "127.0.0.2" });
+    expect(other.text).toMatch(/^\* OK /);
+    first.close();
+    await sleep(100);
+    const again = await greeted(d);
+    expect(again.text).toMatch(/^\* OK /);
+    for (const c of [second, other, again]) c.close();
+  });
+
+  it("more connections in total than maxConnections: * BYE [UNAVAILABLE]", async () => {
+    const d = await door({ maxConnections: 2 });
+    const a = await greeted(d, { localAddress: "127.0.0.3" });
+    const b = await greeted(d, { localAddress: "127.0.0.4" });
+    const c = await RawClient.open(d.address.port, { localAddress: "127.0.0.5" });
+    await c.until(/^\* BYE \[UNAVAILABLE\] .*\r\n/m);
+    await c.waitClosed();
+    // The refused one is counted until the bridge has seen its close too.
+    for (let i = 0; i < 50 && d.openSessions > 2; i++) await sleep(20);
+    expect(d.openSessions).toBe(2);
+    a.close();
+    b.close();
+  });
+
+  it("a client the allowlist refuses gets a BYE and the close, also over implicit TLS", async () => {
+    const allowed = (address: string) => address === "127.0.0.1";
+    const d = await door({}, { isClientAllowed: allowed });
+    const refused = await RawClient.open(d.address.port, { localAddress: "127.0.0.6" });
+    await refused.until(/^\* BYE .*not allowed.*\r\n/m);
+    await refused.waitClosed();
+    const ok = await greeted(d);
+    expect(ok.text).toMatch(/^\* OK /);
+    ok.close();
+    const tls = await door({}, { isClientAllowed: allowed, security: "tls" });
+    const refusedTls = await RawClient.open(tls.address.port, {
+      tls: true,
+      ca: env.emulator.caPem,
+      localAddress: "127.0.0.6",
+    });
+    await refusedTls.until(/^\* BYE .*not allowed.*\r\n/m);
+    await refusedTls.waitClosed();
+    await waitForRecord(
+      env,
+      { client: "127.0.0.6", result: "refused" },
+      env.records.findIndex((r) => r.client === "127.0.0.6") + 1,
+    );
+    expect(env.records.filter((r) => r.client === "127.0.0.6").map((r) => r.result)).toEqual([
+      "refused",
+      "refused",
+    ]);
+  });
+
+  it("no login within loginTimeoutMs: * BYE and closed, recorded as a timeout", async () => {
+    const d = await door({ loginTimeoutMs: 600 });
+    const client = await greeted(d);
+    const started = Date.now();
+    client.send("a NOOP\r\n");
+    await client.until(/^\* BYE Disconnected: no login.*\r\n/m, 5000);
+    await client.waitClosed();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    await waitForRecord(env, { result: "timeout", errorCode: "login-timeout" });
+  });
+
+  it("idle after login longer than idleTimeoutMs: the relayed session is closed", async () => {
+    const d = await door({ idleTimeoutMs: 1500 });
+    const client = await greeted(d);
+    client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+    await client.until(/^a OK .*\r\n/m);
+    const loggedIn = Date.now();
+    await client.waitClosed(6000);
+    expect(Date.now() - loggedIn).toBeGreaterThanOrEqual(1300);
+    await waitForRecord(env, { result: "timeout", errorCode: "idle", account: SUPPORT });
+  });
+
+  it("commands sent in plain text behind STARTTLS are refused and the connection closed", async () => {
+    const d = await door({}, { security: "starttls" });
+    const client = await greeted(d);
+    client.send(`a STARTTLS\r\nb LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+    await client.until(/^a BAD .*\r\n/m);
+    await client.waitClosed();
+  });
+
+  it("ten invalid commands before login end the session", async () => {
+    const d = await door({});
+    const client = await greeted(d);
+    for (let i = 0; i < 10; i++) client.send(`t${i} FETCH 1:* BODY[]\r\n`);
+    await client.until(/^\* BYE Too many invalid commands\.\r\n/m);
+    await client.waitClosed();
+  });
+
+  it("close(): a client still logging in gets * BYE; a relayed session is given drainMs, then closed", async () => {
+    const d = await startImapFrontDoor(frontDoorOptions(env, "imap", { security: "plain" }));
+    const waiting = await greeted(d);
+    const relayed = await greeted(d);
+    relayed.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\nb SELECT INBOX\r\n`);
+    await relayed.until(/^b OK .*\r\n/m);
+    const started = Date.now();
+    const closing = d.close({ drainMs: 800 });
+    await waiting.until(/^\* BYE \[UNAVAILABLE\] Server shutting down\.\r\n/m);
+    await waiting.waitClosed();
+    // The relayed client can still work while the bridge drains.
+    const mark = relayed.text.length;
+    relayed.send("c NOOP\r\n");
+    await relayed.until(/^c OK .*\r\n/m, 2000, mark);
+    await closing;
+    await relayed.waitClosed(2000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(700);
+    expect(d.openSessions).toBe(0);
+    await expect(RawClient.open(d.address.port)).rejects.toThrow();
+  });
+
+  it("Microsoft 365 unreachable: NO [UNAVAILABLE], the session stays usable, recorded as upstream-failed", async () => {
+    const options = frontDoorOptions(env, "imap", { security: "plain" });
+    const closedPort = await freePort();
+    const d = await startImapFrontDoor({ ...options, upstream: { ...options.upstream!, port: closedPort } });
+    doors.push(d);
+    const client = await greeted(d);
+    client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+    const answer = await client.until(/^a (OK|NO|BAD) .*\r\n/m);
+    expect(answer).toMatch(/^a NO \[UNAVAILABLE\] .*ECONNREFUSED/m);
+    client.send("b NOOP\r\n");
+    await client.until(/^b OK .*\r\n/m);
+    client.send("c LOGOUT\r\n");
+    await client.waitClosed();
+    await waitForRecord(env, { result: "upstream-failed", errorCode: "CONNECTION_FAILED" });
+  });
+
+  it("records never hold a password", () => {
+    expect(env.records.length).toBeGreaterThan(10);
+    expect(JSON.stringify(env.records)).not.toContain(PASSWORD);
+    expect(env.logLines.join("\n")).not.toContain(PASSWORD);
+  });
+});

@@ -1,0 +1,156 @@
+import { silentLogger } from "@m365-mail/core";
+import type { TestEmulator } from "@m365-mail/emulator";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Bridge, createLockoutGuard, DEFAULT_LOCKOUT } from "../src/index.js";
+import {
+  collectingLogger,
+  DEMO_PASSWORD,
+  run,
+  smtpPort,
+  startSmtpEmulator,
+  startTestBridge,
+} from "./bridge-env.js";
+
+let emulator: TestEmulator;
+let bridge: Bridge;
+const logger = collectingLogger();
+
+beforeAll(async () => {
+  emulator = await startSmtpEmulator();
+  // Entra's defaults: 10 failures lock the account for 60 s.
+  emulator.admin.setSmartLockout({ threshold: 10, lockoutSeconds: 60 });
+  bridge = await startTestBridge(
+    emulator,
+    {
+      listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+      accounts: [
+        { credentials: { mode: "passthrough", username: "support@contoso.com" } },
+        { credentials: { mode: "passthrough", username: "alice@contoso.com" } },
+      ],
+      // Short delays so 100 logins stay quick; the counts are the defaults.
+      lockout: { ipDelayMs: 10 },
+    },
+    logger,
+  );
+});
+
+afterAll(async () => {
+  await bridge?.close({ drainMs: 0 });
+  await emulator?.stop();
+});
+
+/** Python's smtplib logging in `count` times from `source` (a loopback address), one connection each. */
+async function logins(options: { source: string; user: string; passwords: string[] }) {
+  const script = `
+import json, os, smtplib, sys
+codes = []
+for pw in json.loads(sys.stdin.read()):
+    s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=30, source_address=(os.environ["SRC"], 0))
+    try:
+        s.login(os.environ["USER_NAME"], pw)
+        codes.append(235)
+    except smtplib.SMTPResponseException as e:
+        codes.append(e.smtp_code)
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            pass
+print(json.dumps(codes))
+`;
+  const result = await run("python3", ["-c", script], {
+    env: { PORT: String(smtpPort(bridge)), SRC: options.source, USER_NAME: options.user },
+    input: JSON.stringify(options.passwords),
+    timeoutMs: 120_000,
+  });
+  expect(result.stderr).toBe("");
+  return JSON.parse(result.stdout) as number[];
+}
+
+const grants = (upn: string) => emulator.admin.counts()[`entra.token.password:${upn}`] ?? 0;
+
+describe("lockout guard, through Python smtplib", () => {
+  it("100 logins with the same wrong password: one password grant at Entra, account never locked", async () => {
+    const upn = "support@contoso.com";
+    const before = grants(upn);
+    const codes = await logins({
+      source: "127.0.0.3",
+      user: upn,
+      passwords: Array(100).fill("Wrong-Passw0rd"),
+    });
+    expect(codes.every((c) => c === 535 || c === 454)).toBe(true);
+    expect(grants(upn) - before).toBe(1);
+    expect(emulator.admin.smartLockoutState(upn).lockedUntil).toBeUndefined();
+    // The right password, from another client: works.
+    expect(await logins({ source: "127.0.0.2", user: upn, passwords: [DEMO_PASSWORD] })).toEqual([235]);
+  });
+
+  it("100 different wrong passwords: at most 3 password grants, never locked, the known right password still works", async () => {
+    const upn = "alice@contoso.com";
+    // The device's right password was in use before someone typed wrong ones.
+    expect(await logins({ source: "127.0.0.5", user: upn, passwords: [DEMO_PASSWORD] })).toEqual([235]);
+    const before = grants(upn);
+    const wrong = Array.from({ length: 100 }, (_, i) => `Wrong-${i}-Passw0rd`);
+    const codes = await logins({ source: "127.0.0.4", user: upn, passwords: wrong });
+    expect(codes).not.toContain(235);
+    expect(grants(upn) - before).toBeLessThanOrEqual(3);
+    expect(emulator.admin.smartLockoutState(upn).lockedUntil).toBeUndefined();
+    expect(emulator.admin.counts()[`entra.lockout.locked:${upn}`]).toBeUndefined();
+    // The client that kept failing is refused outright by now (454), not asked about its password.
+    expect(codes.slice(-10).every((c) => c === 454)).toBe(true);
+    expect(await logins({ source: "127.0.0.2", user: upn, passwords: [DEMO_PASSWORD] })).toEqual([235]);
+  });
+
+  it("logs each refusal kind once, clearly, and no password", () => {
+    const text = logger.lines.join("\n");
+    expect(logger.lines.filter((l) => l.includes("new passwords for it are refused")).length).toBe(1);
+    expect(logger.lines.filter((l) => l.includes("already refused for support@contoso.com")).length).toBe(1);
+    expect(
+      logger.lines.filter((l) => l.includes("client 127.0.0.4") && l.includes("refusing it")).length,
+    ).toBe(1);
+    expect(logger.lines.filter((l) => l.includes("client 127.0.0.4") && l.includes("slowing")).length).toBe(
+      1,
+    );
+    expect(text).not.toContain("Wrong-");
+    expect(text).not.toContain(DEMO_PASSWORD);
+    expect(bridge.metrics()).toMatch(/m365_bridge_lockout_refusals_total\{reason="account-cap"\} \d+/);
+  });
+});
+
+describe("lockout guard, unit", () => {
+  it("a new password is allowed again once the account's failures age out of the window", () => {
+    let now = 1_000_000;
+    const guard = createLockoutGuard({
+      settings: { ...DEFAULT_LOCKOUT, windowSeconds: 60 },
+      logger: silentLogger,
+      now: () => now,
+    });
+    for (let i = 0; i < 3; i++) {
+      guard.admitPasswordGrant("u@x.com", `p${i}`);
+      guard.passwordRefused("u@x.com", `p${i}`);
+    }
+    expect(() => guard.admitPasswordGrant("u@x.com", "right")).toThrow(/too many wrong passwords/);
+    expect(() => guard.admitPasswordGrant("u@x.com", "p1")).toThrow(/already refused/);
+    now += 61_000;
+    expect(() => guard.admitPasswordGrant("u@x.com", "right")).not.toThrow();
+    expect(() => guard.admitPasswordGrant("u@x.com", "p1")).not.toThrow();
+  });
+
+  it("slows a failing client down, then refuses it", async () => {
+    const waits: number[] = [];
+    const guard = createLockoutGuard({
+      settings: { ...DEFAULT_LOCKOUT, ipSlowAfter: 2, ipBlockAfter: 4, ipDelayMs: 100 },
+      logger: silentLogger,
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    for (let i = 0; i < 4; i++) {
+      await guard.admitClient("10.0.0.9");
+      guard.clientFailed("10.0.0.9");
+    }
+    expect(waits).toEqual([100, 200]);
+    await expect(guard.admitClient("10.0.0.9")).rejects.toThrow(/too many failed logins/);
+    await expect(guard.admitClient("10.0.0.10")).resolves.toBeUndefined();
+  });
+});

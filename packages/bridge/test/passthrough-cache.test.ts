@@ -1,0 +1,96 @@
+import { readFile } from "node:fs/promises";
+import { memoryTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
+import { silentLogger } from "@m365-mail/core";
+import type { TestEmulator } from "@m365-mail/emulator";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type BridgeConfig,
+  createBridgeMetrics,
+  createCredentials,
+  createLockoutGuard,
+  createSignInProblems,
+  DEFAULT_LOCKOUT,
+} from "../src/index.js";
+import { configFor, DEMO_PASSWORD, startSmtpEmulator } from "./bridge-env.js";
+
+let emulator: TestEmulator;
+let config: BridgeConfig;
+let ca: string;
+
+beforeAll(async () => {
+  emulator = await startSmtpEmulator();
+  config = configFor(emulator, {
+    accounts: [{ credentials: { mode: "passthrough", username: "alice@contoso.com" } }],
+  });
+  ca = await readFile(config.m365.caFile!, "utf8");
+});
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+/** A bridge process's credentials over a shared token store (what a file or Redis cache is across restarts). */
+function credentialsOver(cache: TokenCache) {
+  const metrics = createBridgeMetrics();
+  return createCredentials({
+    config,
+    cache,
+    ca,
+    guard: createLockoutGuard({ settings: DEFAULT_LOCKOUT, logger: silentLogger }),
+    problems: createSignInProblems({ logger: silentLogger, metrics }),
+    metrics,
+    logger: silentLogger,
+  });
+}
+
+const client = { address: "127.0.0.1", port: 1, protocol: "imap" as const, tls: false };
+const grants = () => emulator.admin.counts()["entra.token.password:alice@contoso.com"] ?? 0;
+
+describe("passthrough token cache", () => {
+  it("holds only values sealed with the user's password; after a restart the right password needs no grant, a wrong one gets nothing", async () => {
+    const store = memoryTokenCache();
+    const written: string[] = [];
+    const spy: TokenCache = {
+      get: (k) => store.get(k),
+      set: (k, e) => {
+        written.push(e.value);
+        return store.set(k, e);
+      },
+      delete: (k) => store.delete(k),
+    };
+    const first = credentialsOver(spy);
+    await first.authenticate("alice@contoso.com", DEMO_PASSWORD, client);
+    await first.dispose();
+    expect(written.length).toBeGreaterThan(0);
+    for (const value of written) {
+      expect(value.startsWith("pk1.")).toBe(true);
+      expect(value).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+    }
+    const before = grants();
+
+    // "Restart": a new process over the same store. The right password opens the cached refresh token.
+    const second = credentialsOver(spy);
+    await second.authenticate("alice@contoso.com", DEMO_PASSWORD, client);
+    expect(grants()).toBe(before);
+    // A wrong password cannot open it: Entra is asked, and says no.
+    await expect(second.authenticate("alice@contoso.com", "Wrong-Passw0rd-1", client)).rejects.toThrow(
+      /wrong username or password/,
+    );
+    expect(grants()).toBe(before + 1);
+    await second.dispose();
+  });
+
+  it("a changed password just works, and the old one stops working", async () => {
+    const credentials = credentialsOver(memoryTokenCache());
+    await credentials.authenticate("alice@contoso.com", DEMO_PASSWORD, client);
+    emulator.admin.updateUser("alice@contoso.com", { password: "New-Passw0rd-2" });
+    const signedIn = await credentials.authenticate("alice@contoso.com", "New-Passw0rd-2", client);
+    expect(signedIn.mailbox).toBe("alice@contoso.com");
+    // The old password was verified before, but the bridge now knows the new one: the old one is asked about again.
+    emulator.admin.revokeTokens("alice@contoso.com");
+    await expect(credentials.authenticate("alice@contoso.com", DEMO_PASSWORD, client)).rejects.toThrow(
+      /wrong username or password/,
+    );
+    emulator.admin.updateUser("alice@contoso.com", { password: DEMO_PASSWORD });
+    await credentials.dispose();
+  });
+});

@@ -1,0 +1,98 @@
+import type { TestEmulator } from "@m365-mail/emulator";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Bridge, networkMatcher, parseCidr } from "../src/index.js";
+import { DEMO_PASSWORD, smtpDialog, smtpPort, startSmtpEmulator, startTestBridge } from "./bridge-env.js";
+
+let emulator: TestEmulator;
+let bridge: Bridge;
+
+beforeAll(async () => {
+  emulator = await startSmtpEmulator();
+  bridge = await startTestBridge(emulator, {
+    listeners: [
+      {
+        protocol: "smtp",
+        host: "127.0.0.1",
+        port: 0,
+        security: "plain",
+        allowedNetworks: ["127.0.0.0/30"],
+        limits: { maxMessageBytes: 10_000, maxRecipients: 5, maxConnectionsPerIp: 2 },
+      },
+    ],
+    accounts: [{ credentials: { mode: "passthrough", username: "support@contoso.com" } }],
+  });
+});
+afterAll(async () => {
+  await bridge?.close({ drainMs: 0 });
+  await emulator?.stop();
+});
+
+async function signedIn() {
+  const s = await smtpDialog(smtpPort(bridge));
+  await s.command("EHLO limits");
+  expect(
+    await s.command(
+      `AUTH PLAIN ${Buffer.from(`\0support@contoso.com\0${DEMO_PASSWORD}`).toString("base64")}`,
+    ),
+  ).toMatch(/^235/);
+  return s;
+}
+
+describe("SMTP limits, answered as Exchange would", () => {
+  it("advertises SIZE and refuses a larger message with 552 5.3.4 (declared or sent)", async () => {
+    const s = await signedIn();
+    expect(await s.command("EHLO again")).toMatch(/SIZE 10000/);
+    expect(await s.command("MAIL FROM:<support@contoso.com> SIZE=20000")).toMatch(/^552/);
+    expect(await s.command("MAIL FROM:<support@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("RCPT TO:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("DATA")).toMatch(/^354/);
+    const big = `Subject: big\r\n\r\n${"x".repeat(76)}\r\n`.repeat(200);
+    expect(await s.command(`${big}.`)).toBe("552 5.3.4 Message size exceeds fixed maximum message size");
+    s.close();
+  });
+
+  it("refuses recipients over the limit with 452 4.5.3 Too many recipients", async () => {
+    const s = await signedIn();
+    expect(await s.command("MAIL FROM:<support@contoso.com>")).toMatch(/^250/);
+    for (let i = 0; i < 5; i++) expect(await s.command(`RCPT TO:<r${i}@contoso.com>`)).toMatch(/^250/);
+    expect(await s.command("RCPT TO:<r5@contoso.com>")).toBe("452 4.5.3 Too many recipients");
+    s.close();
+  });
+
+  it("caps connections per client address with 421", async () => {
+    const a = await smtpDialog(smtpPort(bridge));
+    const b = await smtpDialog(smtpPort(bridge));
+    const c = await smtpDialog(smtpPort(bridge)).catch((e: Error) => ({ greeting: e.message, close() {} }));
+    expect(c.greeting).toMatch(/^421 4\.3\.2/);
+    for (const s of [a, b, c]) s.close();
+  });
+
+  it("refuses a client outside allowedNetworks with 554 5.7.1", async () => {
+    // 127.0.0.9 is loopback but not in 127.0.0.0/30.
+    const { connect } = await import("node:net");
+    const reply = await new Promise<string>((resolve) => {
+      const socket = connect({ port: smtpPort(bridge), host: "127.0.0.1", localAddress: "127.0.0.9" });
+      socket.once("data", (d) => {
+        resolve(d.toString().trim());
+        socket.destroy();
+      });
+    });
+    expect(reply).toBe("554 5.7.1 Client host 127.0.0.9 is not allowed to use this listener");
+  });
+});
+
+describe("networks", () => {
+  it("matches IPv4, IPv6 and IPv4-mapped IPv6 addresses against CIDR lists", () => {
+    const m = networkMatcher(["10.0.0.0/8", "192.168.1.7", "fd00::/8"]);
+    expect(m("10.200.3.4")).toBe(true);
+    expect(m("::ffff:10.1.2.3")).toBe(true);
+    expect(m("11.0.0.1")).toBe(false);
+    expect(m("192.168.1.7")).toBe(true);
+    expect(m("192.168.1.8")).toBe(false);
+    expect(m("fd12:3456::1")).toBe(true);
+    expect(m("fe80::1")).toBe(false);
+    expect(m("not an address")).toBe(false);
+    expect(parseCidr("10.0.0.0/33")).toBeUndefined();
+    expect(parseCidr("10.0.0.0/8x")).toBeUndefined();
+  });
+});

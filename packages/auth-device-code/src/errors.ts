@@ -6,7 +6,8 @@ export const SOURCE = "auth-device-code";
 export const LOGIN_COMMAND = "m365-mail login --device-code";
 
 export function loginHint(username: string, why = ""): string {
-  return `${why}Run \`${LOGIN_COMMAND}\` (as ${username}) to sign in again, or call provider.signIn() from a process that shows the code to a person; processes sharing the token cache pick the new sign-in up.`;
+  // No library method names here: the CLI and the server show this hint as it is (core's hintFor).
+  return `${why}Run \`${LOGIN_COMMAND}\` (as ${username}) with the same token cache to sign in again; every process sharing that cache (file or Redis) picks the new sign-in up.`;
 }
 
 export function deviceCodeError(

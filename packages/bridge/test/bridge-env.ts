@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@m365-mail/core";
 import {
@@ -9,6 +8,7 @@ import {
   startTestEmulator,
   type TestEmulator,
 } from "@m365-mail/emulator";
+import { needs } from "@m365-mail/test-helpers";
 import { type ParsedMail, simpleParser } from "mailparser";
 import { type Bridge, type BridgeConfigInput, startBridge, validateBridgeConfig } from "../src/index.js";
 
@@ -273,14 +273,7 @@ export async function smtpDialog(port: number, host = "127.0.0.1") {
   };
 }
 
-/**
- * Whether a Debian client (swaks, msmtp, postfix, …) is installed. In CI (`CI=true`) a missing one fails
- * the test run — scripts/setup.sh installs them; locally the tests that need it are skipped with a notice.
- */
-export function hasTool(path: string): boolean {
-  if (existsSync(path)) return true;
-  if (process.env.CI === "true")
-    throw new Error(`${path} is missing; run scripts/setup.sh (it installs it with apt-get)`);
-  console.warn(`[bridge tests] ${path} is not installed: skipping its tests (scripts/setup.sh installs it)`);
-  return false;
+/** Whether a Debian mail client is installed: in CI a missing one fails the run (test-helpers' `needs`). */
+export function hasTool(tool: "swaks" | "msmtp" | "postfix" | "fetchmail"): boolean {
+  return needs(tool);
 }

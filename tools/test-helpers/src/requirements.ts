@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
 /** Programs some suites need, installed from Debian's packages (scripts/setup.sh, .ci/run). */
-export type Requirement = "dovecot" | "redis" | "chromium";
+export type Requirement = "dovecot" | "redis" | "chromium" | "fetchmail" | "msmtp" | "swaks" | "postfix";
 
 /** The command that installs each one. */
 export const INSTALL_COMMANDS: Readonly<Record<Requirement, string>> = {
@@ -9,11 +10,21 @@ export const INSTALL_COMMANDS: Readonly<Record<Requirement, string>> = {
     "apt-get install -y --no-install-recommends dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd",
   redis: "apt-get install -y --no-install-recommends redis-server",
   chromium: "apt-get install -y --no-install-recommends chromium",
+  // The bridge's tests drive these unmodified Debian mail clients.
+  fetchmail: "apt-get install -y --no-install-recommends fetchmail",
+  msmtp: "apt-get install -y --no-install-recommends msmtp",
+  // --tls needs the Perl TLS modules, which --no-install-recommends leaves out.
+  swaks: "apt-get install -y --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl",
+  postfix: "apt-get install -y --no-install-recommends postfix libsasl2-modules",
 };
 
 const DETECT: Partial<Record<Requirement, () => boolean>> = {
   redis: () => spawnSync("redis-server", ["--version"]).status === 0,
   chromium: () => spawnSync("/usr/bin/chromium", ["--version"]).status === 0,
+  fetchmail: () => existsSync("/usr/bin/fetchmail"),
+  msmtp: () => existsSync("/usr/bin/msmtp"),
+  swaks: () => existsSync("/usr/bin/swaks") && spawnSync("perl", ["-MNet::SSLeay", "-e1"]).status === 0,
+  postfix: () => existsSync("/usr/sbin/postfix"),
 };
 
 /** True when `CI` says this is a CI run (`true` or `1`, as GitHub Actions, GitLab and most CIs set it). */

@@ -73,7 +73,7 @@ describe("options", () => {
       expect.objectContaining({ code: "CONFIG_INVALID" }),
     );
   });
-  it("is named imap and can read, watch and list folders but not send", () => {
+  it("is named imap and can read, watch, list folders, search, manage and download but not send", () => {
     const imap = imapTransport({ auth });
     expect(imap.name).toBe("imap");
     expect(imap.capabilities).toEqual({
@@ -82,6 +82,9 @@ describe("options", () => {
       watch: true,
       folders: true,
       calendar: false,
+      search: true,
+      manage: true,
+      attachments: true,
     });
   });
 });

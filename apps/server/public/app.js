@@ -51,7 +51,8 @@ function cell(row, value, className) {
   if (className) td.className = className;
   return td;
 }
-const addressOf = (a) => (a ? (a.name ? `${a.name} <${a.address}>` : a.address) : "");
+// Graph often gives the address as the name too: "a@b <a@b>" says nothing more than "a@b".
+const addressOf = (a) => (a ? (a.name && a.name !== a.address ? `${a.name} <${a.address}>` : a.address) : "");
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
 function showLogin(error) {

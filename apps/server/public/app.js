@@ -5,13 +5,18 @@ const $ = (selector) => document.querySelector(selector);
 let apiKey = sessionStorage.getItem(KEY_STORAGE);
 let currentFolder = "inbox";
 let eventsController;
+// Folder id (or "inbox") -> its special use, to know when the list shows Sent Items.
+let specialUseOf = new Map();
 
 // A key handed over in the link (#key=...) is moved into sessionStorage and removed from the address bar.
-if (location.hash.startsWith("#key=")) {
+function takeKeyFromLink() {
+  if (!location.hash.startsWith("#key=")) return false;
   apiKey = decodeURIComponent(location.hash.slice(5));
   sessionStorage.setItem(KEY_STORAGE, apiKey);
   history.replaceState(null, "", location.pathname + location.search);
+  return true;
 }
+takeKeyFromLink();
 
 async function api(path, options = {}) {
   const response = await fetch(path, {
@@ -30,9 +35,9 @@ async function api(path, options = {}) {
     let message = `${response.status}`;
     try {
       const body = await response.json();
-      message = body.error
-        ? `${body.error.message}${body.error.hint ? ` — ${body.error.hint}` : ""}`
-        : message;
+      // The server's message usually ends with the hint already: add it only when it is not there.
+      const { message: said, hint } = body.error ?? {};
+      if (said) message = hint && !said.includes(hint) ? `${said} — ${hint}` : said;
     } catch {}
     throw new Error(message);
   }
@@ -46,7 +51,8 @@ function cell(row, value, className) {
   if (className) td.className = className;
   return td;
 }
-const addressOf = (a) => (a ? (a.name ? `${a.name} <${a.address}>` : a.address) : "");
+// Graph often gives the address as the name too: "a@b <a@b>" says nothing more than "a@b".
+const addressOf = (a) => (a ? (a.name && a.name !== a.address ? `${a.name} <${a.address}>` : a.address) : "");
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
 function showLogin(error) {
@@ -61,9 +67,13 @@ async function loadFolders() {
   const folders = await (await api("/v1/folders")).json();
   const select = $("#folder");
   select.replaceChildren();
+  specialUseOf = new Map();
   for (const f of folders) {
     const option = document.createElement("option");
     option.value = f.specialUse === "inbox" ? "inbox" : f.id;
+    specialUseOf.set(option.value, f.specialUse);
+    option.dataset.specialUse = f.specialUse ?? "";
+    option.dataset.unread = String(f.unreadCount ?? 0);
     option.textContent = f.path + (f.unreadCount ? ` (${f.unreadCount})` : "");
     option.selected = option.value === currentFolder;
     select.append(option);
@@ -72,28 +82,44 @@ async function loadFolders() {
 
 async function loadMessages() {
   const list = await (await api(`/v1/messages?folder=${encodeURIComponent(currentFolder)}&limit=50`)).json();
+  // In Sent Items the sender is always this mailbox: who it went to is what tells messages apart.
+  const sent = ["sent", "sentitems"].includes(specialUseOf.get(currentFolder) ?? currentFolder);
+  $("#messages-who").textContent = sent ? "To" : "From";
   const body = $("#messages tbody");
   body.replaceChildren();
   for (const m of list) {
     const row = body.insertRow();
     row.dataset.id = m.id;
     if (m.isRead === false) row.className = "unread";
-    cell(row, addressOf(m.from));
+    cell(row, sent ? [...(m.to || []), ...(m.cc || [])].map(addressOf).join(", ") : addressOf(m.from), "who");
     cell(row, m.subject || "(no subject)", "subject");
-    cell(row, when(m.receivedAt));
-    cell(row, m.hasAttachments ? "📎" : "");
-    row.addEventListener("click", () => openMessage(m.id));
+    cell(row, when(m.receivedAt), "received");
+    cell(row, m.hasAttachments ? "📎" : "", "clip");
+    row.addEventListener("click", () => openMessage(m.id, row));
   }
 }
 
-async function openMessage(id) {
+async function openMessage(id, row) {
   const m = await (
     await api(`/v1/messages/${encodeURIComponent(id)}?folder=${encodeURIComponent(currentFolder)}`)
   ).json();
   $("#reader").hidden = false;
   $("#reader-subject").textContent = m.subject || "(no subject)";
-  $("#reader-meta").textContent =
-    `From ${addressOf(m.from)} to ${(m.to || []).map(addressOf).join(", ")} — ${when(m.receivedAt)}`;
+  $("#reader-from").textContent = addressOf(m.from);
+  $("#reader-to").textContent = (m.to || []).map(addressOf).join(", ");
+  $("#reader-cc").textContent = (m.cc || []).map(addressOf).join(", ");
+  $("#reader-cc-line").hidden = !m.cc?.length;
+  $("#reader-date").textContent = when(m.receivedAt);
+  $("#reader").scrollIntoView({ block: "start" });
+  // Opening is reading, as in Outlook: mark it read on the server, then un-bold it and update the count.
+  if (m.isRead === false || row?.classList.contains("unread")) {
+    api(`/v1/messages/${encodeURIComponent(id)}`, { method: "PATCH", body: JSON.stringify({ isRead: true }) })
+      .then(() => {
+        row?.classList.remove("unread");
+        return loadFolders();
+      })
+      .catch(() => {});
+  }
   const list = $("#reader-attachments");
   list.replaceChildren();
   for (const a of m.attachments) {
@@ -269,10 +295,13 @@ function onEvent(type, data) {
     $("#compose-status").textContent =
       `${data.state === "sent" ? "Sent" : data.state} (${data.transport ?? data.via}), id ${data.id}`;
   }
-  // New mail, or one of ours delivered: refresh the list once for a burst of events.
+  // New mail, or one of ours delivered: refresh the list and the folder counts once for a burst of events.
   if (type === "mail" || (type === "outbox" && data.state === "sent")) {
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => !$("#view-inbox").hidden && loadMessages().catch(() => {}), 300);
+    refreshTimer = setTimeout(() => {
+      loadFolders().catch(() => {});
+      if (!$("#view-inbox").hidden) loadMessages().catch(() => {});
+    }, 300);
   }
 }
 
@@ -327,4 +356,8 @@ $("#refresh").addEventListener("click", () => {
   if (!$("#view-outbox").hidden) loadOutbox().catch(() => {});
 });
 $("#compose-form").addEventListener("submit", send);
+// A new link with #key=... pasted into a tab that is already open: use that key now.
+window.addEventListener("hashchange", () => {
+  if (takeKeyFromLink()) start();
+});
 start();

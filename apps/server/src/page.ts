@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
+import type { ErrorBody } from "./http-errors.js";
 
 // This file sits directly under src/ and is bundled into dist/main.js: "../public" is the package's
 // public/ folder from both places.
@@ -25,6 +26,17 @@ const CSP =
 
 /** The web page (plain HTML + JS, no build step), served on the API's own origin. */
 export async function pageRoutes(app: FastifyInstance) {
+  // Any path nobody serves answers in the API's error shape (ErrorBody), not Fastify's own
+  // {statusCode,error,message}: clients parse one shape everywhere.
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({
+      error: {
+        code: "NOT_FOUND",
+        message: `no route ${request.method} ${request.url.split("?")[0]!.slice(0, 200)}`,
+        hint: "See /docs for the API's routes; the page is at /.",
+      },
+    } satisfies ErrorBody),
+  );
   for (const [route, file] of Object.entries(FILES)) {
     const body = readFileSync(new URL(file, PUBLIC_DIR));
     const type = TYPES[file.split(".").pop()!]!;
@@ -39,3 +51,6 @@ export async function pageRoutes(app: FastifyInstance) {
     );
   }
 }
+
+// Registered without encapsulation so that the not-found handler above is the whole server's.
+(pageRoutes as unknown as Record<symbol, boolean>)[Symbol.for("skip-override")] = true;

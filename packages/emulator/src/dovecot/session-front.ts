@@ -103,6 +103,10 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
       ca: [options.tls.caPem],
       servername: "localhost",
     });
+    // Small request/answer exchanges (POP3 RETR, IMAP commands): without this, Nagle's algorithm and
+    // delayed ACKs hold each answer back ~40 ms (measured: 29 POP3 RETRs a second instead of thousands).
+    client.setNoDelay(true);
+    backend.setNoDelay(true);
     const scanner = protocol === "imap" ? new ImapResponseScanner() : undefined;
     let authenticated = false;
     let pending: Buffer = Buffer.alloc(0); // client bytes before sign-in, not yet a whole line

@@ -9,6 +9,7 @@ import {
   resolveM365Settings,
 } from "@m365-mail/core";
 import { parseApiKeyEntries, type StoredApiKey } from "./api-keys.js";
+import { parseWebhookUrls } from "./events/webhooks.js";
 
 export const SOURCE = "server";
 
@@ -239,7 +240,7 @@ export function loadServerConfig(
     ["graph", "imap", "off"] as const,
     transportSet.has("imap") ? "imap" : transportSet.has("graph") ? "graph" : "off",
   );
-  const webhookUrls = list(env.WEBHOOK_URLS);
+  const webhookUrls = parseWebhookUrls(list(env.WEBHOOK_URLS));
   if (webhookUrls.length > 0 && !env.WEBHOOK_SECRET) {
     throw invalid(
       "WEBHOOK_URLS needs WEBHOOK_SECRET",

@@ -43,6 +43,10 @@ export interface BuildAppOptions {
   rateLimitRedis?: Redis;
   corsOrigins: readonly string[];
   metricsPublic: boolean;
+  /** Open event streams per API key. @default 5 */
+  sseMaxPerKey?: number;
+  /** Open event streams in total. @default 200 */
+  sseMaxTotal?: number;
 }
 
 /** The Fastify application: API, OpenAPI document and Swagger UI, the page, health and metrics. */
@@ -167,7 +171,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     );
     await api.register(mailRoutes, { mailbox: options.mailbox, reader: options.reader });
     await api.register(messageOpsRoutes, { mailbox: options.mailbox, reader: options.reader });
-    await api.register(eventRoutes, { hub: options.hub, outbox: options.outbox });
+    await api.register(eventRoutes, {
+      hub: options.hub,
+      outbox: options.outbox,
+      maxPerKey: options.sseMaxPerKey ?? 5,
+      maxTotal: options.sseMaxTotal ?? 200,
+    });
   });
   return app;
 }

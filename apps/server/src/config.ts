@@ -79,6 +79,10 @@ export interface ServerConfig {
   smtpConnections: number;
   smtpPerMinute: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Open SSE streams per API key (SSE_MAX_PER_KEY). */
+  sseMaxPerKey: number;
+  /** Open SSE streams in total (SSE_MAX_CONNECTIONS). */
+  sseMaxTotal: number;
   /** Serve /metrics without an API key (for a scraper on a private network). */
   metricsPublic: boolean;
 }
@@ -280,5 +284,7 @@ export function loadServerConfig(
     smtpPerMinute: int(env, "SMTP_PER_MINUTE", 30),
     logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     metricsPublic: env.METRICS_PUBLIC === "1",
+    sseMaxPerKey: int(env, "SSE_MAX_PER_KEY", 5, 1),
+    sseMaxTotal: int(env, "SSE_MAX_CONNECTIONS", 200, 1),
   };
 }

@@ -115,6 +115,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ...(rateLimitRedis ? { rateLimitRedis } : {}),
     corsOrigins: config.corsOrigins,
     metricsPublic: config.metricsPublic,
+    sseMaxPerKey: config.sseMaxPerKey,
+    sseMaxTotal: config.sseMaxTotal,
   });
   await outbox.start();
   const address = await app.listen({ host: config.host, port: config.port });

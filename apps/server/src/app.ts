@@ -24,6 +24,8 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The name of the API key the request authenticated with. */
     apiKeyName: string;
+    /** Whether that key sees every key's outbox messages. */
+    apiKeyAdmin: boolean;
   }
 }
 
@@ -61,6 +63,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     forceCloseConnections: true,
   });
   app.decorateRequest("apiKeyName", "");
+  app.decorateRequest("apiKeyAdmin", false);
   // Unknown fields are refused (400), not silently dropped as with Fastify's default Ajv options; and
   // a JSON body is taken as sent (42 is not the string "42"), while query strings are coerced.
   const strict = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, strict: false });
@@ -81,6 +84,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.setErrorHandler(errorHandler(logger));
 
   const verify = apiKeyVerifier(options.apiKeys);
+  const admins = new Set(options.apiKeys.filter((k) => k.admin).map((k) => k.name));
   const requireKey = async (request: FastifyRequest, reply: FastifyReply) => {
     const name = verify(presentedKey(request.headers));
     if (!name) {
@@ -91,6 +95,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         .send({ error: { code: "UNAUTHORIZED", message: "unauthorized" } });
     }
     request.apiKeyName = name;
+    request.apiKeyAdmin = admins.has(name);
   };
 
   app.addHook("onResponse", async (request, reply) => {

@@ -31,6 +31,8 @@ export interface OutboxMessage<P = unknown> {
   via: string;
   /** Shown in status. */
   subject?: string;
+  /** Who accepted it (an API key's name): shown in status, and `list` can select by it. */
+  owner?: string;
   /**
    * A hash of the request that produced the message: an idempotency key repeated with another
    * fingerprint is refused (409) instead of answered with the first message.
@@ -59,6 +61,8 @@ export interface OutboxEntry {
   messageId: string;
   via: string;
   subject?: string;
+  /** As given to `accept`. */
+  owner?: string;
   attempts: number;
   createdAt: string;
   updatedAt: string;
@@ -93,7 +97,7 @@ export interface Outbox<P = unknown> {
   accept(input: AcceptInput<P>): Promise<AcceptResult>;
   get(id: string): Promise<OutboxEntry | undefined>;
   /** Newest first. */
-  list(options: { limit: number; state?: OutboxState }): Promise<OutboxEntry[]>;
+  list(options: { limit: number; state?: OutboxState; owner?: string }): Promise<OutboxEntry[]>;
   counts(): Promise<Record<OutboxState, number>>;
   /**
    * Settles an `uncertain` message. Throws NOT_FOUND for an unknown id and MESSAGE_INVALID (409) when

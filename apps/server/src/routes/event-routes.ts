@@ -20,7 +20,8 @@ function mailEventData(event: MailEvent) {
 
 /**
  * GET /v1/events: Server-Sent Events. `mail` events come from the watch (IMAP IDLE or Graph delta),
- * `outbox` events from this process's outbox. Authenticated like every /v1 route, so browsers read it
+ * `outbox` events from this process's outbox
+ * (of messages the stream's key sent, or all with an admin key). Authenticated like every /v1 route, so browsers read it
  * with fetch() (EventSource cannot send an Authorization header).
  */
 export interface EventRoutesOptions {
@@ -89,7 +90,10 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
       res.write(`retry: 3000\n: connected\n\n`);
       const send = (event: string, data: unknown) =>
         res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      const onOutbox = (entry: OutboxEntry) => send("outbox", entry);
+      const admin = request.apiKeyAdmin;
+      const onOutbox = (entry: OutboxEntry) => {
+        if (admin || entry.owner === name) send("outbox", entry);
+      };
       options.outbox.events.on("change", onOutbox);
       const unsubscribe = options.hub.available
         ? options.hub.subscribe((e) => send("mail", mailEventData(e)))

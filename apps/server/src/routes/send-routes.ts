@@ -1,5 +1,5 @@
 import { OUTBOX_STATES, type Outbox, type OutboxState, type ResolveAction } from "@m365-mail/outbox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   prepareSend,
   type SendRequestBody,
@@ -25,8 +25,16 @@ export const entrySchema = {
     sentAt: { type: "string" },
     transport: { type: "string" },
     error: { $ref: "Error#/properties/error" },
+    owner: { type: "string", description: "The name of the API key that sent it" },
   },
 } as const;
+
+/** Whether the request's key may see this entry: its own, or any with an admin key. */
+export function maySee(request: FastifyRequest, entry: { owner?: string }): boolean {
+  return request.apiKeyAdmin || entry.owner === request.apiKeyName;
+}
+
+const NOT_FOUND = { error: { code: "NOT_FOUND", message: "no such outbox message" } };
 
 export interface SendRoutesOptions {
   outbox: Outbox<StoredMessage>;
@@ -64,7 +72,7 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
       const prepared = prepareSend(request.body, options);
       const key = request.headers["idempotency-key"];
       const { entry, replayed } = await outbox.accept({
-        message: toOutboxMessage(prepared),
+        message: { ...toOutboxMessage(prepared), owner: request.apiKeyName },
         ...(key ? { idempotencyKey: `${request.apiKeyName}:${key}` } : {}),
       });
       if (replayed) reply.header("idempotent-replayed", "true");
@@ -90,7 +98,9 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
         response: { 200: { type: "array", items: { $ref: "OutboxEntry#" } } },
       },
     },
-    async (request) => outbox.list(request.query),
+    // Another key's messages are not listed: their subjects and recipients' traces are not this key's.
+    async (request) =>
+      outbox.list({ ...request.query, ...(request.apiKeyAdmin ? {} : { owner: request.apiKeyName }) }),
   );
 
   app.post<{ Params: { id: string }; Body: { action: ResolveAction } }>(
@@ -111,7 +121,12 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
         response: { 200: { $ref: "OutboxEntry#" }, 404: { $ref: "Error#" }, 409: { $ref: "Error#" } },
       },
     },
-    async (request) => outbox.resolve(request.params.id, request.body.action),
+    async (request, reply) => {
+      const entry = await outbox.get(request.params.id);
+      // Another key's message answers as if it did not exist: ids are not a way to probe.
+      if (!entry || !maySee(request, entry)) return reply.status(404).send(NOT_FOUND);
+      return outbox.resolve(request.params.id, request.body.action);
+    },
   );
 
   app.get<{ Params: { id: string } }>(
@@ -126,8 +141,7 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
     },
     async (request, reply) => {
       const entry = await outbox.get(request.params.id);
-      if (!entry)
-        return reply.status(404).send({ error: { code: "NOT_FOUND", message: "no such outbox message" } });
+      if (!entry || !maySee(request, entry)) return reply.status(404).send(NOT_FOUND);
       return entry;
     },
   );

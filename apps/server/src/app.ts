@@ -45,6 +45,8 @@ export interface BuildAppOptions {
   rateLimitRedis?: Redis;
   corsOrigins: readonly string[];
   metricsPublic: boolean;
+  /** How long one round of /readyz checks is answered from. @default 15000 */
+  readyCacheMs?: number;
   /** Open event streams per API key. @default 5 */
   sseMaxPerKey?: number;
   /** Open event streams in total. @default 200 */
@@ -143,6 +145,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics: options.metrics,
     metricsPublic: options.metricsPublic,
     requireKey,
+    hasKey: (request) => verify(presentedKey(request.headers)) !== undefined,
+    ...(options.readyCacheMs !== undefined ? { readyCacheMs: options.readyCacheMs } : {}),
   });
 
   // Everything under /v1 needs a key and counts against that key's rate limit.

@@ -79,6 +79,8 @@ export interface ServerConfig {
   smtpConnections: number;
   smtpPerMinute: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** READYZ_CACHE_MS: one round of /readyz's live checks answers this long. */
+  readyCacheMs: number;
   /** Open SSE streams per API key (SSE_MAX_PER_KEY). */
   sseMaxPerKey: number;
   /** Open SSE streams in total (SSE_MAX_CONNECTIONS). */
@@ -284,6 +286,7 @@ export function loadServerConfig(
     smtpPerMinute: int(env, "SMTP_PER_MINUTE", 30),
     logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     metricsPublic: env.METRICS_PUBLIC === "1",
+    readyCacheMs: int(env, "READYZ_CACHE_MS", 15_000, 1000),
     sseMaxPerKey: int(env, "SSE_MAX_PER_KEY", 5, 1),
     sseMaxTotal: int(env, "SSE_MAX_CONNECTIONS", 200, 1),
   };

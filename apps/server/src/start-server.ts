@@ -115,6 +115,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ...(rateLimitRedis ? { rateLimitRedis } : {}),
     corsOrigins: config.corsOrigins,
     metricsPublic: config.metricsPublic,
+    readyCacheMs: config.readyCacheMs,
     sseMaxPerKey: config.sseMaxPerKey,
     sseMaxTotal: config.sseMaxTotal,
   });

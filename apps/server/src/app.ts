@@ -112,6 +112,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(cors, {
       origin: [...options.corsOrigins],
       allowedHeaders: ["authorization", "content-type", "idempotency-key", "x-api-key"],
+      // A listing's next page is in these headers: a browser reads them only when exposed.
+      exposedHeaders: ["next-cursor", "link"],
     });
   }
   await app.register(rateLimit, {

@@ -73,6 +73,18 @@ export interface OutboxEntry {
   error?: OutboxError;
 }
 
+export interface ListOptions {
+  limit: number;
+  state?: OutboxState;
+  owner?: string;
+  /**
+   * The next page: entries older than `id`, the last entry of the previous page, which was entry
+   * number `position` (1-based) of the listing. SQLite seeks to `id`; Redis reads `position + limit`
+   * entries of each queue and skips to it, so its later pages cost more.
+   */
+  after?: { id: string; position: number };
+}
+
 export interface AcceptInput<P = unknown> {
   message: OutboxMessage<P>;
   /** Scope it yourself (per API key, per account): the same key is the same message. */
@@ -97,7 +109,7 @@ export interface Outbox<P = unknown> {
   accept(input: AcceptInput<P>): Promise<AcceptResult>;
   get(id: string): Promise<OutboxEntry | undefined>;
   /** Newest first. */
-  list(options: { limit: number; state?: OutboxState; owner?: string }): Promise<OutboxEntry[]>;
+  list(options: ListOptions): Promise<OutboxEntry[]>;
   counts(): Promise<Record<OutboxState, number>>;
   /**
    * Settles an `uncertain` message. Throws NOT_FOUND for an unknown id and MESSAGE_INVALID (409) when

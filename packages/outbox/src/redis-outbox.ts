@@ -322,7 +322,9 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       const job = await jobOf(id);
       return job ? toEntry(job) : undefined;
     },
-    async list({ limit, state, owner }) {
+    async list({ limit, state, owner, after }) {
+      // The newest `depth` of each queue and type hold the newest `depth` overall.
+      const depth = (after?.position ?? 0) + limit;
       let jobs: Job<JobData<P>, JobResult>[];
       if (state === "uncertain") {
         const ids = await connection.smembers(uncertainKey);
@@ -330,7 +332,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       } else {
         const types = state ? TYPES_OF[state] : (Object.values(TYPES_OF).flat() as JobType[]);
         jobs = (
-          await Promise.all(Object.values(queues).map((q) => q.getJobs(types, 0, limit - 1, false)))
+          await Promise.all(Object.values(queues).map((q) => q.getJobs(types, 0, depth - 1, false)))
         ).flat();
         if (state === "failed") jobs = jobs.filter((j) => !j.data.parked);
       }
@@ -338,6 +340,11 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       // an owner's older messages may be missing here while other owners send a lot (GET by id finds them).
       if (owner !== undefined) jobs = jobs.filter((j) => j.data.owner === owner);
       jobs.sort((a, b) => b.timestamp - a.timestamp);
+      if (after) {
+        const at = jobs.findIndex((j) => j.id === after.id);
+        // Gone since (pruned): fall back to the position, which is where it was.
+        jobs = jobs.slice(at >= 0 ? at + 1 : after.position);
+      }
       return Promise.all(jobs.slice(0, limit).map((job) => toEntry(job)));
     },
     async counts() {

@@ -238,8 +238,12 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
          next_attempt_at = coalesce(attempt_started_at, 0) + @grace
        WHERE state = 'sending' RETURNING ${COLUMNS}`,
     ),
-    list: db.prepare<{ limit: number; state: string | null; owner: string | null }, Row>(
+    list: db.prepare<
+      { limit: number; state: string | null; owner: string | null; after: string | null },
+      Row
+    >(
       `SELECT ${COLUMNS} FROM outbox WHERE (@state IS NULL OR state = @state) AND (@owner IS NULL OR owner = @owner)
+         AND (@after IS NULL OR rowid < coalesce((SELECT rowid FROM outbox WHERE id = @after), -1))
        ORDER BY rowid DESC LIMIT @limit`,
     ),
     counts: db.prepare<[], { state: OutboxState; n: number }>(
@@ -465,8 +469,13 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
       const row = stmt.byId.get(id);
       return row ? toEntry(row) : undefined;
     },
-    async list({ limit, state, owner }) {
-      const rows = stmt.list.all({ limit, state: state ?? null, owner: owner ?? null });
+    async list({ limit, state, owner, after }) {
+      const rows = stmt.list.all({
+        limit,
+        state: state ?? null,
+        owner: owner ?? null,
+        after: after?.id ?? null,
+      });
       return rows.map(toEntry);
     },
     async counts() {

@@ -1,5 +1,6 @@
 import { OUTBOX_STATES, type Outbox, type OutboxState, type ResolveAction } from "@m365-mail/outbox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { cursorQuery, decodeCursor, encodeCursor, pageHeaders, setNextPage } from "../page-cursor.js";
 import {
   prepareSend,
   type SendRequestBody,
@@ -81,26 +82,52 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
     },
   );
 
-  app.get<{ Querystring: { limit: number; state?: OutboxState } }>(
+  app.get<{ Querystring: { limit: number; state?: OutboxState; cursor?: string } }>(
     "/v1/outbox",
     {
       schema: {
         tags: ["send"],
-        summary: "Recent outbox messages, newest first",
+        summary: "Recent outbox messages, newest first, a page at a time",
+        description:
+          'At most `limit` entries. When there are more, the answer carries a `Next-Cursor` header (and `Link: <…>; rel="next"`): pass it as `cursor` with the same `state` for the next page.',
         querystring: {
           type: "object",
           additionalProperties: false,
           properties: {
             limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
             state: { type: "string", enum: OUTBOX_STATES },
+            cursor: cursorQuery,
           },
         },
-        response: { 200: { type: "array", items: { $ref: "OutboxEntry#" } } },
+        response: {
+          200: { type: "array", items: { $ref: "OutboxEntry#" }, headers: pageHeaders },
+          400: { $ref: "Error#" },
+        },
       },
     },
     // Another key's messages are not listed: their subjects and recipients' traces are not this key's.
-    async (request) =>
-      outbox.list({ ...request.query, ...(request.apiKeyAdmin ? {} : { owner: request.apiKeyName }) }),
+    async (request, reply) => {
+      const { limit, state, cursor } = request.query;
+      const after = decodeCursor(
+        cursor,
+        (v): v is { id: string; p: number } =>
+          typeof v.id === "string" && Number.isInteger(v.p) && (v.p as number) > 0,
+      );
+      const entries = await outbox.list({
+        limit: limit + 1,
+        ...(state ? { state } : {}),
+        ...(request.apiKeyAdmin ? {} : { owner: request.apiKeyName }),
+        ...(after ? { after: { id: after.id, position: after.p } } : {}),
+      });
+      const page = entries.slice(0, limit);
+      const position = (after?.p ?? 0) + page.length;
+      setNextPage(
+        reply,
+        request.url,
+        entries.length > limit ? encodeCursor({ id: page.at(-1)!.id, p: position }) : undefined,
+      );
+      return page;
+    },
   );
 
   app.post<{ Params: { id: string }; Body: { action: ResolveAction } }>(

@@ -4,10 +4,16 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { M365MailError, silentLogger } from "@m365-mail/core";
-import Database from "better-sqlite3";
+import { startRedis } from "@m365-mail/test-helpers";
+import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadServerConfig } from "../src/config.js";
-import { sqliteWebhookStore, webhookStorePath } from "../src/events/webhook-store.js";
+import {
+  redisWebhookStore,
+  sqliteWebhookStore,
+  type WebhookStore,
+  webhookStorePath,
+} from "../src/events/webhook-store.js";
 import {
   SIGNATURE_HEADER,
   signWebhook,
@@ -15,6 +21,7 @@ import {
   verifyWebhook,
   webhookSender,
 } from "../src/events/webhooks.js";
+import { hasRedis } from "./helpers.js";
 
 const SECRET = "whsec-0123456789abcdef-long-enough";
 const closers: Array<() => Promise<void>> = [];
@@ -109,21 +116,20 @@ describe("webhooks", () => {
 });
 
 describe("webhooks: durable, no redirects, http(s) only, redacted", () => {
-  it("a delivery pending while the receiver is down survives a restart and arrives when it is back", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "m365-webhooks-"));
-    closers.push(() => rm(dir, { recursive: true, force: true }));
+  /** Receiver down → sender stopped with the delivery pending → new sender on the same store, receiver up → delivered once. */
+  async function survivesRestart(openStore: () => WebhookStore) {
     // A port with nothing listening: every try is refused.
     const probe = await receiver(0);
     await probe.close();
     const url = probe.url;
-    const path = webhookStorePath(join(dir, "outbox.db"));
     const outcomes: string[] = [];
     const first = webhookSender({
       urls: [url],
       secret: SECRET,
       logger: silentLogger,
-      store: sqliteWebhookStore(path),
-      baseDelayMs: 60_000,
+      store: openStore(),
+      // The retry is due after the restart below, not before it.
+      baseDelayMs: 400,
       onOutcome: (o) => outcomes.push(o),
     });
     first.send("outbox.sent", { id: "durable-1" });
@@ -135,25 +141,34 @@ describe("webhooks: durable, no redirects, http(s) only, redacted", () => {
       urls: [url],
       secret: SECRET,
       logger: silentLogger,
-      store: sqliteWebhookStore(path),
-      // Due again only after the backoff of the first run: a short poll finds it once it is.
+      store: openStore(),
       pollMs: 50,
       onOutcome: (o) => outcomes.push(o),
     });
     closers.push(() => second.close());
-    // The first run's backoff is a minute; make it due now as a later clock would.
-    const db = new Database(path);
-    db.prepare("UPDATE webhook_deliveries SET due_at = 0").run();
-    db.close();
     await expect.poll(() => hook.received.length, { timeout: 5000 }).toBe(1);
     expect(JSON.parse(hook.received[0]!.body)).toMatchObject({
       type: "outbox.sent",
       data: { id: "durable-1" },
     });
     await expect.poll(() => outcomes.at(-1), { timeout: 2000 }).toBe("ok");
-    // Delivered once, then gone from the store: a third start posts nothing.
-    await new Promise((r) => setTimeout(r, 200));
+    // Delivered once, then gone from the store: nothing is posted again.
+    await new Promise((r) => setTimeout(r, 300));
     expect(hook.received).toHaveLength(1);
+  }
+
+  it("a delivery pending while the receiver is down survives a restart and arrives when it is back (SQLite)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "m365-webhooks-"));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    const path = webhookStorePath(join(dir, "outbox.db"));
+    await survivesRestart(() => sqliteWebhookStore(path));
+  });
+
+  it.skipIf(!hasRedis())("the same with OUTBOX=redis (Redis store)", async () => {
+    const redis = await startRedis();
+    closers.push(() => redis.stop());
+    const prefix = `m365:webhooks:test-${Date.now()}`;
+    await survivesRestart(() => redisWebhookStore(new Redis(redis.url), prefix));
   });
 
   it("does not follow a redirect: a 3xx is a failed try, and the target never sees the signed body", async () => {

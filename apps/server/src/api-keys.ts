@@ -6,6 +6,8 @@ export interface StoredApiKey {
   name: string;
   /** 32 bytes. */
   sha256: Buffer;
+  /** Sees every key's outbox messages and events (`name:<hash>:admin`); others see only their own. */
+  admin?: boolean;
 }
 
 const KEY_PREFIX = "m365_";
@@ -22,29 +24,37 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
-/** `name:hex` entries separated by commas or new lines; `#` starts a comment. */
+/** `name:hex` or `name:hex:admin` entries separated by commas or new lines; `#` starts a comment. */
 export function parseApiKeyEntries(text: string): StoredApiKey[] {
   const keys: StoredApiKey[] = [];
   for (const raw of text.split(/[\n,]/)) {
     const line = raw.replace(/#.*$/, "").trim();
     if (!line) continue;
-    const match = /^([A-Za-z0-9_.-]{1,64}):(?:sha256:)?([0-9a-fA-F]{64})$/.exec(line);
+    const match = /^([A-Za-z0-9_.-]{1,64}):(?:sha256:)?([0-9a-fA-F]{64})(:admin)?$/.exec(line);
     if (!match) {
       // The entry may be a raw key pasted by mistake: never echo it.
-      throw new M365MailError("CONFIG_INVALID", "an API_KEYS entry is not name:<64 hex digits of SHA-256>", {
-        source: "server",
-        hint: "Store hashes, not keys: `node apps/server/dist/main.js --new-api-key <name>` prints both.",
-      });
+      throw new M365MailError(
+        "CONFIG_INVALID",
+        "an API_KEYS entry is not name:<64 hex digits of SHA-256>[:admin]",
+        {
+          source: "server",
+          hint: "Store hashes, not keys: `node apps/server/dist/main.js --new-api-key <name>` prints both.",
+        },
+      );
     }
-    keys.push({ name: match[1]!, sha256: Buffer.from(match[2]!, "hex") });
+    keys.push({
+      name: match[1]!,
+      sha256: Buffer.from(match[2]!, "hex"),
+      ...(match[3] ? { admin: true } : {}),
+    });
   }
   return keys;
 }
 
 /** A configured key from a fresh random one (emulator mode's development key). */
-export function storedKeyFor(name: string, key: string): StoredApiKey {
+export function storedKeyFor(name: string, key: string, admin = false): StoredApiKey {
   registerSecret(key);
-  return { name, sha256: Buffer.from(hashApiKey(key), "hex") };
+  return { name, sha256: Buffer.from(hashApiKey(key), "hex"), ...(admin ? { admin: true } : {}) };
 }
 
 /**

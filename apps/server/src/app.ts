@@ -24,6 +24,8 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The name of the API key the request authenticated with. */
     apiKeyName: string;
+    /** Whether that key sees every key's outbox messages. */
+    apiKeyAdmin: boolean;
   }
 }
 
@@ -43,6 +45,12 @@ export interface BuildAppOptions {
   rateLimitRedis?: Redis;
   corsOrigins: readonly string[];
   metricsPublic: boolean;
+  /** How long one round of /readyz checks is answered from. @default 15000 */
+  readyCacheMs?: number;
+  /** Open event streams per API key. @default 5 */
+  sseMaxPerKey?: number;
+  /** Open event streams in total. @default 200 */
+  sseMaxTotal?: number;
 }
 
 /** The Fastify application: API, OpenAPI document and Swagger UI, the page, health and metrics. */
@@ -57,6 +65,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     forceCloseConnections: true,
   });
   app.decorateRequest("apiKeyName", "");
+  app.decorateRequest("apiKeyAdmin", false);
   // Unknown fields are refused (400), not silently dropped as with Fastify's default Ajv options; and
   // a JSON body is taken as sent (42 is not the string "42"), while query strings are coerced.
   const strict = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, strict: false });
@@ -77,6 +86,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.setErrorHandler(errorHandler(logger));
 
   const verify = apiKeyVerifier(options.apiKeys);
+  const admins = new Set(options.apiKeys.filter((k) => k.admin).map((k) => k.name));
   const requireKey = async (request: FastifyRequest, reply: FastifyReply) => {
     const name = verify(presentedKey(request.headers));
     if (!name) {
@@ -87,6 +97,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         .send({ error: { code: "UNAUTHORIZED", message: "unauthorized" } });
     }
     request.apiKeyName = name;
+    request.apiKeyAdmin = admins.has(name);
   };
 
   app.addHook("onResponse", async (request, reply) => {
@@ -101,6 +112,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(cors, {
       origin: [...options.corsOrigins],
       allowedHeaders: ["authorization", "content-type", "idempotency-key", "x-api-key"],
+      // A listing's next page is in these headers: a browser reads them only when exposed.
+      exposedHeaders: ["next-cursor", "link"],
     });
   }
   await app.register(rateLimit, {
@@ -134,6 +147,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics: options.metrics,
     metricsPublic: options.metricsPublic,
     requireKey,
+    hasKey: (request) => verify(presentedKey(request.headers)) !== undefined,
+    ...(options.readyCacheMs !== undefined ? { readyCacheMs: options.readyCacheMs } : {}),
   });
 
   // Everything under /v1 needs a key and counts against that key's rate limit.
@@ -167,7 +182,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     );
     await api.register(mailRoutes, { mailbox: options.mailbox, reader: options.reader });
     await api.register(messageOpsRoutes, { mailbox: options.mailbox, reader: options.reader });
-    await api.register(eventRoutes, { hub: options.hub, outbox: options.outbox });
+    await api.register(eventRoutes, {
+      hub: options.hub,
+      outbox: options.outbox,
+      maxPerKey: options.sseMaxPerKey ?? 5,
+      maxTotal: options.sseMaxTotal ?? 200,
+    });
   });
   return app;
 }

@@ -9,6 +9,7 @@ import {
   resolveM365Settings,
 } from "@m365-mail/core";
 import { parseApiKeyEntries, type StoredApiKey } from "./api-keys.js";
+import { parseWebhookUrls } from "./events/webhooks.js";
 
 export const SOURCE = "server";
 
@@ -78,6 +79,12 @@ export interface ServerConfig {
   smtpConnections: number;
   smtpPerMinute: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** READYZ_CACHE_MS: one round of /readyz's live checks answers this long. */
+  readyCacheMs: number;
+  /** Open SSE streams per API key (SSE_MAX_PER_KEY). */
+  sseMaxPerKey: number;
+  /** Open SSE streams in total (SSE_MAX_CONNECTIONS). */
+  sseMaxTotal: number;
   /** Serve /metrics without an API key (for a scraper on a private network). */
   metricsPublic: boolean;
 }
@@ -239,7 +246,7 @@ export function loadServerConfig(
     ["graph", "imap", "off"] as const,
     transportSet.has("imap") ? "imap" : transportSet.has("graph") ? "graph" : "off",
   );
-  const webhookUrls = list(env.WEBHOOK_URLS);
+  const webhookUrls = parseWebhookUrls(list(env.WEBHOOK_URLS));
   if (webhookUrls.length > 0 && !env.WEBHOOK_SECRET) {
     throw invalid(
       "WEBHOOK_URLS needs WEBHOOK_SECRET",
@@ -279,5 +286,8 @@ export function loadServerConfig(
     smtpPerMinute: int(env, "SMTP_PER_MINUTE", 30),
     logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     metricsPublic: env.METRICS_PUBLIC === "1",
+    readyCacheMs: int(env, "READYZ_CACHE_MS", 15_000, 1000),
+    sseMaxPerKey: int(env, "SSE_MAX_PER_KEY", 5, 1),
+    sseMaxTotal: int(env, "SSE_MAX_CONNECTIONS", 200, 1),
   };
 }

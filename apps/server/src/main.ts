@@ -48,7 +48,7 @@ async function main(argv: string[]): Promise<void> {
     if (!process.env.OUTBOX_PATH) config.outboxPath = join(emulator.dataDir, "server", "outbox.db");
     // A development key, printed once and kept only as a hash; the printed link hands it to the page.
     devKey = process.env.DEV_API_KEY ?? generateApiKey();
-    extraApiKeys.push(storedKeyFor("dev", devKey));
+    extraApiKeys.push(storedKeyFor("dev", devKey, true));
   } else {
     m365 = config.m365!;
   }

@@ -7,6 +7,7 @@ import { buildApp } from "./app.js";
 import type { M365Settings, ServerConfig } from "./config.js";
 import { mailEventHub } from "./events/mail-events.js";
 import { signInEventData } from "./events/sign-in-events.js";
+import { redisWebhookStore, sqliteWebhookStore, webhookStorePath } from "./events/webhook-store.js";
 import { type WebhookSender, webhookSender } from "./events/webhooks.js";
 import { createServerMailbox, type ServerMailbox } from "./mailbox-setup.js";
 import { createMetrics } from "./metrics.js";
@@ -64,6 +65,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       urls: config.webhookUrls,
       secret: config.webhookSecret,
       logger,
+      // Durable like the outbox: Redis shared by every process, or a file next to the outbox's.
+      store:
+        config.outbox === "redis" && config.redisUrl
+          ? redisWebhookStore(
+              new Redis(config.redisUrl, { maxRetriesPerRequest: 2 }).on("error", (error) =>
+                logger.warn("webhook Redis error", { error: String(error) }),
+              ),
+            )
+          : sqliteWebhookStore(webhookStorePath(config.outboxPath)),
       onOutcome: (outcome) => metrics.webhooks.inc({ outcome }),
     });
     webhooks = sender;
@@ -105,6 +115,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ...(rateLimitRedis ? { rateLimitRedis } : {}),
     corsOrigins: config.corsOrigins,
     metricsPublic: config.metricsPublic,
+    readyCacheMs: config.readyCacheMs,
+    sseMaxPerKey: config.sseMaxPerKey,
+    sseMaxTotal: config.sseMaxTotal,
   });
   await outbox.start();
   const address = await app.listen({ host: config.host, port: config.port });

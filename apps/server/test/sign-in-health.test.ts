@@ -46,8 +46,9 @@ async function receiver() {
 const signInEvents = (received: Received[]) =>
   received.map((r) => JSON.parse(r.body)).filter((e) => String(e.type).startsWith("sign-in."));
 
-async function readyz(url: string) {
-  const res = await fetch(`${url}/readyz`);
+/** With a key: the codes and hints (without one, /readyz says only ok or not per component). */
+async function readyz(url: string, key: string) {
+  const res = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${key}` } });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -64,7 +65,7 @@ describe("sign-in health in the server", () => {
     closers.push(() => srv.stop());
     const api = client(srv.url, srv.key);
     try {
-      const first = await readyz(srv.url);
+      const first = await readyz(srv.url, srv.key);
       expect(first.status).toBe(200);
       expect(first.body.signIn.status).toBe("ok");
 
@@ -79,7 +80,7 @@ describe("sign-in health in the server", () => {
       );
       expect(problem.data).toMatchObject({ provider: "auth-ropc", username: ALICE, code: "MFA_REQUIRED" });
       expect(problem.data.hint).toContain("login --device-code");
-      const down = await readyz(srv.url);
+      const down = await readyz(srv.url, srv.key);
       expect(down.status).toBe(503);
       expect(down.body.signIn).toMatchObject({
         status: "problem",
@@ -105,7 +106,7 @@ describe("sign-in health in the server", () => {
       const events = signInEvents(hook.received);
       expect(events.map((e) => e.type)).toEqual(["sign-in.problem", "sign-in.recovered"]);
       expect(events[1].data).toMatchObject({ code: "MFA_REQUIRED", username: ALICE });
-      const up = await readyz(srv.url);
+      const up = await readyz(srv.url, srv.key);
       expect(up.status).toBe(200);
       expect(up.body.signIn.status).toBe("ok");
       for (const r of hook.received.filter((x) => x.body.includes('"sign-in.'))) {
@@ -149,7 +150,7 @@ describe("sign-in health in the server", () => {
       M365_CACHE_KEY: key.toString("base64"),
     });
     closers.push(() => srv.stop());
-    const ready = await readyz(srv.url);
+    const ready = await readyz(srv.url, srv.key);
     expect(ready.body.checks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);
     expect(ready.status).toBe(200);
     const me = await client(srv.url, srv.key)("/v1/folders");

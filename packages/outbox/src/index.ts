@@ -11,6 +11,7 @@ export {
 export {
   type AcceptInput,
   type AcceptResult,
+  type ListOptions,
   OUTBOX_STATES,
   type Outbox,
   type OutboxEntry,

@@ -31,6 +31,8 @@ export interface OutboxMessage<P = unknown> {
   via: string;
   /** Shown in status. */
   subject?: string;
+  /** Who accepted it (an API key's name): shown in status, and `list` can select by it. */
+  owner?: string;
   /**
    * A hash of the request that produced the message: an idempotency key repeated with another
    * fingerprint is refused (409) instead of answered with the first message.
@@ -59,6 +61,8 @@ export interface OutboxEntry {
   messageId: string;
   via: string;
   subject?: string;
+  /** As given to `accept`. */
+  owner?: string;
   attempts: number;
   createdAt: string;
   updatedAt: string;
@@ -67,6 +71,18 @@ export interface OutboxEntry {
   /** The transport that delivered it, or "sent-items" when an uncertain attempt was found there. */
   transport?: string;
   error?: OutboxError;
+}
+
+export interface ListOptions {
+  limit: number;
+  state?: OutboxState;
+  owner?: string;
+  /**
+   * The next page: entries older than `id`, the last entry of the previous page, which was entry
+   * number `position` (1-based) of the listing. SQLite seeks to `id`; Redis reads `position + limit`
+   * entries of each queue and skips to it, so its later pages cost more.
+   */
+  after?: { id: string; position: number };
 }
 
 export interface AcceptInput<P = unknown> {
@@ -93,7 +109,7 @@ export interface Outbox<P = unknown> {
   accept(input: AcceptInput<P>): Promise<AcceptResult>;
   get(id: string): Promise<OutboxEntry | undefined>;
   /** Newest first. */
-  list(options: { limit: number; state?: OutboxState }): Promise<OutboxEntry[]>;
+  list(options: ListOptions): Promise<OutboxEntry[]>;
   counts(): Promise<Record<OutboxState, number>>;
   /**
    * Settles an `uncertain` message. Throws NOT_FOUND for an unknown id and MESSAGE_INVALID (409) when

@@ -53,6 +53,7 @@ interface JobData<P> {
   messageId: string;
   via: string;
   subject?: string;
+  owner?: string;
   payload: P;
   /** The raw bytes live in their own key (`<prefix>:raw:<id>`), not in the job's JSON. */
   hasRaw?: boolean;
@@ -153,6 +154,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       messageId: d.messageId,
       via: d.via,
       ...(d.subject ? { subject: d.subject } : {}),
+      ...(d.owner ? { owner: d.owner } : {}),
       attempts: job.attemptsStarted ?? job.attemptsMade,
       createdAt: new Date(d.createdAt).toISOString(),
       updatedAt: new Date(updated).toISOString(),
@@ -278,6 +280,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
         messageId: message.messageId,
         via: message.via,
         ...(message.subject ? { subject: message.subject } : {}),
+        ...(message.owner ? { owner: message.owner } : {}),
         payload: message.payload,
         ...(message.raw ? { hasRaw: true } : {}),
         fingerprint: message.fingerprint ?? "",
@@ -319,7 +322,9 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       const job = await jobOf(id);
       return job ? toEntry(job) : undefined;
     },
-    async list({ limit, state }) {
+    async list({ limit, state, owner, after }) {
+      // The newest `depth` of each queue and type hold the newest `depth` overall.
+      const depth = (after?.position ?? 0) + limit;
       let jobs: Job<JobData<P>, JobResult>[];
       if (state === "uncertain") {
         const ids = await connection.smembers(uncertainKey);
@@ -327,11 +332,19 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       } else {
         const types = state ? TYPES_OF[state] : (Object.values(TYPES_OF).flat() as JobType[]);
         jobs = (
-          await Promise.all(Object.values(queues).map((q) => q.getJobs(types, 0, limit - 1, false)))
+          await Promise.all(Object.values(queues).map((q) => q.getJobs(types, 0, depth - 1, false)))
         ).flat();
         if (state === "failed") jobs = jobs.filter((j) => !j.data.parked);
       }
+      // BullMQ has no index by owner: the newest `limit` jobs of each type are read, then filtered, so
+      // an owner's older messages may be missing here while other owners send a lot (GET by id finds them).
+      if (owner !== undefined) jobs = jobs.filter((j) => j.data.owner === owner);
       jobs.sort((a, b) => b.timestamp - a.timestamp);
+      if (after) {
+        const at = jobs.findIndex((j) => j.id === after.id);
+        // Gone since (pruned): fall back to the position, which is where it was.
+        jobs = jobs.slice(at >= 0 ? at + 1 : after.position);
+      }
       return Promise.all(jobs.slice(0, limit).map((job) => toEntry(job)));
     },
     async counts() {

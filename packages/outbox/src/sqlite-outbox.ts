@@ -62,6 +62,7 @@ interface Row {
   via: string;
   lane: string;
   subject: string | null;
+  owner: string | null;
   payload: string | null;
   raw: Buffer | null;
   state: OutboxState;
@@ -89,6 +90,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   via TEXT NOT NULL,
   lane TEXT NOT NULL,
   subject TEXT,
+  owner TEXT,
   payload TEXT,
   raw BLOB,
   state TEXT NOT NULL,
@@ -111,7 +113,7 @@ CREATE INDEX IF NOT EXISTS outbox_updated ON outbox (state, updated_at);
 `;
 
 const COLUMNS =
-  "id, message_id, via, subject, state, attempts, next_attempt_at, transport, error_code, error_message, error_hint, created_at, updated_at, sent_at";
+  "id, message_id, via, subject, owner, state, attempts, next_attempt_at, transport, error_code, error_message, error_hint, created_at, updated_at, sent_at";
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 
@@ -123,6 +125,7 @@ function toEntry(row: Partial<Row>): OutboxEntry {
     messageId: r.message_id,
     via: r.via,
     ...(r.subject ? { subject: r.subject } : {}),
+    ...(r.owner ? { owner: r.owner } : {}),
     attempts: r.attempts,
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
@@ -179,6 +182,8 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
     // Files written before raw bytes were stored have no `raw` column.
     const columns = db.prepare<[], { name: string }>("PRAGMA table_info(outbox)").all();
     if (!columns.some((c) => c.name === "raw")) db.exec("ALTER TABLE outbox ADD COLUMN raw BLOB");
+    // Files written before owners were stored: their messages have none.
+    if (!columns.some((c) => c.name === "owner")) db.exec("ALTER TABLE outbox ADD COLUMN owner TEXT");
   } catch (error) {
     throw storeError(error, path, names);
   }
@@ -187,8 +192,8 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
     byKey: db.prepare<[string], Row>(`SELECT ${COLUMNS}, fingerprint FROM outbox WHERE idempotency_key = ?`),
     byId: db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
     insert: db.prepare(
-      `INSERT INTO outbox (id, idempotency_key, fingerprint, message_id, via, lane, subject, payload, raw, state, next_attempt_at, created_at, updated_at)
-       VALUES (@id, @idempotency_key, @fingerprint, @message_id, @via, @lane, @subject, @payload, @raw, 'queued', @now, @now, @now)`,
+      `INSERT INTO outbox (id, idempotency_key, fingerprint, message_id, via, lane, subject, owner, payload, raw, state, next_attempt_at, created_at, updated_at)
+       VALUES (@id, @idempotency_key, @fingerprint, @message_id, @via, @lane, @subject, @owner, @payload, @raw, 'queued', @now, @now, @now)`,
     ),
     claim: db.prepare<{ lane: string; n: number; now: number; owner: string }, Row>(
       `UPDATE outbox SET state = 'sending', attempts = attempts + 1, lease_owner = @owner,
@@ -233,11 +238,13 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
          next_attempt_at = coalesce(attempt_started_at, 0) + @grace
        WHERE state = 'sending' RETURNING ${COLUMNS}`,
     ),
-    list: db.prepare<{ limit: number }, Row>(
-      `SELECT ${COLUMNS} FROM outbox ORDER BY rowid DESC LIMIT @limit`,
-    ),
-    listState: db.prepare<{ limit: number; state: string }, Row>(
-      `SELECT ${COLUMNS} FROM outbox WHERE state = @state ORDER BY rowid DESC LIMIT @limit`,
+    list: db.prepare<
+      { limit: number; state: string | null; owner: string | null; after: string | null },
+      Row
+    >(
+      `SELECT ${COLUMNS} FROM outbox WHERE (@state IS NULL OR state = @state) AND (@owner IS NULL OR owner = @owner)
+         AND (@after IS NULL OR rowid < coalesce((SELECT rowid FROM outbox WHERE id = @after), -1))
+       ORDER BY rowid DESC LIMIT @limit`,
     ),
     counts: db.prepare<[], { state: OutboxState; n: number }>(
       "SELECT state, count(*) AS n FROM outbox GROUP BY state",
@@ -278,6 +285,7 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
       via: message.via,
       lane: message.lane,
       subject: message.subject ?? null,
+      owner: message.owner ?? null,
       payload: JSON.stringify(message.payload ?? null),
       raw: message.raw
         ? Buffer.from(message.raw.buffer, message.raw.byteOffset, message.raw.byteLength)
@@ -291,6 +299,7 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
         message_id: message.messageId,
         via: message.via,
         subject: message.subject ?? null,
+        owner: message.owner ?? null,
         attempts: 0,
         created_at: now,
         updated_at: now,
@@ -460,8 +469,13 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
       const row = stmt.byId.get(id);
       return row ? toEntry(row) : undefined;
     },
-    async list({ limit, state }) {
-      const rows = state ? stmt.listState.all({ limit, state }) : stmt.list.all({ limit });
+    async list({ limit, state, owner, after }) {
+      const rows = stmt.list.all({
+        limit,
+        state: state ?? null,
+        owner: owner ?? null,
+        after: after?.id ?? null,
+      });
       return rows.map(toEntry);
     },
     async counts() {

@@ -1,6 +1,7 @@
 import { type Mailbox, type Message, type MessageSummary, notSupported } from "@m365-mail/core";
 import type { FastifyInstance } from "fastify";
 import { transportForMessageId } from "../message-owner.js";
+import { cursorQuery, decodeCursor, encodeCursor, pageHeaders, setNextPage } from "../page-cursor.js";
 
 export interface MailRoutesOptions {
   mailbox: Mailbox;
@@ -61,12 +62,16 @@ export async function mailRoutes(app: FastifyInstance, options: MailRoutesOption
     async () => reader().listFolders!(),
   );
 
-  app.get<{ Querystring: { folder: string; limit: number; unreadOnly: boolean; since?: string } }>(
+  app.get<{
+    Querystring: { folder: string; limit: number; unreadOnly: boolean; since?: string; cursor?: string };
+  }>(
     "/v1/messages",
     {
       schema: {
         tags: ["mail"],
-        summary: "Messages of a folder, newest first",
+        summary: "Messages of a folder, newest first, a page at a time",
+        description:
+          'At most `limit` messages. When there are more, the answer carries a `Next-Cursor` header (and `Link: <…>; rel="next"`): pass it as `cursor` with the same other parameters for the next page. Pages are counted from the newest message: mail arriving between two pages shifts the next one (a message may show twice, never be skipped).',
         querystring: {
           type: "object",
           additionalProperties: false,
@@ -75,24 +80,38 @@ export async function mailRoutes(app: FastifyInstance, options: MailRoutesOption
             limit: { type: "integer", minimum: 1, maximum: 200, default: 25 },
             unreadOnly: { type: "boolean", default: false },
             since: { type: "string", format: "date-time" },
+            cursor: cursorQuery,
           },
         },
-        response: { 200: { type: "array", items: { $ref: "MessageSummary#" } } },
+        response: {
+          200: { type: "array", items: { $ref: "MessageSummary#" }, headers: pageHeaders },
+          400: { $ref: "Error#" },
+        },
       },
     },
-    async (request) => {
-      const { folder, limit, unreadOnly, since } = request.query;
+    async (request, reply) => {
+      const { folder, limit, unreadOnly, since, cursor } = request.query;
+      // Neither Graph nor IMAP listings resume from a message: the cursor is how many came before.
+      const skip =
+        decodeCursor(cursor, (v): v is { n: number } => Number.isInteger(v.n) && (v.n as number) > 0)?.n ?? 0;
       const out = [];
+      let seen = 0;
+      let more = false;
       for await (const m of reader().listMessages!({
         folder,
-        limit,
+        limit: skip + limit + 1,
         unreadOnly,
-        pageSize: limit,
+        pageSize: Math.min(skip + limit + 1, 200),
         ...(since ? { since: new Date(since) } : {}),
       })) {
+        if (seen++ < skip) continue;
+        if (out.length === limit) {
+          more = true;
+          break;
+        }
         out.push(summaryOf(m));
-        if (out.length >= limit) break;
       }
+      setNextPage(reply, request.url, more ? encodeCursor({ n: skip + limit }) : undefined);
       return out;
     },
   );

@@ -1,7 +1,7 @@
 import type { Mailbox } from "@m365-mail/core";
 import { isM365MailError } from "@m365-mail/core";
 import type { Outbox } from "@m365-mail/outbox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { signInStateData } from "../events/sign-in-events.js";
 import type { Metrics } from "../metrics.js";
 
@@ -37,7 +37,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * /healthz (the process runs), /readyz (a token per resource and each transport's verify(), a real
- * round trip — cached for 15 s so probes do not hammer Microsoft), /metrics.
+ * round trip — cached for READYZ_CACHE_MS so probes do not hammer Microsoft; details only with a key), /metrics.
  */
 export async function opsRoutes(
   app: FastifyInstance,
@@ -47,13 +47,24 @@ export async function opsRoutes(
     metrics: Metrics;
     metricsPublic: boolean;
     requireKey: (request: any, reply: any) => Promise<void>;
+    /** Whether the request carries a valid API key (then /readyz shows codes, messages and hints). */
+    hasKey: (request: FastifyRequest) => boolean;
+    /** How long one round of live checks answers /readyz. @default 15000 */
+    readyCacheMs?: number;
   },
 ) {
   const { mailbox, outbox } = options;
-  let cached: { at: number; result: Promise<Check[]> } | undefined;
-  // A change of sign-in state makes the next probe check again instead of answering from the cache.
+  const cacheMs = options.readyCacheMs ?? 15_000;
+  // One round at a time, counted from its end: a slow round (up to the 20 s deadline) cannot overlap
+  // the next, and a flood of probes from anyone costs Microsoft at most one round per cacheMs.
+  let round: Promise<Check[]> | undefined;
+  let roundDoneAt = 0;
+  let running = false;
+  let stale = false;
+  // A change of sign-in state makes the next probe check again instead of answering from the cache,
+  // except a change the round itself caused (its token request), which would otherwise start another.
   const stopWatching = mailbox.auth.onHealthChange?.(() => {
-    cached = undefined;
+    if (!running) stale = true;
   });
   app.addHook("onClose", async () => stopWatching?.());
 
@@ -100,9 +111,16 @@ export async function opsRoutes(
   app.get(
     "/readyz",
     { schema: { tags: ["ops"], summary: "Readiness: tokens, each transport's verify(), the outbox store" } },
-    async (_request, reply) => {
-      if (!cached || Date.now() - cached.at > 15_000) cached = { at: Date.now(), result: runChecks() };
-      const checks = [...(await cached.result)];
+    async (request, reply) => {
+      if (!running && (!round || stale || Date.now() - roundDoneAt >= cacheMs)) {
+        running = true;
+        stale = false;
+        round = runChecks().finally(() => {
+          running = false;
+          roundDoneAt = Date.now();
+        });
+      }
+      const checks = [...(await round!)];
       // Read live (no request): a problem that needs a person shows at once, with its fix.
       const state = mailbox.auth.healthState?.();
       if (state) {
@@ -119,6 +137,12 @@ export async function opsRoutes(
         );
       }
       const ready = checks.every((c) => c.ok);
+      // Without a key: ok or not per component, nothing about the tenant, the user or the fix.
+      if (!options.hasKey(request)) {
+        return reply
+          .status(ready ? 200 : 503)
+          .send({ ready, checks: checks.map((c) => ({ name: c.name, ok: c.ok })) });
+      }
       return reply
         .status(ready ? 200 : 503)
         .send({ ready, ...(state ? { signIn: signInStateData(state) } : {}), checks });

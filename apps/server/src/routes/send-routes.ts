@@ -1,5 +1,6 @@
 import { OUTBOX_STATES, type Outbox, type OutboxState, type ResolveAction } from "@m365-mail/outbox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { cursorQuery, decodeCursor, encodeCursor, pageHeaders, setNextPage } from "../page-cursor.js";
 import {
   prepareSend,
   type SendRequestBody,
@@ -25,8 +26,16 @@ export const entrySchema = {
     sentAt: { type: "string" },
     transport: { type: "string" },
     error: { $ref: "Error#/properties/error" },
+    owner: { type: "string", description: "The name of the API key that sent it" },
   },
 } as const;
+
+/** Whether the request's key may see this entry: its own, or any with an admin key. */
+export function maySee(request: FastifyRequest, entry: { owner?: string }): boolean {
+  return request.apiKeyAdmin || entry.owner === request.apiKeyName;
+}
+
+const NOT_FOUND = { error: { code: "NOT_FOUND", message: "no such outbox message" } };
 
 export interface SendRoutesOptions {
   outbox: Outbox<StoredMessage>;
@@ -64,7 +73,7 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
       const prepared = prepareSend(request.body, options);
       const key = request.headers["idempotency-key"];
       const { entry, replayed } = await outbox.accept({
-        message: toOutboxMessage(prepared),
+        message: { ...toOutboxMessage(prepared), owner: request.apiKeyName },
         ...(key ? { idempotencyKey: `${request.apiKeyName}:${key}` } : {}),
       });
       if (replayed) reply.header("idempotent-replayed", "true");
@@ -73,24 +82,52 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
     },
   );
 
-  app.get<{ Querystring: { limit: number; state?: OutboxState } }>(
+  app.get<{ Querystring: { limit: number; state?: OutboxState; cursor?: string } }>(
     "/v1/outbox",
     {
       schema: {
         tags: ["send"],
-        summary: "Recent outbox messages, newest first",
+        summary: "Recent outbox messages, newest first, a page at a time",
+        description:
+          'At most `limit` entries. When there are more, the answer carries a `Next-Cursor` header (and `Link: <…>; rel="next"`): pass it as `cursor` with the same `state` for the next page.',
         querystring: {
           type: "object",
           additionalProperties: false,
           properties: {
             limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
             state: { type: "string", enum: OUTBOX_STATES },
+            cursor: cursorQuery,
           },
         },
-        response: { 200: { type: "array", items: { $ref: "OutboxEntry#" } } },
+        response: {
+          200: { type: "array", items: { $ref: "OutboxEntry#" }, headers: pageHeaders },
+          400: { $ref: "Error#" },
+        },
       },
     },
-    async (request) => outbox.list(request.query),
+    // Another key's messages are not listed: their subjects and recipients' traces are not this key's.
+    async (request, reply) => {
+      const { limit, state, cursor } = request.query;
+      const after = decodeCursor(
+        cursor,
+        (v): v is { id: string; p: number } =>
+          typeof v.id === "string" && Number.isInteger(v.p) && (v.p as number) > 0,
+      );
+      const entries = await outbox.list({
+        limit: limit + 1,
+        ...(state ? { state } : {}),
+        ...(request.apiKeyAdmin ? {} : { owner: request.apiKeyName }),
+        ...(after ? { after: { id: after.id, position: after.p } } : {}),
+      });
+      const page = entries.slice(0, limit);
+      const position = (after?.p ?? 0) + page.length;
+      setNextPage(
+        reply,
+        request.url,
+        entries.length > limit ? encodeCursor({ id: page.at(-1)!.id, p: position }) : undefined,
+      );
+      return page;
+    },
   );
 
   app.post<{ Params: { id: string }; Body: { action: ResolveAction } }>(
@@ -111,7 +148,12 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
         response: { 200: { $ref: "OutboxEntry#" }, 404: { $ref: "Error#" }, 409: { $ref: "Error#" } },
       },
     },
-    async (request) => outbox.resolve(request.params.id, request.body.action),
+    async (request, reply) => {
+      const entry = await outbox.get(request.params.id);
+      // Another key's message answers as if it did not exist: ids are not a way to probe.
+      if (!entry || !maySee(request, entry)) return reply.status(404).send(NOT_FOUND);
+      return outbox.resolve(request.params.id, request.body.action);
+    },
   );
 
   app.get<{ Params: { id: string } }>(
@@ -126,8 +168,7 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
     },
     async (request, reply) => {
       const entry = await outbox.get(request.params.id);
-      if (!entry)
-        return reply.status(404).send({ error: { code: "NOT_FOUND", message: "no such outbox message" } });
+      if (!entry || !maySee(request, entry)) return reply.status(404).send(NOT_FOUND);
       return entry;
     },
   );

@@ -28,8 +28,9 @@ export interface CrashScenarioOptions {
 /**
  * `total` sends from 16 clients (each retried with its Idempotency-Key while the server is down); at
  * each `crashAt` the server is SIGKILLed while four sendMail requests are held in the emulator, and
- * restarted. Asserts every accepted send in Alice's Inbox and in Sent Items exactly once, and that the
- * restarted server found crashed attempts in Sent Items instead of resending them.
+ * restarted. Asserts that the restarted server found crashed attempts in Sent Items or marked them
+ * `uncertain` (never resent blindly), and — once the uncertain ones are settled as an operator would —
+ * every accepted send in Alice's Inbox and in Sent Items exactly once.
  */
 export async function crashScenario(options: CrashScenarioOptions): Promise<void> {
   const { emu, total, crashAt } = options;
@@ -109,11 +110,39 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<void
   expect(accepted).toBe(total);
   expect(new Set(ids.values()).size).toBe(total);
 
-  // Everything accepted is delivered: wait until the outbox is empty.
-  const metrics = await outboxDrained(url, key, 90_000);
+  // Everything accepted is settled: wait until the outbox is empty.
+  let metrics = await outboxDrained(url, key, 90_000);
+  // A send the crash hit between its claim and its request is not in Sent Items, and Sent Items cannot
+  // tell it from one still on its way: the outbox says `uncertain` instead of guessing. Settle each as an
+  // operator would — look in the recipient's mailbox: there → discard, absent → retry — then every
+  // subject must be in the mailbox exactly once.
+  const uncertain = metric(metrics, "m365_outbox_messages", 'state="uncertain"');
+  if (uncertain > 0) {
+    const res = await fetch(`${url}/v1/outbox?state=uncertain&limit=100`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    const entries = (await res.json()) as Array<{ id: string; subject: string }>;
+    expect(entries.length).toBe(uncertain);
+    const inbox = new Set(await subjectsIn(emu.dataDir, ALICE, "inbox"));
+    let discarded = 0;
+    for (const entry of entries) {
+      const action = inbox.has(entry.subject) ? "discard" : "retry";
+      if (action === "discard") discarded++;
+      const settled = await fetch(`${url}/v1/outbox/${entry.id}/resolve`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ action }),
+      });
+      expect(settled.status).toBe(200);
+    }
+    metrics = await outboxDrained(url, key, 90_000);
+    expect(metric(metrics, "m365_outbox_messages", 'state="failed"')).toBe(discarded);
+    expect(metric(metrics, "m365_outbox_messages", 'state="sent"')).toBe(total - discarded);
+  } else {
+    expect(metric(metrics, "m365_outbox_messages", 'state="sent"')).toBe(total);
+    expect(metric(metrics, "m365_outbox_messages", 'state="failed"')).toBe(0);
+  }
   expect(metric(metrics, "m365_outbox_messages", 'state="uncertain"')).toBe(0);
-  expect(metric(metrics, "m365_outbox_messages", 'state="sent"')).toBe(total);
-  expect(metric(metrics, "m365_outbox_messages", 'state="failed"')).toBe(0);
 
   // Counted in the emulator's mailbox store: every subject once in Alice's Inbox and in Sent Items.
   for (const [upn, folder] of [
@@ -127,7 +156,13 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<void
     expect(duplicates, `${upn} ${folder}`).toEqual([]);
     expect(counts.size, `${upn} ${folder}`).toBe(total);
   }
-  // The crashes hit sends in flight: the restarted server found them in Sent Items instead of resending.
-  expect(metric(metrics, "m365_outbox_recovered_total", 'outcome="found-in-sent-items"')).toBeGreaterThan(0);
-  expect(retriedRequests).toBeGreaterThan(0);
+  // The crashes hit sends in flight: the restarted server settled each one, by finding it in Sent Items
+  // or by marking it uncertain; none was sent blindly again (the counts above would show a duplicate).
+  const recovered = metric(metrics, "m365_outbox_recovered_total", 'outcome="found-in-sent-items"');
+  expect(recovered + uncertain).toBeGreaterThan(0);
+  // How many requests the clients repeated while the server was down depends on timing (0 is possible
+  // when every send was accepted before the crash); it is logged, not asserted.
+  console.log(
+    `crash scenario: ${retriedRequests} client requests repeated, ${recovered} found in Sent Items, ${uncertain} uncertain`,
+  );
 }

@@ -41,7 +41,8 @@ export async function signInImapUpstream(conn: UpstreamConnection, signedIn: Sig
       "outlook",
       forceRefresh ? { forceRefresh } : undefined,
     );
-    registerSecret(token);
+    // Access tokens change hourly: the redactor keeps them in its bounded set (issue 12, item 6).
+    registerSecret(token, { rotating: true });
     lastToken = token;
     conn.write(`B2 AUTHENTICATE XOAUTH2 ${encodeXOAuth2(signedIn.mailbox, token)}\r\n`);
     let capabilities = "";

@@ -38,7 +38,8 @@ export async function signInPop3Upstream(conn: UpstreamConnection, signedIn: Sig
       "outlook",
       forceRefresh ? { forceRefresh } : undefined,
     );
-    registerSecret(token);
+    // Access tokens change hourly: the redactor keeps them in its bounded set (issue 12, item 6).
+    registerSecret(token, { rotating: true });
     lastToken = token;
     conn.write("AUTH XOAUTH2\r\n");
     const first = await conn.readLine();

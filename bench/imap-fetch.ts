@@ -4,7 +4,8 @@
  * the emulator (its front before Dovecot), once through @m365-mail/transport-imap
  * (`listMessages({ includeSource: true })`: NOOP, SEARCH, then UID FETCHes of 200, 800 and 1,000 messages,
  * newest first, one in flight ahead) and once through raw imapflow (`fetch("1:*")`, one streamed FETCH,
- * oldest first), with the same token against the same server.
+ * oldest first), with the same token against the same server. The emulator runs in a process of its own
+ * (bench/lib/emulator-process.ts), as Exchange is never in its client's process.
  *
  * What is compared, and why it is fair: both ask the server for exactly the same items — UID, FLAGS,
  * RFC822.SIZE, INTERNALDATE and the full source, no ENVELOPE and no BODYSTRUCTURE (what transport-imap's
@@ -26,14 +27,9 @@ import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { ropcTokenProvider } from "../packages/auth-ropc/dist/index.js";
-import {
-  createMailStore,
-  DEMO_PASSWORD,
-  dovecotPart,
-  findDovecot,
-  startEmulator,
-} from "../packages/emulator/dist/index.js";
+import { createMailStore, DEMO_PASSWORD, findDovecot } from "../packages/emulator/dist/index.js";
 import { imapTransport } from "../packages/transport-imap/dist/index.js";
+import { startEmulatorProcess } from "./lib/emulator-process.js";
 
 // imapflow exactly as transport-imap resolves it (same version, same ESM build).
 const require = createRequire(new URL("../packages/transport-imap/package.json", import.meta.url));
@@ -61,10 +57,8 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 
 const dataDir = await mkdtemp(join(tmpdir(), "bench-imap-fetch-"));
-const dovecot = dovecotPart();
-const emu = await startEmulator({ dataDir, parts: [dovecot] });
-const server = dovecot.server;
-if (!server) throw new Error(`the Dovecot part did not start: ${JSON.stringify(emu.parts.dovecot)}`);
+const emu = await startEmulatorProcess({ dataDir });
+const server = emu.server;
 
 try {
   const store = createMailStore({ root: dataDir });

@@ -25,8 +25,9 @@ Options:
   --interval <seconds>  Graph poll interval (default 15)
   --json                one JSON object per line: { "type": "created", "message": { … } }
 
-Sign-in problems that need a person (MFA required, password expired, sign-in revoked, …) are printed
-once when they appear and once when they clear (--json: "type": "sign-in.problem" / "sign-in.recovered").`,
+A sign-in problem that needs a person (MFA required, password expired, sign-in revoked, …) is printed
+once (--json: "type": "sign-in.problem") and ends the watch with exit code 3: fix it, then watch again.
+Outages (throttling, a server gone for a while) are retried without ending the watch.`,
   async run(ctx: CommandContext): Promise<number> {
     const { out, flags } = ctx;
     const via = viaFlag(flags, ["imap", "graph"], "imap", "watch");
@@ -35,8 +36,8 @@ once when they appear and once when they clear (--json: "type": "sign-in.problem
     const timeout = flags.timeout === undefined ? undefined : integerFlag(flags, "timeout", 1);
     const interval = integerFlag(flags, "interval", 15);
     const session = await ctx.session({ transports: [via], graphWatchIntervalMs: interval * 1000 });
-    // A sign-in that breaks (MFA turned on, password expired, sign-in revoked) is said once, and once
-    // more when it works again: the watch itself keeps retrying.
+    // A sign-in that breaks (MFA turned on, password expired, sign-in revoked) is said once; the
+    // transport's watch then ends with that error (exit 3), as retrying cannot fix it.
     const stopHealth = session.auth.onHealthChange((event) => {
       if (out.json) {
         out.record({ ...event, type: `sign-in.${event.type}`, at: event.at.toISOString() });

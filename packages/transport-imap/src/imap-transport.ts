@@ -15,17 +15,23 @@ import {
   type VerifyCheck,
   type VerifyReport,
 } from "@m365-mail/core";
-import type { ImapFlow } from "imapflow";
+import type { FetchMessageObject, ImapFlow } from "imapflow";
 import { attachmentParts } from "./attachment-parts.js";
 import { findFolder, toMailFolder } from "./folders.js";
 import { type ConnectionSettings, openConnection } from "./imap-connection.js";
 import { isConnectionDrop, toImapError } from "./imap-errors.js";
-import { nextBatchSize } from "./listing-batches.js";
+import { HeldBatch, nextBatchSize } from "./listing-batches.js";
 import { formatMessageId, type ImapMessageRef, parseMessageId, uidSet } from "./message-id.js";
 import { type ImapMessage, parseMessage } from "./parse-message.js";
 import { searchCriteria } from "./search-criteria.js";
 import { SharedConnection } from "./shared-connection.js";
-import { type ImapMessageSummary, summaryBuilder, summaryQuery, toSummary } from "./summary.js";
+import {
+  type ImapMessageSummary,
+  summaryBuilder,
+  summaryQuery,
+  toSummary,
+  type Writable,
+} from "./summary.js";
 import { stoppable, watchFolder } from "./watch.js";
 import type { SaslMechanism } from "./xoauth2-imap-flow.js";
 
@@ -125,12 +131,6 @@ declare module "@m365-mail/core" {
 
 const FOLDER_CACHE_MS = 5 * 60_000;
 const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
-
-/** True when the list is in ascending UID order (how servers answer a FETCH): read backwards, it is newest first. */
-function ascendingByUid(list: readonly { uid: number }[]): boolean {
-  for (let i = 1; i < list.length; i++) if (list[i - 1]!.uid > list[i]!.uid) return false;
-  return true;
-}
 
 function invalidOption(message: string, hint: string): M365MailError {
   return new M365MailError("CONFIG_INVALID", message, { source: "imap", hint });
@@ -293,7 +293,8 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
       uids.length = Math.min(uids.length, Math.max(0, query.limit));
     const fetchQuery = summaryQuery(includeSource);
     const summarize = summaryBuilder(folder, uidValidity);
-    // Summaries are built as each message arrives, so imapflow's larger objects do not outlive it.
+    const scratch = {} as Writable<FetchMessageObject>;
+    // A batch is held until complete (see HeldBatch); each summary is built as it is yielded.
     const fetchBatch = (wanted: number[]) =>
       shared.run(
         `FETCH ${folder}`,
@@ -310,11 +311,11 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
                 },
               );
             }
-            const summaries: ImapMessageSummary[] = [];
+            const batch = new HeldBatch();
             for await (const message of client.fetch(uidSet(wanted), fetchQuery, { uid: true })) {
-              summaries.push(summarize(message));
+              batch.push(message);
             }
-            return summaries;
+            return batch;
           } finally {
             lock.release();
           }
@@ -337,10 +338,10 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     let next = fetchNext();
     try {
       while (next) {
-        const summaries = await next;
+        const batch = await next;
         if (query.pageSize === undefined) {
-          for (const summary of summaries) fetchedBytes += summary.size ?? 0;
-          fetchedCount += summaries.length;
+          for (let i = 0; i < batch.length; i++) fetchedBytes += batch.size(i) ?? 0;
+          fetchedCount += batch.length;
           batchSize = nextBatchSize(
             batchSize,
             includeSource && fetchedCount > 0 ? fetchedBytes / fetchedCount : undefined,
@@ -348,9 +349,9 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
         }
         next = fetchNext();
         // Servers answer in ascending order; sort only when this one did not.
-        if (!ascendingByUid(summaries)) summaries.sort((x, y) => x.uid - y.uid);
-        for (let i = summaries.length - 1; i >= 0; i--) {
-          const summary = summaries[i]!;
+        if (!batch.ascending()) batch.sortByUid();
+        for (let i = batch.length - 1; i >= 0; i--) {
+          const summary = summarize(batch.read(i, scratch));
           // IMAP SINCE compares dates only; apply the exact time here.
           if (query.since && summary.receivedAt && summary.receivedAt < query.since) continue;
           yield summary;

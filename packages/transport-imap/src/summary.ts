@@ -62,7 +62,7 @@ export function hasAttachmentPart(node: MessageStructureObject | undefined): boo
   return named && !node.type.startsWith("text/") && node.disposition?.toLowerCase() !== "inline";
 }
 
-type Writable<T> = { -readonly [K in keyof T]: T[K] };
+export type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
  * Turns the FETCH responses of one folder into summaries. The id prefix and the numeric UIDVALIDITY are
@@ -102,6 +102,7 @@ export function summaryBuilder(
     const internalDate = toDate(message.internalDate);
     if (internalDate) summary.receivedAt = internalDate;
     if (message.size !== undefined) summary.size = message.size;
+    // A Set from imapflow, or HeldBatch's shared array (copied: the caller may change its summary's).
     const flags = message.flags ? Array.from(message.flags) : [];
     summary.isRead = flags.includes("\\Seen");
     summary.isFlagged = flags.includes("\\Flagged");
@@ -122,7 +123,7 @@ export function toSummary(
 }
 
 /** imapflow's INTERNALDATE (a Date, or a string on some servers) as a valid Date, else undefined. */
-function toDate(value: Date | string | undefined): Date | undefined {
+export function toDate(value: Date | string | undefined): Date | undefined {
   if (value === undefined) return undefined;
   const date = value instanceof Date ? value : new Date(value);
   return Number.isNaN(date.getTime()) ? undefined : date;

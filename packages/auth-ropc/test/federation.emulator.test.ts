@@ -9,6 +9,7 @@ import {
   startTestEmulator,
   type TestEmulator,
 } from "@m365-mail/emulator";
+import { needs } from "@m365-mail/test-helpers";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type RopcEngine,
@@ -301,50 +302,57 @@ function imapSubject(port: number, user: string, token: string, ca: string): Pro
   });
 }
 
-describe.skipIf(!findDovecot())("a federated user's tokens open the mailbox", { timeout: 30_000 }, () => {
-  let mailEmu: TestEmulator;
-  beforeAll(async () => {
-    mailEmu = await startTestEmulator({ prefix: "auth-ropc-fed-mail-", parts: [graphPart(), dovecotPart()] });
-  }, 30_000);
-  afterAll(() => mailEmu?.stop());
-
-  it.each<RopcEngine>(["http", "msal"])(
-    "reads mail over Graph and IMAP with tokens from WS-Trust (engine %s)",
-    async (engine) => {
-      const subject = `Fabrikam ticket ${engine} ${Date.now()}`;
-      await mailEmu.store.deliver(
-        OPS,
-        "inbox",
-        Buffer.from(`From: customer@example.com\r\nTo: ${OPS}\r\nSubject: ${subject}\r\n\r\nHello\r\n`),
-      );
-      const provider = ropcTokenProvider({
-        tenantId: mailEmu.tenantId,
-        clientId: mailEmu.clientId,
-        username: OPS,
-        password: DEMO_PASSWORD,
-        cloud: mailEmu.cloud,
-        ca: mailEmu.caPem,
-        engine,
+describe.skipIf(!needs("dovecot", () => findDovecot() !== undefined))(
+  "a federated user's tokens open the mailbox",
+  { timeout: 30_000 },
+  () => {
+    let mailEmu: TestEmulator;
+    beforeAll(async () => {
+      mailEmu = await startTestEmulator({
+        prefix: "auth-ropc-fed-mail-",
+        parts: [graphPart(), dovecotPart()],
       });
-      try {
-        const graph = await provider.getAccessToken("graph");
-        const outlook = await provider.getAccessToken("outlook");
-        expect(provider.signInRoute()?.method).toBe("saml-bearer");
-        const origin = mailEmu.cloud.graphOrigin ?? mailEmu.cloud.graphEndpoint;
-        const listed = await httpsJson(
-          `${origin}/v1.0/me/mailFolders/inbox/messages?$select=subject&$top=50`,
-          graph.token,
-          mailEmu.caPem,
+    }, 30_000);
+    afterAll(() => mailEmu?.stop());
+
+    it.each<RopcEngine>(["http", "msal"])(
+      "reads mail over Graph and IMAP with tokens from WS-Trust (engine %s)",
+      async (engine) => {
+        const subject = `Fabrikam ticket ${engine} ${Date.now()}`;
+        await mailEmu.store.deliver(
+          OPS,
+          "inbox",
+          Buffer.from(`From: customer@example.com\r\nTo: ${OPS}\r\nSubject: ${subject}\r\n\r\nHello\r\n`),
         );
-        expect(listed.status).toBe(200);
-        expect(listed.body.value.map((m: { subject: string }) => m.subject)).toContain(subject);
-        expect(await imapSubject(mailEmu.cloud.imap.port, OPS, outlook.token, mailEmu.caPem)).toBe(subject);
-        const counts = mailEmu.admin.counts();
-        expect(counts["entra.token.password"] ?? 0).toBe(0);
-        expect(counts["entra.token.saml11"]).toBeGreaterThan(0);
-      } finally {
-        await provider.dispose();
-      }
-    },
-  );
-});
+        const provider = ropcTokenProvider({
+          tenantId: mailEmu.tenantId,
+          clientId: mailEmu.clientId,
+          username: OPS,
+          password: DEMO_PASSWORD,
+          cloud: mailEmu.cloud,
+          ca: mailEmu.caPem,
+          engine,
+        });
+        try {
+          const graph = await provider.getAccessToken("graph");
+          const outlook = await provider.getAccessToken("outlook");
+          expect(provider.signInRoute()?.method).toBe("saml-bearer");
+          const origin = mailEmu.cloud.graphOrigin ?? mailEmu.cloud.graphEndpoint;
+          const listed = await httpsJson(
+            `${origin}/v1.0/me/mailFolders/inbox/messages?$select=subject&$top=50`,
+            graph.token,
+            mailEmu.caPem,
+          );
+          expect(listed.status).toBe(200);
+          expect(listed.body.value.map((m: { subject: string }) => m.subject)).toContain(subject);
+          expect(await imapSubject(mailEmu.cloud.imap.port, OPS, outlook.token, mailEmu.caPem)).toBe(subject);
+          const counts = mailEmu.admin.counts();
+          expect(counts["entra.token.password"] ?? 0).toBe(0);
+          expect(counts["entra.token.saml11"]).toBeGreaterThan(0);
+        } finally {
+          await provider.dispose();
+        }
+      },
+    );
+  },
+);

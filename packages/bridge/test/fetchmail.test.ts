@@ -1,8 +1,8 @@
-/** Debian's fetchmail over POP3 through the bridge: implicit TLS, STLS and plain; a wrong password fails with status 3. */
+/** Debian's fetchmail over IMAP and POP3 through the bridge: implicit TLS, STARTTLS/STLS and plain; a wrong password fails with status 3. */
 
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hasTool } from "./bridge-env.js";
 import {
   deliver,
   dovecotMissing,
@@ -13,15 +13,19 @@ import {
   startRelayEnv,
 } from "./relay-helpers.js";
 
-const hasFetchmail = spawnSync("fetchmail", ["--version"]).status !== null;
+const hasFetchmail = hasTool("fetchmail");
 const USER = "alice@contoso.com";
 const PASSWORD = "Demo-Passw0rd!";
 
-describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over POP3 through the bridge", () => {
+describe.skipIf(dovecotMissing || !hasFetchmail).each([
+  { protocol: "imap", wrongPassword: "wrong-password-3" },
+  { protocol: "pop3", wrongPassword: "wrong-password-4" },
+] as const)("fetchmail over $protocol through the bridge", ({ protocol, wrongPassword }) => {
+  const fetchmailProtocol = protocol === "imap" ? "IMAP" : "POP3";
   let env: RelayEnv;
   let bridge: RelayBridge;
   beforeAll(async () => {
-    env = await startRelayEnv("m365-bridge-pop3-fetchmail-");
+    env = await startRelayEnv(`m365-bridge-${protocol}-fetchmail-`);
     bridge = await startRelayBridge(env);
   });
   afterAll(async () => {
@@ -32,11 +36,11 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over POP3 through th
   for (const mode of ["tls", "starttls", "plain"] as const) {
     it(`fetches real messages over ${mode}`, async () => {
       const tag = randomBytes(4).toString("hex");
-      const subjects = [`fm pop3 ${mode} ${tag} 1`, `fm pop3 ${mode} ${tag} 2`];
+      const subjects = [`fm ${protocol} ${mode} ${tag} 1`, `fm ${protocol} ${mode} ${tag} 2`];
       for (const subject of subjects) await deliver(env, USER, subject, `body of ${subject}`);
       const result = await runFetchmail({
-        protocol: "POP3",
-        port: bridge.port("pop3", mode),
+        protocol: fetchmailProtocol,
+        port: bridge.port(protocol, mode),
         mode,
         user: USER,
         password: PASSWORD,
@@ -52,15 +56,15 @@ describe.skipIf(dovecotMissing || !hasFetchmail)("fetchmail over POP3 through th
 
   it("a wrong password ends fetchmail with status 3 (authentication failed)", async () => {
     const result = await runFetchmail({
-      protocol: "POP3",
-      port: bridge.port("pop3", "tls"),
+      protocol: fetchmailProtocol,
+      port: bridge.port(protocol, "tls"),
       mode: "tls",
       user: USER,
-      password: "wrong-password-4",
+      password: wrongPassword,
       ca: env.emulator.caPath,
     });
     expect(result.code, result.stderr + result.stdout).toBe(3);
     expect(result.mailbox).toBe("");
-    expect([...env.logLines, ...bridge.lines].join("\n")).not.toContain("wrong-password-4");
+    expect([...env.logLines, ...bridge.lines].join("\n")).not.toContain(wrongPassword);
   });
 });

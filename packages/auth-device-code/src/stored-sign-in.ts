@@ -1,21 +1,13 @@
 import {
   type AadstsHintContext,
-  expiresInSeconds,
+  cachedSignIn,
   type GrantedToken,
   type HttpClient,
   oauthErrorOf,
   readTokenResponse,
-  type TokenBody,
   type TokenCache,
 } from "@m365-mail/auth-ropc";
-import {
-  type ErrorCode,
-  forgetSecret,
-  type Logger,
-  M365MailError,
-  type Resource,
-  registerSecret,
-} from "@m365-mail/core";
+import { type ErrorCode, type Logger, M365MailError, type Resource } from "@m365-mail/core";
 import { SOURCE } from "./errors.js";
 
 export interface StoredSignInOptions {
@@ -37,47 +29,14 @@ export interface StoredSignInOptions {
  */
 export function storedSignIn(options: StoredSignInOptions) {
   const { cache, http, logger } = options;
-  const rtKey = `${options.keyPrefix}:rt`;
-  const atKey = (resource: Resource) => `${options.keyPrefix}:at:${resource}`;
-  let lastRefreshToken: string | undefined;
-
-  async function store(resource: Resource, body: TokenBody, started: number, scopes: readonly string[]) {
-    registerSecret(body.access_token, { rotating: true });
-    registerSecret(body.refresh_token, { rotating: true });
-    registerSecret(body.id_token, { rotating: true });
-    const granted: GrantedToken = {
-      token: body.access_token,
-      expiresAt: new Date(started + expiresInSeconds(body) * 1000),
-      scopes:
-        typeof body.scope === "string" && body.scope ? body.scope.split(" ").filter(Boolean) : [...scopes],
-    };
-    if (typeof body.refresh_token === "string" && body.refresh_token) {
-      if (lastRefreshToken && lastRefreshToken !== body.refresh_token) forgetSecret(lastRefreshToken);
-      lastRefreshToken = body.refresh_token;
-      await cache.set(rtKey, { value: body.refresh_token });
-    }
-    await cache.set(atKey(resource), {
-      value: granted.token,
-      expiresAt: granted.expiresAt.getTime(),
-      scopes: granted.scopes,
-    });
-    return granted;
-  }
+  const cached = cachedSignIn(cache, options.keyPrefix);
 
   return {
-    store,
+    store: cached.store,
     /** An access token from the cache still valid at `minValidUntil`. */
-    async cachedAccessToken(resource: Resource, minValidUntil: number): Promise<GrantedToken | undefined> {
-      const cached = await cache.get(atKey(resource));
-      if (cached?.expiresAt === undefined || cached.expiresAt <= minValidUntil) return undefined;
-      registerSecret(cached.value, { rotating: true });
-      return { token: cached.value, expiresAt: new Date(cached.expiresAt), scopes: cached.scopes ?? [] };
-    },
-    async refreshToken(): Promise<string | undefined> {
-      const rt = await cache.get(rtKey);
-      if (rt) registerSecret(rt.value, { rotating: true });
-      return rt?.value;
-    },
+    cachedAccessToken: (resource: Resource, minValidUntil: number) =>
+      cached.accessToken(resource, minValidUntil),
+    refreshToken: cached.refreshToken,
     /**
      * The refresh-token grant for `resource`. Throws the typed error of a refusal; `refused` tells
      * whether Entra ID refused the refresh token itself (invalid_grant / interaction_required).
@@ -87,7 +46,6 @@ export function storedSignIn(options: StoredSignInOptions) {
       scopes: readonly string[],
       refreshToken: string,
     ): Promise<GrantedToken> {
-      lastRefreshToken = refreshToken;
       const body = new URLSearchParams({
         client_id: options.clientId,
         grant_type: "refresh_token",
@@ -103,12 +61,14 @@ export function storedSignIn(options: StoredSignInOptions) {
         headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
         body,
       });
-      return store(resource, readTokenResponse(res, `POST ${url}`, options.context, SOURCE), started, scopes);
+      return cached.store(
+        resource,
+        readTokenResponse(res, `POST ${url}`, options.context, SOURCE),
+        started,
+        scopes,
+      );
     },
-    async forget(): Promise<void> {
-      await cache.delete(rtKey);
-      await Promise.all([cache.delete(atKey("graph")), cache.delete(atKey("outlook"))]);
-    },
+    forget: cached.forget,
   };
 }
 

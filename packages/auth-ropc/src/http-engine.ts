@@ -1,10 +1,11 @@
-import { forgetSecret, type Logger, type Resource, registerSecret } from "@m365-mail/core";
+import type { Logger, Resource } from "@m365-mail/core";
 import type { AadstsHintContext } from "./aadsts.js";
 import type { TokenCache } from "./cache/token-cache.js";
+import { cachedSignIn } from "./cached-sign-in.js";
 import { type GrantedToken, RefreshRejectedError, type TokenEngine } from "./engine.js";
 import { encodeAssertion, type SamlAssertion, type SamlGrantType } from "./federation/ws-trust.js";
 import { describeUrl, type HttpClient } from "./http-client.js";
-import { expiresInSeconds, oauthErrorOf, readTokenResponse, type TokenBody } from "./token-response.js";
+import { oauthErrorOf, readTokenResponse } from "./token-response.js";
 
 /** v2 sends `scope=`; v1 (`/oauth2/token`, 21Vianet) sends `resource=`. */
 export type TokenProtocol = "v2" | "v1";
@@ -66,10 +67,7 @@ export interface HttpEngineOptions {
 /** Plain OAuth2 form POSTs; the refresh token lives in the TokenCache and is rotated on every use. */
 export function httpEngine(options: HttpEngineOptions): TokenEngine {
   const { cache, http, logger } = options;
-  const rtKey = `${options.keyPrefix}:rt`;
-  const atKey = (resource: Resource) => `${options.keyPrefix}:at:${resource}`;
-  let lastRefreshToken: string | undefined;
-  let lastIdToken: string | undefined;
+  const signIn = cachedSignIn(cache, options.keyPrefix);
 
   async function post(resource: Resource, scopes: readonly string[], grant: Grant): Promise<GrantedToken> {
     const req = buildTokenRequest({
@@ -92,54 +90,19 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: req.body,
     });
-    const body: TokenBody = readTokenResponse(res, where, options.context);
-    registerSecret(body.access_token, { rotating: true });
-    registerSecret(body.refresh_token, { rotating: true });
-    // The id token is never used again: only the newest is kept for redaction.
-    if (lastIdToken !== body.id_token) forgetSecret(lastIdToken);
-    registerSecret(body.id_token, { rotating: true });
-    lastIdToken = typeof body.id_token === "string" ? body.id_token : undefined;
-    const granted: GrantedToken = {
-      token: body.access_token,
-      expiresAt: new Date(started + expiresInSeconds(body) * 1000),
-      scopes:
-        typeof body.scope === "string" && body.scope ? body.scope.split(" ").filter(Boolean) : [...scopes],
-    };
-    if (typeof body.refresh_token === "string" && body.refresh_token) {
-      // Rotation: the old refresh token is superseded; keep the redaction list from growing forever.
-      if (lastRefreshToken && lastRefreshToken !== body.refresh_token) forgetSecret(lastRefreshToken);
-      lastRefreshToken = body.refresh_token;
-      await cache.set(rtKey, { value: body.refresh_token });
-    }
-    await cache.set(atKey(resource), {
-      value: granted.token,
-      expiresAt: granted.expiresAt.getTime(),
-      scopes: granted.scopes,
-    });
-    return granted;
+    return signIn.store(resource, readTokenResponse(res, where, options.context), started, scopes);
   }
 
   return {
     async silent(resource, scopes, force, minValidUntil) {
       if (!force) {
-        const cached = await cache.get(atKey(resource));
-        if (cached?.expiresAt !== undefined && cached.expiresAt > minValidUntil) {
-          registerSecret(cached.value, { rotating: true });
-          return {
-            token: cached.value,
-            expiresAt: new Date(cached.expiresAt),
-            scopes: cached.scopes ?? [...scopes],
-          };
-        }
+        const cached = await signIn.accessToken(resource, minValidUntil, scopes);
+        if (cached) return cached;
       }
-      const rt = await cache.get(rtKey);
-      if (!rt) return undefined;
-      registerSecret(rt.value, { rotating: true });
-      // Another process sharing the cache may have rotated it: the one we knew is superseded.
-      if (lastRefreshToken && lastRefreshToken !== rt.value) forgetSecret(lastRefreshToken);
-      lastRefreshToken = rt.value;
+      const refreshToken = await signIn.refreshToken();
+      if (!refreshToken) return undefined;
       try {
-        return await post(resource, scopes, { type: "refresh_token", refreshToken: rt.value });
+        return await post(resource, scopes, { type: "refresh_token", refreshToken });
       } catch (error) {
         const oauth = oauthErrorOf(error);
         if (oauth === "invalid_grant" || oauth === "interaction_required")
@@ -153,10 +116,7 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
     assertionGrant(resource, scopes, assertion: SamlAssertion) {
       return post(resource, scopes, { type: assertion.grantType, assertion: encodeAssertion(assertion) });
     },
-    async dropSession() {
-      await cache.delete(rtKey);
-      await Promise.all([cache.delete(atKey("graph")), cache.delete(atKey("outlook"))]);
-    },
+    dropSession: () => signIn.forget(),
     close: () => Promise.resolve(),
   };
 }

@@ -3,6 +3,7 @@ export * from "./cache/file-token-cache.js";
 export * from "./cache/memory-token-cache.js";
 export * from "./cache/redis-token-cache.js";
 export * from "./cache/token-cache.js";
+export { type CachedSignIn, cachedSignIn } from "./cached-sign-in.js";
 export type { GrantedToken } from "./engine.js";
 export type { FederationMode, SignInRoute } from "./federation/federated-sign-in.js";
 // Building blocks for other token providers on the same contract (@m365-mail/auth-device-code):

@@ -242,7 +242,7 @@ export function deviceCodeTokenProvider(options: DeviceCodeTokenProviderOptions)
   /** A token without a person: from the cache, or by the refresh-token grant. Undefined when a person must sign in. */
   async function silent(resource: Resource, force: boolean): Promise<GrantedToken | undefined> {
     if (!force) {
-      const cached = await session.cachedAccessToken(resource, Date.now() + marginMs);
+      const cached = await session.accessToken(resource, Date.now() + marginMs);
       if (cached) return cached;
     }
     const rt = await session.refreshToken();

@@ -32,11 +32,8 @@ export function storedSignIn(options: StoredSignInOptions) {
   const cached = cachedSignIn(cache, options.keyPrefix);
 
   return {
-    store: cached.store,
-    /** An access token from the cache still valid at `minValidUntil`. */
-    cachedAccessToken: (resource: Resource, minValidUntil: number) =>
-      cached.accessToken(resource, minValidUntil),
-    refreshToken: cached.refreshToken,
+    // accessToken, refreshToken, store, forget: the cache layout auth-ropc's http engine uses.
+    ...cached,
     /**
      * The refresh-token grant for `resource`. Throws the typed error of a refusal; `refused` tells
      * whether Entra ID refused the refresh token itself (invalid_grant / interaction_required).
@@ -68,7 +65,6 @@ export function storedSignIn(options: StoredSignInOptions) {
         scopes,
       );
     },
-    forget: cached.forget,
   };
 }
 

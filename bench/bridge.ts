@@ -35,7 +35,6 @@
  *   RESULT bridge imap_ratio=… smtp_ratio=… pop3_ratio=… login_p50_ms=… login_overhead_ms=…
  * Imports the built packages (`pnpm build` first). Needs Dovecot (see the emulator's README).
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -49,6 +48,7 @@ import { ropcTokenProvider } from "../packages/auth-ropc/dist/index.js";
 import { encodeXOAuth2 } from "../packages/core/dist/index.js";
 import { createMailStore, DEMO_PASSWORD, findDovecot } from "../packages/emulator/dist/index.js";
 import { startEmulatorProcess } from "./lib/emulator-process.js";
+import { startNodeChild } from "./lib/node-child.js";
 
 // imapflow and nodemailer exactly as the transports resolve them.
 const imapRequire = createRequire(new URL("../packages/transport-imap/package.json", import.meta.url));
@@ -138,9 +138,7 @@ async function startBridgeProcess(config: unknown, env: Record<string, string>) 
   ).href;
   const script = `
 import { startBridge, validateBridgeConfig, startImapFrontDoor, startPop3FrontDoor } from ${JSON.stringify(dist)};
-let input = "";
-for await (const chunk of process.stdin) input += chunk;
-const { config, env } = JSON.parse(input);
+const { config, env } = JSON.parse(process.argv[1]);
 const quiet = { debug() {}, info() {}, warn: (m) => console.error("[bridge] " + m), error: (m) => console.error("[bridge] " + m) };
 const bridge = await startBridge(validateBridgeConfig(config, env), {
   logger: quiet,
@@ -152,33 +150,12 @@ process.on("SIGTERM", () => bridge.close().then(() => process.exit(0)));
 // The bench's IPC channel: when the bench exits (even killed by its watchdog), so does the bridge.
 process.on("disconnect", () => process.exit(0));
 `;
-  const child: ChildProcess = spawn(process.execPath, ["--input-type=module", "-e", script], {
-    stdio: ["pipe", "pipe", "inherit", "ipc"],
+  const child = await startNodeChild<{ protocol: string; port: number }[]>("bridge", script, {
+    config,
+    env,
   });
-  child.stdin!.end(JSON.stringify({ config, env }));
-  const addresses = await new Promise<{ protocol: string; host: string; port: number }[]>(
-    (resolve, reject) => {
-      let out = "";
-      child.stdout!.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split("\n")[0];
-        if (out.includes("\n")) resolve(JSON.parse(line!));
-      });
-      child.once("exit", (code) => reject(new Error(`the bridge process exited with ${code}`)));
-    },
-  );
-  const port = (protocol: string) => addresses.find((a) => a.protocol === protocol)!.port;
-  return {
-    imap: port("imap"),
-    pop3: port("pop3"),
-    smtp: port("smtp"),
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
+  const port = (protocol: string) => child.ready.find((a) => a.protocol === protocol)!.port;
+  return { imap: port("imap"), pop3: port("pop3"), smtp: port("smtp"), stop: child.stop };
 }
 
 /**
@@ -202,13 +179,8 @@ const server = net.createServer((c) => {
 server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 process.on("disconnect", () => process.exit(0));
 `;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(upstream)], {
-    stdio: ["ignore", "pipe", "inherit", "ipc"],
-  });
-  const port = await new Promise<number>((resolve) =>
-    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
-  );
-  return { port, stop: () => child.kill() };
+  const child = await startNodeChild<number>("bare proxy", script, upstream);
+  return { port: child.ready, stop: child.stop };
 }
 
 /** A small POP3 client: the same code on both sides, only the sign-in differs. */
@@ -467,7 +439,7 @@ try {
     await popBare();
     await compare("pop3 via a bare pipe proxy (reference)", Math.ceil(POP_PAIRS / 2), popDirect, popBare);
   } finally {
-    bare.stop();
+    await bare.stop();
   }
 
   // --- connect + login latency with a warm token ----------------------------------------------------------

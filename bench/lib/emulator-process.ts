@@ -10,8 +10,8 @@
  * what a bench measures) and Exchange's limits set by the bench.
  * The child exits when the bench does (its IPC channel closes), even if the bench was killed.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { startNodeChild } from "./node-child.js";
 
 export interface EmulatorProcessOptions {
   dataDir: string;
@@ -57,29 +57,10 @@ const stop = () => emu.stop().finally(() => process.exit(0));
 process.on("SIGTERM", stop);
 process.on("disconnect", stop);
 `;
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ["--input-type=module", "-e", script, JSON.stringify(options)],
-    { stdio: ["ignore", "pipe", "inherit", "ipc"] },
+  const child = await startNodeChild<Omit<EmulatorProcess, "env" | "stop"> & { env: Record<string, string> }>(
+    "emulator",
+    script,
+    options,
   );
-  const info = await new Promise<Omit<EmulatorProcess, "env" | "stop"> & { env: Record<string, string> }>(
-    (resolve, reject) => {
-      let out = "";
-      child.stdout!.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes("\n")) resolve(JSON.parse(out.split("\n")[0]!));
-      });
-      child.once("exit", (code) => reject(new Error(`the emulator process exited with ${code}`)));
-    },
-  );
-  return {
-    ...info,
-    env: () => info.env,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
+  return { ...child.ready, env: () => child.ready.env, stop: child.stop };
 }

@@ -15,7 +15,7 @@ import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
-import { type AcceptedMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
+import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
 import { type Spool, startSpool } from "./smtp/spool.js";
 import { loadTlsMaterial } from "./tls-material.js";
 
@@ -123,7 +123,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       throw error;
     }
   }
-  const accept = async (message: AcceptedMessage): Promise<{ messageId: string; upstream: string }> => {
+  const accept = async (message: ArrivingMessage): Promise<{ messageId: string; upstream: string }> => {
     if (message.account.answer === "spool") {
       if (!spool) {
         throw new M365MailError(
@@ -135,7 +135,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
           },
         );
       }
-      return { messageId: await spool.accept(message), upstream: "spool" };
+      return { messageId: await spool.accept({ ...message, raw: await message.raw }), upstream: "spool" };
     }
     const result = await delivery.deliver(message);
     return { messageId: result.messageId, upstream: result.route };

@@ -267,6 +267,10 @@ export async function smtpDialog(port: number, host = "127.0.0.1") {
       socket.write(`${line}\r\n`);
       return next();
     },
+    /** Writes without waiting for a reply (part of a message body). */
+    write(text: string) {
+      socket.write(text);
+    },
     close() {
       socket.destroy();
     },

@@ -19,7 +19,11 @@ beforeAll(async () => {
         limits: { maxMessageBytes: 10_000, maxRecipients: 5, maxConnectionsPerIp: 2 },
       },
     ],
-    accounts: [{ credentials: { mode: "passthrough", username: "support@contoso.com" } }],
+    accounts: [
+      { credentials: { mode: "passthrough", username: "support@contoso.com" } },
+      // SMTP delivery starts at DATA, before the message is complete (transport-smtp's relay).
+      { credentials: { mode: "passthrough", username: "alice@contoso.com" }, delivery: "smtp" },
+    ],
   });
 });
 afterAll(async () => {
@@ -27,16 +31,16 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-async function signedIn() {
+async function signedIn(username = "support@contoso.com") {
   const s = await smtpDialog(smtpPort(bridge));
   await s.command("EHLO limits");
   expect(
-    await s.command(
-      `AUTH PLAIN ${Buffer.from(`\0support@contoso.com\0${DEMO_PASSWORD}`).toString("base64")}`,
-    ),
+    await s.command(`AUTH PLAIN ${Buffer.from(`\0${username}\0${DEMO_PASSWORD}`).toString("base64")}`),
   ).toMatch(/^235/);
   return s;
 }
+
+const relayedToExchange = () => emulator.admin.counts()["smtp.messages:alice@contoso.com"] ?? 0;
 
 describe("SMTP limits, answered as Exchange would", () => {
   it("advertises SIZE and refuses a larger message with 552 5.3.4 (declared or sent)", async () => {
@@ -78,6 +82,61 @@ describe("SMTP limits, answered as Exchange would", () => {
       });
     });
     expect(reply).toBe("554 5.7.1 Client host 127.0.0.9 is not allowed to use this listener");
+  });
+});
+
+describe('delivery "smtp": handed to Exchange at DATA, while the message still arrives', () => {
+  it("Exchange's envelope round trip overlaps the client's upload", async () => {
+    // Exchange takes 1.5 s to answer MAIL FROM; the device takes 1.5 s to send its body after 354.
+    emulator.admin.armFault({ target: "smtp", path: "/mail", kind: "delay", delayMs: 1500, times: 1 });
+    const before = relayedToExchange();
+    const s = await signedIn("alice@contoso.com");
+    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("DATA")).toMatch(/^354/);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const dot = Date.now();
+    expect(await s.command("Subject: slow device\r\n\r\nscanned page\r\n.")).toMatch(/^250/);
+    // Store-and-forward would start the upstream transaction only now and wait out the 1.5 s here.
+    expect(Date.now() - dot).toBeLessThan(1000);
+    expect(relayedToExchange()).toBe(before + 1);
+    s.close();
+  });
+
+  it("an oversized message gets 552 and nothing reaches Exchange", async () => {
+    const before = relayedToExchange();
+    const s = await signedIn("alice@contoso.com");
+    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("DATA")).toMatch(/^354/);
+    const big = `Subject: big\r\n\r\n${"x".repeat(76)}\r\n`.repeat(200);
+    expect(await s.command(`${big}.`)).toMatch(/^552 5\.3\.4/);
+    // The same session goes on: a message within the limit is relayed once.
+    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("DATA")).toMatch(/^354/);
+    expect(await s.command("Subject: small\r\n\r\nok\r\n.")).toMatch(/^250/);
+    expect(relayedToExchange()).toBe(before + 1);
+    s.close();
+  });
+
+  it("a client that hangs up during DATA sends nothing, and the next message goes through", async () => {
+    const before = relayedToExchange();
+    const gone = await signedIn("alice@contoso.com");
+    expect(await gone.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await gone.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
+    expect(await gone.command("DATA")).toMatch(/^354/);
+    gone.write("Subject: half a message\r\n\r\nthe first half, and then");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    gone.close();
+    const next = await signedIn("alice@contoso.com");
+    expect(await next.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await next.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
+    expect(await next.command("DATA")).toMatch(/^354/);
+    expect(await next.command("Subject: whole\r\n\r\nok\r\n.")).toMatch(/^250/);
+    // Only the whole message reached Exchange; the half one was never ended with its final dot.
+    expect(relayedToExchange()).toBe(before + 1);
+    next.close();
   });
 });
 

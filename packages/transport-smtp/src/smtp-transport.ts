@@ -1,9 +1,12 @@
+import { Readable } from "node:stream";
 import {
   CONTRACT_VERSION,
   type Logger,
   M365MailError,
   type OperationOptions,
   type OutgoingMessage,
+  parseAddress,
+  parseAddressList,
   registerSecret,
   resolveCloud,
   type SendResult,
@@ -13,7 +16,7 @@ import {
   type VerifyCheck,
   type VerifyReport,
 } from "@m365-mail/core";
-import nodemailer from "nodemailer";
+import nodemailer, { type SendMailOptions } from "nodemailer";
 import { buildMail } from "./build-message.js";
 import { MessageRateLimiter } from "./message-rate-limiter.js";
 import { backoffDelay, DEFAULT_RETRY, type SmtpRetryOptions, sleep } from "./retry.js";
@@ -67,6 +70,18 @@ export interface SmtpTransport extends Transport {
   /** The mailbox in `user=` and the default From. */
   readonly mailbox: string;
   send(message: OutgoingMessage, options?: OperationOptions): Promise<SendResult>;
+  /**
+   * Sends a message that is still arriving, as an SMTP relay receives it: the envelope goes to Exchange
+   * at once and the bytes when `raw` resolves, so Exchange's envelope round trip overlaps the rest of
+   * the client's upload. A Message-ID is added as `send` adds one. If `raw` rejects, the transaction
+   * is abandoned before its end of data (nothing is sent) and `relay` rejects with that error. Retries
+   * (4xx, a dropped connection) wait for the whole message and resend it, as `send` does.
+   */
+  relay(
+    envelope: { from: string; to: readonly string[] },
+    raw: PromiseLike<Uint8Array>,
+    options?: OperationOptions,
+  ): Promise<SendResult>;
 }
 
 declare module "@m365-mail/core" {
@@ -203,28 +218,85 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
     error.responseCode === 535 &&
     !/5\.7\.139|SmtpClientAuthentication is disabled/i.test(error.response ?? "");
 
-  async function send(message: OutgoingMessage, opts: OperationOptions = {}): Promise<SendResult> {
-    assertOpen();
-    const built = buildMail(message, mailbox);
-    if (built.envelope.to.length === 0) {
+  const assertRecipients = (to: readonly string[]) => {
+    if (to.length === 0) {
       throw new M365MailError("MESSAGE_INVALID", "the message has no recipients", {
         source: SOURCE,
         hint: "Set to, cc or bcc.",
       });
     }
+  };
+
+  async function send(message: OutgoingMessage, opts: OperationOptions = {}): Promise<SendResult> {
+    assertOpen();
+    const built = buildMail(message, mailbox);
+    assertRecipients(built.envelope.to);
+    return deliver(
+      () => built.mail,
+      () => built.messageId,
+      opts,
+    );
+  }
+
+  async function relay(
+    envelope: { from: string; to: readonly string[] },
+    raw: PromiseLike<Uint8Array>,
+    opts: OperationOptions = {},
+  ): Promise<SendResult> {
+    assertOpen();
+    const to = parseAddressList([...envelope.to]).map((a) => a.address);
+    assertRecipients(to);
+    let rawError: { error: unknown } | undefined;
+    const built = Promise.resolve(raw).then(
+      (bytes) => buildMail({ raw: bytes, from: envelope.from, to }, mailbox),
+      (error: unknown) => {
+        rawError = { error };
+        throw error;
+      },
+    );
+    built.catch(() => undefined);
+    let first = true;
+    try {
+      return await deliver(
+        async () => {
+          if (!first) return (await built).mail;
+          first = false;
+          // The envelope now, the bytes as soon as they are here (a stream nodemailer reads after 354).
+          return { envelope: { from: parseAddress(envelope.from).address, to }, raw: arrivingBytes(built) };
+        },
+        async () => (await built).messageId,
+        opts,
+        () => rawError !== undefined,
+      );
+    } catch (error) {
+      if (rawError) throw rawError.error;
+      throw error;
+    }
+  }
+
+  async function deliver(
+    mailFor: () => SendMailOptions | Promise<SendMailOptions>,
+    messageIdOf: () => string | Promise<string>,
+    opts: OperationOptions,
+    /** True when the message will never arrive (relay): no retry then. */
+    abandoned: () => boolean = () => false,
+  ): Promise<SendResult> {
     let renewed = false;
     for (let attempt = 0; ; attempt++) {
       const release = await limiter.acquire(opts.signal);
       try {
-        const info = await pool.sendMail({ ...built.mail, ...(opts.signal ? { signal: opts.signal } : {}) });
-        log.debug("sent", { messageId: built.messageId, accepted: info.accepted.length, attempt });
+        const mail = await mailFor();
+        const info = await pool.sendMail({ ...mail, ...(opts.signal ? { signal: opts.signal } : {}) });
+        const messageId = (await messageIdOf()) || info.messageId;
+        log.debug("sent", { messageId, accepted: info.accepted.length, attempt });
         return {
           transport: name,
-          messageId: built.messageId || info.messageId,
+          messageId,
           accepted: info.accepted.map(addressOf),
           rejected: info.rejected.map(addressOf),
         };
       } catch (error) {
+        if (abandoned()) throw error;
         const raw = error as SmtpLikeError;
         if (!renewed && isTokenRefusal(raw)) {
           // The cached token may be revoked or rotated: one more try with a fresh one (not a retry).
@@ -301,6 +373,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
     capabilities: { send: true, read: false, watch: false, folders: false, calendar: false },
     mailbox,
     send,
+    relay,
     verify,
     async close() {
       if (closed) return;
@@ -308,6 +381,19 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
       pool.close();
     },
   } satisfies SmtpTransport;
+}
+
+/** A message's bytes as a stream that ends when they arrive, or fails with the reason they never will. */
+function arrivingBytes(built: Promise<{ mail: SendMailOptions }>): Readable {
+  const stream = new Readable({ read() {} });
+  built.then(
+    ({ mail }) => {
+      stream.push(mail.raw as Buffer);
+      stream.push(null);
+    },
+    (error: unknown) => stream.destroy(error instanceof Error ? error : new Error(String(error))),
+  );
+  return stream;
 }
 
 function addressOf(entry: string | { address: string }): string {

@@ -157,6 +157,71 @@ describe("sending", () => {
   });
 });
 
+describe("relay: a message that is still arriving", () => {
+  const rawMessage = (s: string, extra = "") =>
+    Buffer.from(
+      ["From: support@contoso.com", "To: alice@contoso.com", `Subject: ${s}`, extra, "", "relayed body"]
+        .filter((line, i) => i !== 3 || line !== "")
+        .join("\r\n"),
+    );
+
+  it("delivers to the envelope once the bytes arrive, adding a Message-ID as send does", async () => {
+    const s = subject("Relayed");
+    let arrive!: (raw: Buffer) => void;
+    const raw = new Promise<Buffer>((resolve) => {
+      arrive = resolve;
+    });
+    // noimap@ is in the envelope only (Bcc).
+    const sending = transport().relay(
+      { from: "support@contoso.com", to: ["alice@contoso.com", "noimap@contoso.com"] },
+      raw,
+    );
+    // Exchange already has the connection (and the envelope) while the bytes are still on their way.
+    await expect.poll(() => counts()["smtp.auth.ok"] ?? 0).toBeGreaterThanOrEqual(1);
+    expect(counts()["smtp.messages"]).toBeUndefined();
+    arrive(rawMessage(s));
+    const result = await sending;
+    expect(result).toMatchObject({ accepted: ["alice@contoso.com", "noimap@contoso.com"], rejected: [] });
+    expect(result.messageId).toMatch(/^<[^@>]+@contoso\.com>$/);
+    const inbox = (await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === s);
+    expect(inbox).toEqual([expect.objectContaining({ messageId: result.messageId })]);
+    expect(
+      (await readFolder(env.emulator, "noimap@contoso.com")).filter((m) => m.subject === s),
+    ).toHaveLength(1);
+  });
+
+  it("when the bytes never arrive, nothing is sent and relay rejects with their reason; the pool goes on", async () => {
+    const t = transport();
+    const s = subject("Never complete");
+    const reason = new Error("the client closed the connection during DATA");
+    const raw = new Promise<Buffer>((_, reject) => setTimeout(() => reject(reason), 100));
+    await expect(t.relay({ from: "support@contoso.com", to: ["alice@contoso.com"] }, raw)).rejects.toBe(
+      reason,
+    );
+    expect(counts()["smtp.messages"]).toBeUndefined();
+    expect((await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === s)).toEqual([]);
+    await t.send({ to: "alice@contoso.com", subject: subject("After an abandoned relay"), text: "x" });
+    expect(counts()["smtp.messages"]).toBe(1);
+  });
+
+  it("a 4xx at the end of data is retried with the whole message, delivered once", async () => {
+    env.emulator.admin.armFault({ target: "smtp", path: "/data", kind: "status503", times: 1 });
+    const s = subject("Relayed after a hiccup");
+    const raw = new Promise<Buffer>((resolve) =>
+      setTimeout(() => resolve(rawMessage(s, "Message-ID: <relay-retry@contoso.com>")), 50),
+    );
+    const result = await transport({ retry: { attempts: 2, baseDelayMs: 20, maxDelayMs: 50 } }).relay(
+      { from: "support@contoso.com", to: ["alice@contoso.com"] },
+      raw,
+    );
+    expect(result.messageId).toBe("<relay-retry@contoso.com>");
+    expect(counts()["smtp.faults.status503"]).toBe(1);
+    expect((await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === s)).toHaveLength(
+      1,
+    );
+  });
+});
+
 describe("Exchange's refusals as typed errors", () => {
   it("5.7.139 for the mailbox → PROTOCOL_DISABLED with the Manage email apps hint", async () => {
     const nosmtp = emulatorProvider(env.emulator, "nosmtp@contoso.com");

@@ -9,21 +9,25 @@ import {
   type Transport,
 } from "@m365-mail/core";
 import { graphTransport } from "@m365-mail/transport-graph";
-import { smtpTransport } from "@m365-mail/transport-smtp";
+import { type SmtpTransport, smtpTransport } from "@m365-mail/transport-smtp";
 import { type AddressObject, simpleParser } from "mailparser";
 import type { AccountConfig, M365Connection } from "../config-schema.js";
 import type { SignedIn } from "../front-door.js";
 import type { BridgeMetrics } from "../metrics.js";
 import { findHeaderEnd, headerAddresses, withEnvelopeRecipients } from "./recipients.js";
+import { MessageNotReceived } from "./smtp-front-door.js";
 
-/** One message as the SMTP front door accepted it. */
+/** One message as the SMTP front door accepted it (or the spool stored it). */
 export interface DeliveryJob {
   readonly signedIn: SignedIn;
   readonly account: AccountConfig;
   readonly mailFrom: string;
   readonly recipients: readonly string[];
-  readonly raw: Buffer;
+  /** A promise while the message is still arriving: only SMTP delivery starts before it is complete. */
+  readonly raw: Buffer | Promise<Buffer>;
 }
+
+type ReceivedJob = DeliveryJob & { readonly raw: Buffer };
 
 export interface DeliveryResult {
   readonly route: "graph" | "smtp";
@@ -93,7 +97,7 @@ export function createDelivery(options: {
     return transport;
   };
 
-  async function viaGraph(job: DeliveryJob, signal?: AbortSignal): Promise<string> {
+  async function viaGraph(job: ReceivedJob, signal?: AbortSignal): Promise<string> {
     const transport = transportFor("graph", job.signedIn);
     const header = job.raw.subarray(0, findHeaderEnd(job.raw)).toString("latin1");
     const envelope = new Set(job.recipients.map((r) => r.toLowerCase()));
@@ -115,13 +119,13 @@ export function createDelivery(options: {
   }
 
   async function viaSmtp(job: DeliveryJob, signal?: AbortSignal): Promise<string> {
-    const transport = transportFor("smtp", job.signedIn);
+    const transport = transportFor("smtp", job.signedIn) as SmtpTransport;
+    const opts = signal ? { signal } : undefined;
     // Explicit recipients make the transport use the envelope, not the headers: Bcc and relayed
     // messages go exactly where the client said.
-    const result = await transport.send!(
-      { raw: job.raw, from: job.mailFrom, to: [...job.recipients] },
-      signal ? { signal } : undefined,
-    );
+    const result = Buffer.isBuffer(job.raw)
+      ? await transport.send({ raw: job.raw, from: job.mailFrom, to: [...job.recipients] }, opts)
+      : await transport.relay({ from: job.mailFrom, to: job.recipients }, job.raw, opts);
     return result.messageId;
   }
 
@@ -134,6 +138,8 @@ export function createDelivery(options: {
           options.metrics.inc("m365_bridge_deliveries_total", { route: r, result: "ok" });
           return { route: r, messageId };
         } catch (error) {
+          // The client never finished the message: nothing was delivered, and nothing went wrong upstream.
+          if (error instanceof MessageNotReceived) throw error;
           options.onProblem?.(job.account.name, error);
           options.metrics.inc("m365_bridge_deliveries_total", {
             route: r,
@@ -143,15 +149,16 @@ export function createDelivery(options: {
         }
       };
       if (route === "smtp") return counted("smtp", () => viaSmtp(job, signal));
-      if (route === "graph") return counted("graph", () => viaGraph(job, signal));
+      const received = { ...job, raw: await job.raw };
+      if (route === "graph") return counted("graph", () => viaGraph(received, signal));
       try {
-        return await counted("graph", () => viaGraph(job, signal));
+        return await counted("graph", () => viaGraph(received, signal));
       } catch (error) {
         if (!(error instanceof M365MailError) || !GRAPH_NOT_CONSENTED.has(error.code)) throw error;
         log.info(
           `account ${job.account.name}: Graph refused (${error.code}); delivering over SMTP (delivery "auto")`,
         );
-        return counted("smtp", () => viaSmtp(job, signal));
+        return counted("smtp", () => viaSmtp(received, signal));
       }
     },
     async close() {
@@ -169,7 +176,7 @@ function addresses(value: AddressObject | AddressObject[] | undefined): Address[
 }
 
 /** A message too large for Graph's MIME send, as a structured message with its attachments' exact bytes. */
-async function structured(job: DeliveryJob): Promise<OutgoingMessage> {
+async function structured(job: ReceivedJob): Promise<OutgoingMessage> {
   const parsed = await simpleParser(job.raw, {
     skipImageLinks: true,
     skipTextToHtml: true,

@@ -14,7 +14,7 @@ export interface SmtpFrontDoorOptions extends FrontDoorOptions {
    * Hands the message on (sync: to Microsoft 365; spool: to the outbox) and resolves with its Message-ID
    * and where it went ("graph", "smtp", "spool") for the session's log line.
    */
-  readonly accept: (message: AcceptedMessage) => Promise<{ messageId: string; upstream: string }>;
+  readonly accept: (message: ArrivingMessage) => Promise<{ messageId: string; upstream: string }>;
   /** Devices on these networks may send without AUTH, as one account and one sender. */
   readonly noAuth?: {
     readonly isAllowed: (address: string) => boolean;
@@ -33,6 +33,19 @@ export interface AcceptedMessage {
   readonly raw: Buffer;
 }
 
+/**
+ * A message handed on at the DATA command, while its bytes are still arriving: `raw` resolves at the end
+ * of DATA, or rejects with MessageNotReceived (too large, client gone) and then nothing may be sent.
+ */
+export interface ArrivingMessage extends Omit<AcceptedMessage, "raw"> {
+  readonly raw: Promise<Buffer>;
+}
+
+/** Why an arriving message's bytes will never be complete. */
+export class MessageNotReceived extends Error {
+  override readonly name = "MessageNotReceived";
+}
+
 interface SessionState {
   signedIn?: SignedIn;
   readonly startedAt: number;
@@ -42,6 +55,8 @@ interface SessionState {
   errorCode?: string;
   upstream?: string;
   readonly loginTimer?: NodeJS.Timeout;
+  /** Set while a message is arriving: the connection closing ends it unsent. */
+  abandonMessage?: (reason: string) => void;
 }
 
 /**
@@ -195,6 +210,29 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
 
     onData(stream: SMTPServerDataStream, session, callback) {
       const state = states.get(session.id);
+      const signedIn = state?.signedIn;
+      const account = signedIn ? options.accountSettings(signedIn.account) : undefined;
+      let arrived!: (raw: Buffer) => void;
+      let lost!: (error: MessageNotReceived) => void;
+      const raw = new Promise<Buffer>((resolve, reject) => {
+        arrived = resolve;
+        lost = reject;
+      });
+      raw.catch(() => undefined);
+      // Handed on now, not at the end of DATA: a sync SMTP delivery sends Exchange the envelope while
+      // the client is still uploading, so the two round trips overlap.
+      const outcome =
+        state && signedIn && account
+          ? options.accept({
+              signedIn,
+              account,
+              mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+              recipients: session.envelope.rcptTo.map((r) => r.address),
+              raw,
+            })
+          : undefined;
+      outcome?.catch(() => undefined);
+      if (state) state.abandonMessage = (reason) => lost(new MessageNotReceived(reason));
       const chunks: Buffer[] = [];
       let size = 0;
       stream.on("data", (chunk: Buffer) => {
@@ -203,22 +241,17 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
         if (size <= limits.maxMessageBytes) chunks.push(chunk);
       });
       stream.on("end", () => {
-        if (state) state.bytesIn += size;
+        if (state) {
+          state.bytesIn += size;
+          state.abandonMessage = undefined;
+        }
         if (stream.sizeExceeded || size > limits.maxMessageBytes) {
+          lost(new MessageNotReceived("the message is over the size limit"));
           return callback(replyError(bridgeReplies.messageTooLarge()));
         }
-        const signedIn = state?.signedIn;
-        const account = signedIn ? options.accountSettings(signedIn.account) : undefined;
-        if (!state || !signedIn || !account) return callback(replyError(bridgeReplies.authRequired()));
-        const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-        options
-          .accept({
-            signedIn,
-            account,
-            mailFrom,
-            recipients: session.envelope.rcptTo.map((r) => r.address),
-            raw: Buffer.concat(chunks),
-          })
+        if (!state || !outcome || !account) return callback(replyError(bridgeReplies.authRequired()));
+        arrived(Buffer.concat(chunks));
+        outcome
           .then(({ messageId, upstream }) => {
             state.messages++;
             state.upstream = upstream;
@@ -242,6 +275,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       if (open <= 0) perIp.delete(address);
       else perIp.set(address, open);
       if (!state) return;
+      state.abandonMessage?.("the client closed the connection during DATA");
       clearTimeout(state.loginTimer);
       options.onSession?.(record(session, state));
     },

@@ -33,6 +33,8 @@
  *
  * Ends with exactly one line:
  *   RESULT bridge imap_ratio=… smtp_ratio=… pop3_ratio=… login_p50_ms=… login_overhead_ms=…
+ * `pnpm bench bridge smtp` (or imap, pop3, login; several allowed) runs only those parts, for working on
+ * one of them, and prints no RESULT line.
  * Imports the built packages (`pnpm build` first). Needs Dovecot (see the emulator's README).
  */
 import { randomBytes } from "node:crypto";
@@ -70,6 +72,15 @@ const POP_PAIRS = 15;
 const SMTP_PAIRS = 3;
 const LOGINS = 41;
 const DEADLINE_MS = 420_000;
+const PARTS = ["imap", "pop3", "login", "smtp"] as const;
+const chosen = process.argv.slice(2);
+for (const part of chosen) {
+  if (!(PARTS as readonly string[]).includes(part)) {
+    console.error(`usage: pnpm bench bridge [${PARTS.join("|")} ...]`);
+    process.exit(2);
+  }
+}
+const runs = (part: (typeof PARTS)[number]) => chosen.length === 0 || chosen.includes(part);
 
 if (!findDovecot()) {
   console.error(
@@ -354,204 +365,221 @@ try {
   );
   log(`bridge process listening: imap ${bridge.imap}, pop3 ${bridge.pop3}, smtp ${bridge.smtp}`);
 
-  // --- IMAP UID FETCH of 2,000 messages ---------------------------------------------------------------
-  const imapDirect = new ImapFlow({
-    host: server.host,
-    port: server.imapPort,
-    secure: true,
-    tls: { ca: emu.caPem },
-    auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
-    logger: false,
-  });
-  const imapBridge = new ImapFlow({
-    host: "127.0.0.1",
-    port: bridge.imap,
-    secure: false,
-    auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
-    logger: false,
-  });
-  for (const c of [imapDirect, imapBridge]) {
-    c.on("error", () => {});
-    await c.connect();
-  }
-  const fetchAll = (client: InstanceType<typeof ImapFlow>) => async () => {
-    const start = performance.now();
-    let count = 0;
-    let bytes = 0;
-    const lock = await client.getMailboxLock("INBOX");
-    try {
-      for await (const message of client.fetch(
-        "1:*",
-        { uid: true, envelope: true, flags: true, size: true, internalDate: true, source: true },
-        { uid: true },
-      )) {
-        count++;
-        bytes += message.source?.length ?? 0;
-      }
-    } finally {
-      lock.release();
+  let imapRatios: number[] = [];
+  let pop3Ratios: number[] = [];
+  let smtpRatios: number[] = [];
+  let loginDirectP50 = 0;
+  let loginBridgeP50 = 0;
+  if (runs("imap")) {
+    // --- IMAP UID FETCH of 2,000 messages ---------------------------------------------------------------
+    const imapDirect = new ImapFlow({
+      host: server.host,
+      port: server.imapPort,
+      secure: true,
+      tls: { ca: emu.caPem },
+      auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
+      logger: false,
+    });
+    const imapBridge = new ImapFlow({
+      host: "127.0.0.1",
+      port: bridge.imap,
+      secure: false,
+      auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
+      logger: false,
+    });
+    for (const c of [imapDirect, imapBridge]) {
+      c.on("error", () => {});
+      await c.connect();
     }
-    return { count, bytes, ms: performance.now() - start };
-  };
-  const warmDirect = await fetchAll(imapDirect)();
-  const warmBridge = await fetchAll(imapBridge)();
-  log(
-    `imap warm-up: direct ${warmDirect.count} msgs in ${Math.round(warmDirect.ms)} ms, bridge ${warmBridge.count} in ${Math.round(warmBridge.ms)} ms`,
-  );
-  if (warmDirect.count !== IMAP_MESSAGES)
-    throw new Error(`IMAP saw ${warmDirect.count} messages, not ${IMAP_MESSAGES}`);
-  const imapRatios = await compare("imap", IMAP_PAIRS, fetchAll(imapDirect), fetchAll(imapBridge));
-  await imapDirect.logout();
-  await imapBridge.logout();
+    const fetchAll = (client: InstanceType<typeof ImapFlow>) => async () => {
+      const start = performance.now();
+      let count = 0;
+      let bytes = 0;
+      const lock = await client.getMailboxLock("INBOX");
+      try {
+        for await (const message of client.fetch(
+          "1:*",
+          { uid: true, envelope: true, flags: true, size: true, internalDate: true, source: true },
+          { uid: true },
+        )) {
+          count++;
+          bytes += message.source?.length ?? 0;
+        }
+      } finally {
+        lock.release();
+      }
+      return { count, bytes, ms: performance.now() - start };
+    };
+    const warmDirect = await fetchAll(imapDirect)();
+    const warmBridge = await fetchAll(imapBridge)();
+    log(
+      `imap warm-up: direct ${warmDirect.count} msgs in ${Math.round(warmDirect.ms)} ms, bridge ${warmBridge.count} in ${Math.round(warmBridge.ms)} ms`,
+    );
+    if (warmDirect.count !== IMAP_MESSAGES)
+      throw new Error(`IMAP saw ${warmDirect.count} messages, not ${IMAP_MESSAGES}`);
+    imapRatios = await compare("imap", IMAP_PAIRS, fetchAll(imapDirect), fetchAll(imapBridge));
+    await imapDirect.logout();
+    await imapBridge.logout();
+  }
 
-  // --- POP3 RETR of 200 messages ------------------------------------------------------------------------
-  const popToken = (await popAuth.getAccessToken("outlook")).token;
-  const retrAll = (open: () => Promise<BenchPop3>) => async () => {
-    const client = await open();
-    const start = performance.now();
-    let bytes = 0;
-    for (let n = 1; n <= POP_MESSAGES; n++) bytes += (await client.retr(n)).length;
-    const ms = performance.now() - start;
-    await client.quit();
-    return { count: POP_MESSAGES, bytes, ms };
-  };
-  const popDirect = retrAll(async () => {
-    const c = await BenchPop3.open(server.pop3Port, emu.caPem);
-    await c.xoauth2(POP_USER, popToken);
-    return c;
-  });
-  const popBridge = retrAll(async () => {
-    const c = await BenchPop3.open(bridge!.pop3);
-    await c.userPass(POP_USER, DEMO_PASSWORD);
-    return c;
-  });
-  await popDirect();
-  await popBridge();
-  const pop3Ratios = await compare("pop3", POP_PAIRS, popDirect, popBridge);
-  // Reference: the same client with XOAUTH2 through a bare pipe proxy process (the hop without the bridge).
-  const bare = await startBareProxy({ host: server.host, port: server.pop3Port, ca: emu.caPem });
-  try {
-    const popBare = retrAll(async () => {
-      const c = await BenchPop3.open(bare.port);
+  if (runs("pop3")) {
+    // --- POP3 RETR of 200 messages ------------------------------------------------------------------------
+    const popToken = (await popAuth.getAccessToken("outlook")).token;
+    const retrAll = (open: () => Promise<BenchPop3>) => async () => {
+      const client = await open();
+      const start = performance.now();
+      let bytes = 0;
+      for (let n = 1; n <= POP_MESSAGES; n++) bytes += (await client.retr(n)).length;
+      const ms = performance.now() - start;
+      await client.quit();
+      return { count: POP_MESSAGES, bytes, ms };
+    };
+    const popDirect = retrAll(async () => {
+      const c = await BenchPop3.open(server.pop3Port, emu.caPem);
       await c.xoauth2(POP_USER, popToken);
       return c;
     });
-    await popBare();
-    await compare("pop3 via a bare pipe proxy (reference)", Math.ceil(POP_PAIRS / 2), popDirect, popBare);
-  } finally {
-    await bare.stop();
-  }
-
-  // --- connect + login latency with a warm token ----------------------------------------------------------
-  const loginOnce = async (direct: boolean) => {
-    const start = performance.now();
-    const client = direct
-      ? new ImapFlow({
-          host: server.host,
-          port: server.imapPort,
-          secure: true,
-          tls: { ca: emu.caPem },
-          auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
-          logger: false,
-        })
-      : new ImapFlow({
-          host: "127.0.0.1",
-          port: bridge!.imap,
-          secure: false,
-          auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
-          logger: false,
-        });
-    client.on("error", () => {});
-    await client.connect();
-    const ms = performance.now() - start;
-    await client.logout();
-    return ms;
-  };
-  for (let i = 0; i < 3; i++) {
-    await loginOnce(true);
-    await loginOnce(false);
-  }
-  const directLogins: number[] = [];
-  const bridgeLogins: number[] = [];
-  for (let i = 0; i < LOGINS; i++) {
-    if (i % 2 === 0) {
-      directLogins.push(await loginOnce(true));
-      bridgeLogins.push(await loginOnce(false));
-    } else {
-      bridgeLogins.push(await loginOnce(false));
-      directLogins.push(await loginOnce(true));
+    const popBridge = retrAll(async () => {
+      const c = await BenchPop3.open(bridge!.pop3);
+      await c.userPass(POP_USER, DEMO_PASSWORD);
+      return c;
+    });
+    await popDirect();
+    await popBridge();
+    pop3Ratios = await compare("pop3", POP_PAIRS, popDirect, popBridge);
+    // Reference: the same client with XOAUTH2 through a bare pipe proxy process (the hop without the bridge).
+    const bare = await startBareProxy({ host: server.host, port: server.pop3Port, ca: emu.caPem });
+    try {
+      const popBare = retrAll(async () => {
+        const c = await BenchPop3.open(bare.port);
+        await c.xoauth2(POP_USER, popToken);
+        return c;
+      });
+      await popBare();
+      await compare("pop3 via a bare pipe proxy (reference)", Math.ceil(POP_PAIRS / 2), popDirect, popBare);
+    } finally {
+      await bare.stop();
     }
   }
-  const loginDirectP50 = median(directLogins);
-  const loginBridgeP50 = median(bridgeLogins);
-  log(
-    `login: direct p50 ${loginDirectP50.toFixed(1)} ms (p90 ${quantile(directLogins, 0.9).toFixed(1)}), bridge p50 ${loginBridgeP50.toFixed(1)} ms (p90 ${quantile(bridgeLogins, 0.9).toFixed(1)}), ${LOGINS} each`,
-  );
 
-  // --- SMTP: 200 messages on one connection --------------------------------------------------------------
-  const smtpHost = emu.cloud.smtp;
-  const smtpToken = (await imapAuth.getAccessToken("outlook")).token;
-  const sendAll =
-    (direct: boolean, messages = SMTP_MESSAGES) =>
-    async () => {
-      const transporter = nodemailer.createTransport(
-        direct
-          ? {
-              host: smtpHost.host,
-              port: smtpHost.port,
-              secure: false,
-              requireTLS: true,
-              tls: { ca: emu.caPem },
-              auth: { type: "OAuth2", user: IMAP_USER, accessToken: smtpToken },
-              pool: true,
-              maxConnections: 1,
-              maxMessages: Number.POSITIVE_INFINITY,
-            }
-          : {
-              host: "127.0.0.1",
-              port: bridge!.smtp,
-              secure: false,
-              ignoreTLS: true,
-              auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
-              pool: true,
-              maxConnections: 1,
-              maxMessages: Number.POSITIVE_INFINITY,
-            },
-      );
-      const body = filler.slice(0, 2000);
-      await transporter.verify();
+  if (runs("login")) {
+    // --- connect + login latency with a warm token ----------------------------------------------------------
+    const loginOnce = async (direct: boolean) => {
       const start = performance.now();
-      const sent = await Promise.all(
-        Array.from({ length: messages }, (_, i) =>
-          transporter.sendMail({ from: IMAP_USER, to: POP_USER, subject: `bench ${i}`, text: body }),
-        ),
-      );
+      const client = direct
+        ? new ImapFlow({
+            host: server.host,
+            port: server.imapPort,
+            secure: true,
+            tls: { ca: emu.caPem },
+            auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
+            logger: false,
+          })
+        : new ImapFlow({
+            host: "127.0.0.1",
+            port: bridge!.imap,
+            secure: false,
+            auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
+            logger: false,
+          });
+      client.on("error", () => {});
+      await client.connect();
       const ms = performance.now() - start;
-      transporter.close();
-      const accepted = sent.filter((s) => s.accepted.length === 1).length;
-      return { count: accepted, bytes: accepted * body.length, ms };
+      await client.logout();
+      return ms;
     };
-  await sendAll(true)();
-  // The bridge's delivery must not hold to Exchange's 30 messages a minute here, or this is no comparison:
-  // 40 messages that take more than 20 s mean m365.smtp.maxMessagesPerMinute was not applied.
-  const limited = await Promise.race([
-    sendAll(false, 40)().then(() => false),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 20_000).unref()),
-  ]);
-  if (limited) {
-    throw new Error(
-      "the bridge's SMTP delivery is rate-limited (30 messages a minute: m365.smtp.maxMessagesPerMinute not applied)",
+    for (let i = 0; i < 3; i++) {
+      await loginOnce(true);
+      await loginOnce(false);
+    }
+    const directLogins: number[] = [];
+    const bridgeLogins: number[] = [];
+    for (let i = 0; i < LOGINS; i++) {
+      if (i % 2 === 0) {
+        directLogins.push(await loginOnce(true));
+        bridgeLogins.push(await loginOnce(false));
+      } else {
+        bridgeLogins.push(await loginOnce(false));
+        directLogins.push(await loginOnce(true));
+      }
+    }
+    loginDirectP50 = median(directLogins);
+    loginBridgeP50 = median(bridgeLogins);
+    log(
+      `login: direct p50 ${loginDirectP50.toFixed(1)} ms (p90 ${quantile(directLogins, 0.9).toFixed(1)}), bridge p50 ${loginBridgeP50.toFixed(1)} ms (p90 ${quantile(bridgeLogins, 0.9).toFixed(1)}), ${LOGINS} each`,
     );
   }
-  const smtpRatios = await compare("smtp", SMTP_PAIRS, sendAll(true), sendAll(false));
+
+  if (runs("smtp")) {
+    // --- SMTP: 200 messages on one connection --------------------------------------------------------------
+    const smtpHost = emu.cloud.smtp;
+    const smtpToken = (await imapAuth.getAccessToken("outlook")).token;
+    const sendAll =
+      (direct: boolean, messages = SMTP_MESSAGES) =>
+      async () => {
+        const transporter = nodemailer.createTransport(
+          direct
+            ? {
+                host: smtpHost.host,
+                port: smtpHost.port,
+                secure: false,
+                requireTLS: true,
+                tls: { ca: emu.caPem },
+                auth: { type: "OAuth2", user: IMAP_USER, accessToken: smtpToken },
+                pool: true,
+                maxConnections: 1,
+                maxMessages: Number.POSITIVE_INFINITY,
+              }
+            : {
+                host: "127.0.0.1",
+                port: bridge!.smtp,
+                secure: false,
+                ignoreTLS: true,
+                auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
+                pool: true,
+                maxConnections: 1,
+                maxMessages: Number.POSITIVE_INFINITY,
+              },
+        );
+        const body = filler.slice(0, 2000);
+        await transporter.verify();
+        const start = performance.now();
+        const sent = await Promise.all(
+          Array.from({ length: messages }, (_, i) =>
+            transporter.sendMail({ from: IMAP_USER, to: POP_USER, subject: `bench ${i}`, text: body }),
+          ),
+        );
+        const ms = performance.now() - start;
+        transporter.close();
+        const accepted = sent.filter((s) => s.accepted.length === 1).length;
+        return { count: accepted, bytes: accepted * body.length, ms };
+      };
+    await sendAll(true)();
+    // The bridge's delivery must not hold to Exchange's 30 messages a minute here, or this is no comparison:
+    // 40 messages that take more than 20 s mean m365.smtp.maxMessagesPerMinute was not applied.
+    const limited = await Promise.race([
+      sendAll(false, 40)().then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 20_000).unref()),
+    ]);
+    if (limited) {
+      throw new Error(
+        "the bridge's SMTP delivery is rate-limited (30 messages a minute: m365.smtp.maxMessagesPerMinute not applied)",
+      );
+    }
+    smtpRatios = await compare("smtp", SMTP_PAIRS, sendAll(true), sendAll(false));
+  }
 
   await imapAuth.dispose();
   await popAuth.dispose();
   await bridge.stop();
   bridge = undefined;
-  console.log(
-    `RESULT bridge imap_ratio=${median(imapRatios).toFixed(3)} smtp_ratio=${median(smtpRatios).toFixed(3)} pop3_ratio=${median(pop3Ratios).toFixed(3)} login_p50_ms=${loginBridgeP50.toFixed(1)} login_overhead_ms=${(loginBridgeP50 - loginDirectP50).toFixed(1)}`,
-  );
+  if (chosen.length > 0) {
+    log(`ran only ${chosen.join(", ")}: no RESULT line`);
+  } else {
+    console.log(
+      `RESULT bridge imap_ratio=${median(imapRatios).toFixed(3)} smtp_ratio=${median(smtpRatios).toFixed(3)} pop3_ratio=${median(pop3Ratios).toFixed(3)} login_p50_ms=${loginBridgeP50.toFixed(1)} login_overhead_ms=${(loginBridgeP50 - loginDirectP50).toFixed(1)}`,
+    );
+  }
 } finally {
   await bridge?.stop();
   await emu.stop();

@@ -15,7 +15,15 @@ export interface NodeChild<T> {
 export async function startNodeChild<T>(name: string, script: string, input: unknown): Promise<NodeChild<T>> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--input-type=module", "-e", script, JSON.stringify(input)],
+    // BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the children (NODE_OPTIONS refuses --cpu-prof).
+    [
+      // biome-ignore lint/suspicious/noUndeclaredEnvVars: read by a bench, never by a turbo task
+      ...(process.env.BENCH_CHILD_ARGS?.split(" ") ?? []),
+      "--input-type=module",
+      "-e",
+      script,
+      JSON.stringify(input),
+    ],
     { stdio: ["ignore", "pipe", "inherit", "ipc"] },
   );
   const ready = await new Promise<T>((resolve, reject) => {

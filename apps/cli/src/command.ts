@@ -23,8 +23,8 @@ export interface Command {
   readonly name: string;
   /** One line for `m365-mail --help`. */
   readonly summary: string;
-  /** The command's `--help`. */
-  readonly help: string;
+  /** The command's `--help`; a function when the text comes from a package loaded only when used. */
+  readonly help: string | (() => Promise<string>);
   readonly options: Readonly<Record<string, OptionSpec>>;
   /** Positional arguments allowed: [min, max]. @default [0, 0] */
   readonly positionals?: readonly [number, number];
@@ -80,4 +80,9 @@ export function dateFlag(flags: Flags, name: string, now = new Date()): Date | u
     );
   }
   return parsed;
+}
+
+/** A command's `--help` text. */
+export async function helpOf(command: Command): Promise<string> {
+  return typeof command.help === "string" ? command.help : await command.help();
 }

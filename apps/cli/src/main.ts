@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import type { Command, CommandContext, OptionSpec } from "./command.js";
+import { type Command, type CommandContext, helpOf, type OptionSpec } from "./command.js";
 import { bridgeCommand } from "./commands/bridge.js";
 import { calendarCommand } from "./commands/calendar.js";
 import { deleteCommand } from "./commands/delete.js";
@@ -141,7 +141,7 @@ export async function main(argv: readonly string[], options: RunOptions = {}): P
       }
       if (name === "help") {
         const topic = COMMANDS.find((c) => c.name === rest.find((a) => !a.startsWith("-")));
-        out.out(topic ? topic.help : USAGE);
+        out.out(topic ? await helpOf(topic) : USAGE);
         return EXIT.OK;
       }
       throw usageError(
@@ -167,7 +167,7 @@ export async function main(argv: readonly string[], options: RunOptions = {}): P
     const flags = parsed.values as Flags;
     out = new Output({ json: flags.json === true, noColor: flags["no-color"] === true, env });
     if (flags.help === true) {
-      out.out(command.help);
+      out.out(await helpOf(command));
       return EXIT.OK;
     }
     const [min, max] = command.positionals ?? [0, 0];

@@ -1,5 +1,5 @@
 import { connect, type Socket } from "node:net";
-import { type Bridge, startBridge, validateBridgeConfig } from "@m365-mail/bridge";
+import type { Bridge } from "@m365-mail/bridge";
 import { silentLogger } from "@m365-mail/core";
 import type { Emulator } from "@m365-mail/emulator";
 
@@ -8,6 +8,7 @@ import type { Emulator } from "@m365-mail/emulator";
  * out. The clients below are deliberately dumb — they know a username and a password, nothing else.
  */
 export async function startDemoBridge(emulator: Emulator, imap: boolean, dataDir: string): Promise<Bridge> {
+  const { startBridge, validateBridgeConfig } = await import("@m365-mail/bridge");
   const config = validateBridgeConfig(
     {
       dataDir,

@@ -7,8 +7,6 @@ export default defineConfig({
   test: {
     name: "transport-pop3",
     include: ["test/**/*.test.ts"],
-    // Integration tests start the emulator and Dovecot; one file at a time keeps the small machine calm.
-    fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 120_000,
   },

@@ -55,13 +55,13 @@ describe.skipIf(dovecotMissing)("IMAP login forms (raw socket)", () => {
     const client = await open();
     client.send(`a1 LOGIN ${SUPPORT} ${DEMO}\r\n`);
     const answer = await client.until(/^a1 (OK|NO|BAD) .*\r\n/m);
-    expect(answer).toMatch(/^a1 OK \[CAPABILITY IMAP4rev1 [^\]]*\] LOGIN completed\./m);
-    // Extensions the bridge knows nothing about work, since it only copies bytes (CONDSTORE here).
+    expect(answer).toMatch(/^a1 OK \[CAPABILITY [^\]]*\bIMAP4rev1\b[^\]]*\] LOGIN completed\./m);
+    // Extensions the bridge knows nothing about work, since it only copies bytes (NAMESPACE here).
     const mark = client.text.length;
-    client.send("c1 SELECT INBOX (CONDSTORE)\r\n");
-    const selected = await client.until(/^c1 (OK|NO|BAD) .*\r\n/m, 10_000, mark);
-    expect(selected).toMatch(/HIGHESTMODSEQ \d+/);
-    expect(selected).toMatch(/^c1 OK /m);
+    client.send("c1 NAMESPACE\r\n");
+    const answered = await client.until(/^c1 (OK|NO|BAD) .*\r\n/m, 10_000, mark);
+    expect(answered).toMatch(/^\* NAMESPACE \(\("" "\/"\)\)/m);
+    expect(answered).toMatch(/^c1 OK /m);
     await expectRelayed(client, client.text.length);
   });
 

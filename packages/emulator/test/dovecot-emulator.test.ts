@@ -7,7 +7,7 @@ import { needs } from "@m365-mail/test-helpers";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_CLIENT_ID, DEMO_PASSWORD } from "../src/default-directory.js";
-import { dovecotPart, findDovecot } from "../src/dovecot/index.js";
+import { dovecotPart, EXCHANGE_IMAP_CAPABILITY, findDovecot } from "../src/dovecot/index.js";
 import { type Emulator, startEmulator } from "../src/emulator.js";
 import { createMailStore } from "../src/store/index.js";
 
@@ -148,6 +148,33 @@ describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000
       expect(mailbox.exists).toBe(1);
       const message = await client.fetchOne("*", { envelope: true });
       expect(message ? message.envelope?.subject : undefined).toBe("Ticket 42");
+    } finally {
+      await client.logout();
+    }
+  });
+
+  it("advertises Exchange Online's IMAP extensions and no others, before and after sign-in", async () => {
+    const exchange = EXCHANGE_IMAP_CAPABILITY.split(" ").sort();
+    const withoutAuth = (list: Iterable<string>) => [...list].filter((c) => !c.startsWith("AUTH=")).sort();
+    // Before sign-in, as a raw client sees it in the greeting.
+    const greeting = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: "127.0.0.1", port: emulator.cloud.imap.port, ca: emulator.caPem });
+      socket.once("data", (chunk) => {
+        resolve(chunk.toString());
+        socket.destroy();
+      });
+      socket.once("error", reject);
+    });
+    const preLogin = /\[CAPABILITY ([^\]]+)\]/.exec(greeting)?.[1]?.split(" ") ?? [];
+    // LOGINDISABLED too: no password login, as outlook.office365.com advertised it in 2026-09.
+    expect(withoutAuth(preLogin)).toEqual([...exchange, "LOGINDISABLED"].sort());
+    expect(preLogin).toContain("AUTH=XOAUTH2");
+    // After sign-in, as imapflow sees it: nothing to ENABLE, so no CONDSTORE path Exchange never takes.
+    const client = imap(SUPPORT, await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All"));
+    await client.connect();
+    try {
+      expect(withoutAuth(client.capabilities.keys())).toEqual(exchange);
+      expect([...(client.enabled ?? [])]).toEqual([]);
     } finally {
       await client.logout();
     }

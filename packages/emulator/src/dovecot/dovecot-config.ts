@@ -111,10 +111,24 @@ function oauth2Args(input: DovecotConfigInput, protocol: DovecotProtocol, shared
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * The extensions outlook.office365.com:993 advertises (captures from 2025-12 to 2026-10, e.g.
+ * github.com/Cocoanetics/SwiftMail/pull/109): no CONDSTORE, QRESYNC, ENABLE, COMPRESS, SPECIAL-USE or
+ * ESEARCH, which Dovecot would offer and clients such as imapflow would then use. Dovecot adds the AUTH=
+ * mechanisms before login.
+ */
+export const EXCHANGE_IMAP_CAPABILITY =
+  "IMAP4 IMAP4rev1 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+";
+
 function protocolBlock(input: DovecotConfigInput, protocol: DovecotProtocol): string {
   return `protocol ${protocol} {
   login_greeting = ${GREETING[protocol]}
-  mail_max_userip_connections = 1000
+${
+  protocol === "imap"
+    ? `  imap_capability = ${EXCHANGE_IMAP_CAPABILITY}
+`
+    : ""
+}  mail_max_userip_connections = 1000
   passdb {
     driver = oauth2
     mechanisms = xoauth2 oauthbearer

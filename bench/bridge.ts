@@ -370,27 +370,32 @@ try {
   let smtpRatios: number[] = [];
   let loginDirectP50 = 0;
   let loginBridgeP50 = 0;
+  /** imapflow to the emulator (XOAUTH2, the cached token) or to the bridge (the password), not yet connected. */
+  const imapClient = async (direct: boolean) => {
+    const client = direct
+      ? new ImapFlow({
+          host: server.host,
+          port: server.imapPort,
+          secure: true,
+          tls: { ca: emu.caPem },
+          auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
+          logger: false,
+        })
+      : new ImapFlow({
+          host: "127.0.0.1",
+          port: bridge!.imap,
+          secure: false,
+          auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
+          logger: false,
+        });
+    client.on("error", () => {});
+    return client;
+  };
   if (runs("imap")) {
     // --- IMAP UID FETCH of 2,000 messages ---------------------------------------------------------------
-    const imapDirect = new ImapFlow({
-      host: server.host,
-      port: server.imapPort,
-      secure: true,
-      tls: { ca: emu.caPem },
-      auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
-      logger: false,
-    });
-    const imapBridge = new ImapFlow({
-      host: "127.0.0.1",
-      port: bridge.imap,
-      secure: false,
-      auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
-      logger: false,
-    });
-    for (const c of [imapDirect, imapBridge]) {
-      c.on("error", () => {});
-      await c.connect();
-    }
+    const imapDirect = await imapClient(true);
+    const imapBridge = await imapClient(false);
+    for (const c of [imapDirect, imapBridge]) await c.connect();
     const fetchAll = (client: InstanceType<typeof ImapFlow>) => async () => {
       const start = performance.now();
       let count = 0;
@@ -466,23 +471,7 @@ try {
     // --- connect + login latency with a warm token ----------------------------------------------------------
     const loginOnce = async (direct: boolean) => {
       const start = performance.now();
-      const client = direct
-        ? new ImapFlow({
-            host: server.host,
-            port: server.imapPort,
-            secure: true,
-            tls: { ca: emu.caPem },
-            auth: { user: IMAP_USER, accessToken: (await imapAuth.getAccessToken("outlook")).token },
-            logger: false,
-          })
-        : new ImapFlow({
-            host: "127.0.0.1",
-            port: bridge!.imap,
-            secure: false,
-            auth: { user: IMAP_USER, pass: DEMO_PASSWORD },
-            logger: false,
-          });
-      client.on("error", () => {});
+      const client = await imapClient(direct);
       await client.connect();
       const ms = performance.now() - start;
       await client.logout();

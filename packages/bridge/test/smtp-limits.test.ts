@@ -86,14 +86,19 @@ describe("SMTP limits, answered as Exchange would", () => {
 });
 
 describe('delivery "smtp": handed to Exchange at DATA, while the message still arrives', () => {
+  /** alice@ (delivery "smtp") to support@, up to the 354 that asks for the message. */
+  const startMessage = async (s: Awaited<ReturnType<typeof signedIn>>) => {
+    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
+    expect(await s.command("DATA")).toMatch(/^354/);
+  };
+
   it("Exchange's envelope round trip overlaps the client's upload", async () => {
     // Exchange takes 1.5 s to answer MAIL FROM; the device takes 1.5 s to send its body after 354.
     emulator.admin.armFault({ target: "smtp", path: "/mail", kind: "delay", delayMs: 1500, times: 1 });
     const before = relayedToExchange();
     const s = await signedIn("alice@contoso.com");
-    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
-    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
-    expect(await s.command("DATA")).toMatch(/^354/);
+    await startMessage(s);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const dot = Date.now();
     expect(await s.command("Subject: slow device\r\n\r\nscanned page\r\n.")).toMatch(/^250/);
@@ -106,15 +111,11 @@ describe('delivery "smtp": handed to Exchange at DATA, while the message still a
   it("an oversized message gets 552 and nothing reaches Exchange", async () => {
     const before = relayedToExchange();
     const s = await signedIn("alice@contoso.com");
-    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
-    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
-    expect(await s.command("DATA")).toMatch(/^354/);
+    await startMessage(s);
     const big = `Subject: big\r\n\r\n${"x".repeat(76)}\r\n`.repeat(200);
     expect(await s.command(`${big}.`)).toMatch(/^552 5\.3\.4/);
     // The same session goes on: a message within the limit is relayed once.
-    expect(await s.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
-    expect(await s.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
-    expect(await s.command("DATA")).toMatch(/^354/);
+    await startMessage(s);
     expect(await s.command("Subject: small\r\n\r\nok\r\n.")).toMatch(/^250/);
     expect(relayedToExchange()).toBe(before + 1);
     s.close();
@@ -123,16 +124,12 @@ describe('delivery "smtp": handed to Exchange at DATA, while the message still a
   it("a client that hangs up during DATA sends nothing, and the next message goes through", async () => {
     const before = relayedToExchange();
     const gone = await signedIn("alice@contoso.com");
-    expect(await gone.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
-    expect(await gone.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
-    expect(await gone.command("DATA")).toMatch(/^354/);
+    await startMessage(gone);
     gone.write("Subject: half a message\r\n\r\nthe first half, and then");
     await new Promise((resolve) => setTimeout(resolve, 100));
     gone.close();
     const next = await signedIn("alice@contoso.com");
-    expect(await next.command("MAIL FROM:<alice@contoso.com>")).toMatch(/^250/);
-    expect(await next.command("RCPT TO:<support@contoso.com>")).toMatch(/^250/);
-    expect(await next.command("DATA")).toMatch(/^354/);
+    await startMessage(next);
     expect(await next.command("Subject: whole\r\n\r\nok\r\n.")).toMatch(/^250/);
     // Only the whole message reached Exchange; the half one was never ended with its final dot.
     expect(relayedToExchange()).toBe(before + 1);

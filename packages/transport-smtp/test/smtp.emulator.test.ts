@@ -204,6 +204,22 @@ describe("relay: a message that is still arriving", () => {
     expect(counts()["smtp.messages"]).toBe(1);
   });
 
+  it("bytes slower than the socket timeout: the idle attempt is dropped and the whole message sent once", async () => {
+    // A slow device: Exchange would drop a connection that waits after 354 for too long.
+    const s = subject("Slow upload");
+    const raw = new Promise<Buffer>((resolve) => setTimeout(() => resolve(rawMessage(s)), 1500));
+    const result = await transport({
+      timeoutMs: 500,
+      retry: { attempts: 2, baseDelayMs: 20, maxDelayMs: 50 },
+    }).relay({ from: "support@contoso.com", to: ["alice@contoso.com"] }, raw);
+    expect(result.accepted).toEqual(["alice@contoso.com"]);
+    // The first connection timed out waiting after 354; the second carried the whole message.
+    expect(counts()).toMatchObject({ "smtp.connections": 2, "smtp.messages": 1 });
+    expect((await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === s)).toHaveLength(
+      1,
+    );
+  });
+
   it("a 4xx at the end of data is retried with the whole message, delivered once", async () => {
     env.emulator.admin.armFault({ target: "smtp", path: "/data", kind: "status503", times: 1 });
     const s = subject("Relayed after a hiccup");

@@ -113,7 +113,7 @@ function oauth2Args(input: DovecotConfigInput, protocol: DovecotProtocol, shared
 
 /**
  * The extensions outlook.office365.com:993 advertises (captures from 2025-12 to 2026-10, e.g.
- * github.com/Cocoanetics/SwiftMail/pull/109): no CONDSTORE, QRESYNC, ENABLE, COMPRESS, SPECIAL-USE or
+ * github.com/Cocoanetics/SwiftMail/pull/109): no CONDSTORE, QRESYNC, ENABLE, SORT, SPECIAL-USE or
  * ESEARCH, which Dovecot would offer and clients such as imapflow would then use. Dovecot adds the AUTH=
  * mechanisms before login.
  */

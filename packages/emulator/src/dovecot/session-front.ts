@@ -47,6 +47,21 @@ function bearerIn(base64: string): string | undefined {
 }
 
 /**
+ * Exchange puts no `[CAPABILITY …]` code in its greeting or in its answer to AUTHENTICATE
+ * (`a OK AUTHENTICATE completed.`): clients must ask with CAPABILITY. Dovecot does put one in both.
+ */
+function asExchangeAnswers(chunk: Buffer): Buffer {
+  const text = chunk.toString("latin1");
+  if (!text.includes("[CAPABILITY ") && !text.includes(" OK Logged in")) return chunk;
+  return Buffer.from(
+    text
+      .replace(/^\* OK \[CAPABILITY [^\]]*\] /gm, "* OK ")
+      .replace(/^(\S+) OK (?:\[CAPABILITY [^\]]*\] )?Logged in\b[^\r\n]*/gm, "$1 OK AUTHENTICATE completed."),
+    "latin1",
+  );
+}
+
+/**
  * Finds where IMAP responses end in the server's byte stream: at a CRLF that is not followed by a
  * literal (`{n}` at the line's end announces n raw bytes that belong to the same response).
  */
@@ -225,11 +240,14 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
     };
 
     let serverPartial = ""; // POP3: an unfinished line before sign-in
-    backend.on("data", (chunk: Buffer) => {
+    backend.on("data", (incoming: Buffer) => {
       if (ended) return;
+      let chunk = incoming;
       if (scanner) {
+        const preAuth = !authenticated;
         // Lines are read as text only before sign-in; after it only response ends are found.
         const ends = scanner.feed(chunk, authenticated ? undefined : serverLine);
+        if (preAuth) chunk = asExchangeAnswers(chunk);
         if (byeWhenResponseEnds && ends.length > 0) {
           client.write(chunk.subarray(0, ends[0]));
           invalidate();

@@ -25,9 +25,8 @@ export function nextBatchSize(current: number, averageSourceBytes?: number): num
  * A batch of FETCH responses held until it is complete (a listing yields newest first; servers answer
  * oldest first): only what summaryBuilder reads, as plain numbers where it can — UIDs, sizes and dates in
  * number arrays, flags as one shared array per distinct set — so that with sources the only object held
- * per message is its source. Held objects survive young-generation collections; since the batch has been
- * held this way instead of as built summaries, bench/imap-fetch.ts prints 0.83–0.92 instead of 0.78–0.81
- * (transport-imap README, "Listing speed").
+ * per message is its source. Held objects survive young-generation collections; what holding the batch
+ * this way instead of as built summaries did to bench/imap-fetch.ts: transport-imap README, "Listing speed".
  */
 export class HeldBatch {
   private readonly uids: number[] = [];

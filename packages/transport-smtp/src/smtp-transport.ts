@@ -246,40 +246,34 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
     assertOpen();
     const to = parseAddressList([...envelope.to]).map((a) => a.address);
     assertRecipients(to);
-    let rawError: { error: unknown } | undefined;
-    const built = Promise.resolve(raw).then(
-      (bytes) => buildMail({ raw: bytes, from: envelope.from, to }, mailbox),
-      (error: unknown) => {
-        rawError = { error };
-        throw error;
-      },
+    const built = Promise.resolve(raw).then((bytes) =>
+      buildMail({ raw: bytes, from: envelope.from, to }, mailbox),
     );
-    built.catch(() => undefined);
+    // Bytes that never arrive (or are no valid message) end the send: no attempt can succeed.
+    let unsendable: { error: unknown } | undefined;
+    built.catch((error: unknown) => {
+      unsendable = { error };
+    });
     let first = true;
-    try {
-      return await deliver(
-        async () => {
-          if (!first) return (await built).mail;
-          first = false;
-          // The envelope now, the bytes as soon as they are here (a stream nodemailer reads after 354).
-          return { envelope: { from: parseAddress(envelope.from).address, to }, raw: arrivingBytes(built) };
-        },
-        async () => (await built).messageId,
-        opts,
-        () => rawError !== undefined,
-      );
-    } catch (error) {
-      if (rawError) throw rawError.error;
-      throw error;
-    }
+    return deliver(
+      async () => {
+        if (!first) return (await built).mail;
+        first = false;
+        // The envelope now, the bytes as soon as they are here (a stream nodemailer reads after 354).
+        return { envelope: { from: parseAddress(envelope.from).address, to }, raw: arrivingBytes(built) };
+      },
+      async () => (await built).messageId,
+      opts,
+      () => unsendable,
+    );
   }
 
   async function deliver(
     mailFor: () => SendMailOptions | Promise<SendMailOptions>,
     messageIdOf: () => string | Promise<string>,
     opts: OperationOptions,
-    /** True when the message will never arrive (relay): no retry then. */
-    abandoned: () => boolean = () => false,
+    /** Set when the message can never be sent (relay): that error ends the send, with no retry. */
+    unsendable: () => { error: unknown } | undefined = () => undefined,
   ): Promise<SendResult> {
     let renewed = false;
     for (let attempt = 0; ; attempt++) {
@@ -296,7 +290,8 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
           rejected: info.rejected.map(addressOf),
         };
       } catch (error) {
-        if (abandoned()) throw error;
+        const stop = unsendable();
+        if (stop) throw stop.error;
         const raw = error as SmtpLikeError;
         if (!renewed && isTokenRefusal(raw)) {
           // The cached token may be revoked or rotated: one more try with a fresh one (not a retry).

@@ -121,14 +121,10 @@ export const EXCHANGE_IMAP_CAPABILITY =
   "IMAP4 IMAP4rev1 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+";
 
 function protocolBlock(input: DovecotConfigInput, protocol: DovecotProtocol): string {
+  const capability = protocol === "imap" ? `  imap_capability = ${EXCHANGE_IMAP_CAPABILITY}\n` : "";
   return `protocol ${protocol} {
   login_greeting = ${GREETING[protocol]}
-${
-  protocol === "imap"
-    ? `  imap_capability = ${EXCHANGE_IMAP_CAPABILITY}
-`
-    : ""
-}  mail_max_userip_connections = 1000
+${capability}  mail_max_userip_connections = 1000
   passdb {
     driver = oauth2
     mechanisms = xoauth2 oauthbearer

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import { loadBridgeConfig } from "./config.js";
 import type { BridgeConfig } from "./config-schema.js";
+import { signInAccount } from "./device-code-login.js";
 import { hashSecret } from "./secret-hash.js";
 import { type Bridge, type BridgeStatus, startBridge } from "./start-bridge.js";
 
@@ -26,6 +27,7 @@ Usage:
   m365-mail bridge --config <file> [--check] [--drain-ms <ms>]
   m365-mail bridge status (--config <file> | --url <http://host:port>) [--json]
   m365-mail bridge hash-secret [--secret-file <file>]
+  m365-mail bridge login --config <file> <account>
 
   --config <file>     the bridge's config file (JSON; see docs/bridge.md). Default: $M365_BRIDGE_CONFIG
   --check             validate the config file and exit (0 when valid)
@@ -33,6 +35,9 @@ Usage:
   status              asks a running bridge (its "metrics" listener) for listeners, sessions, sign-in problems
   hash-secret         prints the scrypt hash of a mapped login's secret for accounts[].credentials.secretHash;
                       reads the secret from --secret-file or stdin (never the command line)
+  login <account>     signs a "signIn": "device-code" account in once: prints a code that a person enters
+                      at the page shown, signing in as the account's user (MFA included); the sign-in goes
+                      into the config's tokenCache, where the running bridge finds it (no restart)
 
 Signals: SIGHUP reloads the config file without dropping open sessions; SIGTERM/SIGINT drain and stop.
 Settings the file leaves out of "m365" come from M365_* variables (m365-mail emulator --write-env).`;
@@ -64,6 +69,8 @@ export async function runBridgeCommand(argv: readonly string[], io: BridgeComman
         values.json === true,
         io,
       );
+    if (sub === "login")
+      return await loginCommand(values.config ?? io.env.M365_BRIDGE_CONFIG, positionals[1], io);
     if (sub !== undefined) {
       io.stderr(`unknown bridge command "${sub}"\n\n${BRIDGE_HELP}\n`);
       return 2;
@@ -157,6 +164,45 @@ async function hashSecretCommand(file: string | undefined, io: BridgeCommandIo):
   }
   io.stdout(`${await hashSecret(secret)}\n`);
   return 0;
+}
+
+async function loginCommand(
+  configPath: string | undefined,
+  accountName: string | undefined,
+  io: BridgeCommandIo,
+): Promise<number> {
+  if (!configPath || !accountName) {
+    io.stderr(`m365-mail bridge login needs --config <file> and an account name\n\n${BRIDGE_HELP}\n`);
+    return 2;
+  }
+  const config = await loadBridgeConfig(configPath, io.env);
+  const result = await signInAccount(config, accountName, {
+    env: io.env,
+    ...(io.signal ? { signal: io.signal } : {}),
+    onDeviceCode: (info) => {
+      const account = config.accounts.find((a) => a.name === accountName);
+      io.stderr(`${info.message}\n`);
+      io.stderr(
+        `Sign in as ${account?.credentials.mode === "mapped" ? account.credentials.username : accountName}. The code expires at ${info.expiresAt.toISOString()}; Ctrl-C stops waiting.\n`,
+      );
+    },
+  });
+  io.stdout(`Signed in: account ${result.account} acts as ${result.username}.\n`);
+  for (const r of result.resources) {
+    io.stdout(
+      r.error
+        ? `  ${r.resource}: refused — ${r.error.message}${r.error.hint ? ` (${r.error.hint})` : ""}\n`
+        : `  ${r.resource}: token until ${r.expiresAt!.toISOString()}\n`,
+    );
+  }
+  const where =
+    config.tokenCache.type === "redis"
+      ? "the Redis token cache"
+      : config.tokenCache.type === "file"
+        ? config.tokenCache.path
+        : "memory";
+  io.stdout(`The sign-in is stored in ${where}; the bridge uses it from the account's next login.\n`);
+  return result.resources.some((r) => r.error) ? 1 : 0;
 }
 
 async function statusCommand(

@@ -74,10 +74,16 @@ export interface MappedCredentials {
   login: string;
   /** `m365-mail bridge hash-secret` output: the device's secret, only as a slow hash. */
   secretHash: string;
-  /** The Microsoft 365 user whose password the bridge holds. */
+  /** The Microsoft 365 user the device acts as. */
   username: string;
+  /** Where the bridge reads that user's password (exactly one of these three). */
   passwordFile?: string;
   passwordEnv?: string;
+  /**
+   * No password at all: a person signs in once with a device code (`m365-mail bridge login`), MFA
+   * included, and the bridge keeps the sign-in alive with refresh grants from its token cache.
+   */
+  signIn?: "device-code";
 }
 
 export type TokenCacheInput =
@@ -301,6 +307,14 @@ export function validateBridgeConfig(input: unknown, env: NodeJS.ProcessEnv = pr
     const i = accounts.findIndex((a) => a.answer === "spool");
     p.add(`accounts[${i}].answer`, '"spool" needs a spool setting ({ "type": "sqlite", "path": "..." })');
   }
+  const deviceCode = accounts.findIndex(
+    (a) => a.credentials.mode === "mapped" && a.credentials.signIn === "device-code",
+  );
+  if (deviceCode >= 0 && tokenCache.type === "memory")
+    p.add(
+      `accounts[${deviceCode}].credentials.signIn`,
+      '"device-code" needs a tokenCache of type "file" or "redis": the sign-in `m365-mail bridge login` stores must outlive the process',
+    );
   if (p.list.length > 0) throw configError(p.list);
   return {
     m365,
@@ -448,6 +462,7 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
         "username",
         "passwordFile",
         "passwordEnv",
+        "signIn",
       ]);
       const login = str(p, `${key}.credentials.login`, c.login, true)?.toLowerCase();
       const secretHash = str(p, `${key}.credentials.secretHash`, c.secretHash, true);
@@ -459,8 +474,12 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
       const username = email(p, `${key}.credentials.username`, c.username, true);
       const passwordFile = str(p, `${key}.credentials.passwordFile`, c.passwordFile);
       const passwordEnv = str(p, `${key}.credentials.passwordEnv`, c.passwordEnv);
-      if (!passwordFile === !passwordEnv)
-        p.add(`${key}.credentials`, 'a mapped account needs exactly one of "passwordFile" and "passwordEnv"');
+      const signIn = oneOf(p, `${key}.credentials.signIn`, c.signIn, ["device-code"]);
+      if ([passwordFile, passwordEnv, signIn].filter(Boolean).length !== 1)
+        p.add(
+          `${key}.credentials`,
+          'a mapped account needs exactly one of "passwordFile", "passwordEnv" and "signIn": "device-code"',
+        );
       if (login) {
         if (logins.has(login))
           p.add(`${key}.credentials.login`, `${login} is already used by another account`);
@@ -473,6 +492,7 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
         username: username ?? "",
         ...(passwordFile ? { passwordFile } : {}),
         ...(passwordEnv ? { passwordEnv } : {}),
+        ...(signIn ? { signIn } : {}),
       };
       defaultName = login ?? "";
     }

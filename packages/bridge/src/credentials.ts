@@ -1,4 +1,5 @@
-import { type RopcTokenProvider, ropcTokenProvider, type TokenCache } from "@m365-mail/auth-ropc";
+import { deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
+import { ropcTokenProvider, type TokenCache } from "@m365-mail/auth-ropc";
 import {
   isM365MailError,
   type Logger,
@@ -42,10 +43,16 @@ export interface Credentials {
   dispose(): Promise<void>;
 }
 
+/** A token provider the bridge owns and disposes of (ROPC, or a stored device-code sign-in). */
+type OwnedProvider = TokenProvider & { dispose(): Promise<void> };
+
 interface Session {
   readonly digest: Buffer;
-  readonly provider: RopcTokenProvider;
+  readonly provider: OwnedProvider;
 }
+
+/** What a device-code account's provider throws when only a new sign-in by a person helps. */
+const SIGN_IN_AGAIN = new Set(["SIGN_IN_REQUIRED", "REFRESH_EXPIRED", "MFA_REQUIRED", "POLICY_BLOCKED"]);
 
 /** SMTP delivered through Graph needs a Graph token; the relays and SMTP delivery need an Outlook one. */
 function resourceFor(account: AccountConfig, protocol: BridgeProtocol): Resource {
@@ -74,7 +81,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   const sessions = new Map<string, Session>();
   /** Mapped: the local secret's HMAC once scrypt said yes, and one provider per account. */
   const verifiedMapped = new Map<string, Buffer>();
-  const mappedProviders = new Map<string, RopcTokenProvider>();
+  const mappedProviders = new Map<string, OwnedProvider>();
   /** Concurrent first logins with the same password share one check. */
   const pending = new Map<string, Promise<SignedIn>>();
   /** Passthrough: a password that met a sign-in problem (MFA, expired, …) is answered from here for a minute. */
@@ -105,9 +112,28 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       await tokenFor(account, auth, protocol);
       problems.resolve(account.name);
     } catch (error) {
-      problems.report(account.name, error);
-      throw error;
+      const reported = signInAgain(account, error) ?? error;
+      problems.report(account.name, reported);
+      throw reported;
     }
+  }
+
+  /** A device-code account whose stored sign-in is gone or refused: the hint names the bridge's command. */
+  function signInAgain(account: AccountConfig, error: unknown): M365MailError | undefined {
+    const c = account.credentials;
+    if (c.mode !== "mapped" || c.signIn !== "device-code") return undefined;
+    if (!(error instanceof M365MailError) || !SIGN_IN_AGAIN.has(error.code)) return undefined;
+    return new M365MailError(
+      // Not retryable whatever the provider said: until a person signs in, every login fails the same way.
+      error.code === "REFRESH_EXPIRED" ? "SIGN_IN_REQUIRED" : error.code,
+      `account ${account.name}: ${error.message}`,
+      {
+        source: "bridge",
+        cause: error,
+        ...(error.serverCode ? { serverCode: error.serverCode } : {}),
+        hint: `A person signs in as ${c.username} once: m365-mail bridge login --config <the bridge's config file> ${account.name} (MFA included; the running bridge picks the sign-in up from its token cache).`,
+      },
+    );
   }
 
   /** `auto` delivery falls back to SMTP where Graph is not consented: so may its login. */
@@ -126,14 +152,13 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     }
   }
 
-  function mappedProvider(account: AccountConfig, c: MappedCredentials): RopcTokenProvider {
+  function mappedProvider(account: AccountConfig, c: MappedCredentials): OwnedProvider {
     let provider = mappedProviders.get(account.name);
     if (!provider) {
-      provider = providerFor(
-        c.username,
-        () => readMappedPassword(account.name, c, options.env),
-        options.cache,
-      );
+      provider =
+        c.signIn === "device-code"
+          ? deviceCodeProviderFor(config, c.username, options.cache, options.ca, log)
+          : providerFor(c.username, () => readMappedPassword(account.name, c, options.env), options.cache);
       mappedProviders.set(account.name, provider);
     }
     return provider;
@@ -297,4 +322,30 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       await Promise.all(all.map((p) => p.dispose().catch(() => undefined)));
     },
   };
+}
+
+/**
+ * The provider of a `signIn: "device-code"` account: headless (it never starts a flow; a person does,
+ * with `m365-mail bridge login`), reading the sign-in from the bridge's token cache. `bridge login`
+ * builds the same one with `onDeviceCode`, so both use the same cache entry.
+ */
+export function deviceCodeProviderFor(
+  config: BridgeConfig,
+  username: string,
+  cache: TokenCache,
+  ca: string | undefined,
+  logger: Logger | undefined,
+  onDeviceCode?: Parameters<typeof deviceCodeTokenProvider>[0]["onDeviceCode"],
+) {
+  return deviceCodeTokenProvider({
+    tenantId: config.m365.tenantId,
+    clientId: config.m365.clientId,
+    username,
+    cloud: config.m365.cloud,
+    ...(config.m365.authorityHost ? { authorityHost: config.m365.authorityHost } : {}),
+    cache,
+    ...(ca ? { ca } : {}),
+    ...(logger ? { logger } : {}),
+    ...(onDeviceCode ? { onDeviceCode } : {}),
+  });
 }

@@ -15,6 +15,8 @@ const NEEDS_A_PERSON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "APP_NOT_FOUND",
   "PROTOCOL_DISABLED",
   "WRONG_SCOPE",
+  // A device-code account without a usable stored sign-in: `m365-mail bridge login`.
+  "SIGN_IN_REQUIRED",
   // The bridge's own settings for an account (a password file, a variable) are wrong.
   "CONFIG_INVALID",
 ]);

@@ -1,9 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileTokenCache, memoryTokenCache, redisTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
 import { type Logger, M365MailError, safeLogger } from "@m365-mail/core";
-import { Redis } from "ioredis";
 import type { BridgeConfig, ListenerConfig } from "./config-schema.js";
 import { consoleLogger } from "./console-logger.js";
 import { type Credentials, createCredentials } from "./credentials.js";
@@ -18,6 +15,7 @@ import { createDelivery, type Delivery } from "./smtp/deliver.js";
 import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
 import { type Spool, startSpool } from "./smtp/spool.js";
 import { loadTlsMaterial } from "./tls-material.js";
+import { openTokenCache, readCa } from "./token-cache.js";
 
 export interface StartBridgeOptions {
   /** Receives the bridge's log lines, already redacted. @default one line per event on stderr, at config.logLevel */
@@ -253,7 +251,10 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       })),
       accounts: config.accounts.map((a) => ({
         name: a.name,
-        mode: a.credentials.mode,
+        mode:
+          a.credentials.mode === "mapped" && a.credentials.signIn
+            ? `mapped, ${a.credentials.signIn}`
+            : a.credentials.mode,
         delivery: a.delivery,
         answer: a.answer,
       })),
@@ -322,67 +323,6 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     },
   };
   return bridge;
-}
-
-async function readCa(config: BridgeConfig): Promise<string | undefined> {
-  if (!config.m365.caFile) return undefined;
-  try {
-    return await readFile(config.m365.caFile, "utf8");
-  } catch (error) {
-    throw new M365MailError("CONFIG_INVALID", `cannot read the CA file ${config.m365.caFile}`, {
-      source: "bridge",
-      cause: error,
-      hint: "Check m365.caFile (or M365_CA_FILE / NODE_EXTRA_CA_CERTS).",
-    });
-  }
-}
-
-async function readKeyFile(path: string): Promise<Buffer> {
-  try {
-    return Buffer.from((await readFile(path, "utf8")).trim(), "base64");
-  } catch (error) {
-    throw new M365MailError("CONFIG_INVALID", `cannot read the token cache key file ${path}`, {
-      source: "bridge",
-      cause: error,
-      hint: "tokenCache.keyFile holds 32 random bytes in base64 (openssl rand -base64 32 > FILE; chmod 600 FILE).",
-    });
-  }
-}
-
-async function openTokenCache(
-  config: BridgeConfig,
-  env: NodeJS.ProcessEnv,
-): Promise<{ cache: TokenCache; pepper?: Uint8Array; closeCache: () => Promise<void> }> {
-  const c = config.tokenCache;
-  if (c.type === "memory") return { cache: memoryTokenCache(), closeCache: async () => {} };
-  const key = c.keyFile
-    ? await readKeyFile(c.keyFile)
-    : env.M365_CACHE_KEY
-      ? Buffer.from(env.M365_CACHE_KEY, "base64")
-      : undefined;
-  if (c.type === "file") {
-    return {
-      cache: fileTokenCache({ path: c.path, ...(key ? { key } : {}) }),
-      ...(key ? { pepper: key } : {}),
-      closeCache: async () => {},
-    };
-  }
-  // One connection per bridge; ioredis reconnects by itself, and a failed command surfaces as CONNECTION_FAILED.
-  const client = new Redis(c.url, { maxRetriesPerRequest: 2 });
-  let cache: TokenCache;
-  try {
-    cache = redisTokenCache({ client, ...(key ? { key } : {}) });
-  } catch (error) {
-    client.disconnect();
-    throw error;
-  }
-  return {
-    cache,
-    ...(key ? { pepper: key } : {}),
-    closeCache: async () => {
-      await client.quit().catch(() => undefined);
-    },
-  };
 }
 
 async function startMetricsServer(

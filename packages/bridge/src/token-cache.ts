@@ -1,0 +1,66 @@
+import { readFile } from "node:fs/promises";
+import { fileTokenCache, memoryTokenCache, redisTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
+import { M365MailError } from "@m365-mail/core";
+import { Redis } from "ioredis";
+import type { BridgeConfig } from "./config-schema.js";
+
+export async function readCa(config: BridgeConfig): Promise<string | undefined> {
+  if (!config.m365.caFile) return undefined;
+  try {
+    return await readFile(config.m365.caFile, "utf8");
+  } catch (error) {
+    throw new M365MailError("CONFIG_INVALID", `cannot read the CA file ${config.m365.caFile}`, {
+      source: "bridge",
+      cause: error,
+      hint: "Check m365.caFile (or M365_CA_FILE / NODE_EXTRA_CA_CERTS).",
+    });
+  }
+}
+
+async function readKeyFile(path: string): Promise<Buffer> {
+  try {
+    return Buffer.from((await readFile(path, "utf8")).trim(), "base64");
+  } catch (error) {
+    throw new M365MailError("CONFIG_INVALID", `cannot read the token cache key file ${path}`, {
+      source: "bridge",
+      cause: error,
+      hint: "tokenCache.keyFile holds 32 random bytes in base64 (openssl rand -base64 32 > FILE; chmod 600 FILE).",
+    });
+  }
+}
+
+export async function openTokenCache(
+  config: BridgeConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<{ cache: TokenCache; pepper?: Uint8Array; closeCache: () => Promise<void> }> {
+  const c = config.tokenCache;
+  if (c.type === "memory") return { cache: memoryTokenCache(), closeCache: async () => {} };
+  const key = c.keyFile
+    ? await readKeyFile(c.keyFile)
+    : env.M365_CACHE_KEY
+      ? Buffer.from(env.M365_CACHE_KEY, "base64")
+      : undefined;
+  if (c.type === "file") {
+    return {
+      cache: fileTokenCache({ path: c.path, ...(key ? { key } : {}) }),
+      ...(key ? { pepper: key } : {}),
+      closeCache: async () => {},
+    };
+  }
+  // One connection per bridge; ioredis reconnects by itself, and a failed command surfaces as CONNECTION_FAILED.
+  const client = new Redis(c.url, { maxRetriesPerRequest: 2 });
+  let cache: TokenCache;
+  try {
+    cache = redisTokenCache({ client, ...(key ? { key } : {}) });
+  } catch (error) {
+    client.disconnect();
+    throw error;
+  }
+  return {
+    cache,
+    ...(key ? { pepper: key } : {}),
+    closeCache: async () => {
+      await client.quit().catch(() => undefined);
+    },
+  };
+}

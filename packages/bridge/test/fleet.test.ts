@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { needs, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Bridge } from "../src/index.js";
+import { type Bridge, hashSecret, runBridgeCommand } from "../src/index.js";
 import {
   DEMO_PASSWORD,
   pythonSmtp,
@@ -10,6 +12,7 @@ import {
   startSmtpEmulator,
   startTestBridge,
   textMessage,
+  waitFor,
 } from "./bridge-env.js";
 
 let emulator: TestEmulator;
@@ -74,5 +77,61 @@ describe.runIf(hasRedis)("several bridges, one Redis token cache", () => {
       message: "x",
     });
     expect(wrong.stdout.trim()).toMatch(/^ERR 535 5\.7\.3/);
+  });
+
+  it("a device-code account signed in once (`bridge login`) serves every bridge of the fleet", async () => {
+    emulator.admin.updateDeviceCodeSettings({ intervalSeconds: 1 });
+    const env = {
+      ...process.env,
+      ...emulator.env(),
+      M365_CACHE_KEY: randomBytes(32).toString("base64"),
+    };
+    const secret = `fleet-mfa-${randomBytes(6).toString("hex")}`;
+    const input = {
+      listeners: [{ protocol: "smtp" as const, host: "127.0.0.1", port: 0, security: "plain" as const }],
+      tokenCache: { type: "redis" as const, url: redis.url },
+      accounts: [
+        {
+          name: "mfa-fleet",
+          credentials: {
+            mode: "mapped" as const,
+            login: "mfa-fleet",
+            secretHash: await hashSecret(secret),
+            username: "mfa@contoso.com",
+            signIn: "device-code" as const,
+          },
+        },
+      ],
+    };
+    const fleet = [await startTestBridge(emulator, input, undefined, env)];
+    fleet.push(await startTestBridge(emulator, input, undefined, env));
+    bridges.push(...fleet);
+    const configPath = join(emulator.dataDir, "fleet-bridge.json");
+    await writeFile(configPath, JSON.stringify(input));
+    const codes = emulator.admin.deviceCodes().length;
+    let stderr = "";
+    const login = runBridgeCommand(["login", "--config", configPath, "mfa-fleet"], {
+      stdout: () => {},
+      stderr: (t) => {
+        stderr += t;
+      },
+      stdin: async () => "",
+      env,
+    });
+    const issued = await waitFor(async () => emulator.admin.deviceCodes()[codes]);
+    emulator.admin.approveDeviceCode(issued.userCode, "mfa@contoso.com");
+    expect(await login, stderr).toBe(0);
+    for (const bridge of fleet) {
+      const result = await pythonSmtp({
+        port: smtpPort(bridge),
+        username: "mfa-fleet",
+        password: secret,
+        from: "mfa@contoso.com",
+        to: ["alice@contoso.com"],
+        message: textMessage({ from: "mfa@contoso.com", to: "alice@contoso.com", subject: "fleet mfa" }),
+      });
+      expect(result.stdout.trim()).toBe("OK");
+    }
+    expect(emulator.admin.deviceCodes()).toHaveLength(codes + 1);
   });
 });

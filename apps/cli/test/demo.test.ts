@@ -41,6 +41,7 @@ it("demo: every capability ends ✓ (IMAP/POP3 skipped with the install command 
     "watch Graph",
     "bridge: send SMTP",
     "bridge: read IMAP",
+    "bridge: MFA user SMTP",
   ]);
   for (const step of steps) {
     const imapOrPop = step.via === "IMAP" || step.via === "POP3";
@@ -76,6 +77,9 @@ it("without Dovecot: a readable transcript, IMAP and POP3 skipped with the insta
   expect(result.stdout).toMatch(/✓ watch\s+Graph\s+saw "/);
   // The bridge's SMTP client works without Dovecot; its IMAP client needs it.
   expect(result.stdout).toMatch(/✓ bridge: send\s+SMTP\s+AUTH PLAIN with the password → Graph sendMail/);
-  expect(result.stdout).toContain("capabilities: 7 passed, 4 skipped");
+  expect(result.stdout).toMatch(
+    /✓ bridge: MFA user\s+SMTP\s+device code approved once for mfa@contoso\.com, then AUTH PLAIN with a local secret → Graph sendMail/,
+  );
+  expect(result.stdout).toContain("capabilities: 8 passed, 4 skipped");
   expect(result.stdout).toContain("the emulator and everything the demo started are stopped.");
 });

@@ -4,6 +4,7 @@ export * from "./config.js";
 export * from "./config-schema.js";
 export * from "./console-logger.js";
 export * from "./credentials.js";
+export * from "./device-code-login.js";
 export type {
   Authenticate,
   BridgeProtocol,

@@ -1,14 +1,38 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import type { Bridge } from "@m365-mail/bridge";
 import { silentLogger } from "@m365-mail/core";
 import type { Emulator } from "@m365-mail/emulator";
 
+/** The demo's user under MFA (the password grant refuses it) and the local login a device uses for it. */
+export const MFA_USER = "mfa@contoso.com";
+export const MFA_LOGIN = "mfa-device";
+
+export interface DemoBridge {
+  readonly bridge: Bridge;
+  /** The device's local secret for MFA_LOGIN (random per run; only its scrypt hash is in the config). */
+  readonly mfaSecret: string;
+  /** `m365-mail bridge login` for MFA_LOGIN, with the emulator approving the code as the person would. */
+  signInMfaUser(): Promise<void>;
+}
+
 /**
  * The demo's bridge: SMTP and IMAP on loopback, the demo user's own password in (passthrough), OAuth2
- * out. The clients below are deliberately dumb — they know a username and a password, nothing else.
+ * out; and a local login for a user under MFA, signed in once with a device code. The clients below are
+ * deliberately dumb — they know a username and a password, nothing else.
  */
-export async function startDemoBridge(emulator: Emulator, imap: boolean, dataDir: string): Promise<Bridge> {
-  const { startBridge, validateBridgeConfig } = await import("@m365-mail/bridge");
+export async function startDemoBridge(
+  emulator: Emulator,
+  imap: boolean,
+  dataDir: string,
+): Promise<DemoBridge> {
+  const { hashSecret, signInAccount, startBridge, validateBridgeConfig } = await import("@m365-mail/bridge");
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const keyFile = join(dataDir, "token-cache.key");
+  await writeFile(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+  const mfaSecret = randomBytes(12).toString("base64url");
   const config = validateBridgeConfig(
     {
       dataDir,
@@ -18,11 +42,37 @@ export async function startDemoBridge(emulator: Emulator, imap: boolean, dataDir
           ? [{ protocol: "imap" as const, host: "127.0.0.1", port: 0, security: "plain" as const }]
           : []),
       ],
-      accounts: [{ credentials: { mode: "passthrough", username: "support@contoso.com" } }],
+      tokenCache: { type: "file", path: join(dataDir, "tokens.json"), keyFile },
+      accounts: [
+        { credentials: { mode: "passthrough", username: "support@contoso.com" } },
+        {
+          name: MFA_LOGIN,
+          credentials: {
+            mode: "mapped",
+            login: MFA_LOGIN,
+            secretHash: await hashSecret(mfaSecret),
+            username: MFA_USER,
+            signIn: "device-code",
+          },
+        },
+      ],
     },
     emulator.env(),
   );
-  return startBridge(config, { logger: silentLogger });
+  const bridge = await startBridge(config, { logger: silentLogger });
+  return {
+    bridge,
+    mfaSecret,
+    async signInMfaUser() {
+      // Poll every second instead of Microsoft's 5: the "person" below approves at once.
+      emulator.admin.updateDeviceCodeSettings({ intervalSeconds: 1 });
+      await signInAccount(config, MFA_LOGIN, {
+        onDeviceCode: (info) => {
+          emulator.admin.approveDeviceCode(info.userCode, MFA_USER);
+        },
+      });
+    },
+  };
 }
 
 /** One line-based conversation: `send()` writes a line and resolves with the reply that `done` recognises. */
@@ -90,6 +140,7 @@ export async function sendWithPassword(
   password: string,
   to: string,
   subject: string,
+  from = user,
 ): Promise<string> {
   const c = conversation(port);
   try {
@@ -100,11 +151,11 @@ export async function sendWithPassword(
       /^235/,
       "AUTH PLAIN",
     );
-    must(await c.send(`MAIL FROM:<${user}>`, smtpReply), /^250/, "MAIL FROM");
+    must(await c.send(`MAIL FROM:<${from}>`, smtpReply), /^250/, "MAIL FROM");
     must(await c.send(`RCPT TO:<${to}>`, smtpReply), /^250/, "RCPT TO");
     must(await c.send("DATA", smtpReply), /^354/, "DATA");
     const message = [
-      `From: ${user}`,
+      `From: ${from}`,
       `To: ${to}`,
       `Subject: ${subject}`,
       "",

@@ -19,7 +19,7 @@ import { EXIT } from "../exit-codes.js";
 import { formatDate } from "../format.js";
 import { errorJson } from "../output.js";
 import { openSession, type Session, type Via } from "../session.js";
-import { findWithPassword, sendWithPassword, startDemoBridge } from "./demo-bridge.js";
+import { findWithPassword, MFA_LOGIN, MFA_USER, sendWithPassword, startDemoBridge } from "./demo-bridge.js";
 
 const USER = "support@contoso.com";
 const WAIT_MS = 30_000;
@@ -318,7 +318,8 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
 
       // 3. the bridge: clients that only know a password, through m365-mail bridge.
       say(p.bold("3. bridge (password in, OAuth2 out)"));
-      const bridge = await startDemoBridge(emulator, imapRunning, join(dataDir, "bridge"));
+      const demoBridge = await startDemoBridge(emulator, imapRunning, join(dataDir, "bridge"));
+      const { bridge } = demoBridge;
       try {
         const port = (protocol: string) => bridge.addresses.find((a) => a.protocol === protocol)!.port;
         const bridged = `m365-mail demo ${tag}: sent through the bridge`;
@@ -339,6 +340,19 @@ Exit code: 0 when every capability worked (skipped ones aside), 1 otherwise.`,
           },
           true,
         );
+        await run("bridge: MFA user", "SMTP", async () => {
+          // The password grant refuses mfa@ (MFA); a person signs it in once, the device keeps a local secret.
+          await demoBridge.signInMfaUser();
+          const reply = await sendWithPassword(
+            port("smtp"),
+            MFA_LOGIN,
+            demoBridge.mfaSecret,
+            USER,
+            `m365-mail demo ${tag}: sent by a user under MFA through the bridge`,
+            MFA_USER,
+          );
+          return `device code approved once for ${MFA_USER}, then AUTH PLAIN with a local secret → Graph sendMail: ${reply.replace(/^250 /, "")}`;
+        });
       } finally {
         await bridge.close({ drainMs: 1000 });
       }

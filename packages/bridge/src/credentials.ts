@@ -1,4 +1,4 @@
-import { deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
+import { type DeviceCodeTokenProvider, deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
 import { ropcTokenProvider, type TokenCache } from "@m365-mail/auth-ropc";
 import {
   isM365MailError,
@@ -40,6 +40,11 @@ export interface Credentials {
   account(name: string): AccountConfig | undefined;
   /** New accounts and connection settings; sessions already signed in keep their providers. */
   reload(config: BridgeConfig): void;
+  /**
+   * Device-code accounts whose sign-in is not in the token cache are reported now (status, metrics,
+   * webhook), not only when a device first tries. Reads the cache; asks Entra nothing.
+   */
+  checkStoredSignIns(): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -84,6 +89,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   const mappedProviders = new Map<string, OwnedProvider>();
   /** Concurrent first logins with the same password share one check. */
   const pending = new Map<string, Promise<SignedIn>>();
+  /** Device-code accounts reported because no sign-in was stored (not because Entra refused one). */
+  const missingSignIn = new Set<string>();
   /** Passthrough: a password that met a sign-in problem (MFA, expired, …) is answered from here for a minute. */
   const refusedRecently = new Map<string, { error: M365MailError; at: number }>();
 
@@ -110,6 +117,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   async function token(account: AccountConfig, auth: TokenProvider, protocol: BridgeProtocol): Promise<void> {
     try {
       await tokenFor(account, auth, protocol);
+      missingSignIn.delete(account.name);
       problems.resolve(account.name);
     } catch (error) {
       const reported = signInAgain(account, error) ?? error;
@@ -123,17 +131,19 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     const c = account.credentials;
     if (c.mode !== "mapped" || c.signIn !== "device-code") return undefined;
     if (!(error instanceof M365MailError) || !SIGN_IN_AGAIN.has(error.code)) return undefined;
-    return new M365MailError(
-      // Not retryable whatever the provider said: until a person signs in, every login fails the same way.
-      error.code === "REFRESH_EXPIRED" ? "SIGN_IN_REQUIRED" : error.code,
-      `account ${account.name}: ${error.message}`,
-      {
-        source: "bridge",
-        cause: error,
-        ...(error.serverCode ? { serverCode: error.serverCode } : {}),
-        hint: `A person signs in as ${c.username} once: m365-mail bridge login --config <the bridge's config file> ${account.name} (MFA included; the running bridge picks the sign-in up from its token cache).`,
-      },
-    );
+    // The sign-in is missing (nobody signed in) rather than refused: storing one is enough to clear it.
+    if (error.code === "SIGN_IN_REQUIRED") missingSignIn.add(account.name);
+    else missingSignIn.delete(account.name);
+    // A refused refresh token (REFRESH_EXPIRED) needs the same person and the same command.
+    const code = error.code === "REFRESH_EXPIRED" ? "SIGN_IN_REQUIRED" : error.code;
+    return new M365MailError(code, `account ${account.name}: ${error.message}`, {
+      source: "bridge",
+      cause: error,
+      // Until a person signs in again, every login fails the same way.
+      retryable: false,
+      ...(error.serverCode ? { serverCode: error.serverCode } : {}),
+      hint: `A person signs in as ${c.username} once: m365-mail bridge login --config <the bridge's config file> ${account.name} (MFA included; the running bridge picks the sign-in up from its token cache).`,
+    });
   }
 
   /** `auto` delivery falls back to SMTP where Graph is not consented: so may its login. */
@@ -295,6 +305,26 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       return signedIn(account, c.username, provider);
     },
     account: (name) => config.accounts.find((a) => a.name === name),
+    async checkStoredSignIns() {
+      for (const account of config.accounts) {
+        const c = account.credentials;
+        if (c.mode !== "mapped" || c.signIn !== "device-code") continue;
+        const provider = mappedProvider(account, c);
+        // A cache that cannot be read now (Redis down) is not a missing sign-in: logins will say more.
+        const stored = await (provider as DeviceCodeTokenProvider).hasSignIn().catch(() => true);
+        if (stored) {
+          // `bridge login` stored one since: the problem waits no longer for a device's next login.
+          if (missingSignIn.delete(account.name)) problems.resolve(account.name);
+          continue;
+        }
+        const missing = new M365MailError(
+          "SIGN_IN_REQUIRED",
+          `no device code sign-in of ${c.username} is stored in the token cache`,
+          { source: "bridge" },
+        );
+        problems.report(account.name, signInAgain(account, missing));
+      }
+    },
     reload(next) {
       const before = new Map(config.accounts.map((a) => [a.name, JSON.stringify(a.credentials)]));
       const connectionChanged = JSON.stringify(next.m365) !== JSON.stringify(config.m365);

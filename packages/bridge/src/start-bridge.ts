@@ -221,7 +221,11 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   try {
     for (const l of config.listeners) listeners.push(await startListener(l));
     if (config.metrics) {
-      const started = await startMetricsServer(config.metrics, metrics, () => status());
+      // Asked from outside: see first whether a device-code sign-in was stored meanwhile (`bridge login`).
+      const started = await startMetricsServer(config.metrics, metrics, async () => {
+        await credentials.checkStoredSignIns();
+        return status();
+      });
       metricsServer = started.server;
       metricsAddress = started.address;
     }
@@ -282,6 +286,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       credentials.reload(next);
       guard.update(next.lockout);
       problems.setWebhook(next.webhookUrl);
+      await credentials.checkStoredSignIns();
       const wanted = new Map(next.listeners.map((l) => [listenerKey(l), l]));
       const kept: RunningListener[] = [];
       const stale: RunningListener[] = [];
@@ -322,25 +327,27 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       return metrics.render();
     },
   };
+  await credentials.checkStoredSignIns();
   return bridge;
 }
 
 async function startMetricsServer(
   where: { host: string; port: number },
   metrics: BridgeMetrics,
-  status: () => BridgeStatus,
+  status: () => Promise<BridgeStatus>,
 ): Promise<{ server: Server; address: { host: string; port: number } }> {
-  const server = createServer((req, res) => {
+  const server = createServer(async (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/metrics") {
-      status();
+      await status();
       res
         .writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
         .end(metrics.render());
       return;
     }
     if (req.method === "GET" && path === "/status") {
-      res.writeHead(200, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(status()));
+      const body = JSON.stringify(await status());
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8" }).end(body);
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("GET /metrics or /status\n");

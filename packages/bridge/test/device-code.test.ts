@@ -83,6 +83,7 @@ beforeAll(async () => {
       ...(dovecotMissing ? [] : [{ protocol: "imap", host: "127.0.0.1", port: 0, security: "plain" }]),
     ],
     tokenCache: { type: "file", path: join(emulator.dataDir, "bridge-tokens.json"), keyFile },
+    metrics: { host: "127.0.0.1", port: 0 },
     accounts: [
       {
         name: "mfa-scanner",
@@ -109,6 +110,10 @@ afterAll(async () => {
 
 describe('mapped accounts with "signIn": "device-code" (users under MFA)', () => {
   it("are refused until a person signs in, with the command to run in the reply and in status", async () => {
+    // Reported as soon as the bridge starts, before any device tries.
+    const atStart = bridge!.status().signInProblems.find((p) => p.account === "mfa-scanner");
+    expect(atStart?.code).toBe("SIGN_IN_REQUIRED");
+    expect(atStart?.hint).toContain("m365-mail bridge login");
     const result = await send("before login");
     expect(result.stdout).toMatch(/^ERR 535 5\.7\.8 /);
     expect(result.stdout).toContain("SIGN_IN_REQUIRED");
@@ -127,6 +132,12 @@ describe('mapped accounts with "signIn": "device-code" (users under MFA)', () =>
     expect(done.stdout).toContain("Signed in: account mfa-scanner acts as mfa@contoso.com");
     expect(done.stdout).toMatch(/graph: token until/);
     expect(done.stdout).toMatch(/outlook: token until/);
+    // `bridge status` (the metrics listener's /status) sees the stored sign-in before any device logs in.
+    const metricsPort = bridge!.addresses.find((a) => a.protocol === "metrics")!.port;
+    const status = (await (await fetch(`http://127.0.0.1:${metricsPort}/status`)).json()) as {
+      signInProblems: unknown[];
+    };
+    expect(status.signInProblems).toEqual([]);
 
     const subject = `after login ${randomBytes(3).toString("hex")}`;
     expect((await send(subject)).stdout.trim()).toBe("OK");

@@ -18,8 +18,9 @@ export const loginCommand: Command = {
 Signs in with the device code flow: prints a code and a page (https://microsoft.com/devicelogin);
 a person opens the page on any device, enters the code and signs in as the mailbox user (MFA
 included). The sign-in (a refresh token, never the password) is stored encrypted in the token cache
-file; from then on every command, the server and the bridge use it without a person when run with
---auth device-code (M365_AUTH=device-code). Run it again when a command says the sign-in expired.
+file; from then on every command and the server use it without a person when run with
+--auth device-code (M365_AUTH=device-code); the bridge keeps its own (m365-mail bridge login).
+Run it again when a command says the sign-in expired.
 
 Options:
   --device-code   the device code flow (the only login there is: ROPC needs none)
@@ -94,7 +95,7 @@ file); its key is M365_CACHE_KEY when set, else a random key in token-cache.key 
         }
         out.out(
           out.paint.dim(
-            "Use it with --auth device-code or M365_AUTH=device-code (commands, the server, the bridge).",
+            "Use it with --auth device-code or M365_AUTH=device-code (commands, the server; the bridge has `m365-mail bridge login`).",
           ),
         );
       }

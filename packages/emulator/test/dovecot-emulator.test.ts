@@ -165,8 +165,13 @@ describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000
       const preLogin = (await raw.waitFor(/^\* CAPABILITY /))!.split(" ").slice(2);
       // LOGINDISABLED too: no password login, as outlook.office365.com advertised it in 2026-09.
       expect(withoutAuth(preLogin)).toEqual([...exchange, "LOGINDISABLED"].sort());
-      expect(preLogin).toContain("AUTH=XOAUTH2");
+      // XOAUTH2 alone: no OAUTHBEARER, which imapflow and curl would otherwise pick.
+      expect(preLogin.filter((c) => c.startsWith("AUTH="))).toEqual(["AUTH=XOAUTH2"]);
       await raw.waitFor(/^a1 OK/);
+      raw.send(
+        `a9 AUTHENTICATE OAUTHBEARER ${Buffer.from(`n,a=${SUPPORT},\x01auth=Bearer ${token}\x01\x01`).toString("base64")}`,
+      );
+      expect(await raw.waitFor(/^a9 /)).toMatch(/^a9 NO /);
       raw.send(`a2 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
       expect(await raw.waitFor(/^a2 /)).toBe("a2 OK AUTHENTICATE completed.");
     } finally {
@@ -292,11 +297,20 @@ describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000
 
   // m365-facts.md, "SASL strings": POP3 is `AUTH XOAUTH2` then the string on the next line; Exchange
   // answers the one-line form `AUTH XOAUTH2 <b64>` with `-ERR Protocol error` (as transport-pop3 notes).
-  it("refuses POP3's one-line AUTH XOAUTH2 with -ERR Protocol error; the two-step form signs in", async () => {
+  it("POP3 offers SASL XOAUTH2 alone, refuses the one-line AUTH XOAUTH2 with -ERR Protocol error; the two-step form signs in", async () => {
     const token = await tokenFor(SUPPORT, "https://outlook.office.com/POP.AccessAsUser.All");
     const pop3 = await LineClient.open(Number(emulator.env().M365_POP3_PORT));
     try {
       await pop3.waitFor(/^\+OK/);
+      pop3.send("CAPA");
+      const capa: string[] = [];
+      for (
+        let line = await pop3.waitFor(/./);
+        line !== undefined && line !== ".";
+        line = await pop3.waitFor(/./)
+      )
+        capa.push(line);
+      expect(capa.filter((l) => l.startsWith("SASL"))).toEqual(["SASL XOAUTH2"]);
       pop3.send(`AUTH XOAUTH2 ${xoauth2(SUPPORT, token)}`);
       expect(await pop3.waitFor(/^[-+]/)).toBe("-ERR Protocol error");
       pop3.send("AUTH XOAUTH2");

@@ -1,8 +1,8 @@
 /**
  * The configuration the emulator writes for its own Dovecot instance: own base_dir, state_dir and log
  * file (no system paths, the system's /etc/dovecot is never read), implicit-TLS ports like Exchange's
- * 993/995, XOAUTH2/OAUTHBEARER checked by introspection against the emulator's Entra part, and the
- * mailbox store's Maildir++ layout. Checked against Dovecot 2.3.19 (Debian 12).
+ * 993/995, XOAUTH2 (Exchange offers no OAUTHBEARER) checked by introspection against the emulator's
+ * Entra part, and the mailbox store's Maildir++ layout. Checked against Dovecot 2.3.19 (Debian 12).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -120,6 +120,15 @@ function oauth2Args(input: DovecotConfigInput, protocol: DovecotProtocol, shared
 export const EXCHANGE_IMAP_CAPABILITY =
   "IMAP4 IMAP4rev1 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+";
 
+/**
+ * The OAuth mechanisms outlook.office365.com offers for IMAP and POP3: XOAUTH2 alone, never the
+ * standard OAUTHBEARER. Captures: emersion/go-sasl#18 (2020) and neomutt/neomutt#2927 (2021) show
+ * `AUTH=PLAIN AUTH=XOAUTH2`, as do those up to early 2026 (SwiftMail#109); later ones `AUTH=XOAUTH2`
+ * alone. Clients such as imapflow and curl take OAUTHBEARER whenever it is offered, so offering it
+ * would send them down a path Exchange never allows.
+ */
+export const EXCHANGE_SASL_MECHANISMS = ["XOAUTH2"] as const;
+
 function protocolBlock(input: DovecotConfigInput, protocol: DovecotProtocol): string {
   const capability = protocol === "imap" ? `  imap_capability = ${EXCHANGE_IMAP_CAPABILITY}\n` : "";
   return `protocol ${protocol} {
@@ -127,12 +136,12 @@ function protocolBlock(input: DovecotConfigInput, protocol: DovecotProtocol): st
 ${capability}  mail_max_userip_connections = 1000
   passdb {
     driver = oauth2
-    mechanisms = xoauth2 oauthbearer
+    mechanisms = xoauth2
     args = ${join(input.dir, `oauth2-${protocol}.conf.ext`)}
   }
   passdb {
     driver = oauth2
-    mechanisms = xoauth2 oauthbearer
+    mechanisms = xoauth2
     args = ${join(input.dir, `oauth2-${protocol}-shared.conf.ext`)}
   }
 }
@@ -164,7 +173,8 @@ export function renderDovecotConfig(input: DovecotConfigInput): RenderedFile[] {
   assertSafePath(input.dir, "the Dovecot config folder");
   assertSafePath(input.mailRoot, "the mail folder");
   const protocols = ["imap", "pop3", ...(input.ports.lmtp ? ["lmtp"] : [])];
-  const mechanisms = ["xoauth2", "oauthbearer", ...(input.masterUserLine ? ["plain", "login"] : [])];
+  // XOAUTH2 only, as Exchange Online: it never offered OAUTHBEARER (see EXCHANGE_SASL_MECHANISMS).
+  const mechanisms = ["xoauth2", ...(input.masterUserLine ? ["plain", "login"] : [])];
   const mailboxes = WELL_KNOWN_FOLDERS.filter((f) => f.imapSpecialUse)
     .map((f) => `  mailbox "${f.path}" {\n    special_use = ${f.imapSpecialUse}\n    auto = subscribe\n  }\n`)
     .join("");

@@ -1,4 +1,8 @@
-export { type DovecotProtocol, EXCHANGE_IMAP_CAPABILITY } from "./dovecot-config.js";
+export {
+  type DovecotProtocol,
+  EXCHANGE_IMAP_CAPABILITY,
+  EXCHANGE_SASL_MECHANISMS,
+} from "./dovecot-config.js";
 export { type DovecotPart, type DovecotPartOptions, dovecotPart } from "./dovecot-part.js";
 export {
   DOVECOT_INSTALL_HINT,

@@ -10,7 +10,13 @@ import {
 } from "@m365-mail/emulator";
 import { needs } from "@m365-mail/test-helpers";
 import { type ParsedMail, simpleParser } from "mailparser";
-import { type Bridge, type BridgeConfigInput, startBridge, validateBridgeConfig } from "../src/index.js";
+import {
+  type Bridge,
+  type BridgeConfigInput,
+  runBridgeCommand,
+  startBridge,
+  validateBridgeConfig,
+} from "../src/index.js";
 
 export { DEMO_PASSWORD };
 
@@ -280,4 +286,38 @@ export async function smtpDialog(port: number, host = "127.0.0.1") {
 /** Whether a Debian mail client is installed: in CI a missing one fails the run (test-helpers' `needs`). */
 export function hasTool(tool: "swaks" | "msmtp" | "postfix" | "fetchmail"): boolean {
   return needs(tool);
+}
+
+/**
+ * `m365-mail bridge login --config <configPath> <account>`, as a person runs it: the code it prints is
+ * approved at the emulator's Entra as `upn`. A command that ends before a code was issued (an account
+ * that signs in with a password) comes back as it ended, without `userCode`.
+ */
+export async function bridgeLogin(
+  emulator: TestEmulator,
+  configPath: string,
+  account: string,
+  upn: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string; userCode?: string }> {
+  let stdout = "";
+  let stderr = "";
+  const before = emulator.admin.deviceCodes().length;
+  const running = runBridgeCommand(["login", "--config", configPath, account], {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+    stdin: async () => "",
+    env,
+  });
+  const issued = await Promise.race([
+    waitFor(async () => emulator.admin.deviceCodes()[before]),
+    running.then(() => undefined),
+  ]);
+  if (issued) emulator.admin.approveDeviceCode(issued.userCode, upn);
+  const code = await running;
+  return { code, stdout, stderr, ...(issued ? { userCode: issued.userCode } : {}) };
 }

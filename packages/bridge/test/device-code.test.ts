@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Bridge,
   hashSecret,
-  runBridgeCommand,
   startBridge,
   validateBridgeConfig,
 } from "../src/index.js";
 import {
+  bridgeLogin,
   collectingLogger,
   configFor,
   mailbox,
@@ -42,31 +42,7 @@ const send = (subject: string) =>
     message: textMessage({ from: "mfa@contoso.com", to: "alice@contoso.com", subject }),
   });
 
-/** `m365-mail bridge login`, as a person runs it: the code it prints is approved at the emulator's Entra. */
-async function login(account: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const before = emulator.admin.deviceCodes().length;
-  const running = runBridgeCommand(["login", "--config", configPath, account], {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    stdin: async () => "",
-    env: env(),
-  });
-  const issued = await Promise.race([
-    waitFor(async () => emulator.admin.deviceCodes()[before]),
-    running.then(() => undefined),
-  ]);
-  if (issued) {
-    expect(stderr).toContain(issued.userCode);
-    emulator.admin.approveDeviceCode(issued.userCode, "mfa@contoso.com");
-  }
-  return { code: await running, stdout, stderr };
-}
+const login = (account: string) => bridgeLogin(emulator, configPath, account, "mfa@contoso.com", env());
 
 beforeAll(async () => {
   emulator = await startTestEmulator({
@@ -128,6 +104,7 @@ describe('mapped accounts with "signIn": "device-code" (users under MFA)', () =>
   it("work once `m365-mail bridge login` stored the sign-in — in the running bridge, without a restart", async () => {
     const done = await login("mfa-scanner");
     expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toContain(done.userCode);
     expect(done.stderr).toContain("Sign in as mfa@contoso.com");
     expect(done.stdout).toContain("Signed in: account mfa-scanner acts as mfa@contoso.com");
     expect(done.stdout).toMatch(/graph: token until/);
@@ -203,18 +180,11 @@ M.logout()
   });
 
   it("`bridge login` refuses an account that signs in with a password, naming the ones that can", async () => {
-    let stderr = "";
-    const code = await runBridgeCommand(["login", "--config", configPath, "support@contoso.com"], {
-      stdout: () => {},
-      stderr: (t) => {
-        stderr += t;
-      },
-      stdin: async () => "",
-      env: env(),
-    });
-    expect(code).toBe(2);
-    expect(stderr).toContain("signs in with the device's password");
-    expect(stderr).toContain("mfa-scanner");
+    const refused = await login("support@contoso.com");
+    expect(refused.code).toBe(2);
+    expect(refused.userCode).toBeUndefined();
+    expect(refused.stderr).toContain("signs in with the device's password");
+    expect(refused.stderr).toContain("mfa-scanner");
   });
 
   it("a config with a device-code account needs a file or Redis token cache, and exactly one way to sign in", () => {

@@ -4,15 +4,15 @@ import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { needs, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bridge, hashSecret, runBridgeCommand } from "../src/index.js";
+import { type Bridge, hashSecret } from "../src/index.js";
 import {
+  bridgeLogin,
   DEMO_PASSWORD,
   pythonSmtp,
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
   textMessage,
-  waitFor,
 } from "./bridge-env.js";
 
 let emulator: TestEmulator;
@@ -109,18 +109,8 @@ describe.runIf(hasRedis)("several bridges, one Redis token cache", () => {
     const configPath = join(emulator.dataDir, "fleet-bridge.json");
     await writeFile(configPath, JSON.stringify(input));
     const codes = emulator.admin.deviceCodes().length;
-    let stderr = "";
-    const login = runBridgeCommand(["login", "--config", configPath, "mfa-fleet"], {
-      stdout: () => {},
-      stderr: (t) => {
-        stderr += t;
-      },
-      stdin: async () => "",
-      env,
-    });
-    const issued = await waitFor(async () => emulator.admin.deviceCodes()[codes]);
-    emulator.admin.approveDeviceCode(issued.userCode, "mfa@contoso.com");
-    expect(await login, stderr).toBe(0);
+    const login = await bridgeLogin(emulator, configPath, "mfa-fleet", "mfa@contoso.com", env);
+    expect(login.code, login.stderr).toBe(0);
     for (const bridge of fleet) {
       const result = await pythonSmtp({
         port: smtpPort(bridge),

@@ -3,12 +3,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dovecotPart, graphPart, smtpPart, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type Bridge,
-  hashSecret,
-  startBridge,
-  validateBridgeConfig,
-} from "../src/index.js";
+import { type Bridge, hashSecret, startBridge, validateBridgeConfig } from "../src/index.js";
 import {
   bridgeLogin,
   collectingLogger,

@@ -1,4 +1,4 @@
-import { type DeviceCodeTokenProvider, deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
+import { deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
 import { ropcTokenProvider, type TokenCache } from "@m365-mail/auth-ropc";
 import {
   isM365MailError,
@@ -50,6 +50,9 @@ export interface Credentials {
 
 /** A token provider the bridge owns and disposes of (ROPC, or a stored device-code sign-in). */
 type OwnedProvider = TokenProvider & { dispose(): Promise<void> };
+
+/** A device-code account's provider: `hasSignIn` reads the token cache without asking Entra. */
+type DeviceCodeProvider = OwnedProvider & { hasSignIn(): Promise<boolean> };
 
 interface Session {
   readonly digest: Buffer;
@@ -120,10 +123,32 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       missingSignIn.delete(account.name);
       problems.resolve(account.name);
     } catch (error) {
-      const reported = signInAgain(account, error) ?? error;
-      problems.report(account.name, reported);
-      throw reported;
+      problems.report(account.name, error);
+      throw error;
     }
+  }
+
+  /**
+   * A device-code account's provider whose sign-in failures — at a device's login or later, when a
+   * delivery or a relay renews its token — carry the bridge's command and are reported.
+   */
+  function deviceCodeProvider(account: AccountConfig, c: MappedCredentials): DeviceCodeProvider {
+    const inner = deviceCodeProviderFor(config, c.username, options.cache, options.ca, log);
+    return {
+      kind: inner.kind,
+      name: inner.name,
+      username: inner.username,
+      ...(inner.cloud ? { cloud: inner.cloud } : {}),
+      getAccessToken: (resource, opts) =>
+        inner.getAccessToken(resource, opts).catch((error: unknown) => {
+          const reported = signInAgain(account, error);
+          if (!reported) throw error;
+          problems.report(account.name, reported);
+          throw reported;
+        }),
+      hasSignIn: () => inner.hasSignIn(),
+      dispose: () => inner.dispose(),
+    };
   }
 
   /** A device-code account whose stored sign-in is gone or refused: the hint names the bridge's command. */
@@ -167,7 +192,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     if (!provider) {
       provider =
         c.signIn === "device-code"
-          ? deviceCodeProviderFor(config, c.username, options.cache, options.ca, log)
+          ? deviceCodeProvider(account, c)
           : providerFor(c.username, () => readMappedPassword(account.name, c, options.env), options.cache);
       mappedProviders.set(account.name, provider);
     }
@@ -311,7 +336,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         if (c.mode !== "mapped" || c.signIn !== "device-code") continue;
         const provider = mappedProvider(account, c);
         // A cache that cannot be read now (Redis down) is not a missing sign-in: logins will say more.
-        const stored = await (provider as DeviceCodeTokenProvider).hasSignIn().catch(() => true);
+        const stored = await (provider as DeviceCodeProvider).hasSignIn().catch(() => true);
         if (stored) {
           // `bridge login` stored one since: the problem waits no longer for a device's next login.
           if (missingSignIn.delete(account.name)) problems.resolve(account.name);

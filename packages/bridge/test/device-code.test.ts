@@ -174,6 +174,34 @@ M.logout()
     expect(file).not.toContain("refresh");
   });
 
+  it("a revoked sign-in (a password reset, 90 days idle) is refused with the command to run, until a person signs in again", async () => {
+    emulator.admin.revokeTokens("mfa@contoso.com");
+    // The device's login still passes (its access token is unexpired); the delivery's renewal is refused:
+    // 554 5.0.0 Microsoft 365 refused the message (SIGN_IN_REQUIRED AADSTS50173: A person signs in …).
+    const refused = await send(`after revocation ${randomBytes(3).toString("hex")}`);
+    expect(refused.stdout).toMatch(/^ERR 554 /);
+    expect(refused.stdout).toContain("SIGN_IN_REQUIRED AADSTS50173");
+    expect(refused.stdout).toContain("m365-mail bridge login --config");
+    // The refused refresh token is still in the cache: its presence must not clear the problem.
+    const metricsPort = bridge!.addresses.find((a) => a.protocol === "metrics")!.port;
+    const status = (await (await fetch(`http://127.0.0.1:${metricsPort}/status`)).json()) as {
+      signInProblems: { account: string; code: string; hint?: string }[];
+    };
+    expect(status.signInProblems).toEqual([
+      expect.objectContaining({ account: "mfa-scanner", code: "SIGN_IN_REQUIRED" }),
+    ]);
+    expect(status.signInProblems[0]!.hint).toContain("m365-mail bridge login");
+
+    const again = await login("mfa-scanner");
+    expect(again.code, again.stderr).toBe(0);
+    const subject = `signed in again ${randomBytes(3).toString("hex")}`;
+    expect((await send(subject)).stdout.trim()).toBe("OK");
+    await waitFor(async () =>
+      (await mailbox(emulator, "alice@contoso.com")).some((m) => m.subject === subject),
+    );
+    expect(bridge!.status().signInProblems).toEqual([]);
+  });
+
   it("`bridge login` refuses an account that signs in with a password, naming the ones that can", async () => {
     const refused = await login("support@contoso.com");
     expect(refused.code).toBe(2);

@@ -161,7 +161,12 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     else missingSignIn.delete(account.name);
     // A refused refresh token (REFRESH_EXPIRED) needs the same person and the same command.
     const code = error.code === "REFRESH_EXPIRED" ? "SIGN_IN_REQUIRED" : error.code;
-    return new M365MailError(code, `account ${account.name}: ${error.message}`, {
+    // The provider's own message ends with its hint, which names the CLI's login: keep only what happened.
+    const what = (error.hint ? error.message.replace(` — ${error.hint}`, "") : error.message).replace(
+      /^\[m365-mail\] (?:\[[^\]]+\] )?/,
+      "",
+    );
+    return new M365MailError(code, `account ${account.name}: ${what}`, {
       source: "bridge",
       cause: error,
       // Until a person signs in again, every login fails the same way.

@@ -93,6 +93,12 @@ describe('mapped accounts with "signIn": "device-code" (users under MFA)', () =>
     const problem = bridge!.status().signInProblems.find((p) => p.account === "mfa-scanner");
     expect(problem?.code).toBe("SIGN_IN_REQUIRED");
     expect(problem?.hint).toContain("m365-mail bridge login");
+    // Nothing points at the CLI's own login, whose cache the bridge does not read.
+    expect(problem?.message).toBe(
+      "[m365-mail] [bridge] account mfa-scanner: no device code sign-in of mfa@contoso.com is stored in the token cache — " +
+        problem?.hint,
+    );
+    expect(result.stdout).not.toContain("m365-mail login --device-code");
     expect(await mailbox(emulator, "alice@contoso.com")).toHaveLength(0);
   });
 

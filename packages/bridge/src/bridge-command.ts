@@ -125,7 +125,7 @@ async function serve(
   drainMs: number,
   io: BridgeCommandIo,
 ): Promise<number> {
-  const bridge = await startBridge(config, { env: io.env });
+  const bridge = await startBridge(config, { env: io.env, configPath });
   for (const a of bridge.addresses) io.stderr(`m365-mail bridge: ${a.protocol} on ${a.host}:${a.port}\n`);
   io.onStarted?.(bridge);
   let reloading: Promise<void> = Promise.resolve();

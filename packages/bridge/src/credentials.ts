@@ -30,6 +30,8 @@ export interface CredentialsOptions {
   metrics: BridgeMetrics;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  /** The config file's path, named in the `m365-mail bridge login` hint. */
+  configPath?: string;
 }
 
 export interface Credentials {
@@ -172,7 +174,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       // Until a person signs in again, every login fails the same way.
       retryable: false,
       ...(error.serverCode ? { serverCode: error.serverCode } : {}),
-      hint: `A person signs in as ${c.username} once: m365-mail bridge login --config <the bridge's config file> ${account.name} (MFA included; the running bridge picks the sign-in up from its token cache).`,
+      hint: `A person signs in as ${c.username} once: m365-mail bridge login --config ${options.configPath ?? "<the bridge's config file>"} ${account.name} (MFA included; the running bridge picks the sign-in up from its token cache).`,
     });
   }
 

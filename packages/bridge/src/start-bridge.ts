@@ -22,6 +22,8 @@ export interface StartBridgeOptions {
   logger?: Logger;
   /** Environment for `passwordEnv` and `M365_CACHE_KEY`. @default process.env */
   env?: NodeJS.ProcessEnv;
+  /** The config file's path, for hints that give a command to run (`m365-mail bridge login --config …`). */
+  configPath?: string;
   /**
    * Starts the IMAP and POP3 relays. The bridge passes the same options an SMTP listener gets (with
    * `upstream` set); the relays live in `./imap` and `./pop3`.
@@ -95,6 +97,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     metrics,
     logger: log,
     env,
+    ...(options.configPath ? { configPath: options.configPath } : {}),
   });
   const delivery: Delivery = createDelivery({
     m365: () => config.m365,

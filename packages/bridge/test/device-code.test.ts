@@ -71,7 +71,7 @@ beforeAll(async () => {
   };
   configPath = join(emulator.dataDir, "bridge.json");
   await writeFile(configPath, JSON.stringify(configInput));
-  bridge = await startBridge(configFor(emulator, configInput), { logger, env: env() });
+  bridge = await startBridge(configFor(emulator, configInput), { logger, env: env(), configPath });
 });
 
 afterAll(async () => {
@@ -88,8 +88,8 @@ describe('mapped accounts with "signIn": "device-code" (users under MFA)', () =>
     const result = await send("before login");
     expect(result.stdout).toMatch(/^ERR 535 5\.7\.8 /);
     expect(result.stdout).toContain("SIGN_IN_REQUIRED");
-    expect(result.stdout).toContain("m365-mail bridge login --config");
-    expect(result.stdout).toContain("mfa-scanner");
+    // The command as it can be pasted: the bridge's own config file and the account.
+    expect(result.stdout).toContain(`m365-mail bridge login --config ${configPath} mfa-scanner`);
     const problem = bridge!.status().signInProblems.find((p) => p.account === "mfa-scanner");
     expect(problem?.code).toBe("SIGN_IN_REQUIRED");
     expect(problem?.hint).toContain("m365-mail bridge login");
@@ -166,7 +166,7 @@ M.logout()
   it("keep working after a restart from the token cache, with no new device code", async () => {
     const codes = emulator.admin.deviceCodes().length;
     await bridge!.close({ drainMs: 0 });
-    bridge = await startBridge(configFor(emulator, configInput), { logger, env: env() });
+    bridge = await startBridge(configFor(emulator, configInput), { logger, env: env(), configPath });
     const subject = `after restart ${randomBytes(3).toString("hex")}`;
     expect((await send(subject)).stdout.trim()).toBe("OK");
     await waitFor(async () =>

@@ -44,9 +44,10 @@ export interface Credentials {
   reload(config: BridgeConfig): void;
   /**
    * Device-code accounts whose sign-in is not in the token cache are reported now (status, metrics,
-   * webhook), not only when a device first tries. Reads the cache; asks Entra nothing.
+   * webhook), not only when a device first tries. Reads the cache; asks Entra nothing. With
+   * `missingOnly`, only the accounts reported missing are looked at again (a status request).
    */
-  checkStoredSignIns(): Promise<void>;
+  checkStoredSignIns(options?: { missingOnly?: boolean }): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -337,10 +338,11 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       return signedIn(account, c.username, provider);
     },
     account: (name) => config.accounts.find((a) => a.name === name),
-    async checkStoredSignIns() {
+    async checkStoredSignIns({ missingOnly = false } = {}) {
       for (const account of config.accounts) {
         const c = account.credentials;
         if (c.mode !== "mapped" || c.signIn !== "device-code") continue;
+        if (missingOnly && !missingSignIn.has(account.name)) continue;
         const provider = mappedProvider(account, c);
         // A cache that cannot be read now (Redis down) is not a missing sign-in: logins will say more.
         const stored = await (provider as DeviceCodeProvider).hasSignIn().catch(() => true);

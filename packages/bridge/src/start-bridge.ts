@@ -224,9 +224,10 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   try {
     for (const l of config.listeners) listeners.push(await startListener(l));
     if (config.metrics) {
-      // Asked from outside: see first whether a device-code sign-in was stored meanwhile (`bridge login`).
+      // Asked from outside: see first whether a missing device-code sign-in was stored meanwhile
+      // (`bridge login`); accounts without that problem cost no cache read per scrape.
       const started = await startMetricsServer(config.metrics, metrics, async () => {
-        await credentials.checkStoredSignIns();
+        await credentials.checkStoredSignIns({ missingOnly: true });
         return status();
       });
       metricsServer = started.server;

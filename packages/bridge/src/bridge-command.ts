@@ -176,14 +176,16 @@ async function loginCommand(
     return 2;
   }
   const config = await loadBridgeConfig(configPath, io.env);
+  const credentials = config.accounts.find((a) => a.name === accountName)?.credentials;
+  // signInAccount refuses any other kind of account before a code is shown.
+  const username = credentials?.mode === "mapped" ? credentials.username : accountName;
   const result = await signInAccount(config, accountName, {
     env: io.env,
     ...(io.signal ? { signal: io.signal } : {}),
     onDeviceCode: (info) => {
-      const account = config.accounts.find((a) => a.name === accountName);
       io.stderr(`${info.message}\n`);
       io.stderr(
-        `Sign in as ${account?.credentials.mode === "mapped" ? account.credentials.username : accountName}. The code expires at ${info.expiresAt.toISOString()}; Ctrl-C stops waiting.\n`,
+        `Sign in as ${username}. The code expires at ${info.expiresAt.toISOString()}; Ctrl-C stops waiting.\n`,
       );
     },
   });

@@ -1,6 +1,6 @@
 import type { DeviceCodeInfo } from "@m365-mail/auth-device-code";
 import { type Logger, M365MailError, type Resource } from "@m365-mail/core";
-import type { BridgeConfig, MappedCredentials } from "./config-schema.js";
+import type { BridgeConfig } from "./config-schema.js";
 import { deviceCodeProviderFor } from "./credentials.js";
 import { openTokenCache, readCa } from "./token-cache.js";
 
@@ -50,14 +50,7 @@ export async function signInAccount(
   }
   const ca = await readCa(config);
   const { cache, closeCache } = await openTokenCache(config, options.env ?? process.env);
-  const provider = deviceCodeProviderFor(
-    config,
-    (c as MappedCredentials).username,
-    cache,
-    ca,
-    options.logger,
-    options.onDeviceCode,
-  );
+  const provider = deviceCodeProviderFor(config, c.username, cache, ca, options.logger, options.onDeviceCode);
   try {
     const graph = await provider.signIn({ ...(options.signal ? { signal: options.signal } : {}) });
     const resources: AccountSignIn["resources"][number][] = [

@@ -2,6 +2,7 @@ export * from "./address.js";
 export * from "./clouds.js";
 export * from "./contracts.js";
 export * from "./errors.js";
+export * from "./file-lock.js";
 export * from "./hint-language.js";
 export * from "./jwt.js";
 export * from "./logger.js";

@@ -1,8 +1,7 @@
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { M365MailError } from "@m365-mail/core";
+import { M365MailError, withFileLock } from "@m365-mail/core";
 import forge from "node-forge";
 import type { TlsMaterial } from "./context.js";
 
@@ -45,7 +44,7 @@ export async function ensureTlsMaterial(options: EnsureTlsMaterialOptions): Prom
   }
   // Two emulators starting on one data folder (parallel test files) must end up with one CA.
   const ca = await withLock(
-    join(caDir, ".lock"),
+    join(caDir, "keys.lock"),
     async () => (await readCa(caPath, caKeyPath)) ?? createCa(caPath, caKeyPath),
   );
   const server = issueCertificate(ca, {
@@ -161,7 +160,7 @@ export async function ensureSigningKey(
 ): Promise<IssuedCertificate & { kid: string; x5t: string }> {
   const dir = join(dataDir, "signing");
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  return withLock(join(dir, ".lock"), () => readOrCreateSigningKey(dir));
+  return withLock(join(dir, "keys.lock"), () => readOrCreateSigningKey(dir));
 }
 
 async function readOrCreateSigningKey(
@@ -235,33 +234,15 @@ function generateKeys(): forge.pki.rsa.KeyPair {
   };
 }
 
-/** A folder used as a lock (mkdir is atomic); a lock older than 30 s is taken as left behind by a crash. */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await mkdir(lockDir);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const info = await stat(lockDir).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > 30_000) {
-        await rm(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new M365MailError("CONFIG_INVALID", `the emulator's data folder is locked (${lockDir})`, {
-          source: "emulator",
-          cause: error,
-          hint: "Another emulator is creating its keys there; if none runs, delete the .lock folder.",
-        });
-      }
-      await sleep(50);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await rm(lockDir, { recursive: true, force: true });
-  }
+/** Held while keys are read or created; a lock untouched for 30 s was left by a crash. */
+function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
+  return withFileLock(lockPath, fn, {
+    waitMs: 20_000,
+    staleMs: 30_000,
+    onTimeout: () =>
+      new M365MailError("CONFIG_INVALID", `the emulator's data folder is locked (${lockPath})`, {
+        source: "emulator",
+        hint: `Another emulator is creating its keys there; if none runs, delete ${lockPath}.`,
+      }),
+  });
 }

@@ -1,7 +1,7 @@
-import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt } from "node:crypto";
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { M365MailError, registerSecret, serialQueue } from "@m365-mail/core";
+import { M365MailError, registerSecret, serialQueue, withFileLock } from "@m365-mail/core";
 import { resolveCacheKey } from "./cache-key.js";
 import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
 
@@ -12,6 +12,11 @@ export interface FileTokenCacheOptions {
   key?: Uint8Array;
   /** A passphrase, stretched with scrypt and a random salt stored in the file. */
   passphrase?: string;
+  /**
+   * How long `withLock` waits for another process's sign-in before failing with TIMEOUT (the write
+   * lock around each change waits as long). @default 60000
+   */
+  lockWaitMs?: number;
 }
 
 const FORMAT = "m365-mail-token-cache";
@@ -19,6 +24,8 @@ const VERSION = 1;
 // scrypt cost: ~50–100 ms once per process and salt; N=2^15 needs 32 MiB, hence maxmem.
 const SCRYPT = { N: 32768, r: 8, p: 1 } as const;
 const SOURCE = "auth-ropc";
+/** A lock file untouched this long was left by a process that died holding it (holders touch theirs). */
+const LOCK_STALE_MS = 30_000;
 
 interface Envelope {
   format: string;
@@ -71,9 +78,11 @@ function deriveKey(passphrase: string, salt: Buffer): Promise<Buffer> {
  * Tokens in one file encrypted with AES-256-GCM (a fresh IV on every write), mode 0600, replaced
  * atomically (temporary file + rename). A modified file, or one written with another key, is
  * refused with CONFIG_INVALID: a cache that cannot be authenticated must not be trusted silently.
- * Several processes may share the file; the last writer wins for concurrent writes.
+ * Several processes may share the file: each change is a read-modify-write under the lock file
+ * `<path>.lock`, so no process's entry is lost to another's write, and `withLock` (a lock file per
+ * name) lets processes that share the file sign in once between them.
  */
-export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
+export function fileTokenCache(options: FileTokenCacheOptions): Required<TokenCache> {
   const { path } = options;
   if (!path) {
     throw new M365MailError("CONFIG_INVALID", "fileTokenCache needs a path", {
@@ -86,6 +95,34 @@ export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
   let salt: Buffer | undefined;
   // One operation at a time in this process: each set is a read-modify-write of the whole file.
   const serial = serialQueue();
+  const lockWaitMs = options.lockWaitMs ?? 60_000;
+  // Held by one process at a time across all of them; a holder that died frees it after LOCK_STALE_MS.
+  const underFileLock = <T>(lockPath: string, what: string, task: () => Promise<T>): Promise<T> =>
+    mkdir(dirname(path), { recursive: true, mode: 0o700 })
+      .catch(() => undefined)
+      .then(() =>
+        withFileLock(lockPath, task, {
+          waitMs: lockWaitMs,
+          staleMs: LOCK_STALE_MS,
+          onTimeout: () =>
+            new M365MailError(
+              "TIMEOUT",
+              `waited ${lockWaitMs} ms for another process's ${what} (lock file ${lockPath})`,
+              {
+                source: SOURCE,
+                hint: `Another process that uses ${path} holds the lock; if none runs, delete ${lockPath}.`,
+              },
+            ),
+          onFailure: (cause) =>
+            new M365MailError("CONFIG_INVALID", `cannot create the lock file ${lockPath}`, {
+              source: SOURCE,
+              cause,
+              hint: "Check that this process may write the token cache file's directory.",
+            }),
+        }),
+      );
+  const changing = (task: () => Promise<void>) =>
+    serial(() => underFileLock(`${path}.lock`, "change to the token cache", task));
 
   const rejected = (why: string, cause?: unknown) =>
     new M365MailError("CONFIG_INVALID", `the token cache file ${path} ${why}`, {
@@ -192,7 +229,7 @@ export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
         return entry;
       }),
     set: (key, entry) =>
-      serial(async () => {
+      changing(async () => {
         const entries = await load();
         const now = Date.now();
         // Drop expired entries so the file does not grow forever.
@@ -202,12 +239,19 @@ export function fileTokenCache(options: FileTokenCacheOptions): TokenCache {
         await save(entries);
       }),
     delete: (key) =>
-      serial(async () => {
+      changing(async () => {
         const entries = await load();
         if (!(key in entries)) return;
         delete entries[key];
         await save(entries);
       }),
+    // Not in `serial`: the task reads and writes the cache itself.
+    withLock: (name, task) =>
+      underFileLock(
+        `${path}.${createHash("sha256").update(name).digest("hex").slice(0, 16)}.lock`,
+        "sign-in",
+        task,
+      ),
   };
 }
 

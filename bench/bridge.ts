@@ -11,7 +11,7 @@
  *   SMTP XOAUTH2 to the same emulator and answers `250` only after it accepted (`sync`). So the bridge side
  *   does the direct side's work plus its own: that is the cost measured, and on loopback its own (a whole
  *   SMTP transaction with the client, through the same libraries) costs about as much as the direct side's,
- *   so expect ~0.5–0.6. 3 pairs of rounds. For reference (not in RESULT): 3 pairs of the direct client
+ *   so expect ~0.5–0.6. 3 pairs of rounds. For reference (in RESULT as smtp_pipe_ratio): 3 pairs of the direct client
  *   against itself through a bare TCP pipe proxy process (STARTTLS and XOAUTH2 end to end, so the pipe does
  *   no crypto: the price of the process hop alone, a ceiling for any bridge that is a process of its own),
  *   and 2 pairs with the emulator holding each end-of-data reply 20 ms for both sides alike (Exchange
@@ -21,7 +21,7 @@
  * - POP3: `RETR` of 200 messages in alice@contoso.com, one at a time, with one small POP3 client on both
  *   sides (defined below; the only difference is AUTH XOAUTH2 vs USER/PASS). 31 pairs of rounds (single
  *   rounds scatter from ~0.6 to ~1.5 on a 2-core machine; 15 pairs still left the median moving by ±0.1).
- *   For reference (not in RESULT) the same client also goes through a bare node:net → node:tls pipe proxy
+ *   For reference (in RESULT as pop3_pipe_ratio) the same client also goes through a bare node:net → node:tls pipe proxy
  *   process: sequential RETRs pay each round trip's extra process hop, and this shows that hop's price.
  * - Login: connect + sign-in latency with a warm token (imapflow `connect()`: TCP/TLS, greeting,
  *   capabilities, AUTHENTICATE), 41 of each, alternating; p50 of each, overhead = bridge p50 − direct p50.
@@ -38,7 +38,9 @@
  * Both sides' clients share this process.
  *
  * Ends with exactly one line:
- *   RESULT bridge imap_ratio=… smtp_ratio=… pop3_ratio=… login_p50_ms=… login_overhead_ms=…
+ *   RESULT bridge imap_ratio=… smtp_ratio=… pop3_ratio=… login_p50_ms=… login_overhead_ms=… smtp_pipe_ratio=… pop3_pipe_ratio=…
+ * The last two are the references above (the direct client through the bare pipe proxy, over direct):
+ * what a process hop alone leaves of the floor on this machine, printed beside the ratios they bound.
  * `pnpm bench bridge smtp` (or imap, pop3, login; several allowed) runs only those parts, for working on
  * one of them, and prints no RESULT line.
  * Imports the built packages (`pnpm build` first). Needs Dovecot (see the emulator's README).
@@ -179,7 +181,7 @@ process.on("disconnect", () => process.exit(0));
 }
 
 /**
- * For reference only (not in RESULT): ten lines of node:net → node:tls `pipe()` in a process of their own,
+ * For reference only (the *_pipe_ratio keys, no floor): ten lines of node:net → node:tls `pipe()` in a process of their own,
  * no sign-in logic — what any relay process costs per round trip, to tell the bridge's own cost from the hop's.
  */
 async function startBareProxy(upstream: { host: string; port: number; ca?: string }) {
@@ -394,6 +396,9 @@ try {
   let imapRatios: number[] = [];
   let pop3Ratios: number[] = [];
   let smtpRatios: number[] = [];
+  // The bare pipe proxy references: the ceiling any relay process reaches here (in RESULT, marked _pipe_).
+  let pop3PipeRatios: number[] = [];
+  let smtpPipeRatios: number[] = [];
   let loginDirectP50 = 0;
   let loginBridgeP50 = 0;
   /** imapflow to the emulator (XOAUTH2, the cached token) or to the bridge (the password), not yet connected. */
@@ -487,7 +492,7 @@ try {
         return c;
       });
       await popBare();
-      await compare("pop3 via a bare pipe proxy (reference)", 15, popDirect, popBare);
+      pop3PipeRatios = await compare("pop3 via a bare pipe proxy (reference)", 15, popDirect, popBare);
     } finally {
       await bare.stop();
     }
@@ -585,7 +590,7 @@ try {
     // Reference: the same direct client (STARTTLS, XOAUTH2) through a bare TCP pipe proxy process.
     const bareSmtp = await startBareProxy({ host: smtpHost.host, port: smtpHost.port });
     try {
-      await compare(
+      smtpPipeRatios = await compare(
         "smtp via a bare pipe proxy (reference)",
         SMTP_PAIRS,
         sendAll(true),
@@ -626,7 +631,7 @@ try {
     log(`ran only ${chosen.join(", ")}: no RESULT line`);
   } else {
     console.log(
-      `RESULT bridge imap_ratio=${median(imapRatios).toFixed(3)} smtp_ratio=${median(smtpRatios).toFixed(3)} pop3_ratio=${median(pop3Ratios).toFixed(3)} login_p50_ms=${loginBridgeP50.toFixed(1)} login_overhead_ms=${(loginBridgeP50 - loginDirectP50).toFixed(1)}`,
+      `RESULT bridge imap_ratio=${median(imapRatios).toFixed(3)} smtp_ratio=${median(smtpRatios).toFixed(3)} pop3_ratio=${median(pop3Ratios).toFixed(3)} login_p50_ms=${loginBridgeP50.toFixed(1)} login_overhead_ms=${(loginBridgeP50 - loginDirectP50).toFixed(1)} smtp_pipe_ratio=${median(smtpPipeRatios).toFixed(3)} pop3_pipe_ratio=${median(pop3PipeRatios).toFixed(3)}`,
     );
   }
 } finally {

@@ -12,6 +12,8 @@ echo "[test] typecheck"
 pnpm turbo run typecheck --output-logs=errors-only
 echo "[test] publint + attw on every published package"
 pnpm turbo run check-package --output-logs=errors-only
+echo "[test] every TypeScript example in the READMEs compiles against the built packages"
+node scripts/check-readme-examples.mjs
 
 echo "[test] vitest"
 report=$(mktemp)

@@ -6,11 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { M365MailError } from "@m365-mail/core";
 import { DEMO_PASSWORD, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
+import { buildIfStale } from "@m365-mail/test-helpers";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fileTokenCache } from "../src/cache/file-token-cache.js";
 import { memoryTokenCache } from "../src/cache/memory-token-cache.js";
 
 const tsx = createRequire(import.meta.url).resolve("tsx");
+// The other processes run this package from its sources (tsx) and @m365-mail/core as built: rebuild it
+// first when its sources are newer, so they never run older code than this process.
+buildIfStale({ root: join(__dirname, "../../core"), output: "dist/index.js" });
 
 /** Another process with a fileTokenCache on the same file (test/fixtures/file-cache-process.ts). */
 function otherProcess(args: Record<string, unknown>): Promise<string> {

@@ -17,7 +17,10 @@
  * rounds left the median moving by ±0.05). Every round checks that both saw the same 2,000 messages
  * and bytes.
  *
- * Ends with exactly one line: RESULT imap-fetch ratio=<ours msgs/s ÷ raw msgs/s>
+ * Ends with exactly one line: RESULT imap-fetch ratio=<ours msgs/s ÷ raw msgs/s> cpu_ratio=<raw ÷ ours>
+ * cpu_ratio (no floor; for reading the ratio) is the median of the rounds' client CPU per listing, raw
+ * imapflow's ÷ ours, from this process's `process.cpuUsage` (the server runs elsewhere): what the
+ * transport's own work costs, steadier than throughput on a machine whose rounds scatter.
  * Imports the built packages (`pnpm bench` builds them first). Needs Dovecot (see the emulator's README).
  */
 import { randomBytes } from "node:crypto";
@@ -40,6 +43,11 @@ const { ImapFlow } = (await import(
 )) as typeof import("imapflow");
 
 const MESSAGES = 2000;
+/** This process's CPU time (user + system) since `since`, in ms: the clients' own work, not the server's. */
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+};
 const ROUNDS = 41;
 const USER = "support@contoso.com";
 const DEADLINE_MS = 300_000;
@@ -126,6 +134,7 @@ try {
   await raw.connect();
 
   const runOurs = async () => {
+    const cpu = process.cpuUsage();
     const start = performance.now();
     let count = 0;
     let bytes = 0;
@@ -133,9 +142,10 @@ try {
       count++;
       bytes += summary.source?.length ?? 0;
     }
-    return { count, bytes, ms: performance.now() - start };
+    return { count, bytes, ms: performance.now() - start, cpuMs: cpuMs(cpu) };
   };
   const runRaw = async () => {
+    const cpu = process.cpuUsage();
     const start = performance.now();
     let count = 0;
     let bytes = 0;
@@ -155,7 +165,7 @@ try {
     } finally {
       lock.release();
     }
-    return { count, bytes, ms: performance.now() - start };
+    return { count, bytes, ms: performance.now() - start, cpuMs: cpuMs(cpu) };
   };
 
   // Warm-up: Dovecot indexes the Maildir, both connections get signed in and INBOX selected.
@@ -166,6 +176,7 @@ try {
   );
 
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   const oursRates: number[] = [];
   const rawRates: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -183,8 +194,9 @@ try {
     oursRates.push(oRate);
     rawRates.push(rRate);
     ratios.push(oRate / rRate);
+    cpuRatios.push(r.cpuMs / o.cpuMs);
     console.log(
-      `[bench] round ${round + 1} (${oursFirst ? "ours first" : "raw first"}): ours ${Math.round(oRate)} msgs/s, raw ${Math.round(rRate)} msgs/s, ${(o.bytes / 1e6).toFixed(1)} MB each, ratio ${(oRate / rRate).toFixed(3)}`,
+      `[bench] round ${round + 1} (${oursFirst ? "ours first" : "raw first"}): ours ${Math.round(oRate)} msgs/s, raw ${Math.round(rRate)} msgs/s, ${(o.bytes / 1e6).toFixed(1)} MB each, ratio ${(oRate / rRate).toFixed(3)}; client CPU ours ${Math.round(o.cpuMs)} ms, raw ${Math.round(r.cpuMs)} ms`,
     );
   }
   const quantile = (values: number[], q: number) =>
@@ -200,7 +212,12 @@ try {
   await raw.logout();
   await ours.close();
   await auth.dispose();
-  console.log(`RESULT imap-fetch ratio=${median(ratios).toFixed(3)}`);
+  console.log(
+    `[bench] client CPU per listing, raw ÷ ours: median ${median(cpuRatios).toFixed(3)}, interquartile range ${quantile(cpuRatios, 0.25).toFixed(3)}–${quantile(cpuRatios, 0.75).toFixed(3)}`,
+  );
+  console.log(
+    `RESULT imap-fetch ratio=${median(ratios).toFixed(3)} cpu_ratio=${median(cpuRatios).toFixed(3)}`,
+  );
 } finally {
   await emu.stop();
   await rm(dataDir, { recursive: true, force: true });

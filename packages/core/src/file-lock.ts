@@ -45,12 +45,7 @@ export function withFileLock<T>(
   return held
     .queue(async () => {
       const staleMs = options.staleMs ?? 30_000;
-      const token = await acquire(
-        lockPath,
-        staleMs,
-        Date.now() + (options.waitMs ?? 60_000),
-        options,
-      );
+      const token = await acquire(lockPath, staleMs, Date.now() + (options.waitMs ?? 60_000), options);
       const touch = setInterval(() => {
         const now = new Date();
         utimes(lockPath, now, now).catch(() => undefined);

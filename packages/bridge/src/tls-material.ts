@@ -1,9 +1,9 @@
-import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from "node:crypto";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { type Logger, M365MailError } from "@m365-mail/core";
+import { type Logger, M365MailError, withFileLock } from "@m365-mail/core";
 import forge from "node-forge";
 
 export interface TlsMaterial {
@@ -49,16 +49,46 @@ export async function loadTlsMaterial(options: {
   const dir = resolve(options.dataDir, "tls");
   const certPath = join(dir, "bridge-cert.pem");
   const keyPath = join(dir, "bridge-key.pem");
+  const failed = (error: unknown) =>
+    new M365MailError("CONFIG_INVALID", `cannot create the bridge's certificate in ${dir}`, {
+      source: "bridge",
+      cause: error,
+      hint: "Make dataDir writable for the bridge's user, or configure listeners[].tls.certFile and keyFile.",
+    });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw failed(error);
+  }
+  // Bridges started together on one dataDir (a restart overlapping the old process, several listeners)
+  // must end with one pair: the first creates it, the others read it.
+  return withFileLock(join(dir, "generate.lock"), () => readOrGenerate(certPath, keyPath, options, failed), {
+    waitMs: 30_000,
+    onTimeout: () =>
+      failed(new Error(`another process holds ${join(dir, "generate.lock")}; if none runs, delete it`)),
+    onFailure: failed,
+  });
+}
+
+async function readOrGenerate(
+  certPath: string,
+  keyPath: string,
+  options: { hosts?: readonly string[]; logger: Logger },
+  failed: (error: unknown) => M365MailError,
+): Promise<TlsMaterial> {
   try {
     const [cert, key] = await Promise.all([readFile(certPath, "utf8"), readFile(keyPath, "utf8")]);
-    const parsed = forge.pki.certificateFromPem(cert);
-    if (parsed.validity.notAfter.getTime() > Date.now() + 7 * 86_400_000)
+    const x509 = new X509Certificate(cert);
+    // A pair left half-replaced (a crash between the two files, in an older version) is made anew.
+    if (
+      x509.checkPrivateKey(createPrivateKey(key)) &&
+      new Date(x509.validTo).getTime() > Date.now() + 7 * 86_400_000
+    )
       return { cert, key, certPath, generated: false };
   } catch {
     // None yet (or unreadable): make one.
   }
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
     const { privateKey, publicKey } = generateKeyPairSync("rsa", {
       modulusLength: 2048,
       publicKeyEncoding: { type: "spki", format: "pem" },
@@ -92,18 +122,18 @@ export async function loadTlsMaterial(options: {
     ]);
     cert.sign(forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
     const certPem = forge.pki.certificateToPem(cert);
-    await writeFile(keyPath, privateKey, { mode: 0o600 });
-    await chmod(keyPath, 0o600);
-    await writeFile(certPath, certPem);
+    // Each file replaced whole (temporary file + rename): a reader never sees half of one.
+    const suffix = `.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    await writeFile(keyPath + suffix, privateKey, { mode: 0o600 });
+    await chmod(keyPath + suffix, 0o600);
+    await writeFile(certPath + suffix, certPem);
+    await rename(keyPath + suffix, keyPath);
+    await rename(certPath + suffix, certPath);
     options.logger.info(
       `generated a self-signed certificate for the bridge's TLS listeners: ${certPath} — clients that check certificates must trust this file (e.g. copy it to /usr/local/share/ca-certificates/m365-bridge.crt and run update-ca-certificates), or configure listeners[].tls with your own`,
     );
     return { cert: certPem, key: privateKey, certPath, generated: true };
   } catch (error) {
-    throw new M365MailError("CONFIG_INVALID", `cannot create the bridge's certificate in ${dir}`, {
-      source: "bridge",
-      cause: error,
-      hint: "Make dataDir writable for the bridge's user, or configure listeners[].tls.certFile and keyFile.",
-    });
+    throw failed(error);
   }
 }

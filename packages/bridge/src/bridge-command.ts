@@ -6,6 +6,7 @@ import type { BridgeConfig } from "./config-schema.js";
 import { signInAccount } from "./device-code-login.js";
 import { hashSecret } from "./secret-hash.js";
 import { type Bridge, type BridgeStatus, startBridge } from "./start-bridge.js";
+import { foreignTokenCacheOwner } from "./token-cache.js";
 
 export interface BridgeCommandIo {
   readonly stdout: (text: string) => void;
@@ -176,6 +177,18 @@ async function loginCommand(
     return 2;
   }
   const config = await loadBridgeConfig(configPath, io.env);
+  const owner = await foreignTokenCacheOwner(config);
+  if (owner) {
+    const who = owner.name ?? `'#${owner.uid}'`;
+    throw new M365MailError(
+      "CONFIG_INVALID",
+      `the token cache ${owner.path} belongs to ${owner.name ?? `uid ${owner.uid}`}, not to the user running this command: the bridge could not read a sign-in stored now`,
+      {
+        source: "bridge",
+        hint: `Run it as that user: sudo -u ${who} m365-mail bridge login --config ${configPath} ${accountName}`,
+      },
+    );
+  }
   const credentials = config.accounts.find((a) => a.name === accountName)?.credentials;
   // signInAccount refuses any other kind of account before a code is shown.
   const username = credentials?.mode === "mapped" ? credentials.username : accountName;

@@ -1,4 +1,5 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileTokenCache, memoryTokenCache, redisTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
 import { M365MailError } from "@m365-mail/core";
 import { Redis } from "ioredis";
@@ -63,4 +64,30 @@ export async function openTokenCache(
       await client.quit().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The owner of a file token cache (or, before it exists, of its folder) when that is not this process's
+ * user: a sign-in stored by root beside a service's cache would be a file the service cannot read.
+ */
+export async function foreignTokenCacheOwner(
+  config: BridgeConfig,
+): Promise<{ path: string; uid: number; name?: string } | undefined> {
+  if (config.tokenCache.type !== "file" || typeof process.getuid !== "function") return undefined;
+  for (const path of [config.tokenCache.path, dirname(config.tokenCache.path)]) {
+    const info = await stat(path).catch(() => undefined);
+    if (!info) continue;
+    if (info.uid === process.getuid()) return undefined;
+    const name = await userName(info.uid);
+    return { path, uid: info.uid, ...(name ? { name } : {}) };
+  }
+  return undefined;
+}
+
+async function userName(uid: number): Promise<string | undefined> {
+  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
+  return passwd
+    .split("\n")
+    .map((line) => line.split(":"))
+    .find((fields) => fields[2] === String(uid))?.[0];
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { chown, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dovecotPart, graphPart, smtpPart, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -215,6 +215,33 @@ M.logout()
     expect(refused.stderr).toContain("signs in with the device's password");
     expect(refused.stderr).toContain("mfa-scanner");
   });
+
+  // Only root can give a folder to another user; CI runs as root.
+  it.runIf(process.getuid?.() === 0)(
+    "`bridge login` as root refuses a token cache that belongs to the service's user, naming the sudo command",
+    async () => {
+      // The service's folder, as a systemd unit's StateDirectory= leaves it: owned by its user.
+      const serviceDir = join(emulator.dataDir, "service-state");
+      await mkdir(serviceDir, { recursive: true });
+      await chown(serviceDir, 65534, 65534); // Debian's "nobody"
+      const servicePath = join(emulator.dataDir, "service-bridge.json");
+      await writeFile(
+        servicePath,
+        JSON.stringify({
+          ...configInput,
+          tokenCache: { ...(configInput.tokenCache as object), path: join(serviceDir, "tokens.json") },
+        }),
+      );
+      const refused = await bridgeLogin(emulator, servicePath, "mfa-scanner", "mfa@contoso.com", env());
+      expect(refused.code).toBe(2);
+      // Refused before a code is shown: nobody signs in for a file the bridge could not read.
+      expect(refused.userCode).toBeUndefined();
+      expect(refused.stderr).toContain(`the token cache ${serviceDir} belongs to nobody`);
+      expect(refused.stderr).toContain(
+        `sudo -u nobody m365-mail bridge login --config ${servicePath} mfa-scanner`,
+      );
+    },
+  );
 
   it("a config with a device-code account needs a file or Redis token cache, and exactly one way to sign in", () => {
     const account = (credentials: Record<string, unknown>) => ({

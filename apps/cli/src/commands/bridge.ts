@@ -13,7 +13,8 @@ export const bridgeCommand: Command = {
     url: { type: "string" },
     "secret-file": { type: "string" },
   },
-  positionals: [0, 1],
+  // `bridge status`, `bridge hash-secret`, `bridge login <account>`.
+  positionals: [0, 2],
   // The bridge (smtp-server, the outbox with SQLite and Redis clients) loads only for this command: the
   // other commands start ~0.5 s sooner without it.
   help: async () => (await import("@m365-mail/bridge")).BRIDGE_HELP,

@@ -1,0 +1,71 @@
+import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, spawnCli, startTestEmulator, type TestEmulator, until } from "./helpers.js";
+
+// `m365-mail bridge login` as an administrator types it: the built CLI, not runBridgeCommand. The bridge
+// package's own tests cover what the bridge then does with the sign-in (packages/bridge/test/device-code.test.ts).
+let emu: TestEmulator;
+let configPath: string;
+let cachePath: string;
+beforeAll(async () => {
+  emu = await startTestEmulator(undefined, { dovecot: false });
+  emu.emulator.admin.updateDeviceCodeSettings({ intervalSeconds: 1 });
+  const keyFile = join(emu.home, "bridge-cache.key");
+  await writeFile(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+  cachePath = join(emu.home, "bridge-tokens.json");
+  configPath = join(emu.home, "bridge.json");
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+      tokenCache: { type: "file", path: cachePath, keyFile },
+      accounts: [
+        {
+          name: "ceo-phone",
+          credentials: {
+            mode: "mapped",
+            login: "ceo-phone",
+            // Never checked here: no device logs in.
+            secretHash: "scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            username: "mfa@contoso.com",
+            signIn: "device-code",
+          },
+        },
+        { credentials: { mode: "passthrough", username: "support@contoso.com" } },
+      ],
+    }),
+  );
+});
+afterAll(() => emu?.stop());
+
+describe("m365-mail bridge login --config <file> <account>", () => {
+  it("prints the code, waits for the person, and stores the sign-in in the bridge's token cache", async () => {
+    const before = emu.emulator.admin.deviceCodes().length;
+    const login = spawnCli(["bridge", "login", "--config", configPath, "ceo-phone"], { env: emu.env() });
+    let userCode: string | undefined;
+    await until(() => {
+      userCode = emu.emulator.admin.deviceCodes()[before]?.userCode;
+      return userCode !== undefined || login.output().code !== null;
+    }, "a device code");
+    expect(login.output().stderr).toContain(userCode!);
+    expect(login.output().stderr).toContain("Sign in as mfa@contoso.com.");
+    emu.emulator.admin.approveDeviceCode(userCode!, "mfa@contoso.com");
+    expect(await login.exited).toBe(0);
+    expect(login.output().stdout).toContain("Signed in: account ceo-phone acts as mfa@contoso.com.");
+    expect(login.output().stdout).toContain(`The sign-in is stored in ${cachePath}`);
+    expect(statSync(cachePath).mode & 0o777).toBe(0o600);
+  });
+
+  it("refuses an account that signs in with a password (exit 2), before any code", async () => {
+    const before = emu.emulator.admin.deviceCodes().length;
+    const refused = await runCli(["bridge", "login", "--config", configPath, "support@contoso.com"], {
+      env: emu.env(),
+    });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("ceo-phone");
+    expect(emu.emulator.admin.deviceCodes()).toHaveLength(before);
+  });
+});

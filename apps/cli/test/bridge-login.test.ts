@@ -16,6 +16,11 @@ beforeAll(async () => {
   const keyFile = join(emu.home, "bridge-cache.key");
   await writeFile(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
   cachePath = join(emu.home, "bridge-tokens.json");
+  // The device's local secret, hashed through the CLI as an administrator would.
+  const hashed = await runCli(["bridge", "hash-secret"], { input: "phone-secret\n" });
+  expect(hashed.code).toBe(0);
+  const secretHash = hashed.stdout.trim();
+  expect(secretHash).toMatch(/^scrypt\$/);
   configPath = join(emu.home, "bridge.json");
   await writeFile(
     configPath,
@@ -28,8 +33,7 @@ beforeAll(async () => {
           credentials: {
             mode: "mapped",
             login: "ceo-phone",
-            // Never checked here: no device logs in.
-            secretHash: "scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            secretHash,
             username: "mfa@contoso.com",
             signIn: "device-code",
           },
@@ -42,14 +46,22 @@ beforeAll(async () => {
 afterAll(() => emu?.stop());
 
 describe("m365-mail bridge login --config <file> <account>", () => {
+  it("the config it reads is valid (bridge --check)", async () => {
+    const checked = await runCli(["bridge", "--check", "--config", configPath], { env: emu.env() });
+    expect(checked.code).toBe(0);
+  });
+
   it("prints the code, waits for the person, and stores the sign-in in the bridge's token cache", async () => {
     const before = emu.emulator.admin.deviceCodes().length;
     const login = spawnCli(["bridge", "login", "--config", configPath, "ceo-phone"], { env: emu.env() });
     let userCode: string | undefined;
     await until(() => {
       userCode = emu.emulator.admin.deviceCodes()[before]?.userCode;
-      return userCode !== undefined || login.output().code !== null;
-    }, "a device code");
+      // Issued at Entra, then printed for the person.
+      return (
+        (userCode !== undefined && login.output().stderr.includes(userCode)) || login.output().code !== null
+      );
+    }, "the device code on stderr");
     expect(login.output().stderr).toContain(userCode!);
     expect(login.output().stderr).toContain("Sign in as mfa@contoso.com.");
     emu.emulator.admin.approveDeviceCode(userCode!, "mfa@contoso.com");

@@ -1,12 +1,15 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { DEMO_PASSWORD } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, spawnCli, startTestEmulator, type TestEmulator, until } from "./helpers.js";
+import { runCli, SUPPORT, spawnCli, startTestEmulator, type TestEmulator, until } from "./helpers.js";
 
-// `m365-mail bridge login` as an administrator types it: the built CLI, not runBridgeCommand. The bridge
-// package's own tests cover what the bridge then does with the sign-in (packages/bridge/test/device-code.test.ts).
+// `m365-mail bridge …` as an administrator types it: the built CLI, not runBridgeCommand. The bridge
+// package's own tests cover what the bridge does (packages/bridge/test); these, that the CLI hands every
+// form of the command to it — arguments, stdin, SIGHUP and SIGTERM.
 let emu: TestEmulator;
 let configPath: string;
 let cachePath: string;
@@ -45,12 +48,56 @@ beforeAll(async () => {
 });
 afterAll(() => emu?.stop());
 
-describe("m365-mail bridge login --config <file> <account>", () => {
-  it("the config it reads is valid (bridge --check)", async () => {
+function python(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("python3", args, { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", () => resolve({ stdout, stderr }));
+  });
+}
+
+describe("m365-mail bridge --config <file>", () => {
+  it("the config is valid (--check); it serves a password client, reloads on SIGHUP and drains on SIGTERM", async () => {
     const checked = await runCli(["bridge", "--check", "--config", configPath], { env: emu.env() });
     expect(checked.code).toBe(0);
+    const bridge = spawnCli(["bridge", "--config", configPath, "--drain-ms", "2000"], { env: emu.env() });
+    try {
+      let port = 0;
+      await until(() => {
+        port = Number(/smtp on 127\.0\.0\.1:(\d+)/.exec(bridge.output().stderr)?.[1] ?? 0);
+        return port > 0 || bridge.output().code !== null;
+      }, "the bridge's SMTP listener");
+      // A client that knows only the user's password (passthrough): smtplib, AUTH PLAIN, through Graph.
+      // Not spawnSync: the emulator runs in this process and must keep answering.
+      const sent = await python([
+        "-c",
+        String.raw`import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+s.login(sys.argv[2], sys.argv[3])
+s.sendmail(sys.argv[2], [sys.argv[2]], "From: " + sys.argv[2] + "\r\nTo: " + sys.argv[2] + "\r\nSubject: via the CLI's bridge\r\n\r\nhello\r\n")
+s.quit()
+print("OK")`,
+        String(port),
+        SUPPORT,
+        DEMO_PASSWORD,
+      ]);
+      expect(sent.stdout.trim(), sent.stderr).toBe("OK");
+      bridge.child.kill("SIGHUP");
+      await until(() => bridge.output().stderr.includes(`reloaded ${configPath}`), "the reload");
+      bridge.child.kill("SIGTERM");
+      expect(await bridge.exited).toBe(0);
+      expect(bridge.output().stderr).toContain("stopping; open sessions get up to 2000 ms");
+    } finally {
+      bridge.child.kill("SIGKILL");
+    }
   });
+});
 
+describe("m365-mail bridge login --config <file> <account>", () => {
   it("prints the code, waits for the person, and stores the sign-in in the bridge's token cache", async () => {
     const before = emu.emulator.admin.deviceCodes().length;
     const login = spawnCli(["bridge", "login", "--config", configPath, "ceo-phone"], { env: emu.env() });

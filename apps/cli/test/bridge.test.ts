@@ -29,6 +29,7 @@ beforeAll(async () => {
     configPath,
     JSON.stringify({
       listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+      metrics: { host: "127.0.0.1", port: 0 },
       tokenCache: { type: "file", path: cachePath, keyFile },
       accounts: [
         {
@@ -61,7 +62,7 @@ function python(args: string[]): Promise<{ stdout: string; stderr: string }> {
 }
 
 describe("m365-mail bridge --config <file>", () => {
-  it("the config is valid (--check); it serves a password client, reloads on SIGHUP and drains on SIGTERM", async () => {
+  it("the config is valid (--check); it serves a password client, shows its status, reloads on SIGHUP and drains on SIGTERM", async () => {
     const checked = await runCli(["bridge", "--check", "--config", configPath], { env: emu.env() });
     expect(checked.code).toBe(0);
     const bridge = spawnCli(["bridge", "--config", configPath, "--drain-ms", "2000"], { env: emu.env() });
@@ -86,6 +87,14 @@ print("OK")`,
         DEMO_PASSWORD,
       ]);
       expect(sent.stdout.trim(), sent.stderr).toBe("OK");
+      // status through the CLI: the device-code account nobody signed in yet is a problem (exit 1),
+      // with the command that fixes it.
+      const metricsPort = /metrics on 127\.0\.0\.1:(\d+)/.exec(bridge.output().stderr)?.[1];
+      const status = await runCli(["bridge", "status", "--url", `http://127.0.0.1:${metricsPort}`]);
+      expect(status.code).toBe(1);
+      expect(status.stdout).toContain("ceo-phone");
+      expect(status.stdout).toContain("SIGN_IN_REQUIRED");
+      expect(status.stdout).toContain(`m365-mail bridge login --config ${configPath} ceo-phone`);
       bridge.child.kill("SIGHUP");
       await until(() => bridge.output().stderr.includes(`reloaded ${configPath}`), "the reload");
       bridge.child.kill("SIGTERM");

@@ -23,8 +23,9 @@ const local = new Map<string, { queue: SerialQueue; users: number }>();
 /**
  * Runs `task` while holding `lockPath`, a lock file that every process on every machine sharing the
  * folder respects (created with O_EXCL, removed after). Node has no flock(); a file created exclusively
- * works on local disks and NFS alike. Taking over a stale lock is the one race left: two waiters that
- * both judge the same dead holder's file stale at the same instant may both proceed.
+ * works on local disks and NFS alike (machines sharing it need clocks within `staleMs` of each other:
+ * staleness is the file's mtime against this machine's clock). Taking over a stale lock is the one race
+ * left: two waiters that both judge the same dead holder's file stale at the same instant may both proceed.
  *
  * ```ts
  * await withFileLock(`${path}.lock`, () => readModifyWrite(path), { onTimeout: () => new Error("busy") });
@@ -71,9 +72,13 @@ async function acquire(lockPath: string, staleMs: number, deadline: number, opti
       const file = await open(lockPath, "wx", 0o600);
       try {
         await file.writeFile(token);
-      } finally {
-        await file.close();
+      } catch (error) {
+        // A lock file we could not finish (a full disk) must not keep the others waiting.
+        await file.close().catch(() => undefined);
+        await rm(lockPath, { force: true });
+        throw error;
       }
+      await file.close();
       return token;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw options.onFailure?.(error) ?? error;

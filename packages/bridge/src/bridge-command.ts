@@ -287,5 +287,11 @@ export function formatStatus(status: BridgeStatus): string {
   lines.push(
     `lockout guard: ${status.lockout.blockedClients} client(s) refused, ${status.lockout.cappedAccounts} account(s) capped`,
   );
+  if (status.spool) {
+    const { queued, sending, uncertain, failed } = status.spool;
+    lines.push(
+      `spool: ${queued} queued, ${sending} sending, ${uncertain} uncertain${uncertain ? " (an operator decides: look for the Message-ID in Sent Items)" : ""}, ${failed} failed${failed ? " (given up: see the log)" : ""}`,
+    );
+  }
   return `${lines.join("\n")}\n`;
 }

@@ -91,7 +91,15 @@ export type TokenCacheInput =
   | { type: "file"; path: string; keyFile?: string }
   | { type: "redis"; url: string; keyFile?: string };
 
-export type SpoolInput = { type: "sqlite"; path: string } | { type: "redis"; url: string };
+export type SpoolInput = ({ type: "sqlite"; path: string } | { type: "redis"; url: string }) & SpoolRetry;
+
+/** How long the spool keeps trying, as a mail server's queue does. */
+export interface SpoolRetry {
+  /** A message that did not reach Microsoft 365 is retried for at least this long. @default 120 (5 days) */
+  readonly maxQueueHours?: number;
+  /** The first retry's wait; it doubles up to 5 minutes. @default 2000 */
+  readonly firstRetryMs?: number;
+}
 
 export interface ListenerLimits extends FrontDoorLimits {
   /** SMTP: largest message accepted (advertised as SIZE). */
@@ -642,13 +650,19 @@ function validateSpool(p: Problems, v: unknown): SpoolInput | undefined {
     return undefined;
   }
   const type = oneOf(p, "spool.type", v.type ?? "", ["sqlite", "redis"]);
+  const maxQueueHours = int(p, "spool.maxQueueHours", v.maxQueueHours, 1, 720);
+  const firstRetryMs = int(p, "spool.firstRetryMs", v.firstRetryMs, 10, 300_000);
+  const retry: SpoolRetry = {
+    ...(maxQueueHours !== undefined ? { maxQueueHours } : {}),
+    ...(firstRetryMs !== undefined ? { firstRetryMs } : {}),
+  };
   if (type === "sqlite") {
-    unknownKeys(p, "spool", v, ["type", "path"]);
-    return { type, path: str(p, "spool.path", v.path, true) ?? "" };
+    unknownKeys(p, "spool", v, ["type", "path", "maxQueueHours", "firstRetryMs"]);
+    return { type, path: str(p, "spool.path", v.path, true) ?? "", ...retry };
   }
   if (type === "redis") {
-    unknownKeys(p, "spool", v, ["type", "url"]);
-    return { type, url: str(p, "spool.url", v.url, true) ?? "" };
+    unknownKeys(p, "spool", v, ["type", "url", "maxQueueHours", "firstRetryMs"]);
+    return { type, url: str(p, "spool.url", v.url, true) ?? "", ...retry };
   }
   return undefined;
 }

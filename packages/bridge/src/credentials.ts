@@ -154,6 +154,64 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     };
   }
 
+  /**
+   * A mapped account's provider, signing in with the password the bridge stores (file or variable) under
+   * the lockout guard, as passthrough passwords are: a stored password Entra refused — changed in Entra,
+   * not in the file — is not sent again (every device login and spool retry would otherwise count towards
+   * Entra's lockout of the mailbox's user) until the file holds another one. The refusal is the bridge's
+   * configuration problem, reported for a person, not a device's wrong password.
+   */
+  function storedPasswordProvider(account: AccountConfig, c: MappedCredentials): OwnedProvider {
+    const where = c.passwordFile ? `the file ${c.passwordFile}` : `the variable ${c.passwordEnv}`;
+    const refused = (cause: unknown) =>
+      new M365MailError(
+        "CONFIG_INVALID",
+        `account ${account.name}: Microsoft 365 refused the password in ${where} for ${c.username}`,
+        {
+          source: "bridge",
+          cause,
+          hint: `Put ${c.username}'s current Microsoft 365 password into ${where}; the bridge reads it at the next sign-in and does not send the refused one again (Entra locks the account after about 10 failures).`,
+        },
+      );
+    let lastPassword: string | undefined;
+    const inner = providerFor(
+      c.username,
+      async () => {
+        const password = await readMappedPassword(account.name, c, options.env);
+        try {
+          guard.admitPasswordGrant(c.username, password);
+        } catch (error) {
+          throw refused(error);
+        }
+        lastPassword = password;
+        return password;
+      },
+      options.cache,
+    );
+    return {
+      kind: inner.kind,
+      name: inner.name,
+      username: inner.username,
+      ...(inner.cloud ? { cloud: inner.cloud } : {}),
+      getAccessToken: (resource, opts) =>
+        inner.getAccessToken(resource, opts).then(
+          (token) => {
+            if (lastPassword !== undefined) guard.passwordAccepted(c.username, lastPassword);
+            lastPassword = undefined;
+            return token;
+          },
+          (error: unknown) => {
+            const used = lastPassword;
+            lastPassword = undefined;
+            if (used === undefined || !isM365MailError(error, "AUTH_FAILED")) throw error;
+            guard.passwordRefused(c.username, used);
+            throw refused(error);
+          },
+        ),
+      dispose: () => inner.dispose(),
+    };
+  }
+
   /** A device-code account whose stored sign-in is gone or refused: the hint names the bridge's command. */
   function signInAgain(account: AccountConfig, error: unknown): M365MailError | undefined {
     const c = account.credentials;
@@ -199,9 +257,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     let provider = mappedProviders.get(account.name);
     if (!provider) {
       provider =
-        c.signIn === "device-code"
-          ? deviceCodeProvider(account, c)
-          : providerFor(c.username, () => readMappedPassword(account.name, c, options.env), options.cache);
+        c.signIn === "device-code" ? deviceCodeProvider(account, c) : storedPasswordProvider(account, c);
       mappedProviders.set(account.name, provider);
     }
     return provider;
@@ -221,7 +277,14 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     }
     guard.clientSucceeded(client.address);
     const provider = mappedProvider(account, c);
-    await token(account, provider, client.protocol);
+    if (client.protocol === "smtp" && account.answer === "spool") {
+      // Its messages go to the spool, not to Microsoft 365: the local secret is the whole login, so an
+      // outage or a sign-in problem holds messages instead of refusing them. A token is still asked for,
+      // without waiting, so that a problem shows in status at once.
+      void token(account, provider, client.protocol).catch(() => undefined);
+    } else {
+      await token(account, provider, client.protocol);
+    }
     return signedIn(account, c.username, provider);
   }
 

@@ -27,6 +27,10 @@ const HELP = {
     "Accounts with a sign-in problem that needs a person (1 = open), by account and code.",
   ],
   m365_bridge_spool_pending: ["gauge", "Messages accepted in spool mode and not yet delivered."],
+  m365_bridge_spool_messages: [
+    "gauge",
+    "Spooled messages by state: queued, sending, uncertain (an operator decides), failed (given up).",
+  ],
 } as const;
 
 export type MetricName = keyof typeof HELP;

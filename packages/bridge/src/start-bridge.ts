@@ -13,7 +13,7 @@ import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
 import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
-import { type Spool, startSpool } from "./smtp/spool.js";
+import { type Spool, type SpoolCounts, startSpool } from "./smtp/spool.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { openTokenCache, readCa } from "./token-cache.js";
 
@@ -47,6 +47,8 @@ export interface BridgeStatus {
   readonly accounts: readonly { name: string; mode: string; delivery: string; answer: string }[];
   readonly signInProblems: readonly SignInProblem[];
   readonly lockout: { blockedClients: number; cappedAccounts: number };
+  /** With a spool: its messages by state (`failed` and `uncertain` need a look). */
+  readonly spool?: SpoolCounts;
   readonly metrics?: { host: string; port: number };
 }
 
@@ -268,6 +270,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       })),
       signInProblems: problems.list(),
       lockout: guard.snapshot(),
+      ...(spool ? { spool: spool.counts() } : {}),
       ...(metricsAddress ? { metrics: metricsAddress } : {}),
     };
   }

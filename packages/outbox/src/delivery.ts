@@ -48,9 +48,25 @@ export interface DelivererOptions<P = unknown> {
 
 /** Exponential backoff with jitter; a server's Retry-After wins when it is longer. */
 export function backoffMs(attempt: number, baseMs: number, retryAfterMs?: number): number {
-  const exp = Math.min(5 * 60_000, baseMs * 2 ** Math.max(0, attempt - 1));
+  const exp = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attempt - 1));
   const jittered = exp / 2 + Math.random() * (exp / 2);
   return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+/**
+ * How many attempts keep a message retrying for at least `ms` with `baseMs` (each wait at its shortest:
+ * half of the doubled, capped backoff): a queue lifetime as `maxAttempts`.
+ */
+export function attemptsToRetryFor(ms: number, baseMs: number): number {
+  let waited = 0;
+  let attempts = 1;
+  while (waited < ms) {
+    waited += Math.min(MAX_BACKOFF_MS, baseMs * 2 ** (attempts - 1)) / 2;
+    attempts++;
+  }
+  return attempts;
 }
 
 function asMailError(error: unknown): M365MailError {

@@ -1,4 +1,5 @@
 export {
+  attemptsToRetryFor,
   backoffMs,
   type Deliver,
   type DelivererOptions,

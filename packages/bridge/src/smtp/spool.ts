@@ -6,6 +6,7 @@ import {
   M365MailError,
 } from "@m365-mail/core";
 import {
+  attemptsToRetryFor,
   type Deliver,
   failureOutcome,
   type Outbox,
@@ -18,6 +19,7 @@ import { graphTransport } from "@m365-mail/transport-graph";
 import type { M365Connection, SpoolInput } from "../config-schema.js";
 import type { Credentials } from "../credentials.js";
 import type { BridgeMetrics } from "../metrics.js";
+import { needsAPerson } from "../sign-in-problems.js";
 import type { Delivery } from "./deliver.js";
 import { findHeaderEnd } from "./recipients.js";
 import type { AcceptedMessage } from "./smtp-front-door.js";
@@ -33,8 +35,29 @@ export interface Spool {
   /** Resolves with the Message-ID once the message is durably stored. */
   accept(message: AcceptedMessage): Promise<string>;
   pending(): Promise<number>;
+  /** Messages by state, as of the last change (for status). */
+  counts(): SpoolCounts;
   close(): Promise<void>;
 }
+
+export interface SpoolCounts {
+  readonly queued: number;
+  readonly sending: number;
+  /** May have reached Microsoft 365 and Sent Items cannot tell: an operator decides. */
+  readonly uncertain: number;
+  /** Given up: refused for good, or not delivered within `spool.maxQueueHours`. */
+  readonly failed: number;
+}
+
+/**
+ * Errors a person can fix without touching the message — the account's sign-in (a wrong or expired stored
+ * password, MFA, consent, a missing device-code sign-in), a permission (Send As, Mail.Send), the account's
+ * settings — hold it in the spool, as a mail server defers mail, instead of failing it: the device already
+ * had its 250. The bridge reports them (status, metrics, webhook), and once fixed the next retry delivers.
+ */
+const HELD_FOR_A_PERSON = new Set(["AUTH_FAILED", "ACCESS_DENIED", "SEND_AS_DENIED"]);
+const heldForAPerson = (error: unknown) =>
+  needsAPerson(error) || (isM365MailError(error) && HELD_FOR_A_PERSON.has(error.code));
 
 /**
  * "spool" answer mode: `250` once the message is in the outbox (`@m365-mail/outbox`, the sample server's
@@ -120,16 +143,24 @@ export async function startSpool(options: {
       // The Sent Items check itself failed: without it a resend might deliver twice.
       if (job.uncertain && isM365MailError(error) && error.code === "NOT_SUPPORTED")
         return { ...outcome, undecidable: true };
+      if (!outcome.retryable && heldForAPerson(error)) {
+        log.warn(
+          `spool: ${job.message.messageId} of account ${payload.account} is held until a person fixes ${(error as M365MailError).code} (m365-mail bridge status); retrying`,
+        );
+        return { ...outcome, retryable: true };
+      }
       return outcome;
     }
   };
 
+  const firstRetryMs = options.spool.firstRetryMs ?? 2_000;
   const common = {
     deliver,
     // Microsoft's per-mailbox limits, kept for all spooled accounts together (a safe upper bound).
     concurrency: { graph: 4, smtp: 3 },
-    maxAttempts: 10,
-    retryBaseMs: 2_000,
+    // Like a mail server's queue lifetime: an outage or a sign-in problem of hours loses nothing.
+    maxAttempts: attemptsToRetryFor((options.spool.maxQueueHours ?? 120) * 3_600_000, firstRetryMs),
+    retryBaseMs: firstRetryMs,
     sentItemsGraceMs: 5_000,
     logger: log,
     settingNames: { path: "spool.path", redisUrl: "spool.url", redis: 'spool { "type": "redis" }' },
@@ -138,10 +169,16 @@ export async function startSpool(options: {
     options.spool.type === "sqlite"
       ? sqliteOutbox<SpoolPayload>({ ...common, path: options.spool.path })
       : redisOutbox<SpoolPayload>({ ...common, redisUrl: options.spool.url, perMinute: { smtp: 30 } });
+  let counts: SpoolCounts = { queued: 0, sending: 0, uncertain: 0, failed: 0 };
   const refresh = () =>
     outbox
       .counts()
-      .then((c) => options.metrics.set("m365_bridge_spool_pending", {}, c.queued + c.sending + c.uncertain))
+      .then((c) => {
+        counts = { queued: c.queued, sending: c.sending, uncertain: c.uncertain, failed: c.failed };
+        options.metrics.set("m365_bridge_spool_pending", {}, c.queued + c.sending + c.uncertain);
+        for (const [state, n] of Object.entries(counts))
+          options.metrics.set("m365_bridge_spool_messages", { state }, n);
+      })
       .catch(() => undefined);
   outbox.events.on("change", () => void refresh());
   await outbox.start();
@@ -170,6 +207,7 @@ export async function startSpool(options: {
       const c = await outbox.counts();
       return c.queued + c.sending;
     },
+    counts: () => counts,
     close: () => outbox.close(),
   };
 }

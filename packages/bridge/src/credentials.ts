@@ -37,7 +37,11 @@ export interface CredentialsOptions {
 export interface Credentials {
   readonly authenticate: Authenticate;
   /** The account an SMTP listener's no-AUTH network acts as (no password from the device). */
-  signInWithoutPassword(accountName: string, protocol: BridgeProtocol): Promise<SignedIn>;
+  signInWithoutPassword(
+    accountName: string,
+    protocol: BridgeProtocol,
+    options?: { device?: boolean },
+  ): Promise<SignedIn>;
   /** The current settings of a signed-in account (delivery, answer mode, send-as). */
   account(name: string): AccountConfig | undefined;
   /** New accounts and connection settings; sessions already signed in keep their providers. */
@@ -380,7 +384,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
 
   return {
     authenticate,
-    async signInWithoutPassword(accountName, protocol) {
+    async signInWithoutPassword(accountName, protocol, { device = false } = {}) {
       const account = config.accounts.find((a) => a.name === accountName);
       if (!account) {
         throw new M365MailError("CONFIG_INVALID", `no account named ${accountName}`, {
@@ -397,7 +401,10 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         );
       }
       const provider = mappedProvider(account, c);
-      await token(account, provider, protocol);
+      // A device of a no-AUTH network sending to the spool: as a spool login, it does not wait for Entra.
+      if (device && protocol === "smtp" && account.answer === "spool")
+        void token(account, provider, protocol).catch(() => undefined);
+      else await token(account, provider, protocol);
       return signedIn(account, c.username, provider);
     },
     account: (name) => config.accounts.find((a) => a.name === name),

@@ -197,7 +197,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
               noAuth: {
                 isAllowed: noAuthMatch,
                 from: noAuth.from,
-                signIn: () => credentials.signInWithoutPassword(noAuth.account, "smtp"),
+                signIn: () => credentials.signInWithoutPassword(noAuth.account, "smtp", { device: true }),
               },
             }
           : {}),

@@ -33,7 +33,17 @@ beforeAll(async () => {
   bridge = await startTestBridge(
     emulator,
     {
-      listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+      listeners: [
+        {
+          protocol: "smtp",
+          host: "127.0.0.1",
+          port: 0,
+          security: "plain",
+          // A device that cannot authenticate at all, on its own loopback address.
+          allowedNetworks: ["127.0.0.0/8"],
+          noAuth: { networks: ["127.0.0.7/32"], account: "scanner", from: "support@contoso.com" },
+        },
+      ],
       spool: { type: "sqlite", path: join(emulator.dataDir, "spool.db"), firstRetryMs: 50 },
       accounts: [
         {
@@ -72,12 +82,21 @@ describe("spool mode: a message that cannot be delivered yet", () => {
     });
     // Spooled on the local secret alone: the device is not refused for the bridge's problem with Entra.
     expect(sent.stdout.trim(), sent.stdout).toBe("OK");
+    const noAuthSubject = `${subject} (no AUTH)`;
+    const sentWithoutAuth = await pythonSmtp({
+      port: smtpPort(bridge),
+      sourceAddress: "127.0.0.7",
+      from: "support@contoso.com",
+      to: ["alice@contoso.com"],
+      message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject: noAuthSubject }),
+    });
+    expect(sentWithoutAuth.stdout.trim(), sentWithoutAuth.stdout).toBe("OK");
 
     // Several retries later (50 ms, doubling): still in the spool, not failed; the problem is reported.
     await waitFor(async () => bridge.status().signInProblems.some((p) => p.account === "scanner"), 20_000);
     await new Promise((r) => setTimeout(r, 2_000));
     expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
-    expect(bridge.status().spool!.queued + bridge.status().spool!.sending).toBe(1);
+    expect(bridge.status().spool!.queued + bridge.status().spool!.sending).toBe(2);
     const problem = bridge.status().signInProblems.find((p) => p.account === "scanner");
     expect(problem?.code).toBe("CONFIG_INVALID");
     expect(problem?.message).toContain(`Microsoft 365 refused the password in the file ${passwordFile}`);
@@ -89,10 +108,10 @@ describe("spool mode: a message that cannot be delivered yet", () => {
     // A person puts the current password into the file: the next retry delivers.
     await writeFile(passwordFile, `${DEMO_PASSWORD}\n`);
     await chmod(passwordFile, 0o600);
-    await waitFor(
-      async () => (await mailbox(emulator, "alice@contoso.com")).some((m) => m.subject === subject),
-      60_000,
-    );
+    await waitFor(async () => {
+      const subjects = (await mailbox(emulator, "alice@contoso.com")).map((m) => m.subject);
+      return subjects.includes(subject) && subjects.includes(noAuthSubject);
+    }, 60_000);
     await waitFor(async () => bridge.status().spool!.queued + bridge.status().spool!.sending === 0, 10_000);
     expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
     expect(bridge.metrics()).toMatch(/m365_bridge_spool_messages\{state="failed"\} 0/);

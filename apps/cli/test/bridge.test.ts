@@ -110,21 +110,27 @@ describe("m365-mail bridge login --config <file> <account>", () => {
   it("prints the code, waits for the person, and stores the sign-in in the bridge's token cache", async () => {
     const before = emu.emulator.admin.deviceCodes().length;
     const login = spawnCli(["bridge", "login", "--config", configPath, "ceo-phone"], { env: emu.env() });
-    let userCode: string | undefined;
-    await until(() => {
-      userCode = emu.emulator.admin.deviceCodes()[before]?.userCode;
-      // Issued at Entra, then printed for the person.
-      return (
-        (userCode !== undefined && login.output().stderr.includes(userCode)) || login.output().code !== null
-      );
-    }, "the device code on stderr");
-    expect(login.output().stderr).toContain(userCode!);
-    expect(login.output().stderr).toContain("Sign in as mfa@contoso.com.");
-    emu.emulator.admin.approveDeviceCode(userCode!, "mfa@contoso.com");
-    expect(await login.exited).toBe(0);
-    expect(login.output().stdout).toContain("Signed in: account ceo-phone acts as mfa@contoso.com.");
-    expect(login.output().stdout).toContain(`The sign-in is stored in ${cachePath}`);
-    expect(statSync(cachePath).mode & 0o777).toBe(0o600);
+    try {
+      let userCode: string | undefined;
+      await until(() => {
+        userCode = emu.emulator.admin.deviceCodes()[before]?.userCode;
+        // Issued at Entra, then printed for the person.
+        return (
+          (userCode !== undefined && login.output().stderr.includes(userCode)) || login.output().code !== null
+        );
+      }, "the device code on stderr");
+      const shown = login.output();
+      expect(shown.stderr, `${shown.stdout}\n${shown.stderr}`).toContain(userCode!);
+      expect(shown.stderr).toContain("Sign in as mfa@contoso.com.");
+      emu.emulator.admin.approveDeviceCode(userCode!, "mfa@contoso.com");
+      expect(await login.exited, login.output().stderr).toBe(0);
+      expect(login.output().stdout).toContain("Signed in: account ceo-phone acts as mfa@contoso.com.");
+      expect(login.output().stdout).toContain(`The sign-in is stored in ${cachePath}`);
+      expect(statSync(cachePath).mode & 0o777).toBe(0o600);
+    } finally {
+      // A failed expectation must not leave it polling Entra.
+      login.child.kill();
+    }
   });
 
   it("refuses an account that signs in with a password (exit 2), before any code", async () => {

@@ -58,6 +58,21 @@ export interface Credentials {
 /** A token provider the bridge owns and disposes of (ROPC, or a stored device-code sign-in). */
 type OwnedProvider = TokenProvider & { dispose(): Promise<void> };
 
+/** `inner` as the bridge hands it out: its own `getAccessToken` (reporting around inner's), disposed with it. */
+function withGetAccessToken(
+  inner: OwnedProvider,
+  getAccessToken: TokenProvider["getAccessToken"],
+): OwnedProvider {
+  return {
+    kind: inner.kind,
+    name: inner.name,
+    username: inner.username,
+    ...(inner.cloud ? { cloud: inner.cloud } : {}),
+    getAccessToken,
+    dispose: () => inner.dispose(),
+  };
+}
+
 /** A device-code account's provider: `hasSignIn` reads the token cache without asking Entra. */
 type DeviceCodeProvider = OwnedProvider & { hasSignIn(): Promise<boolean> };
 
@@ -142,19 +157,15 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   function deviceCodeProvider(account: AccountConfig, c: MappedCredentials): DeviceCodeProvider {
     const inner = deviceCodeProviderFor(config, c.username, options.cache, options.ca, log);
     return {
-      kind: inner.kind,
-      name: inner.name,
-      username: inner.username,
-      ...(inner.cloud ? { cloud: inner.cloud } : {}),
-      getAccessToken: (resource, opts) =>
+      ...withGetAccessToken(inner, (resource, opts) =>
         inner.getAccessToken(resource, opts).catch((error: unknown) => {
           const reported = signInAgain(account, error);
           if (!reported) throw error;
           problems.report(account.name, reported);
           throw reported;
         }),
+      ),
       hasSignIn: () => inner.hasSignIn(),
-      dispose: () => inner.dispose(),
     };
   }
 
@@ -192,28 +203,22 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       },
       options.cache,
     );
-    return {
-      kind: inner.kind,
-      name: inner.name,
-      username: inner.username,
-      ...(inner.cloud ? { cloud: inner.cloud } : {}),
-      getAccessToken: (resource, opts) =>
-        inner.getAccessToken(resource, opts).then(
-          (token) => {
-            if (lastPassword !== undefined) guard.passwordAccepted(c.username, lastPassword);
-            lastPassword = undefined;
-            return token;
-          },
-          (error: unknown) => {
-            const used = lastPassword;
-            lastPassword = undefined;
-            if (used === undefined || !isM365MailError(error, "AUTH_FAILED")) throw error;
-            guard.passwordRefused(c.username, used);
-            throw refused(error);
-          },
-        ),
-      dispose: () => inner.dispose(),
-    };
+    return withGetAccessToken(inner, (resource, opts) =>
+      inner.getAccessToken(resource, opts).then(
+        (token) => {
+          if (lastPassword !== undefined) guard.passwordAccepted(c.username, lastPassword);
+          lastPassword = undefined;
+          return token;
+        },
+        (error: unknown) => {
+          const used = lastPassword;
+          lastPassword = undefined;
+          if (used === undefined || !isM365MailError(error, "AUTH_FAILED")) throw error;
+          guard.passwordRefused(c.username, used);
+          throw refused(error);
+        },
+      ),
+    );
   }
 
   /** A device-code account whose stored sign-in is gone or refused: the hint names the bridge's command. */

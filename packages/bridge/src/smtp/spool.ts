@@ -34,7 +34,6 @@ export interface SpoolPayload {
 export interface Spool {
   /** Resolves with the Message-ID once the message is durably stored. */
   accept(message: AcceptedMessage): Promise<string>;
-  pending(): Promise<number>;
   /** Messages by state, as of the last change (for status). */
   counts(): SpoolCounts;
   close(): Promise<void>;
@@ -202,10 +201,6 @@ export async function startSpool(options: {
         },
       });
       return messageId;
-    },
-    async pending() {
-      const c = await outbox.counts();
-      return c.queued + c.sending;
     },
     counts: () => counts,
     close: () => outbox.close(),

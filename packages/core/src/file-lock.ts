@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readlinkSync } from "node:fs";
 import { open, readFile, rm, stat, utimes } from "node:fs/promises";
 import { hostname } from "node:os";
 import { type SerialQueue, serialQueue } from "./serial-queue.js";
@@ -8,7 +9,8 @@ export interface FileLockOptions {
   readonly waitMs?: number;
   /**
    * A lock file untouched for this long was left by a process that died holding it, and is taken over.
-   * A live holder touches its file every third of this. @default 30000
+   * A live holder touches its file every third of this. A holder on this machine (same host name and
+   * process namespace) that is no longer running is taken over at once, without waiting. @default 30000
    */
   readonly staleMs?: number;
   /** The error thrown when `waitMs` passed without the lock. */
@@ -19,13 +21,24 @@ export interface FileLockOptions {
 
 /** Callers in this process queue here, so only one of them at a time polls the lock file. */
 const local = new Map<string, { queue: SerialQueue; users: number }>();
+/** The lock files' contents this process holds now, shared by every copy of this module it loaded. */
+const heldInThisProcess = sharedInThisProcess(Symbol.for("m365-mail.heldFileLocks"));
+
+function sharedInThisProcess(key: symbol): Set<string> {
+  const slots = globalThis as Record<symbol, Set<string> | undefined>;
+  const set = slots[key] ?? new Set<string>();
+  slots[key] = set;
+  return set;
+}
 
 /**
  * Runs `task` while holding `lockPath`, a lock file that every process on every machine sharing the
  * folder respects (created with O_EXCL, removed after). Node has no flock(); a file created exclusively
  * works on local disks and NFS alike (machines sharing it need clocks within `staleMs` of each other:
- * staleness is the file's mtime against this machine's clock). Taking over a stale lock is the one race
- * left: two waiters that both judge the same dead holder's file stale at the same instant may both proceed.
+ * staleness is the file's mtime against this machine's clock). The file names its holder (host, process
+ * namespace, pid), so a holder on this machine that crashed is seen dead at once instead of after
+ * `staleMs`. Taking over a dead holder's lock is the one race left: two waiters that judge the same dead
+ * holder's file at the same instant may both proceed.
  *
  * ```ts
  * await withFileLock(`${path}.lock`, () => readModifyWrite(path), { onTimeout: () => new Error("busy") });
@@ -46,7 +59,15 @@ export function withFileLock<T>(
   return held
     .queue(async () => {
       const staleMs = options.staleMs ?? 30_000;
-      const token = await acquire(lockPath, staleMs, Date.now() + (options.waitMs ?? 60_000), options);
+      const token = `${HOLDER_PLACE} ${process.pid} ${randomBytes(8).toString("hex")}`;
+      // Marked ours before the file exists, so no copy of this module here ever judges it a dead one's.
+      heldInThisProcess.add(token);
+      try {
+        await acquire(lockPath, token, staleMs, Date.now() + (options.waitMs ?? 60_000), options);
+      } catch (error) {
+        heldInThisProcess.delete(token);
+        throw error;
+      }
       const touch = setInterval(() => {
         const now = new Date();
         utimes(lockPath, now, now).catch(() => undefined);
@@ -57,6 +78,7 @@ export function withFileLock<T>(
       } finally {
         clearInterval(touch);
         await release(lockPath, token);
+        heldInThisProcess.delete(token);
       }
     })
     .finally(() => {
@@ -64,8 +86,43 @@ export function withFileLock<T>(
     });
 }
 
-async function acquire(lockPath: string, staleMs: number, deadline: number, options: FileLockOptions) {
-  const token = `${hostname()} ${process.pid} ${randomBytes(8).toString("hex")}`;
+/**
+ * Who this process is, as a lock file records it: host name and PID namespace (containers on one host may
+ * share a host name, and their PIDs mean nothing to each other), then the PID.
+ */
+const HOLDER_PLACE = `${hostname()} ${pidNamespace()}`;
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid"); // e.g. "pid:[4026531836]"
+  } catch {
+    return "-"; // not Linux: one PID space per host
+  }
+}
+
+/** True when the lock file names a holder on this machine that is no longer running. */
+function holderIsGone(content: string): boolean {
+  const [host, namespace, pid] = content.split(" ");
+  if (`${host} ${namespace}` !== HOLDER_PLACE || !/^\d+$/.test(pid ?? "")) return false;
+  // Our own PID: a previous incarnation's (a restarted container), unless this process holds it (through
+  // another copy of this module, whose callers do not queue with ours).
+  if (Number(pid) === process.pid) return !heldInThisProcess.has(content);
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (error) {
+    // EPERM: running, as another user.
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+async function acquire(
+  lockPath: string,
+  token: string,
+  staleMs: number,
+  deadline: number,
+  options: FileLockOptions,
+): Promise<void> {
   let pause = 2;
   for (;;) {
     try {
@@ -79,13 +136,15 @@ async function acquire(lockPath: string, staleMs: number, deadline: number, opti
         throw error;
       }
       await file.close();
-      return token;
+      return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw options.onFailure?.(error) ?? error;
     }
     const info = await stat(lockPath).catch(() => undefined);
-    if (info && Date.now() - info.mtimeMs > staleMs) {
-      await rm(lockPath, { force: true });
+    const holder = info ? await readFile(lockPath, "utf8").catch(() => "") : "";
+    if (info && (Date.now() - info.mtimeMs > staleMs || holderIsGone(holder))) {
+      // Unless another waiter took it over meanwhile (it wrote its own name).
+      if ((await readFile(lockPath, "utf8").catch(() => "")) === holder) await rm(lockPath, { force: true });
       continue;
     }
     if (Date.now() >= deadline) throw options.onTimeout();

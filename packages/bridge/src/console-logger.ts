@@ -2,6 +2,19 @@ import type { Logger, LogLevel } from "@m365-mail/core";
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+const ESCAPES: Record<string, string> = { "\r": "\\r", "\n": "\\n", "\t": "\\t" };
+
+/**
+ * Control characters written as escapes: a message carries what clients sent (a login name may hold
+ * CR LF in an IMAP literal), and must not start a forged line of its own in the log.
+ */
+function oneLine(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f\u2028\u2029]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /**
  * One line per event on stderr — `2026-12-03T08:00:00.000Z info message {"key":"value"}` — for
  * journald or a container log. Wrap it in core's `safeLogger` (startBridge does) so nothing secret gets out.
@@ -15,7 +28,7 @@ export function consoleLogger(
     (message: string, data?: Record<string, unknown>): void => {
       if (ORDER[name] < ORDER[level]) return;
       write(
-        `${new Date().toISOString()} ${name} ${message}${data && Object.keys(data).length > 0 ? ` ${JSON.stringify(data)}` : ""}`,
+        `${new Date().toISOString()} ${name} ${oneLine(message)}${data && Object.keys(data).length > 0 ? ` ${JSON.stringify(data)}` : ""}`,
       );
     };
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };

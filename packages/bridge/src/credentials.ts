@@ -10,7 +10,7 @@ import {
 import { type ResolvedLogin, readMappedPassword, resolveLogin } from "./accounts.js";
 import type { AccountConfig, BridgeConfig, MappedCredentials } from "./config-schema.js";
 import type { Authenticate, BridgeProtocol, ClientInfo, SignedIn } from "./front-door.js";
-import type { LockoutGuard } from "./lockout-guard.js";
+import type { LockoutGuard, Release } from "./lockout-guard.js";
 import type { BridgeMetrics } from "./metrics.js";
 import { passwordKeyedCache } from "./password-keyed-cache.js";
 import { verifySecret } from "./secret-hash.js";
@@ -188,17 +188,16 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           hint: `Put ${c.username}'s current Microsoft 365 password into ${where}; the bridge reads it at the next sign-in and does not send the refused one again (Entra locks the account after about 10 failures).`,
         },
       );
-    let lastPassword: string | undefined;
+    let lastGrant: { password: string; release: Release } | undefined;
     const inner = providerFor(
       c.username,
       async () => {
         const password = await readMappedPassword(account.name, c, options.env);
         try {
-          guard.admitPasswordGrant(c.username, password);
+          lastGrant = { password, release: await guard.admitPasswordGrant(c.username, password) };
         } catch (error) {
           throw refused(error);
         }
-        lastPassword = password;
         return password;
       },
       options.cache,
@@ -206,15 +205,24 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     return withGetAccessToken(inner, (resource, opts) =>
       inner.getAccessToken(resource, opts).then(
         (token) => {
-          if (lastPassword !== undefined) guard.passwordAccepted(c.username, lastPassword);
-          lastPassword = undefined;
+          const used = lastGrant;
+          lastGrant = undefined;
+          if (used) {
+            guard.passwordAccepted(c.username, used.password);
+            used.release();
+          }
           return token;
         },
         (error: unknown) => {
-          const used = lastPassword;
-          lastPassword = undefined;
-          if (used === undefined || !isM365MailError(error, "AUTH_FAILED")) throw error;
-          guard.passwordRefused(c.username, used);
+          const used = lastGrant;
+          lastGrant = undefined;
+          if (!used) throw error;
+          if (!isM365MailError(error, "AUTH_FAILED")) {
+            used.release();
+            throw error;
+          }
+          guard.passwordRefused(c.username, used.password);
+          used.release();
           throw refused(error);
         },
       ),
@@ -272,17 +280,22 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     return provider;
   }
 
+  /** True when this local secret was verified before (no scrypt, no guard). */
+  function mappedVerified(resolved: ResolvedLogin, password: string): boolean {
+    const memoKey = `mapped:${resolved.account.name}`;
+    return SecretMemo.same(verifiedMapped.get(memoKey), memo.digest(memoKey, password));
+  }
+
   async function mapped(resolved: ResolvedLogin, password: string, client: ClientInfo): Promise<SignedIn> {
     const { account } = resolved;
     const c = account.credentials as MappedCredentials;
-    const memoKey = `mapped:${account.name}`;
-    const digest = memo.digest(memoKey, password);
-    if (!SecretMemo.same(verifiedMapped.get(memoKey), digest)) {
+    if (!mappedVerified(resolved, password)) {
       if (!(await verifySecret(password, c.secretHash))) {
         guard.clientFailed(client.address);
         throw wrongPassword();
       }
-      verifiedMapped.set(memoKey, digest);
+      const memoKey = `mapped:${account.name}`;
+      verifiedMapped.set(memoKey, memo.digest(memoKey, password));
     }
     guard.clientSucceeded(client.address);
     const provider = mappedProvider(account, c);
@@ -297,6 +310,44 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     return signedIn(account, c.username, provider);
   }
 
+  /** The session of a passthrough password verified before, if this is that password. */
+  function passthroughVerified(resolved: ResolvedLogin, password: string): Session | undefined {
+    const known = sessions.get(resolved.upn);
+    const digest = memo.digest(`passthrough:${resolved.upn}`, password);
+    return known && SecretMemo.same(known.digest, digest) ? known : undefined;
+  }
+
+  /**
+   * The fast path: a password verified before, a token in memory. If Microsoft 365 now refuses it (the
+   * password was changed and the refresh token revoked), it is forgotten and counted as a refused
+   * password, so the next login with it stops at the guard instead of reaching Entra again.
+   */
+  async function passthroughKnown(
+    resolved: ResolvedLogin,
+    known: Session,
+    password: string,
+    client: ClientInfo,
+  ): Promise<SignedIn> {
+    const { account, upn } = resolved;
+    try {
+      await token(account, known.provider, client.protocol);
+    } catch (error) {
+      if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {
+        if (sessions.get(upn) === known) {
+          sessions.delete(upn);
+          setTimeout(() => void known.provider.dispose(), 60_000).unref();
+        }
+        guard.passwordRefused(upn, password);
+        guard.clientFailed(client.address);
+        log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (the password changed?)`);
+        throw wrongPassword();
+      }
+      throw error;
+    }
+    guard.clientSucceeded(client.address);
+    return signedIn(account, upn, known.provider);
+  }
+
   async function passthrough(
     resolved: ResolvedLogin,
     password: string,
@@ -304,13 +355,6 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   ): Promise<SignedIn> {
     const { account, upn } = resolved;
     const digest = memo.digest(`passthrough:${upn}`, password);
-    const known = sessions.get(upn);
-    if (known && SecretMemo.same(known.digest, digest)) {
-      // The fast path: a password verified before, a token in memory.
-      guard.clientSucceeded(client.address);
-      await token(account, known.provider, client.protocol);
-      return signedIn(account, upn, known.provider);
-    }
     const flightKey = `${upn}\0${digest.toString("base64")}`;
     const inflight = pending.get(flightKey);
     if (inflight) return inflight;
@@ -322,8 +366,9 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       throw recent.error;
     }
     const attempt = (async () => {
+      let release: Release;
       try {
-        guard.admitPasswordGrant(upn, password);
+        release = await guard.admitPasswordGrant(upn, password);
       } catch (error) {
         guard.clientFailed(client.address);
         throw error;
@@ -336,10 +381,12 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         await provider.dispose();
         if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {
           guard.passwordRefused(upn, password);
+          release();
           guard.clientFailed(client.address);
           log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (wrong password)`);
           throw wrongPassword();
         }
+        release();
         problems.report(account.name, error);
         if (needsAPerson(error)) {
           refusedRecently.set(flightKey, { error, at: Date.now() });
@@ -350,6 +397,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       }
       problems.resolve(account.name);
       guard.passwordAccepted(upn, password);
+      release();
       guard.clientSucceeded(client.address);
       const previous = sessions.get(upn);
       sessions.set(upn, { digest, provider });
@@ -366,16 +414,29 @@ export function createCredentials(options: CredentialsOptions): Credentials {
   const authenticate: Authenticate = async (username, password, client) => {
     const started = performance.now();
     try {
-      await guard.admitClient(client.address);
       const resolved = resolveLogin(config.accounts, username);
-      if (!resolved || !password) {
-        guard.clientFailed(client.address);
-        throw wrongPassword();
+      const isMapped = resolved?.account.credentials.mode === "mapped";
+      // A password verified before is answered from memory without asking the guard: other clients'
+      // failures (on this IP or for this account) must not lock out a device that has it right.
+      const known = resolved && password && !isMapped ? passthroughVerified(resolved, password) : undefined;
+      let result: SignedIn;
+      if (resolved && known) result = await passthroughKnown(resolved, known, password, client);
+      else if (resolved && password && isMapped && mappedVerified(resolved, password))
+        result = await mapped(resolved, password, client);
+      else {
+        const release = await guard.admitClient(client.address);
+        try {
+          if (!resolved || !password) {
+            guard.clientFailed(client.address);
+            throw wrongPassword();
+          }
+          result = isMapped
+            ? await mapped(resolved, password, client)
+            : await passthrough(resolved, password, client);
+        } finally {
+          release();
+        }
       }
-      const result =
-        resolved.account.credentials.mode === "mapped"
-          ? await mapped(resolved, password, client)
-          : await passthrough(resolved, password, client);
       metrics.inc("m365_bridge_logins_total", { protocol: client.protocol, result: "ok" });
       log.debug(
         `login ok: ${resolved.login} as account ${result.account} in ${(performance.now() - started).toFixed(1)} ms`,

@@ -26,6 +26,7 @@ beforeAll(async () => {
       accounts: [
         { credentials: { mode: "passthrough", username: "support@contoso.com" } },
         { credentials: { mode: "passthrough", username: "alice@contoso.com" } },
+        { credentials: { mode: "passthrough", username: "nopop@contoso.com" } },
       ],
       // Short delays so 100 logins stay quick; the counts are the defaults.
       lockout: { ipDelayMs: 10 },
@@ -101,9 +102,59 @@ describe("lockout guard, through Python smtplib", () => {
     expect(await logins({ source: "127.0.0.2", user: upn, passwords: [DEMO_PASSWORD] })).toEqual([235]);
   });
 
+  it("100 different wrong passwords at once, from 25 clients: at most 3 password grants, never locked", async () => {
+    const upn = "nopop@contoso.com";
+    const before = grants(upn);
+    // 25 source addresses, 4 simultaneous connections each (under the per-IP cap of 10).
+    const script = `
+import json, os, smtplib, threading
+codes = []
+def attempt(i):
+    s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=60, source_address=("127.0.2.%d" % (1 + i % 25), 0))
+    try:
+        s.login(os.environ["USER_NAME"], "Concurrent-%d-Passw0rd" % i)
+        codes.append(235)
+    except smtplib.SMTPResponseException as e:
+        codes.append(e.smtp_code)
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            pass
+threads = [threading.Thread(target=attempt, args=(i,)) for i in range(100)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(codes))
+`;
+    const result = await run("python3", ["-c", script], {
+      env: { PORT: String(smtpPort(bridge)), USER_NAME: upn },
+      timeoutMs: 120_000,
+    });
+    expect(result.stderr).toBe("");
+    const codes = JSON.parse(result.stdout) as number[];
+    expect(codes).toHaveLength(100);
+    expect(codes.every((c) => c === 535 || c === 454)).toBe(true);
+    expect(grants(upn) - before).toBeLessThanOrEqual(3);
+    expect(emulator.admin.smartLockoutState(upn).lockedUntil).toBeUndefined();
+  });
+
+  it("a password verified before still works from a client the guard refuses", async () => {
+    // 127.0.0.4 is refused outright by now (the 100 different wrong passwords above)…
+    expect(await logins({ source: "127.0.0.4", user: "nobody@contoso.com", passwords: ["x"] })).toEqual([
+      454,
+    ]);
+    // …but alice's right password, verified in an earlier test, is answered from memory.
+    expect(
+      await logins({ source: "127.0.0.4", user: "alice@contoso.com", passwords: [DEMO_PASSWORD] }),
+    ).toEqual([235]);
+  });
+
   it("logs each refusal kind once, clearly, and no password", () => {
     const text = logger.lines.join("\n");
-    expect(logger.lines.filter((l) => l.includes("new passwords for it are refused")).length).toBe(1);
+    expect(
+      logger.lines.filter((l) => l.includes("new passwords for it are refused") && l.includes("alice@"))
+        .length,
+    ).toBe(1);
     expect(logger.lines.filter((l) => l.includes("already refused for support@contoso.com")).length).toBe(1);
     expect(
       logger.lines.filter((l) => l.includes("client 127.0.0.4") && l.includes("refusing it")).length,
@@ -118,7 +169,7 @@ describe("lockout guard, through Python smtplib", () => {
 });
 
 describe("lockout guard, unit", () => {
-  it("a new password is allowed again once the account's failures age out of the window", () => {
+  it("a new password is allowed again once the account's failures age out of the window", async () => {
     let now = 1_000_000;
     const guard = createLockoutGuard({
       settings: { ...DEFAULT_LOCKOUT, windowSeconds: 60 },
@@ -126,17 +177,49 @@ describe("lockout guard, unit", () => {
       now: () => now,
     });
     for (let i = 0; i < 3; i++) {
-      guard.admitPasswordGrant("u@x.com", `p${i}`);
+      const release = await guard.admitPasswordGrant("u@x.com", `p${i}`);
       guard.passwordRefused("u@x.com", `p${i}`);
+      release();
     }
-    expect(() => guard.admitPasswordGrant("u@x.com", "right")).toThrow(/too many wrong passwords/);
-    expect(() => guard.admitPasswordGrant("u@x.com", "p1")).toThrow(/already refused/);
+    await expect(guard.admitPasswordGrant("u@x.com", "right")).rejects.toThrow(/too many wrong passwords/);
+    await expect(guard.admitPasswordGrant("u@x.com", "p1")).rejects.toThrow(/already refused/);
     now += 61_000;
-    expect(() => guard.admitPasswordGrant("u@x.com", "right")).not.toThrow();
-    expect(() => guard.admitPasswordGrant("u@x.com", "p1")).not.toThrow();
+    await expect(guard.admitPasswordGrant("u@x.com", "right")).resolves.toBeTypeOf("function");
+    await expect(guard.admitPasswordGrant("u@x.com", "p1")).resolves.toBeTypeOf("function");
   });
 
-  it("slows a failing client down, then refuses it", async () => {
+  it("grants in flight count against the cap: a fourth new password waits for their answers", async () => {
+    const guard = createLockoutGuard({ settings: DEFAULT_LOCKOUT, logger: silentLogger });
+    const releases = await Promise.all(["p0", "p1", "p2"].map((p) => guard.admitPasswordGrant("u@x.com", p)));
+    let fourth: "waiting" | "admitted" | "refused" = "waiting";
+    const waiting = guard.admitPasswordGrant("u@x.com", "right").then(
+      (release) => {
+        fourth = "admitted";
+        return release;
+      },
+      (error: unknown) => {
+        fourth = "refused";
+        throw error;
+      },
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fourth).toBe("waiting");
+    // One of the three was the right password after all: the cap is not reached, the fourth may go.
+    releases[0]!();
+    await waiting;
+    expect(fourth).toBe("admitted");
+    // Had the other two failed, a fifth new password would be refused once they are counted.
+    guard.passwordRefused("u@x.com", "p1");
+    releases[1]!();
+    guard.passwordRefused("u@x.com", "p2");
+    releases[2]!();
+    const fifth = guard.admitPasswordGrant("u@x.com", "another");
+    guard.passwordRefused("u@x.com", "right");
+    (await waiting)();
+    await expect(fifth).rejects.toThrow(/too many wrong passwords/);
+  });
+
+  it("slows a failing client down, then refuses it; its logins in flight count as failures to come", async () => {
     const waits: number[] = [];
     const guard = createLockoutGuard({
       settings: { ...DEFAULT_LOCKOUT, ipSlowAfter: 2, ipBlockAfter: 4, ipDelayMs: 100 },
@@ -146,11 +229,25 @@ describe("lockout guard, unit", () => {
       },
     });
     for (let i = 0; i < 4; i++) {
-      await guard.admitClient("10.0.0.9");
+      const release = await guard.admitClient("10.0.0.9");
       guard.clientFailed("10.0.0.9");
+      release();
     }
     expect(waits).toEqual([100, 200]);
     await expect(guard.admitClient("10.0.0.9")).rejects.toThrow(/too many failed logins/);
-    await expect(guard.admitClient("10.0.0.10")).resolves.toBeUndefined();
+    // Another client: four at once are admitted, a fifth waits until one of them is answered.
+    const inFlight = await Promise.all([1, 2, 3, 4].map(() => guard.admitClient("10.0.0.10")));
+    let fifth = false;
+    const waiting = guard.admitClient("10.0.0.10").then((release) => {
+      fifth = true;
+      return release;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fifth).toBe(false);
+    guard.clientSucceeded("10.0.0.10");
+    inFlight[0]!();
+    (await waiting)();
+    expect(fifth).toBe(true);
+    for (const release of inFlight) release();
   });
 });

@@ -94,4 +94,30 @@ describe("passthrough token cache", () => {
     emulator.admin.updateUser("alice@contoso.com", { password: DEMO_PASSWORD });
     await credentials.dispose();
   });
+
+  it("a device that keeps the old password reaches Entra once with it, then stops at the lockout guard", async () => {
+    const credentials = credentialsOver(memoryTokenCache());
+    // Short-lived tokens: a verified session must ask Entra again on the next login.
+    emulator.admin.setTokenLifetime(1);
+    try {
+      await credentials.authenticate("alice@contoso.com", DEMO_PASSWORD, client);
+      emulator.admin.updateUser("alice@contoso.com", { password: "New-Passw0rd-3" });
+      emulator.admin.revokeTokens("alice@contoso.com");
+      await new Promise((r) => setTimeout(r, 1_100));
+      const before = grants();
+      for (let i = 0; i < 5; i++) {
+        await expect(credentials.authenticate("alice@contoso.com", DEMO_PASSWORD, client)).rejects.toThrow(
+          /wrong username or password|already refused/,
+        );
+      }
+      expect(grants() - before).toBe(1);
+      // The new password works.
+      const signedIn = await credentials.authenticate("alice@contoso.com", "New-Passw0rd-3", client);
+      expect(signedIn.mailbox).toBe("alice@contoso.com");
+    } finally {
+      emulator.admin.setTokenLifetime(3600);
+      emulator.admin.updateUser("alice@contoso.com", { password: DEMO_PASSWORD });
+      await credentials.dispose();
+    }
+  });
 });

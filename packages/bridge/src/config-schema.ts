@@ -598,7 +598,8 @@ function validateListeners(p: Problems, v: unknown, accounts: readonly AccountCo
         unknownKeys(p, nk, l.noAuth, ["networks", "account", "from"]);
         const nets = networks(p, `${nk}.networks`, l.noAuth.networks);
         if (!nets || nets.length === 0) p.add(`${nk}.networks`, "must list at least one network");
-        else if (nets.some((n) => /\/0$/.test(n)))
+        // Any spelling of a zero-bit prefix ("/0", "/00", "::/000") matches every address.
+        else if (nets.some((n) => parseCidr(n)?.bits === 0))
           p.add(`${nk}.networks`, "must not contain a /0 network: that would make the bridge an open relay");
         const account = str(p, `${nk}.account`, l.noAuth.account, true);
         if (account && !accounts.some((a) => a.name === account))

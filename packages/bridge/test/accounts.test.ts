@@ -9,6 +9,7 @@ import {
   DEMO_PASSWORD,
   mailbox,
   pythonSmtp,
+  run,
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
@@ -70,6 +71,8 @@ beforeAll(async () => {
         },
         {
           name: "scanner",
+          // An address the account may use when a device logs in, never the no-AUTH network's device.
+          sendAs: ["shared@contoso.com"],
           credentials: {
             mode: "mapped",
             login: "scanner",
@@ -160,6 +163,21 @@ describe("accounts", () => {
     expect(otherSender.stdout.trim()).toBe(
       "ERR 550 5.7.60 SMTP; Client does not have permissions to send as this sender",
     );
+    // Nor after a first message from the fixed sender, in the same session.
+    const script = `
+import os, smtplib
+s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=30, source_address=("127.0.0.6", 0))
+s.ehlo()
+print(s.mail("support@contoso.com")[0])
+s.rset()
+print(s.mail("shared@contoso.com")[0])
+s.quit()
+`;
+    const sameSession = await run("python3", ["-c", script], {
+      env: { PORT: String(port) },
+      timeoutMs: 30_000,
+    });
+    expect(sameSession.stdout.trim().split("\n")).toEqual(["250", "550"]);
     // Another loopback address is not on the no-AUTH list: no open relay.
     const outsider = await pythonSmtp({
       port,

@@ -108,6 +108,27 @@ describe("bridge config validation", () => {
     expect(message).toMatch(/listners: is not a known setting/);
     expect(message).toMatch(/listeners\[0\]\.noAuth\.networks: must not contain a \/0 network/);
     expect(message).not.toContain("hunter22");
+    // Every spelling of a zero-bit prefix is the same open relay.
+    for (const network of ["0.0.0.0/00", " 0.0.0.0/0 ", "::/000"]) {
+      expect(() =>
+        validateBridgeConfig(
+          {
+            m365,
+            accounts: [
+              { ...mapped, credentials: { ...mapped.credentials, secretHash: "scrypt$32768$8$1$AA$AA" } },
+            ],
+            listeners: [
+              {
+                protocol: "smtp",
+                port: 2525,
+                noAuth: { networks: [network], account: "scanner", from: "support@contoso.com" },
+              },
+            ],
+          },
+          {},
+        ),
+      ).toThrow(/must not contain a \/0 network/);
+    }
   });
 });
 

@@ -68,7 +68,19 @@ describe("SMTP limits, answered as Exchange would", () => {
     const b = await smtpDialog(smtpPort(bridge));
     const c = await smtpDialog(smtpPort(bridge)).catch((e: Error) => ({ greeting: e.message, close() {} }));
     expect(c.greeting).toMatch(/^421 4\.3\.2/);
-    for (const s of [a, b, c]) s.close();
+    c.close();
+    // Refused connections do not count when they close: the cap stays 2 while a and b are open.
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 3; i++) {
+      const again = await smtpDialog(smtpPort(bridge)).catch((e: Error) => ({
+        greeting: e.message,
+        close() {},
+      }));
+      expect(again.greeting).toMatch(/^421 4\.3\.2/);
+      again.close();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const s of [a, b]) s.close();
   });
 
   it("refuses a client outside allowedNetworks with 554 5.7.1", async () => {

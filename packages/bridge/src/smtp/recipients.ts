@@ -20,9 +20,26 @@ export function withEnvelopeRecipients(raw: Buffer, envelopeRecipients: readonly
 /** Lower-cased addresses in the named header fields (unfolded). */
 export function headerAddresses(header: string, names: readonly string[]): string[] {
   const pattern = new RegExp(`^(?:${names.join("|")}):((?:.*)(?:\\r?\\n[ \\t].*)*)`, "gim");
-  return [...header.matchAll(pattern)].flatMap(
-    (m) => m[1]?.match(/[^\s<>",;:()]+@[^\s<>",;:()]+/g)?.map((a) => a.toLowerCase()) ?? [],
-  );
+  return [...header.matchAll(pattern)].flatMap((m) => addressesIn(m[1] ?? ""));
+}
+
+/**
+ * The addresses of one address-list field (RFC 5322): quoted display names and comments are text, not
+ * addresses ("Team (cc bob@x.com)" <a@x.com> names a@x.com only); `<…>` wins over the words before it;
+ * a group's name ("Team: a@x.com, b@x.com;") is skipped.
+ */
+function addressesIn(value: string): string[] {
+  let text = value.replace(/"(?:[^"\\]|\\.)*"/g, " ");
+  for (let previous = ""; previous !== text; ) {
+    previous = text;
+    text = text.replace(/\([^()]*\)/g, " ");
+  }
+  return text.split(/[,;]/).flatMap((part) => {
+    const angle = /<([^<>]*)>/.exec(part);
+    const candidate = angle ? angle[1]! : part.replace(/^[^:<>@]*:/, "");
+    const address = /[^\s<>",;:()]+@[^\s<>",;:()]+/.exec(candidate)?.[0];
+    return address ? [address.toLowerCase()] : [];
+  });
 }
 
 export function findHeaderEnd(source: Buffer): number {

@@ -48,6 +48,8 @@ export class MessageNotReceived extends Error {
 
 interface SessionState {
   signedIn?: SignedIn;
+  /** Signed in as a no-AUTH network's account: every message must come from its one sender. */
+  noAuth?: boolean;
   readonly startedAt: number;
   bytesIn: number;
   messages: number;
@@ -150,6 +152,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
         .then((signedIn) => {
           if (state) {
             state.signedIn = signedIn;
+            state.noAuth = false;
             clearTimeout(state.loginTimer);
           }
           callback(null, { user: signedIn.account });
@@ -168,6 +171,13 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       if (!state) return callback(replyError(bridgeReplies.authRequired()));
       const sender = address.address.toLowerCase();
       void (async () => {
+        if (state.noAuth) {
+          // The account's other addresses are for devices that log in, not for the network's device.
+          if (sender !== options.noAuth?.from.toLowerCase()) {
+            return callback(replyError(bridgeReplies.sendAsDenied()));
+          }
+          return callback();
+        }
         if (!state.signedIn) {
           const noAuth = options.noAuth;
           if (!noAuth?.isAllowed(session.remoteAddress)) {
@@ -176,6 +186,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
           if (sender !== noAuth.from.toLowerCase()) return callback(replyError(bridgeReplies.sendAsDenied()));
           try {
             state.signedIn = await noAuth.signIn();
+            state.noAuth = true;
             clearTimeout(state.loginTimer);
           } catch (error) {
             state.errorCode = error instanceof M365MailError ? error.code : "ERROR";
@@ -270,11 +281,12 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
     onClose(session) {
       const state = states.get(session.id);
       states.delete(session.id);
+      // Only an admitted connection has a state, and only it was counted in perIp.
+      if (!state) return;
       const address = session.remoteAddress;
       const open = (perIp.get(address) ?? 1) - 1;
       if (open <= 0) perIp.delete(address);
       else perIp.set(address, open);
-      if (!state) return;
       state.abandonMessage?.("the client closed the connection during DATA");
       clearTimeout(state.loginTimer);
       options.onSession?.(record(session, state));

@@ -107,8 +107,23 @@ export async function startSpool(options: {
     const { payload } = job.message;
     try {
       if (job.uncertain) {
-        const index = await sentItemsFor(payload.account);
-        if (await index.has(job.message.messageId, job.since, job.claimedAt)) {
+        let found: boolean;
+        try {
+          const index = await sentItemsFor(payload.account);
+          found = await index.has(job.message.messageId, job.since, job.claimedAt);
+        } catch (error) {
+          // The Sent Items check itself failed: without it a resend might deliver twice. The message
+          // stays uncertain, so the next attempt checks again before anything is sent.
+          const outcome = failureOutcome(error);
+          if (isM365MailError(error) && error.code === "NOT_SUPPORTED")
+            return { ...outcome, maybeSubmitted: true, undecidable: true };
+          return {
+            ...outcome,
+            maybeSubmitted: true,
+            retryable: outcome.retryable || heldForAPerson(error),
+          };
+        }
+        if (found) {
           log.info(`spool: ${job.message.messageId} is in Sent Items; not sending it again`);
           return { ok: true, transport: "sent-items", recovered: true };
         }
@@ -139,9 +154,6 @@ export async function startSpool(options: {
       return { ok: true, transport: result.route, recovered: job.uncertain };
     } catch (error) {
       const outcome = failureOutcome(error);
-      // The Sent Items check itself failed: without it a resend might deliver twice.
-      if (job.uncertain && isM365MailError(error) && error.code === "NOT_SUPPORTED")
-        return { ...outcome, undecidable: true };
       if (!outcome.retryable && heldForAPerson(error)) {
         log.warn(
           `spool: ${job.message.messageId} of account ${payload.account} is held until a person fixes ${(error as M365MailError).code} (m365-mail bridge status); retrying`,

@@ -63,6 +63,19 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
     await client.waitClosed();
   });
 
+  it("a refused command's LITERAL+ bytes are dropped with it, never run as a command of their own", async () => {
+    const d = await door({});
+    const client = await greeted(d);
+    // The 20 bytes of the literal would be a LOGIN; the line after them ends command a.
+    const smuggled = `x LOGIN ${SUPPORT} ${PASSWORD}\r\n`;
+    client.send(`a LOGIN "bad\\q" {${Buffer.byteLength(smuggled)}+}\r\n${smuggled}rest of a\r\nz NOOP\r\n`);
+    await client.until(/^z OK .*\r\n/m);
+    expect(client.text).toMatch(/^a BAD Invalid escape/m);
+    expect(client.text).not.toMatch(/^x /m);
+    expect(client.text).not.toContain(PASSWORD);
+    client.close();
+  });
+
   it("more connections from one client than maxConnectionsPerIp: the extra one gets * BYE [UNAVAILABLE]", async () => {
     const d = await door({ maxConnectionsPerIp: 2 });
     const first = await greeted(d);
@@ -192,6 +205,8 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
     client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
     const answer = await client.until(/^a (OK|NO|BAD) .*\r\n/m);
     expect(answer).toMatch(/^a NO \[UNAVAILABLE\] .*ECONNREFUSED/m);
+    // IMAP4rev1 replies are US-ASCII: the hint's dashes and arrows are spelled in ASCII.
+    expect(answer).toMatch(/^[\x20-\x7e\r\n]*$/);
     client.send("b NOOP\r\n");
     await client.until(/^b OK .*\r\n/m);
     client.send("c LOGOUT\r\n");

@@ -46,10 +46,19 @@ export async function readImapCommand(
   const tokens: string[] = [];
   for (let literals = 0; ; literals++) {
     const line = (await reader.readLine()).toString("utf8");
-    const literal = tokenize(line, tokens);
+    let literal: ReturnType<typeof tokenize>;
+    try {
+      literal = tokenize(line, tokens);
+    } catch (error) {
+      await discardCommand(reader, line, options.maxLiteralBytes, tokens[0]);
+      throw error;
+    }
     if (!literal) break;
     const tag = tokens[0];
-    if (literals >= MAX_LITERALS) throw new ImapSyntaxError("Too many literals.", tag);
+    if (literals >= MAX_LITERALS) {
+      await discardCommand(reader, line, options.maxLiteralBytes, tag);
+      throw new ImapSyntaxError("Too many literals.", tag);
+    }
     if (literal.size > options.maxLiteralBytes) throw new ImapLiteralTooLarge(literal.size, tag);
     if (!literal.nonSync) options.goAhead();
     tokens.push((await reader.readBytes(literal.size)).toString("utf8"));
@@ -60,6 +69,29 @@ export async function readImapCommand(
     throw new ImapSyntaxError("Invalid tag.", undefined);
   if (!name) throw new ImapSyntaxError("Missing command.", tag);
   return { tag, name: name.toUpperCase(), args };
+}
+
+const NON_SYNC_LITERAL_AT_END = /\{(\d{1,10})\+\}$/;
+
+/**
+ * The rest of a refused command: the bytes of a LITERAL+ `{n+}` that ends `line` are on their way (the
+ * client does not wait for `+`), and so are the lines after them. They are read and dropped, so that
+ * none of them is taken for a command of its own; a literal over the limit ends the connection.
+ */
+async function discardCommand(
+  reader: LineReader,
+  line: string,
+  maxLiteralBytes: number,
+  tag: string | undefined,
+): Promise<void> {
+  for (let literals = 0, current = line; ; literals++) {
+    const match = NON_SYNC_LITERAL_AT_END.exec(current);
+    if (!match) return;
+    const size = Number(match[1]);
+    if (size > maxLiteralBytes || literals > MAX_LITERALS) throw new ImapLiteralTooLarge(size, tag);
+    await reader.readBytes(size);
+    current = (await reader.readLine()).toString("utf8");
+  }
 }
 
 /** Appends the line's tokens; returns the literal that ends it, if any. */

@@ -45,8 +45,25 @@ export function describeLoginRefusal(error: unknown, stage: "sign-in" | "upstrea
   };
 }
 
-/** A protocol line may hold neither CR nor LF; long texts are cut. */
+const ASCII: Record<string, string> = {
+  "—": "-",
+  "–": "-",
+  "→": "->",
+  "…": "...",
+  "‘": "'",
+  "’": "'",
+  "“": '"',
+  "”": '"',
+};
+
+/**
+ * A protocol line: no CR or LF, 7-bit (IMAP4rev1 and POP3 replies are US-ASCII, so the hints' dashes
+ * and arrows are spelled in ASCII, anything else becomes "?"), long texts cut.
+ */
 export function oneLine(text: string): string {
-  const flat = text.replace(/[\r\n\0]+/g, " ").trim();
-  return flat.length > MAX_TEXT ? `${flat.slice(0, MAX_TEXT - 1)}…` : flat;
+  const flat = text
+    .replace(/[\r\n\0\t]+/g, " ")
+    .replace(/[^\x20-\x7e]/g, (c) => ASCII[c] ?? "?")
+    .trim();
+  return flat.length > MAX_TEXT ? `${flat.slice(0, MAX_TEXT - 3)}...` : flat;
 }

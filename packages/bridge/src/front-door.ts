@@ -63,6 +63,15 @@ export interface FrontDoorLimits {
   readonly maxLiteralBytes: number;
 }
 
+/**
+ * How long the upstream (Exchange) may take to connect or answer during a login: well inside the
+ * client's login time, so that an unreachable server is answered NO [UNAVAILABLE] / -ERR [SYS/TEMP]
+ * instead of the login timer ending the session as if the client were too slow.
+ */
+export function upstreamTimeoutMs(limits: FrontDoorLimits): number {
+  return Math.max(1_000, Math.min(15_000, Math.floor(limits.loginTimeoutMs / 2)));
+}
+
 /** One line per session, written when it ends. */
 export interface SessionRecord {
   readonly protocol: BridgeProtocol;

@@ -3,6 +3,7 @@
  * over-large literal, too many connections per client and in total, a client not on the allowlist,
  * the login timeout, the idle timeout after login, STARTTLS with injected commands, and shutdown.
  */
+import { type AddressInfo, createServer } from "node:net";
 import { freePort } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FrontDoor, FrontDoorLimits } from "../src/front-door.js";
@@ -212,6 +213,26 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
     client.send("c LOGOUT\r\n");
     await client.waitClosed();
     await waitForRecord(env, { result: "upstream-failed", errorCode: "CONNECTION_FAILED" });
+  });
+
+  it("Microsoft 365 silent (connects, never answers): NO [UNAVAILABLE] before the login timer ends the session", async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
+    try {
+      const options = frontDoorOptions(env, "imap", { security: "plain" });
+      const d = await startImapFrontDoor({
+        ...options,
+        limits: { ...options.limits, loginTimeoutMs: 3_000 },
+        upstream: { ...options.upstream!, port: (silent.address() as AddressInfo).port },
+      });
+      doors.push(d);
+      const client = await greeted(d);
+      client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+      const answer = await client.until(/^(a (OK|NO|BAD)|\* BYE) .*\r\n/m);
+      expect(answer).toMatch(/^a NO \[UNAVAILABLE\] /m);
+    } finally {
+      silent.close();
+    }
   });
 
   it("records never hold a password", () => {

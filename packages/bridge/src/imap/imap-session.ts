@@ -1,4 +1,5 @@
 import { safeLogger } from "@m365-mail/core";
+import { upstreamTimeoutMs } from "../front-door.js";
 import { relayBytes } from "../relay/byte-relay.js";
 import type { ClientSession } from "../relay/client-session.js";
 import { LineReader, ReadError } from "../relay/line-reader.js";
@@ -65,7 +66,7 @@ export async function runImapSession(session: ClientSession, context: RelayConte
   /** Returns true when the session moved on to the relay (or ended), false to read the next command. */
   const login = async (tag: string, verb: string, username: string, password: string): Promise<boolean> => {
     const outcome = await relayLogin(session, context, log, username, password, {
-      open: () => openImapUpstream(upstreamEndpoint, options.limits.loginTimeoutMs),
+      open: () => openImapUpstream(upstreamEndpoint, upstreamTimeoutMs(options.limits)),
       signIn: signInImapUpstream,
     });
     if (!session.isOpen) {

@@ -1,4 +1,5 @@
 import { safeLogger } from "@m365-mail/core";
+import { upstreamTimeoutMs } from "../front-door.js";
 import { relayBytes } from "../relay/byte-relay.js";
 import type { ClientSession } from "../relay/client-session.js";
 import { LineReader, ReadError } from "../relay/line-reader.js";
@@ -68,7 +69,7 @@ export async function runPop3Session(session: ClientSession, context: RelayConte
   const login = async (username: string, password: string): Promise<boolean> => {
     user = undefined;
     const outcome = await relayLogin(session, context, log, username, password, {
-      open: () => openPop3Upstream(upstreamEndpoint, options.limits.loginTimeoutMs),
+      open: () => openPop3Upstream(upstreamEndpoint, upstreamTimeoutMs(options.limits)),
       signIn: signInPop3Upstream,
     });
     if (!session.isOpen) {

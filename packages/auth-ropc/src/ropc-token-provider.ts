@@ -4,6 +4,7 @@ import {
   type CloudName,
   type CloudPreset,
   forgetSecret,
+  holdSecret,
   type Logger,
   M365MailError,
   type Resource,
@@ -161,8 +162,10 @@ function validate(options: RopcTokenProviderOptions): void {
 export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenProvider {
   validate(options);
   const log = safeLogger(options.logger, SOURCE);
+  // Held until dispose: a bridge makes a provider for every password a client tries, and a wrong one
+  // must not stay in the redaction list for ever.
+  const releasePassword = holdSecret(options.password);
   if (options.password !== undefined) {
-    registerSecret(options.password);
     if (options.password !== options.password.trim()) {
       log.warn(
         "the password has leading or trailing spaces, which ROPC does not support (expect AADSTS50126)",
@@ -358,6 +361,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     getAccessToken: memory.getAccessToken,
     async dispose() {
       if (memory.disposed) return;
+      releasePassword();
       memory.dispose();
       await engine.close();
       await http.close();

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { memoryTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
-import { silentLogger } from "@m365-mail/core";
+import { registeredSecretCount, silentLogger } from "@m365-mail/core";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -77,6 +77,12 @@ describe("passthrough token cache", () => {
       /wrong username or password/,
     );
     expect(grants()).toBe(before + 1);
+    // Wrong passwords are not kept in the redaction list once their sign-in is over.
+    const registered = registeredSecretCount();
+    for (let i = 2; i < 7; i++) {
+      await expect(second.authenticate("alice@contoso.com", `Wrong-Passw0rd-${i}`, client)).rejects.toThrow();
+    }
+    expect(registeredSecretCount()).toMatchObject({ held: registered.held, permanent: registered.permanent });
     await second.dispose();
   });
 

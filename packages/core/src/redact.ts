@@ -6,6 +6,11 @@
 /** Passwords, API keys, passphrases: few, set by configuration, kept for the life of the process. */
 const knownSecrets = new Set<string>();
 /**
+ * Secrets held while something uses them (`holdSecret`), e.g. the password of a sign-in that may fail:
+ * a bridge tries every password a client sends, and a wrong one must not stay registered for ever.
+ */
+const heldSecrets = new Map<string, number>();
+/**
  * Tokens: every refresh brings new ones, so a long-running process would otherwise hold every token it
  * ever saw (and `redact` would scan them all on each log line). Superseded ones are forgotten by their
  * owners; this cap is the backstop: the least recently registered are dropped first. 2,048 leaves room
@@ -44,6 +49,23 @@ export function registerSecret(secret: string | undefined | null, options: Regis
   }
 }
 
+/**
+ * Registers `secret` until the returned release is called (by every holder: holds are counted). For a
+ * value whose user has an end, such as a token provider's password, disposed with the provider.
+ */
+export function holdSecret(secret: string | undefined | null): () => void {
+  if (!secret || secret.length < 6) return () => {};
+  heldSecrets.set(secret, (heldSecrets.get(secret) ?? 0) + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = (heldSecrets.get(secret) ?? 1) - 1;
+    if (left > 0) heldSecrets.set(secret, left);
+    else heldSecrets.delete(secret);
+  };
+}
+
 export function forgetSecret(secret: string | undefined | null): void {
   if (!secret) return;
   knownSecrets.delete(secret);
@@ -51,9 +73,15 @@ export function forgetSecret(secret: string | undefined | null): void {
 }
 
 /** How many secrets `redact` holds: lets tests and metrics check that the set stays bounded. */
-export function registeredSecretCount(): { permanent: number; rotating: number; rotatingLimit: number } {
+export function registeredSecretCount(): {
+  permanent: number;
+  held: number;
+  rotating: number;
+  rotatingLimit: number;
+} {
   return {
     permanent: knownSecrets.size,
+    held: heldSecrets.size,
     rotating: rotatingSecrets.size,
     rotatingLimit: MAX_ROTATING_SECRETS,
   };
@@ -75,7 +103,7 @@ const PATTERNS: readonly RegExp[] = [
 
 export function redact(text: string, extraSecrets: readonly (string | undefined)[] = []): string {
   let out = text;
-  for (const secret of [...knownSecrets, ...rotatingSecrets, ...extraSecrets]) {
+  for (const secret of [...knownSecrets, ...heldSecrets.keys(), ...rotatingSecrets, ...extraSecrets]) {
     if (secret && secret.length > 0) out = out.split(secret).join(REDACTED);
   }
   for (const pattern of PATTERNS) {

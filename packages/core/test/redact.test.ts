@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { forgetSecret, REDACTED, redact, registeredSecretCount, registerSecret } from "../src/redact.js";
+import {
+  forgetSecret,
+  holdSecret,
+  REDACTED,
+  redact,
+  registeredSecretCount,
+  registerSecret,
+} from "../src/redact.js";
 
 describe("the redactor's secret set (issue 12: it grew with every token refresh)", () => {
   it("holds rotating secrets in a bounded set, newest kept, while permanent ones stay", () => {
@@ -26,5 +33,18 @@ describe("the redactor's secret set (issue 12: it grew with every token refresh)
     expect(registeredSecretCount().rotating).toBe(before.rotating + 1);
     forgetSecret("access-token-abc");
     expect(redact("access-token-abc")).toBe("access-token-abc");
+  });
+
+  it("a held secret is redacted until every holder released it, then no longer kept", () => {
+    const before = registeredSecretCount().held;
+    const first = holdSecret("Wrong-Passw0rd-7");
+    const second = holdSecret("Wrong-Passw0rd-7");
+    expect(redact("x Wrong-Passw0rd-7")).toBe(`x ${REDACTED}`);
+    first();
+    first();
+    expect(redact("x Wrong-Passw0rd-7")).toBe(`x ${REDACTED}`);
+    second();
+    expect(redact("x Wrong-Passw0rd-7")).toBe("x Wrong-Passw0rd-7");
+    expect(registeredSecretCount().held).toBe(before);
   });
 });

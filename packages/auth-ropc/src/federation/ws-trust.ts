@@ -45,7 +45,8 @@ export function buildRst(input: RstInput): { body: string; headers: Record<strin
   const action = SOAP_ACTION[endpoint.version];
   const now = input.now ?? new Date();
   const escapedPassword = escapeXml(input.password);
-  registerSecret(escapedPassword);
+  // The password itself is held by its provider; its escaped form (only when it differs) rotates out.
+  if (escapedPassword !== input.password) registerSecret(escapedPassword, { rotating: true });
   const body = `<s:Envelope xmlns:s='${NS.s}' xmlns:wsa='${NS.wsa10}' xmlns:wsu='${NS.wsu}'><s:Header><wsa:Action s:mustUnderstand='1'>${action}</wsa:Action><wsa:MessageID>urn:uuid:${randomUUID()}</wsa:MessageID><wsa:ReplyTo><wsa:Address>http://www.w3.org/2005/08/addressing/anonymous</wsa:Address></wsa:ReplyTo><wsa:To s:mustUnderstand='1'>${escapeXml(endpoint.address)}</wsa:To><wsse:Security s:mustUnderstand='1' xmlns:wsse='http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd'><wsu:Timestamp wsu:Id='_0'><wsu:Created>${wsuTime(now)}</wsu:Created><wsu:Expires>${wsuTime(new Date(now.getTime() + 600_000))}</wsu:Expires></wsu:Timestamp><wsse:UsernameToken wsu:Id='UnPwSecTok-${randomUUID()}'><wsse:Username>${escapeXml(input.username)}</wsse:Username><wsse:Password>${escapedPassword}</wsse:Password></wsse:UsernameToken></wsse:Security></s:Header><s:Body><wst:RequestSecurityToken xmlns:wst='${wst.ns}'><wsp:AppliesTo xmlns:wsp='${NS.wsp}'><wsa:EndpointReference><wsa:Address>${escapeXml(input.appliesTo)}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><wst:KeyType>${wst.keyType}</wst:KeyType><wst:RequestType>${wst.requestType}</wst:RequestType></wst:RequestSecurityToken></s:Body></s:Envelope>`;
   return {
     body,

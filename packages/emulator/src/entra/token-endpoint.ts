@@ -59,7 +59,8 @@ export function handleTokenRequest(
   deps.counters.increment("entra.token");
   if (grantType) deps.counters.increment(`entra.token.${grantType}`);
   // (Not the SAML assertion: several KB each, and `assertion=` is redacted by pattern anyway.)
-  registerSecret(form.get("password"));
+  // Passwords too go to the redactor's bounded set: every wrong one a test (or a client) tries comes here.
+  registerSecret(form.get("password"), { rotating: true });
   // Refresh tokens rotate on every grant: held in the redactor's bounded set.
   registerSecret(form.get("refresh_token"), { rotating: true });
   try {

@@ -235,6 +235,28 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
     }
   });
 
+  it("a client that hangs up during its login: no upstream failure is logged or recorded", async () => {
+    const d = await door(
+      {},
+      {
+        authenticate: async (username, password, client) => {
+          await sleep(400);
+          return env.authenticate(username, password, client);
+        },
+      },
+    );
+    const client = await greeted(d);
+    const warnings = env.logLines.filter((l) => l.startsWith("warn")).length;
+    const from = env.records.length;
+    client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+    await sleep(100);
+    client.close();
+    const record = await waitForRecord(env, {}, from);
+    await sleep(600);
+    expect(record.result).not.toBe("upstream-failed");
+    expect(env.logLines.filter((l) => l.startsWith("warn")).length).toBe(warnings);
+  });
+
   it("records never hold a password", () => {
     expect(env.records.length).toBeGreaterThan(10);
     expect(JSON.stringify(env.records)).not.toContain(PASSWORD);

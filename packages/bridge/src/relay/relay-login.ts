@@ -59,9 +59,15 @@ export async function relayLogin<T>(
   } catch (error) {
     conn?.close();
     const refusal = describeLoginRefusal(error, "upstream");
+    session.account = signedIn.account;
+    if (!session.isOpen) {
+      // The client hung up (or its login time ran out) while this login was under way: closing its
+      // session closed the upstream too. Nothing is wrong with Microsoft 365: no warning, and the record
+      // keeps why the session ended ("timeout", or "ok" for a client that just left).
+      return { ok: false, refusal };
+    }
     // A refused token or an unreachable server needs a person (settings, network): say so with the hint.
     log.warn(`signing in ${signedIn.account} (${signedIn.mailbox}) upstream failed`, { error });
-    session.account = signedIn.account;
     session.result = refusal.result;
     session.errorCode = refusal.code;
     return { ok: false, refusal };

@@ -168,6 +168,17 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
     await client.waitClosed();
   });
 
+  it("before STARTTLS, a LOGIN literal is refused, not asked for: the password is never invited in clear", async () => {
+    const d = await door({}, { security: "starttls" });
+    const client = await greeted(d);
+    client.send(`a LOGIN ${SUPPORT} {${PASSWORD.length}}\r\n`);
+    await client.until(/^a NO \[PRIVACYREQUIRED\] .*\r\n/m);
+    expect(client.text).not.toContain("+ Ready");
+    client.send("b NOOP\r\n");
+    await client.until(/^b OK .*\r\n/m);
+    client.close();
+  });
+
   it("ten invalid commands before login end the session", async () => {
     const d = await door({});
     const client = await greeted(d);

@@ -79,6 +79,16 @@ describe.skipIf(dovecotMissing)("POP3 front door limits", () => {
     await client.waitClosed();
   });
 
+  it("before STLS on a listener that needs TLS, AUTH lists no mechanism (as CAPA says) and USER is refused", async () => {
+    const d = await door({}, { security: "starttls" });
+    const client = await greeted(d);
+    client.send("AUTH\r\n");
+    await client.until(/^\+OK\r\n\.\r\n/m);
+    client.send(`USER ${SUPPORT}\r\n`);
+    await client.until(/^-ERR \[AUTH\] Use STLS/m);
+    client.close();
+  });
+
   it("a wrong password: -ERR [AUTH], the session stays in AUTHORIZATION; three failures close it", async () => {
     const d = await door({});
     const client = await greeted(d);

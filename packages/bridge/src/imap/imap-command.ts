@@ -29,6 +29,17 @@ export class ImapLiteralTooLarge extends Error {
   }
 }
 
+/**
+ * A synchronizing literal the bridge will not ask for: before STARTTLS on a listener that needs TLS for
+ * a password, `+` would invite the client to send it in clear. Answered `NO [PRIVACYREQUIRED]`.
+ */
+export class ImapLiteralRefused extends Error {
+  constructor(readonly tag: string | undefined) {
+    super("a literal before STARTTLS");
+    this.name = "ImapLiteralRefused";
+  }
+}
+
 // LOGIN takes two strings; a few more literals leave room for ID, nothing more is needed before login.
 const MAX_LITERALS = 4;
 const LITERAL = /^\{(\d{1,10})(\+?)\}$/;
@@ -41,7 +52,12 @@ const TAG = /^[\x21-\x7e]+$/;
  */
 export async function readImapCommand(
   reader: LineReader,
-  options: { maxLiteralBytes: number; goAhead: () => void },
+  options: {
+    maxLiteralBytes: number;
+    goAhead: () => void;
+    /** False while a synchronizing literal must not be asked for (before STARTTLS). @default true */
+    literalsAllowed?: () => boolean;
+  },
 ): Promise<ImapCommand> {
   const tokens: string[] = [];
   for (let literals = 0; ; literals++) {
@@ -60,7 +76,10 @@ export async function readImapCommand(
       throw new ImapSyntaxError("Too many literals.", tag);
     }
     if (literal.size > options.maxLiteralBytes) throw new ImapLiteralTooLarge(literal.size, tag);
-    if (!literal.nonSync) options.goAhead();
+    if (!literal.nonSync) {
+      if (options.literalsAllowed && !options.literalsAllowed()) throw new ImapLiteralRefused(tag);
+      options.goAhead();
+    }
     tokens.push((await reader.readBytes(literal.size)).toString("utf8"));
   }
   const [tag, name, ...args] = tokens;

@@ -7,7 +7,7 @@ import { oneLine } from "../relay/login-refusal.js";
 import type { GoodbyeReason, RelayContext } from "../relay/relay-listener.js";
 import { relayLogin } from "../relay/relay-login.js";
 import { decodeSaslPlain } from "../relay/sasl-plain.js";
-import { ImapLiteralTooLarge, ImapSyntaxError, readImapCommand } from "./imap-command.js";
+import { ImapLiteralRefused, ImapLiteralTooLarge, ImapSyntaxError, readImapCommand } from "./imap-command.js";
 import { openImapUpstream, signInImapUpstream } from "./imap-upstream.js";
 
 /** Unparseable or not-before-login commands a client may send before the bridge hangs up (Dovecot: 20). */
@@ -96,8 +96,13 @@ export async function runImapSession(session: ClientSession, context: RelayConte
       command = await readImapCommand(reader, {
         maxLiteralBytes: options.limits.maxLiteralBytes,
         goAhead: () => session.write("+ Ready for literal data.\r\n"),
+        literalsAllowed: passwordAllowed,
       });
     } catch (error) {
+      if (error instanceof ImapLiteralRefused) {
+        session.write(`${error.tag ?? "*"} NO [PRIVACYREQUIRED] Use STARTTLS before sending a password.\r\n`);
+        continue;
+      }
       if (error instanceof ImapSyntaxError) {
         if (bad(error.tag, error.message)) continue;
         return;

@@ -163,7 +163,8 @@ export async function runPop3Session(session: ClientSession, context: RelayConte
         break;
       case "AUTH": {
         if (!argument) {
-          session.write("+OK\r\nPLAIN\r\n.\r\n");
+          // The mechanisms usable now: none before STLS on a listener that needs TLS (as CAPA says).
+          session.write(passwordAllowed() ? "+OK\r\nPLAIN\r\n.\r\n" : "+OK\r\n.\r\n");
           break;
         }
         if (!passwordAllowed()) {

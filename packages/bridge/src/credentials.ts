@@ -12,6 +12,7 @@ import type { AccountConfig, BridgeConfig, MappedCredentials } from "./config-sc
 import type { Authenticate, BridgeProtocol, ClientInfo, SignedIn } from "./front-door.js";
 import type { LockoutGuard, Release } from "./lockout-guard.js";
 import type { BridgeMetrics } from "./metrics.js";
+import { clientKey } from "./network.js";
 import { passwordKeyedCache } from "./password-keyed-cache.js";
 import { verifySecret } from "./secret-hash.js";
 import { SecretMemo } from "./secret-memo.js";
@@ -91,6 +92,9 @@ function resourceFor(account: AccountConfig, protocol: BridgeProtocol): Resource
 
 /** How long a sign-in problem of one user and password is answered without asking Entra again. */
 const PROBLEM_MEMO_MS = 60_000;
+
+/** The lockout guard's key for a mapped account's local login (counted like a client address). */
+const localLoginKey = (account: AccountConfig) => `local login "${account.name}"`;
 
 const wrongPassword = () =>
   new M365MailError("AUTH_FAILED", "authentication failed: wrong username or password", {
@@ -291,13 +295,15 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     const c = account.credentials as MappedCredentials;
     if (!mappedVerified(resolved, password)) {
       if (!(await verifySecret(password, c.secretHash))) {
-        guard.clientFailed(client.address);
+        guard.clientFailed(clientKey(client.address));
+        guard.clientFailed(localLoginKey(account));
         throw wrongPassword();
       }
+      guard.clientSucceeded(localLoginKey(account));
       const memoKey = `mapped:${account.name}`;
       verifiedMapped.set(memoKey, memo.digest(memoKey, password));
     }
-    guard.clientSucceeded(client.address);
+    guard.clientSucceeded(clientKey(client.address));
     const provider = mappedProvider(account, c);
     if (client.protocol === "smtp" && account.answer === "spool") {
       // Its messages go to the spool, not to Microsoft 365: the local secret is the whole login, so an
@@ -338,13 +344,13 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           setTimeout(() => void known.provider.dispose(), 60_000).unref();
         }
         guard.passwordRefused(upn, password);
-        guard.clientFailed(client.address);
+        guard.clientFailed(clientKey(client.address));
         log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (the password changed?)`);
         throw wrongPassword();
       }
       throw error;
     }
-    guard.clientSucceeded(client.address);
+    guard.clientSucceeded(clientKey(client.address));
     return signedIn(account, upn, known.provider);
   }
 
@@ -362,7 +368,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     if (recent && Date.now() - recent.at < PROBLEM_MEMO_MS) {
       // The same password met a problem that needs a person moments ago: a device retrying in a loop
       // would otherwise ask Entra every few seconds (and trip AADSTS50196).
-      guard.clientFailed(client.address);
+      guard.clientFailed(clientKey(client.address));
       throw recent.error;
     }
     const attempt = (async () => {
@@ -370,7 +376,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       try {
         release = await guard.admitPasswordGrant(upn, password);
       } catch (error) {
-        guard.clientFailed(client.address);
+        guard.clientFailed(clientKey(client.address));
         throw error;
       }
       const pepper = options.cachePepper;
@@ -382,7 +388,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {
           guard.passwordRefused(upn, password);
           release();
-          guard.clientFailed(client.address);
+          guard.clientFailed(clientKey(client.address));
           log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (wrong password)`);
           throw wrongPassword();
         }
@@ -392,13 +398,13 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           refusedRecently.set(flightKey, { error, at: Date.now() });
           if (refusedRecently.size > 10_000) refusedRecently.clear();
         }
-        if (!isM365MailError(error) || !error.retryable) guard.clientFailed(client.address);
+        if (!isM365MailError(error) || !error.retryable) guard.clientFailed(clientKey(client.address));
         throw error;
       }
       problems.resolve(account.name);
       guard.passwordAccepted(upn, password);
       release();
-      guard.clientSucceeded(client.address);
+      guard.clientSucceeded(clientKey(client.address));
       const previous = sessions.get(upn);
       sessions.set(upn, { digest, provider });
       // Sessions signed in with the old password keep working until their token runs out.
@@ -424,16 +430,21 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       else if (resolved && password && isMapped && mappedVerified(resolved, password))
         result = await mapped(resolved, password, client);
       else {
-        const release = await guard.admitClient(client.address);
+        const release = await guard.admitClient(clientKey(client.address));
+        // A local secret is also counted per login: guesses from many addresses add up.
+        let releaseLogin: Release | undefined;
         try {
+          if (resolved && password && isMapped)
+            releaseLogin = await guard.admitClient(localLoginKey(resolved.account));
           if (!resolved || !password) {
-            guard.clientFailed(client.address);
+            guard.clientFailed(clientKey(client.address));
             throw wrongPassword();
           }
           result = isMapped
             ? await mapped(resolved, password, client)
             : await passthrough(resolved, password, client);
         } finally {
+          releaseLogin?.();
           release();
         }
       }

@@ -38,6 +38,20 @@ function toBigInt(address: string): { family: 4 | 6; value: bigint } | undefined
   return undefined;
 }
 
+/**
+ * Whom the lockout guard counts a client as: its IPv4 address, or its IPv6 /64 — one host usually holds
+ * a whole /64, and counting each of its addresses apart would let it try passwords without end.
+ */
+export function clientKey(address: string): string {
+  const parsed = toBigInt(address);
+  if (!parsed || parsed.family === 4) return address.replace(/^::ffff:/i, "");
+  const prefix = (parsed.value >> 64n).toString(16).padStart(16, "0");
+  return `${prefix
+    .match(/.{4}/g)!
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
+}
+
 /** "10.0.0.0/8", "192.168.1.7" (one host), "fd00::/8"; undefined when it is none of these. */
 export function parseCidr(text: string): Cidr | undefined {
   const [addr, prefix] = text.trim().split("/");

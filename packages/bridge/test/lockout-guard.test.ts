@@ -1,7 +1,7 @@
 import { silentLogger } from "@m365-mail/core";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bridge, createLockoutGuard, DEFAULT_LOCKOUT } from "../src/index.js";
+import { type Bridge, clientKey, createLockoutGuard, DEFAULT_LOCKOUT, hashSecret } from "../src/index.js";
 import {
   collectingLogger,
   DEMO_PASSWORD,
@@ -12,6 +12,7 @@ import {
 } from "./bridge-env.js";
 
 let emulator: TestEmulator;
+const FRONTDESK_SECRET = "frontdesk-secret-1";
 let bridge: Bridge;
 const logger = collectingLogger();
 
@@ -27,11 +28,22 @@ beforeAll(async () => {
         { credentials: { mode: "passthrough", username: "support@contoso.com" } },
         { credentials: { mode: "passthrough", username: "alice@contoso.com" } },
         { credentials: { mode: "passthrough", username: "nopop@contoso.com" } },
+        {
+          name: "frontdesk",
+          credentials: {
+            mode: "mapped",
+            login: "frontdesk",
+            secretHash: await hashSecret(FRONTDESK_SECRET),
+            username: "noimap@contoso.com",
+            passwordEnv: "NOIMAP_PASSWORD",
+          },
+        },
       ],
       // Short delays so 100 logins stay quick; the counts are the defaults.
       lockout: { ipDelayMs: 10 },
     },
     logger,
+    { ...process.env, NOIMAP_PASSWORD: DEMO_PASSWORD },
   );
 });
 
@@ -149,6 +161,27 @@ print(json.dumps(codes))
     ).toEqual([235]);
   });
 
+  it("a mapped login's secret guessed from many addresses: refused after 20 failures; its verified device still works", async () => {
+    // The device logs in once with its secret (verified, then answered from memory).
+    expect(await logins({ source: "127.0.4.1", user: "frontdesk", passwords: [FRONTDESK_SECRET] })).toEqual([
+      235,
+    ]);
+    // smtplib tries AUTH PLAIN, then AUTH LOGIN: each guess is two failed logins, each from a new address.
+    const codes: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      const [code] = await logins({
+        source: `127.0.5.${i + 1}`,
+        user: "frontdesk",
+        passwords: [`guess-${i}`],
+      });
+      codes.push(code!);
+    }
+    expect(codes).toEqual([...Array(10).fill(535), 454]);
+    expect(await logins({ source: "127.0.4.1", user: "frontdesk", passwords: [FRONTDESK_SECRET] })).toEqual([
+      235,
+    ]);
+  });
+
   it("logs each refusal kind once, clearly, and no password", () => {
     const text = logger.lines.join("\n");
     expect(
@@ -249,5 +282,15 @@ describe("lockout guard, unit", () => {
     (await waiting)();
     expect(fifth).toBe(true);
     for (const release of inFlight) release();
+  });
+});
+
+describe("clientKey", () => {
+  it("counts an IPv6 client by its /64 and an IPv4 client (also IPv4-mapped) by its address", () => {
+    expect(clientKey("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(clientKey("2001:db8:1:2:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
+    expect(clientKey("::1")).toBe("0:0:0:0::/64");
+    expect(clientKey("::ffff:10.0.0.5")).toBe("10.0.0.5");
+    expect(clientKey("10.0.0.5")).toBe("10.0.0.5");
   });
 });

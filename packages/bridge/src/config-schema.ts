@@ -99,6 +99,12 @@ export interface SpoolRetry {
   readonly maxQueueHours?: number;
   /** The first retry's wait; it doubles up to 5 minutes. @default 2000 */
   readonly firstRetryMs?: number;
+  /**
+   * After an attempt that may have reached Microsoft 365 (a crash, a lost answer), how long to wait
+   * before looking for its copy in Sent Items; not found then means "send again". Longer is safer
+   * against slow filing (a resend of a message Exchange did take arrives twice). @default 30
+   */
+  readonly sentItemsGraceSeconds?: number;
 }
 
 export interface ListenerLimits extends FrontDoorLimits {
@@ -653,16 +659,19 @@ function validateSpool(p: Problems, v: unknown): SpoolInput | undefined {
   const type = oneOf(p, "spool.type", v.type ?? "", ["sqlite", "redis"]);
   const maxQueueHours = int(p, "spool.maxQueueHours", v.maxQueueHours, 1, 720);
   const firstRetryMs = int(p, "spool.firstRetryMs", v.firstRetryMs, 10, 300_000);
+  const sentItemsGraceSeconds = int(p, "spool.sentItemsGraceSeconds", v.sentItemsGraceSeconds, 1, 3_600);
   const retry: SpoolRetry = {
     ...(maxQueueHours !== undefined ? { maxQueueHours } : {}),
     ...(firstRetryMs !== undefined ? { firstRetryMs } : {}),
+    ...(sentItemsGraceSeconds !== undefined ? { sentItemsGraceSeconds } : {}),
   };
+  const retryKeys = ["maxQueueHours", "firstRetryMs", "sentItemsGraceSeconds"];
   if (type === "sqlite") {
-    unknownKeys(p, "spool", v, ["type", "path", "maxQueueHours", "firstRetryMs"]);
+    unknownKeys(p, "spool", v, ["type", "path", ...retryKeys]);
     return { type, path: str(p, "spool.path", v.path, true) ?? "", ...retry };
   }
   if (type === "redis") {
-    unknownKeys(p, "spool", v, ["type", "url", "maxQueueHours", "firstRetryMs"]);
+    unknownKeys(p, "spool", v, ["type", "url", ...retryKeys]);
     return { type, url: str(p, "spool.url", v.url, true) ?? "", ...retry };
   }
   return undefined;

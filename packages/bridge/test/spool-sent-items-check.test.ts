@@ -43,7 +43,12 @@ afterAll(async () => {
 describe("spool: the Sent Items check before a resend", () => {
   it("a check that fails is retried, and the message found there is not sent again", async () => {
     const config = configFor(emulator, {
-      spool: { type: "sqlite", path: join(emulator.dataDir, "check-spool.db"), firstRetryMs: 50 },
+      spool: {
+        type: "sqlite",
+        path: join(emulator.dataDir, "check-spool.db"),
+        firstRetryMs: 50,
+        sentItemsGraceSeconds: 2,
+      },
       accounts: [
         {
           name: "scanner",

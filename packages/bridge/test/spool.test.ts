@@ -41,7 +41,8 @@ beforeAll(async () => {
     JSON.stringify({
       dataDir: join(emulator.dataDir, "bridge"),
       listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
-      spool: { type: "sqlite", path: join(emulator.dataDir, "bridge", "spool.db") },
+      // Mid-delivery messages are looked up in Sent Items 2 s after their attempt (not the default 30 s).
+      spool: { type: "sqlite", path: join(emulator.dataDir, "bridge", "spool.db"), sentItemsGraceSeconds: 2 },
       accounts: [
         {
           name: "scanner",

@@ -61,13 +61,17 @@ export function createDelivery(options: {
   // connections are then shared by every device session of that account.
   const transports = new WeakMap<TokenProvider, Map<string, Transport>>();
   const all = new Set<Transport>();
-  const transportFor = (route: "graph" | "smtp", signedIn: SignedIn): Transport => {
+  const transportFor = (route: "graph" | "smtp", job: DeliveryJob): Transport => {
+    const { signedIn } = job;
+    // The spool decides itself, after its grace period, whether a message whose answer was lost is in
+    // Sent Items; the device in sync mode is waiting, so there the transport looks and resends.
+    const spooled = job.account.answer === "spool";
     let byKey = transports.get(signedIn.auth);
     if (!byKey) {
       byKey = new Map();
       transports.set(signedIn.auth, byKey);
     }
-    const key = `${route}:${signedIn.mailbox}`;
+    const key = `${route}:${signedIn.mailbox}${spooled ? ":spool" : ""}`;
     let transport = byKey.get(key);
     if (!transport) {
       const m365 = options.m365();
@@ -78,6 +82,7 @@ export function createDelivery(options: {
               mailbox: signedIn.mailbox,
               ...(m365.graphOrigin ? { baseUrl: m365.graphOrigin } : {}),
               ...(options.ca ? { ca: options.ca } : {}),
+              ...(spooled ? { uncertainSends: "report" as const } : {}),
               logger: log,
             })
           : smtpTransport({
@@ -98,7 +103,7 @@ export function createDelivery(options: {
   };
 
   async function viaGraph(job: ReceivedJob, signal?: AbortSignal): Promise<string> {
-    const transport = transportFor("graph", job.signedIn);
+    const transport = transportFor("graph", job);
     const header = job.raw.subarray(0, findHeaderEnd(job.raw)).toString("latin1");
     const envelope = new Set(job.recipients.map((r) => r.toLowerCase()));
     const extra = headerAddresses(header, ["to", "cc", "bcc"]).filter((a) => !envelope.has(a));
@@ -119,7 +124,7 @@ export function createDelivery(options: {
   }
 
   async function viaSmtp(job: DeliveryJob, signal?: AbortSignal): Promise<string> {
-    const transport = transportFor("smtp", job.signedIn) as SmtpTransport;
+    const transport = transportFor("smtp", job) as SmtpTransport;
     const opts = signal ? { signal } : undefined;
     // Explicit recipients make the transport use the envelope, not the headers: Bcc and relayed
     // messages go exactly where the client said.

@@ -172,7 +172,7 @@ export async function startSpool(options: {
     // Like a mail server's queue lifetime: an outage or a sign-in problem of hours loses nothing.
     maxAttempts: attemptsToRetryFor((options.spool.maxQueueHours ?? 120) * 3_600_000, firstRetryMs),
     retryBaseMs: firstRetryMs,
-    sentItemsGraceMs: 5_000,
+    sentItemsGraceMs: (options.spool.sentItemsGraceSeconds ?? 30) * 1_000,
     logger: log,
     settingNames: { path: "spool.path", redisUrl: "spool.url", redis: 'spool { "type": "redis" }' },
   };

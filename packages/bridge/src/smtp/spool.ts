@@ -1,10 +1,4 @@
-import {
-  createMailbox,
-  generateMessageId,
-  isM365MailError,
-  type Logger,
-  M365MailError,
-} from "@m365-mail/core";
+import { createMailbox, isM365MailError, type Logger, M365MailError } from "@m365-mail/core";
 import {
   attemptsToRetryFor,
   type Deliver,
@@ -21,6 +15,7 @@ import type { Credentials } from "../credentials.js";
 import type { BridgeMetrics } from "../metrics.js";
 import { needsAPerson } from "../sign-in-problems.js";
 import type { Delivery } from "./deliver.js";
+import { withMessageId } from "./message-id.js";
 import { findHeaderEnd } from "./recipients.js";
 import type { AcceptedMessage } from "./smtp-front-door.js";
 
@@ -217,15 +212,6 @@ export async function startSpool(options: {
     counts: () => counts,
     close: () => outbox.close(),
   };
-}
-
-/** The Message-ID is fixed before the message is stored: it is what Sent Items are searched for. */
-function withMessageId(raw: Buffer, mailbox: string): { raw: Buffer; messageId: string } {
-  const header = raw.subarray(0, findHeaderEnd(raw)).toString("latin1");
-  const found = /^message-id:[ \t]*(<[^>\r\n]+>)/im.exec(header)?.[1];
-  if (found) return { raw, messageId: found };
-  const messageId = generateMessageId(mailbox);
-  return { raw: Buffer.concat([Buffer.from(`Message-ID: ${messageId}\r\n`, "latin1"), raw]), messageId };
 }
 
 function subjectOf(raw: Buffer): string | undefined {

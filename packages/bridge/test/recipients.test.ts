@@ -25,4 +25,20 @@ describe("envelope recipients for Graph (which delivers to the headers)", () => 
     expect(out).toBe(`Bcc: noimap@contoso.com\r\n${raw.toString()}`);
     expect(withEnvelopeRecipients(raw, ["support@contoso.com"])).toBe(raw);
   });
+
+  it("adds to the message's own Bcc field instead of a second one", () => {
+    const raw = Buffer.from("To: support@contoso.com\r\nBcc: alice@contoso.com\r\n\r\nbody\r\n");
+    const out = withEnvelopeRecipients(raw, [
+      "support@contoso.com",
+      "alice@contoso.com",
+      "noimap@contoso.com",
+    ]);
+    expect(out.toString()).toBe(
+      "To: support@contoso.com\r\nBcc: alice@contoso.com,\r\n noimap@contoso.com\r\n\r\nbody\r\n",
+    );
+    const empty = Buffer.from("To: support@contoso.com\r\nBcc:\r\n\r\nbody\r\n");
+    expect(withEnvelopeRecipients(empty, ["support@contoso.com", "noimap@contoso.com"]).toString()).toBe(
+      "To: support@contoso.com\r\nBcc: noimap@contoso.com\r\n\r\nbody\r\n",
+    );
+  });
 });

@@ -13,6 +13,17 @@ export function withEnvelopeRecipients(raw: Buffer, envelopeRecipients: readonly
   );
   if (missing.length === 0) return raw;
   const eol = header.includes("\r\n") || headerEnd === 0 ? "\r\n" : "\n";
+  // A message has at most one Bcc field (RFC 5322): add to the one it has, at the end of its value.
+  const bcc = /^bcc:((?:.*)(?:\r?\n[ \t].*)*)/im.exec(header);
+  if (bcc) {
+    const end = bcc.index + bcc[0].length;
+    const joiner = bcc[1]!.trim() === "" ? " " : `,${eol} `;
+    return Buffer.concat([
+      raw.subarray(0, end),
+      Buffer.from(`${joiner}${missing.join(`,${eol} `)}`, "latin1"),
+      raw.subarray(end),
+    ]);
+  }
   const line = `Bcc: ${missing.join(`,${eol} `)}${eol}`;
   return Buffer.concat([Buffer.from(line, "latin1"), raw]);
 }

@@ -52,23 +52,27 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-/** Python's smtplib logging in `count` times from `source` (a loopback address), one connection each. */
-async function logins(options: { source: string; user: string; passwords: string[] }) {
-  const script = `
-import json, os, smtplib, sys
-codes = []
-for pw in json.loads(sys.stdin.read()):
-    s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=30, source_address=(os.environ["SRC"], 0))
+/** Python: one smtplib login to the bridge from `source`, on a connection of its own; its reply code. */
+const LOGIN_ATTEMPT = `
+import json, os, smtplib, sys, threading
+def attempt(source, user, password):
+    s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=60, source_address=(source, 0))
     try:
-        s.login(os.environ["USER_NAME"], pw)
-        codes.append(235)
+        s.login(user, password)
+        return 235
     except smtplib.SMTPResponseException as e:
-        codes.append(e.smtp_code)
+        return e.smtp_code
     finally:
         try:
             s.quit()
         except Exception:
             pass
+`;
+
+/** Python's smtplib logging in once per password from `source` (a loopback address), one after another. */
+async function logins(options: { source: string; user: string; passwords: string[] }) {
+  const script = `${LOGIN_ATTEMPT}
+codes = [attempt(os.environ["SRC"], os.environ["USER_NAME"], pw) for pw in json.loads(sys.stdin.read())]
 print(json.dumps(codes))
 `;
   const result = await run("python3", ["-c", script], {
@@ -118,22 +122,11 @@ describe("lockout guard, through Python smtplib", () => {
     const upn = "nopop@contoso.com";
     const before = grants(upn);
     // 25 source addresses, 4 simultaneous connections each (under the per-IP cap of 10).
-    const script = `
-import json, os, smtplib, threading
+    const script = `${LOGIN_ATTEMPT}
 codes = []
-def attempt(i):
-    s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=60, source_address=("127.0.2.%d" % (1 + i % 25), 0))
-    try:
-        s.login(os.environ["USER_NAME"], "Concurrent-%d-Passw0rd" % i)
-        codes.append(235)
-    except smtplib.SMTPResponseException as e:
-        codes.append(e.smtp_code)
-    finally:
-        try:
-            s.quit()
-        except Exception:
-            pass
-threads = [threading.Thread(target=attempt, args=(i,)) for i in range(100)]
+def one(i):
+    codes.append(attempt("127.0.2.%d" % (1 + i % 25), os.environ["USER_NAME"], "Concurrent-%d-Passw0rd" % i))
+threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
 for t in threads: t.start()
 for t in threads: t.join()
 print(json.dumps(codes))

@@ -62,18 +62,36 @@ const TLS_CODES = new Set([
  * Turns a nodemailer (or probe) failure into M365MailError with Exchange Online's meaning and a hint
  * in the set-up guide's words. Server replies are kept in the message (they hold no secrets).
  */
-/** nodemailer's names for the steps before the message body is sent. */
-const BEFORE_DATA = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH\b|MAIL FROM|RCPT TO)/;
+/** nodemailer's names for the steps before the message body is sent (its replies say so). */
+const BEFORE_DATA = /^(EHLO|HELO|LHLO|STARTTLS|AUTH\b|MAIL FROM|RCPT TO)/;
+/**
+ * nodemailer names "CONN" every failure of the connection, also one that drops it after the message's
+ * final dot, before Exchange's answer. Only these are known to have happened before anything was sent:
+ * no connection at all, no TLS, no greeting.
+ */
+const CONNECT_ERRNOS = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
+const beforeConnected = (e: SmtpLikeError) =>
+  e.code === "ETLS" ||
+  e.code === "EDNS" ||
+  TLS_CODES.has(e.originalCode ?? "") ||
+  CONNECT_ERRNOS.has(e.originalCode ?? "") ||
+  /^(Connection timeout|Greeting never received|Invalid greeting|TLS handshake timed out)/.test(
+    e.message ?? "",
+  );
 
 /**
- * Maps a nodemailer (or token provider) error to the one error class. A failure before DATA — the
+ * Maps a nodemailer (or token provider) error to the one error class. A failure before DATA — no
  * connection, TLS, sign-in, the envelope — is marked `requestSent: false`: Exchange never saw the
- * message, so a caller may send it again without looking in Sent Items.
+ * message, so a caller may send it again without looking in Sent Items. A connection that dropped or
+ * went silent later is not: the message may have been accepted with its answer lost.
  */
 export function toSendError(error: unknown, ctx: FailureContext): M365MailError {
   const mapped = toM365Error(error, ctx);
   const e = error as SmtpLikeError;
-  const beforeData = e?.m365Error !== undefined || BEFORE_DATA.test(e?.command ?? "");
+  const beforeData =
+    e?.m365Error !== undefined ||
+    BEFORE_DATA.test(e?.command ?? "") ||
+    (e?.command === "CONN" && beforeConnected(e));
   return beforeData ? requestNotSent(mapped, "the message was not sent") : mapped;
 }
 

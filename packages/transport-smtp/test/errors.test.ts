@@ -1,6 +1,12 @@
 import { M365MailError } from "@m365-mail/core";
 import { describe, expect, it } from "vitest";
-import { enhancedCode, type FailureContext, tokenFacts, toM365Error } from "../src/smtp-errors.js";
+import {
+  enhancedCode,
+  type FailureContext,
+  tokenFacts,
+  toM365Error,
+  toSendError,
+} from "../src/smtp-errors.js";
 
 const ctx: FailureContext = {
   mailbox: "support@contoso.com",
@@ -153,6 +159,33 @@ describe("Exchange replies → typed errors", () => {
     expect(toM365Error(Object.assign(new Error("aborted"), { name: "AbortError" }), ctx).code).toBe(
       "ABORTED",
     );
+  });
+
+  it("not sent, or maybe sent: only failures before the connection was up say the message was not sent", () => {
+    const conn = (message: string, code: string, originalCode?: string) =>
+      Object.assign(new Error(message), { code, command: "CONN", ...(originalCode ? { originalCode } : {}) });
+    // Nothing reached Exchange: refused, unreachable, no greeting, TLS.
+    for (const error of [
+      conn("connect ECONNREFUSED 127.0.0.1:587", "ESOCKET", "ECONNREFUSED"),
+      conn("getaddrinfo ENOTFOUND smtp.office365.com", "ESOCKET", "ENOTFOUND"),
+      conn("Connection timeout", "ETIMEDOUT"),
+      conn("Greeting never received", "ETIMEDOUT"),
+      conn("Error initiating TLS", "ETLS"),
+    ]) {
+      expect(toSendError(error, ctx).requestSent).toBe(false);
+    }
+    // nodemailer also says CONN when the connection drops (or goes silent) after the message's final dot:
+    // Exchange may have accepted it, so it is not "not sent".
+    for (const error of [
+      conn("Connection closed unexpectedly", "ECONNECTION"),
+      conn("Timeout", "ETIMEDOUT"),
+      conn("read ECONNRESET", "ESOCKET", "ECONNRESET"),
+    ]) {
+      expect(toSendError(error, ctx).requestSent).toBeUndefined();
+    }
+    expect(
+      toSendError(Object.assign(new Error("x"), { code: "EENVELOPE", command: "RCPT TO" }), ctx).requestSent,
+    ).toBe(false);
   });
 
   it("passes the token provider's own typed error through untouched", () => {

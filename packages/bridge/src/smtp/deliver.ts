@@ -94,6 +94,9 @@ export function createDelivery(options: {
                 ? {}
                 : { maxMessagesPerMinute: m365.smtp.maxMessagesPerMinute }),
               ...(options.ca ? { ca: options.ca } : {}),
+              // A resend after a connection lost past the final dot could deliver twice: the spool
+              // retries itself, looking in Sent Items first when the message may have gone.
+              ...(spooled ? { retry: false as const } : {}),
               logger: log,
             });
       byKey.set(key, transport);

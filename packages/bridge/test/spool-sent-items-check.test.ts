@@ -20,7 +20,11 @@ import {
   collectingLogger,
   configFor,
   DEMO_PASSWORD,
+  mailbox,
+  pythonSmtp,
+  smtpPort,
   startSmtpEmulator,
+  startTestBridge,
   textMessage,
   waitFor,
 } from "./bridge-env.js";
@@ -123,4 +127,53 @@ describe("spool: the Sent Items check before a resend", () => {
     expect(logger.lines.join("\n")).toContain(`${messageId} is in Sent Items; not sending it again`);
     await credentials.dispose();
   }, 90_000);
+
+  it("delivery over SMTP: the spool retries a refused end of data itself, and the message arrives once", async () => {
+    const bridge = await startTestBridge(
+      emulator,
+      {
+        listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+        spool: { type: "sqlite", path: join(emulator.dataDir, "smtp-spool.db"), firstRetryMs: 100 },
+        accounts: [
+          {
+            name: "printer",
+            answer: "spool",
+            delivery: "smtp",
+            credentials: {
+              mode: "mapped",
+              login: "printer",
+              secretHash: await hashSecret("printer-secret-1"),
+              username: "support@contoso.com",
+              passwordEnv: "SUPPORT_PASSWORD",
+            },
+          },
+        ],
+      },
+      logger,
+      { ...process.env, SUPPORT_PASSWORD: DEMO_PASSWORD },
+    );
+    try {
+      emulator.admin.armFault({ target: "smtp", path: "/data", kind: "status503", times: 1 });
+      const subject = `spooled over SMTP ${Date.now()}`;
+      const sent = await pythonSmtp({
+        port: smtpPort(bridge),
+        username: "printer",
+        password: "printer-secret-1",
+        from: "support@contoso.com",
+        to: ["alice@contoso.com"],
+        message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
+      });
+      expect(sent.stdout.trim()).toBe("OK");
+      await waitFor(async () =>
+        (await mailbox(emulator, "alice@contoso.com")).some((m) => m.subject === subject),
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      expect(
+        (await mailbox(emulator, "alice@contoso.com")).filter((m) => m.subject === subject),
+      ).toHaveLength(1);
+      expect(emulator.admin.counts()["smtp.faults.status503"]).toBe(1);
+    } finally {
+      await bridge.close({ drainMs: 0 });
+    }
+  }, 60_000);
 });

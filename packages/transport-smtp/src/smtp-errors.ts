@@ -81,18 +81,21 @@ const beforeConnected = (e: SmtpLikeError) =>
 
 /**
  * Maps a nodemailer (or token provider) error to the one error class. A failure before DATA — no
- * connection, TLS, sign-in, the envelope — is marked `requestSent: false`: Exchange never saw the
- * message, so a caller may send it again without looking in Sent Items. A connection that dropped or
- * went silent later is not: the message may have been accepted with its answer lost.
+ * connection, TLS, sign-in, the envelope — or a refusal Exchange answered (4xx/5xx, also at the end of
+ * data) is marked `requestSent: false`: Exchange did not take the message, so a caller may send it again
+ * without looking in Sent Items. A connection that dropped or went silent is not: the message may have
+ * been accepted with its answer lost.
  */
 export function toSendError(error: unknown, ctx: FailureContext): M365MailError {
   const mapped = toM365Error(error, ctx);
   const e = error as SmtpLikeError;
-  const beforeData =
+  const notTaken =
     e?.m365Error !== undefined ||
     BEFORE_DATA.test(e?.command ?? "") ||
-    (e?.command === "CONN" && beforeConnected(e));
-  return beforeData ? requestNotSent(mapped, "the message was not sent") : mapped;
+    (e?.command === "CONN" && beforeConnected(e)) ||
+    // Exchange answered with a refusal (4xx/5xx), also to the final dot: it did not take the message.
+    typeof e?.responseCode === "number";
+  return notTaken ? requestNotSent(mapped, "the message was not sent") : mapped;
 }
 
 export function toM365Error(error: unknown, ctx: FailureContext): M365MailError {

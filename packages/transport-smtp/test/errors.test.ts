@@ -186,6 +186,8 @@ describe("Exchange replies → typed errors", () => {
     expect(
       toSendError(Object.assign(new Error("x"), { code: "EENVELOPE", command: "RCPT TO" }), ctx).requestSent,
     ).toBe(false);
+    // A refusal Exchange answered, also to the final dot: it did not take the message.
+    expect(toSendError(reply("451 4.3.0 Temporary server error", "EMESSAGE"), ctx).requestSent).toBe(false);
   });
 
   it("passes the token provider's own typed error through untouched", () => {

@@ -348,8 +348,8 @@ describe("Exchange's refusals as typed errors", () => {
       }),
     );
     expect(error).toMatchObject({ code: "SERVER_ERROR", serverCode: "4.7.0", retryable: true });
-    // At DATA the message may have reached Exchange: not marked as certainly unsent.
-    expect(error.requestSent).toBeUndefined();
+    // Exchange answered the final dot with a refusal: it did not take the message (RFC 5321 4.2.5).
+    expect(error.requestSent).toBe(false);
     expect(counts()["smtp.faults.status503"]).toBe(2);
   });
 

@@ -197,6 +197,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       c.username,
       async () => {
         const password = await readMappedPassword(account.name, c, options.env);
+        // Sign-ins of one provider run one at a time: a grant before this one has had Entra's answer.
+        lastGrant?.release();
         try {
           lastGrant = { password, release: await guard.admitPasswordGrant(c.username, password) };
         } catch (error) {
@@ -379,37 +381,39 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         guard.clientFailed(clientKey(client.address));
         throw error;
       }
-      const pepper = options.cachePepper;
-      const provider = providerFor(upn, password, passwordKeyedCache(options.cache, upn, password, pepper));
+      // Released once Entra's answer is recorded (a refusal counts before the next grant may go).
       try {
-        await tokenFor(account, provider, client.protocol);
-      } catch (error) {
-        await provider.dispose();
-        if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {
-          guard.passwordRefused(upn, password);
-          release();
-          guard.clientFailed(clientKey(client.address));
-          log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (wrong password)`);
-          throw wrongPassword();
+        const pepper = options.cachePepper;
+        const provider = providerFor(upn, password, passwordKeyedCache(options.cache, upn, password, pepper));
+        try {
+          await tokenFor(account, provider, client.protocol);
+        } catch (error) {
+          await provider.dispose().catch(() => undefined);
+          if (isM365MailError(error, "AUTH_FAILED") || isM365MailError(error, "USER_NOT_FOUND")) {
+            guard.passwordRefused(upn, password);
+            guard.clientFailed(clientKey(client.address));
+            log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (wrong password)`);
+            throw wrongPassword();
+          }
+          problems.report(account.name, error);
+          if (needsAPerson(error)) {
+            refusedRecently.set(flightKey, { error, at: Date.now() });
+            if (refusedRecently.size > 10_000) refusedRecently.clear();
+          }
+          if (!isM365MailError(error) || !error.retryable) guard.clientFailed(clientKey(client.address));
+          throw error;
         }
+        problems.resolve(account.name);
+        guard.passwordAccepted(upn, password);
+        guard.clientSucceeded(clientKey(client.address));
+        const previous = sessions.get(upn);
+        sessions.set(upn, { digest, provider });
+        // Sessions signed in with the old password keep working until their token runs out.
+        if (previous) setTimeout(() => void previous.provider.dispose(), 60_000).unref();
+        return signedIn(account, upn, provider);
+      } finally {
         release();
-        problems.report(account.name, error);
-        if (needsAPerson(error)) {
-          refusedRecently.set(flightKey, { error, at: Date.now() });
-          if (refusedRecently.size > 10_000) refusedRecently.clear();
-        }
-        if (!isM365MailError(error) || !error.retryable) guard.clientFailed(clientKey(client.address));
-        throw error;
       }
-      problems.resolve(account.name);
-      guard.passwordAccepted(upn, password);
-      release();
-      guard.clientSucceeded(clientKey(client.address));
-      const previous = sessions.get(upn);
-      sessions.set(upn, { digest, provider });
-      // Sessions signed in with the old password keep working until their token runs out.
-      if (previous) setTimeout(() => void previous.provider.dispose(), 60_000).unref();
-      return signedIn(account, upn, provider);
     })();
     pending.set(flightKey, attempt);
     const clear = () => pending.delete(flightKey);

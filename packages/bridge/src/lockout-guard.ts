@@ -187,9 +187,11 @@ export function createLockoutGuard(options: LockoutGuardOptions): LockoutGuard {
 
   return {
     async admitClient(address) {
+      let state: ClientState | undefined;
+      let failures: number;
       for (;;) {
-        const state = clients.get(address);
-        const failures = state ? recent(state.failures).length : 0;
+        state = clients.get(address);
+        failures = state ? recent(state.failures).length : 0;
         if (state && failures >= settings.ipBlockAfter) {
           if (!state.blockedLogged) {
             state.blockedLogged = true;
@@ -209,8 +211,6 @@ export function createLockoutGuard(options: LockoutGuardOptions): LockoutGuard {
         await clientsInFlight.settled(address);
       }
       const release = clientsInFlight.begin(address);
-      const state = clients.get(address);
-      const failures = state ? recent(state.failures).length : 0;
       if (state && failures >= settings.ipSlowAfter) {
         if (!state.slowLogged) {
           state.slowLogged = true;

@@ -1,7 +1,5 @@
 import { generateMessageId } from "@m365-mail/core";
-import { findHeaderEnd } from "./recipients.js";
-
-const FIELD = /^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)\r?\n/im;
+import { findHeaderEnd, headerField } from "./recipients.js";
 
 /**
  * The message with exactly one well-formed Message-ID, and that ID: the spool fixes it before storing
@@ -13,24 +11,15 @@ export function withMessageId(raw: Buffer, mailbox: string): { raw: Buffer; mess
   const headerEnd = findHeaderEnd(raw);
   // latin1 maps bytes 1:1, so offsets stay byte offsets.
   const header = raw.subarray(0, headerEnd).toString("latin1");
-  const found = FIELD.exec(`${header}\n`);
+  const found = headerField(header, "message-id");
+  const folded = found?.[1]?.includes("\n") ?? false;
   const value = found?.[1]?.replace(/\r?\n[ \t]+/g, " ").trim();
-  if (found && value && /^<[^<>\s]+@[^<>\s]+>$/.test(value) && !/\n/.test(found[1]!)) {
-    return { raw, messageId: value };
-  }
+  if (value && !folded && /^<[^<>\s]+@[^<>\s]+>$/.test(value)) return { raw, messageId: value };
   const bare = value?.replace(/^<|>$/g, "");
   const messageId = bare && /^[^<>\s]+@[^<>\s]+$/.test(bare) ? `<${bare}>` : generateMessageId(mailbox);
-  const line = `Message-ID: ${messageId}`;
-  if (!found) return { raw: Buffer.concat([Buffer.from(`${line}\r\n`, "latin1"), raw]), messageId };
-  // The header's last field ends where the header does: its line break is the blank line's.
+  const line = Buffer.from(`Message-ID: ${messageId}`, "latin1");
+  if (!found) return { raw: Buffer.concat([line, Buffer.from("\r\n"), raw]), messageId };
+  // The field (with its folded lines) is replaced; the line break that ends it stays.
   const fieldEnd = found.index + found[0].length;
-  const last = fieldEnd > headerEnd;
-  return {
-    raw: Buffer.concat([
-      raw.subarray(0, found.index),
-      Buffer.from(last ? line : `${line}\r\n`, "latin1"),
-      raw.subarray(last ? headerEnd : fieldEnd),
-    ]),
-    messageId,
-  };
+  return { raw: Buffer.concat([raw.subarray(0, found.index), line, raw.subarray(fieldEnd)]), messageId };
 }

@@ -14,7 +14,7 @@ export function withEnvelopeRecipients(raw: Buffer, envelopeRecipients: readonly
   if (missing.length === 0) return raw;
   const eol = header.includes("\r\n") || headerEnd === 0 ? "\r\n" : "\n";
   // A message has at most one Bcc field (RFC 5322): add to the one it has, at the end of its value.
-  const bcc = /^bcc:((?:.*)(?:\r?\n[ \t].*)*)/im.exec(header);
+  const bcc = headerField(header, "bcc");
   if (bcc) {
     const end = bcc.index + bcc[0].length;
     const joiner = bcc[1]!.trim() === "" ? " " : `,${eol} `;
@@ -28,10 +28,18 @@ export function withEnvelopeRecipients(raw: Buffer, envelopeRecipients: readonly
   return Buffer.concat([Buffer.from(line, "latin1"), raw]);
 }
 
+/** Fields named `names` (lower case) of a header, each with its folded lines; group 1 is the raw value. */
+const fieldPattern = (names: readonly string[], flags: string) =>
+  new RegExp(`^(?:${names.join("|")}):((?:.*)(?:\\r?\\n[ \\t].*)*)`, flags);
+
+/** The first `name` field of a header (with its folded lines), or null. */
+export function headerField(header: string, name: string): RegExpExecArray | null {
+  return fieldPattern([name], "im").exec(header);
+}
+
 /** Lower-cased addresses in the named header fields (unfolded). */
 export function headerAddresses(header: string, names: readonly string[]): string[] {
-  const pattern = new RegExp(`^(?:${names.join("|")}):((?:.*)(?:\\r?\\n[ \\t].*)*)`, "gim");
-  return [...header.matchAll(pattern)].flatMap((m) => addressesIn(m[1] ?? ""));
+  return [...header.matchAll(fieldPattern(names, "gim"))].flatMap((m) => addressesIn(m[1] ?? ""));
 }
 
 /**

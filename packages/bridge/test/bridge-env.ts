@@ -13,12 +13,36 @@ import { type ParsedMail, simpleParser } from "mailparser";
 import {
   type Bridge,
   type BridgeConfigInput,
+  hashSecret,
   runBridgeCommand,
   startBridge,
   validateBridgeConfig,
 } from "../src/index.js";
 
 export { DEMO_PASSWORD };
+
+/**
+ * A mapped account's credentials: the device logs in as `login` with `secret` (stored as its scrypt
+ * hash); the bridge signs in as `username` with the password it reads from the variable `passwordEnv`
+ * (or the file `passwordFile`).
+ */
+export async function mappedCredentials(o: {
+  login: string;
+  secret: string;
+  username: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+}) {
+  return {
+    mode: "mapped" as const,
+    login: o.login,
+    secretHash: await hashSecret(o.secret),
+    username: o.username,
+    ...(o.passwordFile
+      ? { passwordFile: o.passwordFile }
+      : { passwordEnv: o.passwordEnv ?? "SUPPORT_PASSWORD" }),
+  };
+}
 
 /** The emulator with Graph and SMTP (no Dovecot: the SMTP front door never needs it). */
 export function startSmtpEmulator(): Promise<TestEmulator> {

@@ -1,10 +1,11 @@
 import { silentLogger } from "@m365-mail/core";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bridge, clientKey, createLockoutGuard, DEFAULT_LOCKOUT, hashSecret } from "../src/index.js";
+import { type Bridge, clientKey, createLockoutGuard, DEFAULT_LOCKOUT } from "../src/index.js";
 import {
   collectingLogger,
   DEMO_PASSWORD,
+  mappedCredentials,
   run,
   smtpPort,
   startSmtpEmulator,
@@ -30,13 +31,12 @@ beforeAll(async () => {
         { credentials: { mode: "passthrough", username: "nopop@contoso.com" } },
         {
           name: "frontdesk",
-          credentials: {
-            mode: "mapped",
+          credentials: await mappedCredentials({
             login: "frontdesk",
-            secretHash: await hashSecret(FRONTDESK_SECRET),
+            secret: FRONTDESK_SECRET,
             username: "noimap@contoso.com",
             passwordEnv: "NOIMAP_PASSWORD",
-          },
+          }),
         },
       ],
       // Short delays so 100 logins stay quick; the counts are the defaults.

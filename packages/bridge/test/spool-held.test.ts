@@ -4,11 +4,12 @@ import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { attemptsToRetryFor, backoffMs } from "@m365-mail/outbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bridge, hashSecret } from "../src/index.js";
+import type { Bridge } from "../src/index.js";
 import {
   collectingLogger,
   DEMO_PASSWORD,
   mailbox,
+  mappedCredentials,
   pythonSmtp,
   smtpPort,
   startSmtpEmulator,
@@ -49,13 +50,12 @@ beforeAll(async () => {
         {
           name: "scanner",
           answer: "spool",
-          credentials: {
-            mode: "mapped",
+          credentials: await mappedCredentials({
             login: "scanner",
-            secretHash: await hashSecret(secret),
+            secret,
             username: "support@contoso.com",
             passwordFile,
-          },
+          }),
         },
       ],
     },

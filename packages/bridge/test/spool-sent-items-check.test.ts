@@ -12,7 +12,6 @@ import {
   DEFAULT_LOCKOUT,
   type Delivery,
   type DeliveryJob,
-  hashSecret,
   type Spool,
   startSpool,
 } from "../src/index.js";
@@ -21,6 +20,7 @@ import {
   configFor,
   DEMO_PASSWORD,
   mailbox,
+  mappedCredentials,
   pythonSmtp,
   smtpPort,
   startSmtpEmulator,
@@ -57,13 +57,11 @@ describe("spool: the Sent Items check before a resend", () => {
         {
           name: "scanner",
           answer: "spool",
-          credentials: {
-            mode: "mapped",
+          credentials: await mappedCredentials({
             login: "scanner",
-            secretHash: await hashSecret("scanner-secret-1"),
+            secret: "scanner-secret-1",
             username: "support@contoso.com",
-            passwordEnv: "SUPPORT_PASSWORD",
-          },
+          }),
         },
       ],
     });
@@ -139,13 +137,11 @@ describe("spool: the Sent Items check before a resend", () => {
             name: "printer",
             answer: "spool",
             delivery: "smtp",
-            credentials: {
-              mode: "mapped",
+            credentials: await mappedCredentials({
               login: "printer",
-              secretHash: await hashSecret("printer-secret-1"),
+              secret: "printer-secret-1",
               username: "support@contoso.com",
-              passwordEnv: "SUPPORT_PASSWORD",
-            },
+            }),
           },
         ],
       },
@@ -172,6 +168,8 @@ describe("spool: the Sent Items check before a resend", () => {
         (await mailbox(emulator, "alice@contoso.com")).filter((m) => m.subject === subject),
       ).toHaveLength(1);
       expect(emulator.admin.counts()["smtp.faults.status503"]).toBe(1);
+      // The retry was the spool's (its outbox logs it), not the SMTP transport's own.
+      expect(logger.lines.some((l) => l.includes("delivery attempt 1 failed, retrying"))).toBe(true);
     } finally {
       await bridge.close({ drainMs: 0 });
     }

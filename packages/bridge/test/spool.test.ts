@@ -5,8 +5,7 @@ import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { buildIfStale } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashSecret } from "../src/index.js";
-import { DEMO_PASSWORD, mailbox, run, startSmtpEmulator, waitFor } from "./bridge-env.js";
+import { DEMO_PASSWORD, mailbox, mappedCredentials, run, startSmtpEmulator, waitFor } from "./bridge-env.js";
 
 const root = join(import.meta.dirname, "..");
 const bin = join(root, "dist", "bin.js");
@@ -47,13 +46,12 @@ beforeAll(async () => {
         {
           name: "scanner",
           answer: "spool",
-          credentials: {
-            mode: "mapped",
+          credentials: await mappedCredentials({
             login: "scanner",
-            secretHash: await hashSecret(secret),
+            secret,
             username: "support@contoso.com",
             passwordEnv: "SCANNER_M365_PASSWORD",
-          },
+          }),
         },
       ],
     }),

@@ -8,7 +8,7 @@ const ESCAPES: Record<string, string> = { "\r": "\\r", "\n": "\\n", "\t": "\\t" 
  * Control characters written as escapes: a message carries what clients sent (a login name may hold
  * CR LF in an IMAP literal), and must not start a forged line of its own in the log.
  */
-function oneLine(text: string): string {
+function escapeControls(text: string): string {
   return text.replace(
     /[\u0000-\u001f\u007f\u2028\u2029]/g,
     (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
@@ -28,7 +28,7 @@ export function consoleLogger(
     (message: string, data?: Record<string, unknown>): void => {
       if (ORDER[name] < ORDER[level]) return;
       write(
-        `${new Date().toISOString()} ${name} ${oneLine(message)}${data && Object.keys(data).length > 0 ? ` ${JSON.stringify(data)}` : ""}`,
+        `${new Date().toISOString()} ${name} ${escapeControls(message)}${data && Object.keys(data).length > 0 ? ` ${JSON.stringify(data)}` : ""}`,
       );
     };
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };

@@ -14,7 +14,7 @@ import type { LockoutGuard, Release } from "./lockout-guard.js";
 import type { BridgeMetrics } from "./metrics.js";
 import { clientKey } from "./network.js";
 import { passwordKeyedCache } from "./password-keyed-cache.js";
-import { verifySecret } from "./secret-hash.js";
+import { verifySecret, verifyUnknownSecret } from "./secret-hash.js";
 import { SecretMemo } from "./secret-memo.js";
 import { needsAPerson, type SignInProblems } from "./sign-in-problems.js";
 
@@ -441,6 +441,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           if (resolved && password && isMapped)
             releaseLogin = await guard.admitClient(localLoginKey(resolved.account));
           if (!resolved || !password) {
+            // An unknown name pays a mapped secret's check: refusing it fast would list the local names.
+            if (!resolved && password) await verifyUnknownSecret(password);
             guard.clientFailed(clientKey(client.address));
             throw wrongPassword();
           }

@@ -23,7 +23,7 @@ export * from "./metrics.js";
 export * from "./network.js";
 export * from "./password-keyed-cache.js";
 export { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
-export * from "./secret-hash.js";
+export { hashSecret, verifySecret } from "./secret-hash.js";
 export * from "./sign-in-problems.js";
 export * from "./smtp/deliver.js";
 export * from "./smtp/smtp-front-door.js";

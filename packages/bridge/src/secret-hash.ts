@@ -33,3 +33,16 @@ export async function verifySecret(secret: string, encoded: string): Promise<boo
   const actual = await derive(secret, salt, n, r, p);
   return timingSafeEqual(actual, expected);
 }
+
+let decoy: Promise<string> | undefined;
+
+/**
+ * The same scrypt check as `verifySecret`, against a hash nobody's secret matches: a login name the bridge
+ * does not know costs as long to refuse as a known one with a wrong secret, so timing does not tell which
+ * local names exist.
+ */
+export async function verifyUnknownSecret(secret: string): Promise<false> {
+  decoy ??= hashSecret(randomBytes(32).toString("base64"));
+  await verifySecret(secret, await decoy);
+  return false;
+}

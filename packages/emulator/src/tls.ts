@@ -1,6 +1,7 @@
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPair, randomBytes, sign } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { M365MailError, withFileLock } from "@m365-mail/core";
 import forge from "node-forge";
 import type { TlsMaterial } from "./context.js";
@@ -47,7 +48,7 @@ export async function ensureTlsMaterial(options: EnsureTlsMaterialOptions): Prom
     join(caDir, "keys.lock"),
     async () => (await readCa(caPath, caKeyPath)) ?? createCa(caPath, caKeyPath),
   );
-  const server = issueCertificate(ca, {
+  const server = await issueCertificate(ca, {
     commonName: "localhost",
     dnsNames: ["localhost", ...(options.dnsNames ?? [])],
     ipAddresses: ["127.0.0.1", "::1", ...(options.ipAddresses ?? [])],
@@ -59,7 +60,7 @@ export async function ensureTlsMaterial(options: EnsureTlsMaterialOptions): Prom
 
 interface CaMaterial {
   cert: forge.pki.Certificate;
-  key: forge.pki.rsa.PrivateKey;
+  keyPem: string;
   certPem: string;
 }
 
@@ -73,10 +74,10 @@ async function readCa(caPath: string, caKeyPath: string): Promise<CaMaterial | u
   }
   try {
     const cert = forge.pki.certificateFromPem(certPem);
-    const key = forge.pki.privateKeyFromPem(keyPem);
+    createPrivateKey(keyPem); // throws on a damaged key file
     // An expired CA would make every client fail with a TLS error: make a new one instead.
     if (cert.validity.notAfter.getTime() < Date.now() + 86_400_000) return undefined;
-    return { cert, key, certPem };
+    return { cert, keyPem, certPem };
   } catch (error) {
     throw new M365MailError("CONFIG_INVALID", `the emulator CA in ${caPath} cannot be read`, {
       source: "emulator",
@@ -87,7 +88,7 @@ async function readCa(caPath: string, caKeyPath: string): Promise<CaMaterial | u
 }
 
 async function createCa(caPath: string, caKeyPath: string): Promise<CaMaterial> {
-  const keys = generateKeys();
+  const keys = await generateKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serialNumber();
@@ -100,12 +101,12 @@ async function createCa(caPath: string, caKeyPath: string): Promise<CaMaterial> 
     { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
     { name: "subjectKeyIdentifier" },
   ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
+  signCertificate(cert, keys.privateKeyPem);
   const certPem = forge.pki.certificateToPem(cert);
-  await writeFile(caKeyPath, forge.pki.privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  await writeFile(caKeyPath, keys.privateKeyPem, { mode: 0o600 });
   await chmod(caKeyPath, 0o600);
   await writeFile(caPath, certPem, { mode: 0o644 });
-  return { cert, key: keys.privateKey, certPem };
+  return { cert, keyPem: keys.privateKeyPem, certPem };
 }
 
 export interface IssuedCertificate {
@@ -123,8 +124,8 @@ interface IssueOptions {
   serverAuth?: boolean;
 }
 
-function issueCertificate(ca: CaMaterial, options: IssueOptions): IssuedCertificate {
-  const keys = generateKeys();
+async function issueCertificate(ca: CaMaterial, options: IssueOptions): Promise<IssuedCertificate> {
+  const keys = await generateKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serialNumber();
@@ -142,13 +143,9 @@ function issueCertificate(ca: CaMaterial, options: IssueOptions): IssuedCertific
     ...(options.serverAuth ? [{ name: "extKeyUsage", serverAuth: true }] : []),
     ...(altNames.length > 0 ? [{ name: "subjectAltName", altNames }] : []),
   ]);
-  cert.sign(ca.key, forge.md.sha256.create());
+  signCertificate(cert, ca.keyPem);
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
-  return {
-    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
-    certPem: forge.pki.certificateToPem(cert),
-    der,
-  };
+  return { keyPem: keys.privateKeyPem, certPem: forge.pki.certificateToPem(cert), der };
 }
 
 /**
@@ -181,7 +178,7 @@ async function readOrCreateSigningKey(
   }
   if (!material) {
     // Self-signed, as Microsoft's token-signing certificates are.
-    const keys = generateKeys();
+    const keys = await generateKeys();
     const cert = forge.pki.createCertificate();
     cert.setSubject([{ name: "commonName", value: "accounts.accesscontrol.windows.net" }]);
     cert.publicKey = keys.publicKey;
@@ -196,22 +193,14 @@ async function readOrCreateSigningKey(
   return { ...material, kid: x5t, x5t };
 }
 
-function issueWithKey(
-  cert: forge.pki.Certificate,
-  keys: forge.pki.rsa.KeyPair,
-  days: number,
-): IssuedCertificate {
+function issueWithKey(cert: forge.pki.Certificate, keys: KeyPair, days: number): IssuedCertificate {
   cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 3_600_000);
   cert.validity.notAfter = new Date(Date.now() + days * 86_400_000);
   cert.setIssuer(cert.subject.attributes);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
+  signCertificate(cert, keys.privateKeyPem);
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
-  return {
-    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
-    certPem: forge.pki.certificateToPem(cert),
-    der,
-  };
+  return { keyPem: keys.privateKeyPem, certPem: forge.pki.certificateToPem(cert), der };
 }
 
 function serialNumber(): string {
@@ -221,17 +210,41 @@ function serialNumber(): string {
   return bytes.toString("hex");
 }
 
-// node:crypto generates RSA keys natively (forge's pure-JS generation takes seconds per key).
-function generateKeys(): forge.pki.rsa.KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+interface KeyPair {
+  privateKeyPem: string;
+  publicKey: forge.pki.rsa.PublicKey;
+}
+
+const generateRsaKeyPair = promisify(generateKeyPair);
+
+// node:crypto generates RSA keys natively and off the event loop (forge's pure-JS generation takes
+// seconds per key); forge only builds the certificate around the public key.
+async function generateKeys(): Promise<KeyPair> {
+  const { privateKey, publicKey } = await generateRsaKeyPair("rsa", {
     modulusLength: 2048,
     publicKeyEncoding: { type: "spki", format: "pem" },
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
   });
   return {
-    privateKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey,
+    privateKeyPem: privateKey,
     publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
   };
+}
+
+/** forge's `cert.sign` with node:crypto doing the RSA signature (forge's JS RSA costs ~50 ms a signature). */
+function signCertificate(cert: forge.pki.Certificate, privateKeyPem: string): void {
+  const signable = cert as forge.pki.Certificate & {
+    tbsCertificate: forge.asn1.Asn1;
+    signatureOid: string;
+  };
+  signable.signatureOid = signable.siginfo.algorithmOid = forge.pki.oids.sha256WithRSAEncryption!;
+  // getTBSCertificate is public in forge but missing from its types.
+  const pki = forge.pki as typeof forge.pki & {
+    getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1;
+  };
+  signable.tbsCertificate = pki.getTBSCertificate(cert);
+  const tbs = Buffer.from(forge.asn1.toDer(signable.tbsCertificate).getBytes(), "binary");
+  signable.signature = sign("sha256", tbs, privateKeyPem).toString("binary");
 }
 
 /** Held while keys are read or created; a lock untouched for 30 s was left by a crash. */

@@ -7,6 +7,8 @@ export default defineConfig({
   resolve: { alias: workspaceSources() },
   test: {
     include: ["test/**/*.test.ts"],
+    // Files share a worker and its loaded modules: none needs a fresh module state (README.md, "Development").
+    isolate: false,
     // Starting an emulator creates RSA keys: allow a slow, shared machine.
     hookTimeout: 60_000,
     testTimeout: 30_000,

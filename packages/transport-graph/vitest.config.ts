@@ -7,6 +7,8 @@ export default defineConfig({
   resolve: { alias: workspaceSources() },
   test: {
     include: ["test/**/*.test.ts"],
+    // Files share a worker and its loaded modules: none needs a fresh module state (README.md, "Development").
+    isolate: false,
     // Emulator tests create keys and run real retries: allow a slow, shared machine.
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     name: "transport-imap",
     include: ["test/**/*.test.ts"],
+    // Files share a worker and its loaded modules: none needs a fresh module state (README.md, "Development").
+    isolate: false,
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     name: "transport-pop3",
     include: ["test/**/*.test.ts"],
+    // Files share a worker and its loaded modules: none needs a fresh module state (README.md, "Development").
+    isolate: false,
     testTimeout: 30_000,
     hookTimeout: 120_000,
   },

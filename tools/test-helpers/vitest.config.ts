@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     name: "test-helpers",
     include: ["test/**/*.test.ts"],
+    // Files share a worker and its loaded modules: none needs a fresh module state (README.md, "Development").
+    isolate: false,
     // Starting redis-server and running a build command can be slow on a small shared machine.
     testTimeout: 30_000,
   },

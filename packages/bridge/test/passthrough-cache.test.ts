@@ -82,7 +82,10 @@ describe("passthrough token cache", () => {
     for (let i = 2; i < 7; i++) {
       await expect(second.authenticate("alice@contoso.com", `Wrong-Passw0rd-${i}`, client)).rejects.toThrow();
     }
-    expect(registeredSecretCount()).toMatchObject({ held: registered.held, permanent: registered.permanent });
+    // At most as many as before: an earlier test file in this worker may still let go of its own.
+    const after = registeredSecretCount();
+    expect(after.held).toBeLessThanOrEqual(registered.held);
+    expect(after.permanent).toBeLessThanOrEqual(registered.permanent);
     await second.dispose();
   });
 

@@ -57,6 +57,14 @@ export interface SmtpTransportOptions {
   timeoutMs?: number;
   /** Retries of 4xx replies and dropped connections, with exponential backoff; `false` for none. @default { attempts: 3, baseDelayMs: 1000, maxDelayMs: 30000 } */
   retry?: SmtpRetryOptions | false;
+  /**
+   * After a failure that leaves it unknown whether Exchange took the message (the connection dropped or
+   * went silent after the final dot): `"resend"` retries it like any other failure (a second copy if the
+   * first one was taken), `"report"` throws at once, so the caller can look in Sent Items first. Failures
+   * that certainly sent nothing (`requestSent: false`) are retried either way.
+   * @default "resend"
+   */
+  uncertainSends?: "resend" | "report";
   /** Receives redacted log lines. @default silent */
   logger?: Logger;
   /** Registry name. @default "smtp" */
@@ -111,6 +119,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const retry =
     options.retry === false ? { ...DEFAULT_RETRY, attempts: 0 } : { ...DEFAULT_RETRY, ...options.retry };
+  const uncertainSends = options.uncertainSends ?? "resend";
   const log = safeLogger(options.logger, SOURCE);
   const name = options.name ?? "smtp";
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
@@ -123,6 +132,12 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
     throw configError(
       "maxMessagesPerMinute must be 0 (off) or a positive number",
       "Use 30 (Exchange's limit).",
+    );
+  }
+  if (uncertainSends !== "resend" && uncertainSends !== "report") {
+    throw configError(
+      `uncertainSends must be "resend" or "report", not ${JSON.stringify(uncertainSends)}`,
+      'Use "report" to look in Sent Items yourself before sending again, or leave it unset.',
     );
   }
   if (!mailbox.includes("@")) {
@@ -302,7 +317,11 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
           continue;
         }
         const mapped = toSendError(error, failure());
-        if (!mapped.retryable || attempt >= retry.attempts || opts.signal?.aborted) throw mapped;
+        if (!mapped.retryable || opts.signal?.aborted) throw mapped;
+        if (uncertainSends === "report" && mapped.requestSent !== false) {
+          throw maybeSent(mapped, await messageIdOf());
+        }
+        if (attempt >= retry.attempts) throw mapped;
         const wait = backoffDelay(attempt, retry);
         log.warn(`send failed (${mapped.code}); retry ${attempt + 1} of ${retry.attempts} in ${wait} ms`, {
           serverCode: mapped.serverCode,
@@ -393,6 +412,17 @@ function arrivingBytes(built: Promise<{ mail: SendMailOptions }>): Readable {
 
 function addressOf(entry: string | { address: string }): string {
   return typeof entry === "string" ? entry : entry.address;
+}
+
+/** `uncertainSends: "report"`: the failure, said as what it means for the message. Not retryable: a blind retry may send it twice. */
+function maybeSent(error: M365MailError, messageId: string): M365MailError {
+  return new M365MailError(error.code, `${error.message}; the message may have been sent`, {
+    source: SOURCE,
+    cause: error,
+    retryable: false,
+    ...(error.serverCode ? { serverCode: error.serverCode } : {}),
+    hint: `Exchange may have taken it before the connection ended: look for ${messageId || "its Message-ID"} in Sent Items before sending it again.`,
+  });
 }
 
 function configError(message: string, hint: string): M365MailError {

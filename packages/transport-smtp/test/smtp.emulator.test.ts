@@ -339,6 +339,56 @@ describe("Exchange's refusals as typed errors", () => {
     );
   });
 
+  it("a connection dropped after the final dot: resent by default, thrown at once with uncertainSends: report", async () => {
+    const quick = { attempts: 2, baseDelayMs: 20, maxDelayMs: 50 };
+    // Default ("resend"): the transport cannot know whether Exchange took it, and sends it again.
+    env.emulator.admin.armFault({ target: "smtp", path: "/data", kind: "reset", times: 1 });
+    const resent = subject("Dropped, then resent");
+    await transport({ retry: quick }).send({ to: "alice@contoso.com", subject: resent, text: "x" });
+    expect(
+      (await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === resent),
+    ).toHaveLength(1);
+    // "report": one attempt, and an error that says what it means for the message.
+    const before = counts()["smtp.faults.reset"] ?? 0;
+    env.emulator.admin.armFault({ target: "smtp", path: "/data", kind: "reset", times: 1 });
+    const reported = subject("Dropped, then reported");
+    const error = await failure(
+      transport({ retry: quick, uncertainSends: "report" }).send({
+        to: "alice@contoso.com",
+        subject: reported,
+        text: "x",
+        messageId: "<dropped-report@contoso.com>",
+      }),
+    );
+    expect(error.requestSent).toBeUndefined();
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain("may have been sent");
+    expect(error.hint).toContain("<dropped-report@contoso.com>");
+    expect(error.hint).toContain("Sent Items");
+    expect((counts()["smtp.faults.reset"] ?? 0) - before).toBe(1);
+    // The emulator dropped it before filing it, and nothing sent it again.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(
+      (await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === reported),
+    ).toHaveLength(0);
+  });
+
+  it("uncertainSends: report still retries a refusal that sent nothing (4xx at the end of data)", async () => {
+    env.emulator.admin.armFault({ target: "smtp", path: "/data", kind: "status503", times: 1 });
+    const s = subject("Refused, then retried");
+    await transport({
+      retry: { attempts: 2, baseDelayMs: 20, maxDelayMs: 50 },
+      uncertainSends: "report",
+    }).send({
+      to: "alice@contoso.com",
+      subject: s,
+      text: "x",
+    });
+    expect((await readFolder(env.emulator, "alice@contoso.com")).filter((m) => m.subject === s)).toHaveLength(
+      1,
+    );
+  });
+
   it("gives up on a 4xx after the configured attempts with the last error", async () => {
     env.emulator.admin.armFault({ target: "smtp", path: "/data", kind: "status503", times: 5 });
     const error = await failure(

@@ -153,4 +153,30 @@ describe("everyday operations over the API (Graph)", () => {
       expect(doc.paths[path]?.[method]?.summary, `${method} ${path}`).toBeTruthy();
     }
   }, 60_000);
+  it("an attachment whose long name has an emoji at the 150th character downloads through both routes", async () => {
+    const subject = `api names ${tag()}`;
+    const filename = `${"a".repeat(149)}😀 (Bob's).txt`;
+    await json(
+      await send({
+        to: USER,
+        subject,
+        text: "names",
+        attachments: [{ filename, content: Buffer.from("hello").toString("base64") }],
+      }),
+      202,
+    );
+    const [message] = await found({ subject });
+    const path = `/v1/messages/${encodeURIComponent(message.id)}`;
+    const [info] = await json(await api(`${path}/attachments`));
+    for (const url of [
+      `${path}/attachments/${encodeURIComponent(info.id)}/content`,
+      `${path}/attachments/0`,
+    ]) {
+      const res = await api(url);
+      expect(res.status, url).toBe(200);
+      const encoded = /filename\*=UTF-8''([^;\s]+)/.exec(res.headers.get("content-disposition") ?? "")?.[1];
+      expect(decodeURIComponent(encoded ?? "")).toBe(`${"a".repeat(149)}😀`);
+      expect(await res.text()).toBe("hello");
+    }
+  }, 60_000);
 });

@@ -2,6 +2,7 @@ import { type Mailbox, type Message, type MessageSummary, notSupported } from "@
 import type { FastifyInstance } from "fastify";
 import { transportForMessageId } from "../message-owner.js";
 import { cursorQuery, decodeCursor, encodeCursor, pageHeaders, setNextPage } from "../page-cursor.js";
+import { attachmentDisposition } from "./content-disposition.js";
 
 export interface MailRoutesOptions {
   mailbox: Mailbox;
@@ -43,12 +44,6 @@ function summaryOf(m: MessageSummary) {
     ...(m.isFlagged !== undefined ? { isFlagged: m.isFlagged } : {}),
     ...(m.hasAttachments !== undefined ? { hasAttachments: m.hasAttachments } : {}),
   };
-}
-
-/** A safe download name: no path, no quotes or control characters. */
-function dispositionName(filename: string): string {
-  const ascii = filename.replace(/[^\x20-\x7e]|["\\/]/g, "_").slice(0, 150) || "attachment";
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename.slice(0, 150))}`;
 }
 
 /** Folders, message lists, one message, its attachments, the calendar — read through one transport. */
@@ -181,7 +176,7 @@ export async function mailRoutes(app: FastifyInstance, options: MailRoutesOption
       return reply
         .header("content-type", "application/octet-stream")
         .header("x-content-type", attachment.contentType)
-        .header("content-disposition", dispositionName(attachment.filename))
+        .header("content-disposition", attachmentDisposition(attachment.filename))
         .header("x-content-type-options", "nosniff")
         .send(Buffer.from(attachment.content));
     },

@@ -10,6 +10,7 @@ import {
   type Transport,
 } from "@m365-mail/core";
 import type { FastifyInstance } from "fastify";
+import { attachmentDisposition } from "./content-disposition.js";
 
 export interface MessageOpsRoutesOptions {
   mailbox: Mailbox;
@@ -272,15 +273,10 @@ export async function messageOpsRoutes(app: FastifyInstance, options: MessageOps
         "downloadAttachment",
         "downloading attachments",
       )(request.params.id, request.params.attachmentId);
-      const ascii = download.filename.replace(/[^\x20-\x7e]|["\\/]/g, "_").slice(0, 150) || "attachment";
-      // Served as a download, never rendered in the page's origin.
       return reply
         .header("content-type", "application/octet-stream")
         .header("x-content-type", download.contentType)
-        .header(
-          "content-disposition",
-          `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(download.filename.slice(0, 150))}`,
-        )
+        .header("content-disposition", attachmentDisposition(download.filename))
         .header("x-content-type-options", "nosniff")
         .send(Readable.from(download.content));
     },

@@ -31,6 +31,8 @@ declare module "fastify" {
 
 export interface BuildAppOptions {
   mailbox: Mailbox;
+  /** The mailbox's address (a shared mailbox's, or the signed-in user's): the default From. */
+  address?: string;
   outbox: Outbox<StoredMessage>;
   hub: MailEventHub;
   metrics: Metrics;
@@ -167,7 +169,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await api.register(sendRoutes, {
       outbox: options.outbox,
       maxAttachmentBytes: options.maxAttachmentBytes,
-      defaultFrom: options.mailbox.auth.username,
+      defaultFrom: options.address ?? options.mailbox.auth.username,
       transports: options.transports,
     });
     api.get(
@@ -175,6 +177,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       { schema: { tags: ["mail"], summary: "The mailbox this server acts as, and its set-up" } },
       async () => ({
         username: options.mailbox.auth.username,
+        mailbox: options.address ?? options.mailbox.auth.username,
         transports: options.transports,
         reader: options.reader,
         outbox: options.outbox.kind,

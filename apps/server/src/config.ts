@@ -26,6 +26,8 @@ export interface M365Settings {
   tenantId: string;
   clientId: string;
   username: string;
+  /** M365_MAILBOX: a shared mailbox the server works on with the user's rights (default: their own). */
+  mailbox?: string;
   /** M365_AUTH. @default "ropc" */
   auth?: AuthMethod;
   /** Never logged; registered as a secret when loaded. Empty with M365_AUTH=device-code. */
@@ -158,6 +160,7 @@ export function m365SettingsFromEnv(env: NodeJS.ProcessEnv): M365Settings {
     cloud: settings.cloud,
     engine: settings.engine ?? "msal",
     federation: settings.federation ?? "auto",
+    ...(settings.mailbox ? { mailbox: settings.mailbox } : {}),
     ...(settings.ca ? { ca: settings.ca } : {}),
   };
 }

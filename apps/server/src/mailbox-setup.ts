@@ -15,6 +15,8 @@ import type { M365Settings, ServerConfig } from "./config.js";
 
 export interface ServerMailbox {
   mailbox: Mailbox;
+  /** The address the server works on: M365_MAILBOX, else the signed-in user. */
+  address: string;
   auth: RopcTokenProvider | DeviceCodeTokenProvider;
   /** Closes the mailbox (transports, provider) and the token cache's Redis connection. */
   close(): Promise<void>;
@@ -57,6 +59,8 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
           federation: m365.federation,
         });
   const ca = m365.ca ? { ca: m365.ca } : {};
+  // Every transport works on the same mailbox: Graph /users/{shared}, SMTP and IMAP `user=` it.
+  const shared = m365.mailbox ? { mailbox: m365.mailbox } : {};
   const transports: Transport[] = [];
   if (config.transports.includes("graph")) {
     transports.push(
@@ -67,6 +71,7 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
         // The outbox decides about a resend after its grace period; the transport must not resend blindly.
         uncertainSends: "report",
         logger,
+        ...shared,
         ...ca,
       }),
     );
@@ -80,14 +85,16 @@ export function createServerMailbox(config: ServerConfig, m365: M365Settings, lo
         // The outbox is the retry layer: it checks Sent Items before resending after a dropped connection.
         retry: false,
         logger,
+        ...shared,
         ...ca,
       }),
     );
   }
-  if (config.transports.includes("imap")) transports.push(imapTransport({ auth, logger, ...ca }));
+  if (config.transports.includes("imap")) transports.push(imapTransport({ auth, logger, ...shared, ...ca }));
   const mailbox = createMailbox({ auth, transports });
   return {
     mailbox,
+    address: m365.mailbox ?? m365.username,
     auth,
     async close() {
       await mailbox

@@ -39,7 +39,8 @@ async function main(argv: string[]): Promise<void> {
   if (config.emulator) {
     const local = await startLocalEmulator(logger);
     emulator = local.emulator;
-    m365 = local.m365;
+    // The emulator's demo user is a delegate of shared@contoso.com: M365_MAILBOX works here too.
+    m365 = process.env.M365_MAILBOX ? { ...local.m365, mailbox: process.env.M365_MAILBOX } : local.m365;
     if (!local.imap) {
       config.transports = config.transports.filter((t) => t !== "imap");
       if (config.watchVia === "imap") config.watchVia = "graph";

@@ -103,6 +103,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 
   const app = await buildApp({
     mailbox: mailbox.mailbox,
+    address: mailbox.address,
     outbox,
     hub,
     metrics,

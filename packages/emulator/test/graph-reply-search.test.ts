@@ -49,6 +49,23 @@ describe("reply, reply-all, forward", () => {
     expect(body).toContain("From: ");
   });
 
+  it("createReply: message properties replace what Outlook computed (body: no quote; toRecipients: not the sender)", async () => {
+    const original = await received("Replace r4x");
+    const draft = await f.call("POST", `/v1.0/me/messages/${original.id}/createReply`, {
+      token: support,
+      body: {
+        message: {
+          body: { contentType: "HTML", content: "<p>only this</p>" },
+          toRecipients: [{ emailAddress: { address: "shared@contoso.com" } }],
+        },
+      },
+    });
+    expect(draft.status).toBe(201);
+    expect(draft.json.toRecipients.map((r: any) => r.emailAddress.address)).toEqual(["shared@contoso.com"]);
+    expect(draft.json.body.content).toContain("only this");
+    expect(draft.json.body.content).not.toContain("Body of Replace r4x");
+  });
+
   it("replyAll sends at once to the sender and the other recipients, never to the mailbox itself", async () => {
     const original = await received("Team note r2x");
     const sent = await f.call("POST", `/v1.0/me/messages/${original.id}/replyAll`, {

@@ -25,23 +25,30 @@ export async function replyToMessage(
   );
   const to = parseAddressList(input.to).map(toGraphRecipient);
   const cc = parseAddressList(input.cc).map(toGraphRecipient);
-  const message: Record<string, unknown> = {};
-  if (to.length > 0) message.toRecipients = to;
-  if (cc.length > 0) message.ccRecipients = cc;
-  const body: Record<string, unknown> = {};
-  // Graph refuses `comment` together with `message.body`: HTML goes as the body, text as the comment.
-  if (input.html !== undefined) message.body = { contentType: "HTML", content: input.html };
-  else if (input.text !== undefined) body.comment = input.text;
-  if (Object.keys(message).length > 0) body.message = message;
+  // Only `comment` goes with createReply… : a `message.body` or `message.toRecipients` there may
+  // replace the quoted original or the computed recipients instead of adding to them. HTML and extra
+  // recipients are patched onto the draft Graph built, so the quote and the original's sender stay.
   const mb = ctx.mailboxPath;
   const { data: draft } = await ctx.http.request<GraphMessage>(
     OPERATIONS.createReply,
     "POST",
     `${mb}/messages/${encodeURIComponent(messageId)}/${ACTIONS[input.kind]}`,
-    { body, signal },
+    { body: input.html === undefined && input.text !== undefined ? { comment: input.text } : {}, signal },
   );
   const draftPath = `${mb}/messages/${encodeURIComponent(draft.id)}`;
   try {
+    const patch: Record<string, unknown> = {};
+    if (input.html !== undefined)
+      patch.body = { contentType: "HTML", content: aboveQuote(input.html, draft.body) };
+    if (to.length > 0) patch.toRecipients = draft.toRecipients = union(draft.toRecipients, to);
+    if (cc.length > 0) patch.ccRecipients = draft.ccRecipients = union(draft.ccRecipients, cc);
+    if (Object.keys(patch).length > 0) {
+      await ctx.http.request(OPERATIONS.updateDraft, "PATCH", draftPath, {
+        body: patch,
+        signal,
+        read: "none",
+      });
+    }
     await addDraftAttachments(ctx, draftPath, input.attachments ?? [], signal);
   } catch (error) {
     await ctx.http
@@ -58,4 +65,27 @@ export async function replyToMessage(
       .filter(Boolean),
     rejected: [],
   };
+}
+
+/** The recipients Graph computed, then the ones asked for that are not among them. */
+function union(computed: GraphRecipient[] | undefined, added: GraphRecipient[]): GraphRecipient[] {
+  const result = [...(computed ?? [])];
+  const seen = new Set(result.map((r) => r.emailAddress?.address?.toLowerCase()));
+  for (const r of added) if (!seen.has(r.emailAddress?.address?.toLowerCase())) result.push(r);
+  return result;
+}
+
+/** Your HTML on top of the draft's body (the quoted original), as Outlook places a reply. */
+function aboveQuote(html: string, body: GraphMessage["body"]): string {
+  const content = body?.content ?? "";
+  if (content === "") return html;
+  if (body?.contentType?.toLowerCase() !== "html") return `${html}<hr><pre>${escapeHtml(content)}</pre>`;
+  const open = /<body[^>]*>/i.exec(content);
+  if (!open) return html + content;
+  const at = open.index + open[0].length;
+  return content.slice(0, at) + html + content.slice(at);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 }

@@ -51,6 +51,23 @@ describe("everyday operations over Graph (emulator)", () => {
     });
   });
 
+  it("a reply in HTML with an added recipient keeps the quoted original and the original's sender", async () => {
+    const t = fixture.transport();
+    const subject = `html reply ${tag()}`;
+    await t.send({ to: SUPPORT, subject, text: "the first words" });
+    const [original] = await withSubject(t, subject);
+    const sent = await t.reply(original!.id, {
+      kind: "reply",
+      html: "<p>my <b>answer</b></p>",
+      to: "shared@contoso.com",
+    });
+    expect(sent.accepted).toEqual([SUPPORT, "shared@contoso.com"]);
+    const [reply] = await withSubject(t, `RE: ${subject}`);
+    const html = (await t.getMessage(reply!.id)).html ?? "";
+    expect(html).toContain("my <b>answer</b>");
+    expect(html.indexOf("answer")).toBeLessThan(html.indexOf("the first words"));
+  });
+
   it("search by sender, subject and words; flags; drafts created, changed and sent", async () => {
     const t = fixture.transport();
     const word = `zebra${tag()}`;

@@ -73,12 +73,14 @@ async function composeResponse(route: RouteContext, ids: MessageIds, action: Rep
   const computed = action === "forward" ? { to: [], cc: [] } : replyRecipients(parsed, upn, action);
   const originalInput = await draftInputOf(parsed);
   const comment = typeof body.comment === "string" ? body.comment : "";
-  const quoted = quote(parsed, comment, input.body);
+  // `message` holds "writeable properties to update in the reply": a property given there replaces
+  // the one Outlook computed — a `body` replaces the quoted original, `toRecipients` the sender.
+  // https://learn.microsoft.com/en-us/graph/api/message-createreply#request-body
   const draft: GraphMessageInput = {
     subject: input.subject ?? prefixed(action, parsed.subject ?? ""),
-    body: quoted,
-    toRecipients: action === "forward" ? forwardTo : [...computed.to, ...(input.toRecipients ?? [])],
-    ccRecipients: [...computed.cc, ...(input.ccRecipients ?? [])],
+    body: input.body ?? quote(parsed, comment),
+    toRecipients: action === "forward" ? forwardTo : (input.toRecipients ?? computed.to),
+    ccRecipients: input.ccRecipients ?? computed.cc,
     ...(input.bccRecipients ? { bccRecipients: input.bccRecipients } : {}),
     attachments: [
       ...(action === "forward" ? (originalInput.attachments ?? []) : []),
@@ -146,11 +148,7 @@ function replyRecipients(
 }
 
 /** The comment, then Outlook's header block ("From: … Sent: … To: … Subject: …"), then the original. */
-function quote(
-  parsed: ParsedMail,
-  comment: string,
-  own: GraphMessageInput["body"],
-): { contentType: string; content: string } {
+function quote(parsed: ParsedMail, comment: string): { contentType: string; content: string } {
   const format = (value: ParsedMail["to"]) =>
     recipientList(value)
       .map((entry) => (entry.name ? `${entry.name} <${entry.address}>` : entry.address))
@@ -162,19 +160,17 @@ function quote(
     ...(recipientList(parsed.cc).length > 0 ? [`Cc: ${format(parsed.cc)}`] : []),
     `Subject: ${parsed.subject ?? ""}`,
   ];
-  const mine = own?.content ?? comment;
   const html = typeof parsed.html === "string" ? parsed.html : undefined;
-  if (html !== undefined || own?.contentType?.toLowerCase() === "html") {
+  if (html !== undefined) {
     const escapeHtml = (text: string) =>
       text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\n/g, "<br>");
-    const mineHtml = own?.contentType?.toLowerCase() === "html" ? mine : escapeHtml(mine);
     return {
       contentType: "html",
-      content: `<div>${mineHtml}</div><hr><div>${lines.map(escapeHtml).join("<br>")}</div><br>${html ?? escapeHtml(parsed.text ?? "")}`,
+      content: `<div>${escapeHtml(comment)}</div><hr><div>${lines.map(escapeHtml).join("<br>")}</div><br>${html}`,
     };
   }
   return {
     contentType: "text",
-    content: `${mine}\n\n________________________________\n${lines.join("\n")}\n\n${parsed.text ?? ""}`,
+    content: `${comment}\n\n________________________________\n${lines.join("\n")}\n\n${parsed.text ?? ""}`,
   };
 }

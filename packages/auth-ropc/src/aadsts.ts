@@ -5,6 +5,8 @@ export interface AadstsHintContext {
   username?: string;
   tenantId?: string;
   clientId?: string;
+  /** Which grant was refused: `saml-bearer` when Entra ID refused an assertion AD FS issued. */
+  grant?: "password" | "saml-bearer";
 }
 
 /** One row of the table: which M365MailError code an AADSTS number becomes, and what to change. */
@@ -16,6 +18,16 @@ export interface AadstsEntry {
 }
 
 const user = (c: AadstsHintContext) => c.username ?? "the user";
+const domainOf = (c: AadstsHintContext) => c.username?.split("@")[1] ?? "the federated domain";
+
+// Entra ID refusing the assertion AD FS issued: AD FS accepted the password, so the federation trust
+// between AD FS and Entra ID (or the clocks) is what to change. Meanings: the AADSTS reference (50006
+// InvalidSignature, 50008 InvalidSamlToken, 50013 InvalidAssertion, 50107 InvalidRealmUri); fixes:
+// "Renew federation certificates for Microsoft 365 and Microsoft Entra ID" (how-to-connect-fed-o365-certs)
+// and "The requested federation realm object does not exist" (IssuerUri mismatch).
+const ASSERTION_REFUSED = "the password was accepted by AD FS";
+const SIGNING_CERTIFICATE = (c: AadstsHintContext) =>
+  `compare the AD FS token-signing certificate (Get-AdfsCertificate -CertificateType Token-Signing) with the domain's federation settings in Entra ID (Get-MgDomainFederationConfiguration for ${domainOf(c)}: SigningCertificate, NextSigningCertificate) and update them (Update-MgDomainFederationConfiguration, or repair the trust in Microsoft Entra Connect) — typical after a certificate rollover that Entra ID could not read from AD FS's federation metadata`;
 
 // Hints use the set-up guide's words (shared/seed/ms-graph-ropc-auth-flows.txt) so a person can
 // find the switch. Source of the numbers: https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
@@ -57,6 +69,30 @@ export const AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
     title: "invalid username or password",
     hint: (c) =>
       `Check the username and password of ${user(c)} (no leading or trailing spaces: ROPC rejects them). If the domain is federated (AD FS), ROPC only works with a Home Realm Discovery policy that allows cloud password validation (AllowCloudPasswordValidation).`,
+  },
+  50006: {
+    code: "CONFIG_INVALID",
+    title: "Entra ID could not verify the signature of the AD FS assertion",
+    hint: (c) =>
+      `Entra ID refused the assertion AD FS issued for ${user(c)} (${ASSERTION_REFUSED}) because its signature does not match: ${SIGNING_CERTIFICATE(c)}.`,
+  },
+  50008: {
+    code: "CONFIG_INVALID",
+    title: "the SAML assertion from AD FS is missing or misconfigured",
+    hint: (c) =>
+      `Entra ID refused the SAML assertion AD FS issued for ${user(c)} (${ASSERTION_REFUSED}). Check its signature — ${SIGNING_CERTIFICATE(c)} — and its content: the claim rules of the "Microsoft Office 365 Identity Platform" relying party trust on AD FS must issue the UPN and ImmutableID of the user as Entra ID knows them.`,
+  },
+  50013: {
+    code: "CONFIG_INVALID",
+    title: "the AD FS assertion is invalid or outside its validity period",
+    hint: (c) =>
+      `Entra ID refused the assertion AD FS issued for ${user(c)} (${ASSERTION_REFUSED}) as invalid or expired. Usually the clocks differ: synchronise the AD FS servers (and this host) with a reliable time source (NTP), since Entra ID checks the assertion's NotBefore/NotOnOrAfter against its own clock. Otherwise check the token lifetime of the "Microsoft Office 365 Identity Platform" relying party trust on AD FS.`,
+  },
+  50107: {
+    code: "CONFIG_INVALID",
+    title: "the requested federation realm object does not exist",
+    hint: (c) =>
+      `Entra ID has no federation realm for the Issuer of the assertion AD FS issued for ${user(c)} (${ASSERTION_REFUSED}): the Issuer (AD FS's Federation Service identifier, Get-AdfsProperties: Identifier) differs from the IssuerUri of ${domainOf(c)} in Entra ID. Make them equal (Update-MgDomainFederationConfiguration -IssuerUri, or repair the trust in Microsoft Entra Connect; several federated domains on one AD FS each need their own IssuerUri).`,
   },
   50076: MFA,
   50079: { ...MFA, title: "MFA registration is required" },
@@ -157,7 +193,10 @@ export const OAUTH_ERRORS: Readonly<Record<string, AadstsEntry>> = {
   invalid_grant: {
     code: "AUTH_FAILED",
     title: "the grant was refused",
-    hint: (c) => `Check the username and password of ${user(c)}.`,
+    hint: (c) =>
+      c.grant === "saml-bearer"
+        ? `Entra ID refused the assertion AD FS issued for ${user(c)} (${ASSERTION_REFUSED}): check the federation trust of ${domainOf(c)} — Get-MgDomainFederationConfiguration (SigningCertificate, IssuerUri) against AD FS (Get-AdfsCertificate -CertificateType Token-Signing, Get-AdfsProperties) — and the clocks of AD FS and this host; the error code names the rest.`
+        : `Check the username and password of ${user(c)}.`,
   },
   interaction_required: { ...POLICY, title: "Entra ID asks for an interaction that ROPC cannot do" },
   consent_required: CONSENT,

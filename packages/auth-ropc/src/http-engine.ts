@@ -90,7 +90,11 @@ export function httpEngine(options: HttpEngineOptions): TokenEngine {
       headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: req.body,
     });
-    return signIn.store(resource, readTokenResponse(res, where, options.context), started, scopes);
+    const context: AadstsHintContext =
+      grant.type === "password" || grant.type === "refresh_token"
+        ? options.context
+        : { ...options.context, grant: "saml-bearer" };
+    return signIn.store(resource, readTokenResponse(res, where, context), started, scopes);
   }
 
   return {

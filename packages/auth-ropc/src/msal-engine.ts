@@ -347,7 +347,10 @@ export function msalEngine(
         headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
         body: req.body,
       });
-      const body = readTokenResponse(res, `POST ${describeUrl(req.url)}`, options.context);
+      const body = readTokenResponse(res, `POST ${describeUrl(req.url)}`, {
+        ...options.context,
+        grant: "saml-bearer",
+      });
       registerSecret(body.access_token, { rotating: true });
       registerSecret(body.refresh_token, { rotating: true });
       registerSecret(body.id_token, { rotating: true });

@@ -78,7 +78,13 @@ describe.each<RopcEngine>(["http", "msal"])("federated users (engine %s)", (engi
   beforeEach(() => {
     emu.admin.resetCounts();
     emu.admin.clearFaults();
-    emu.admin.updateAdfsSettings({ wsTrust13: true, wsTrust2005: true, mex: true, reachable: true });
+    emu.admin.updateAdfsSettings({
+      wsTrust13: true,
+      wsTrust2005: true,
+      mex: true,
+      reachable: true,
+      assertionLifetimeSeconds: 3600,
+    });
     emu.admin.updateApp(emu.clientId, { allowCloudPasswordValidation: false });
   });
   afterEach(async () => {
@@ -186,6 +192,20 @@ describe.each<RopcEngine>(["http", "msal"])("federated users (engine %s)", (engi
       expect(n("entra.token")).toBe(0);
     },
   );
+
+  // Regression (audit, bug 1): Entra ID refusing AD FS's assertion was reported as a wrong password.
+  it("an assertion Entra ID refuses as expired (AADSTS50013) is CONFIG_INVALID naming the clocks, not the password", async () => {
+    // An assertion that has expired by the time Entra ID reads it: what a skewed AD FS clock produces.
+    emu.admin.updateAdfsSettings({ assertionLifetimeSeconds: 0.001 });
+    const error = await failureOf(make().getAccessToken("graph"));
+    expect(error.serverCode).toBe("AADSTS50013");
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.hint).toMatch(/clock/i);
+    expect(error.hint).toMatch(/AD FS/);
+    expect(error.hint).not.toMatch(/check the username and password/i);
+    expect(n("adfs.issued.saml11")).toBe(1);
+    expect(n("entra.token.password")).toBe(0);
+  });
 
   it("a password with XML's special characters reaches AD FS intact (escaped in the RST)", async () => {
     const tricky = `p<&>"'${Date.now()}`;

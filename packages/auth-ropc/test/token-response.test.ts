@@ -98,6 +98,56 @@ describe("readTokenResponse", () => {
     expect(unknown.message).toContain("new thing");
   });
 
+  // Regression (audit, bug 1): Entra ID's refusals of an AD FS assertion told the user to check the
+  // username and password, which AD FS had just accepted.
+  const samlCtx = { ...ctx, username: "ops@adatum.com", grant: "saml-bearer" as const };
+  const failSaml = (n: number | undefined): M365MailError => {
+    const text =
+      n === undefined
+        ? JSON.stringify({ error: "invalid_grant", error_description: "AADSTS1234567: new thing" })
+        : aadstsBody(n);
+    try {
+      readTokenResponse({ status: 400, headers: {}, text }, where, samlCtx);
+    } catch (error) {
+      return error as M365MailError;
+    }
+    throw new Error("readTokenResponse did not throw");
+  };
+  it.each<[number, RegExp[]]>([
+    [50006, [/token-signing certificate/, /Get-MgDomainFederationConfiguration/]],
+    [50008, [/token-signing certificate/, /claim/, /Microsoft Office 365 Identity Platform/]],
+    [50013, [/clock/i, /NTP/, /AD FS/]],
+    [50107, [/IssuerUri/, /Federation Service identifier/]],
+  ])(
+    "AADSTS%i (an AD FS assertion refused by Entra ID) is CONFIG_INVALID naming what to change",
+    (n, hints) => {
+      for (const [error, domain] of [
+        [failSaml(n), "adatum.com"],
+        [fail(400, aadstsBody(n)), "contoso.com"],
+      ] as const) {
+        expect(error.code).toBe("CONFIG_INVALID");
+        if (n === 50006 || n === 50107) expect(error.hint).toContain(domain);
+        expect(error.serverCode).toBe(`AADSTS${n}`);
+        expect(error.retryable).toBe(false);
+        for (const hint of hints) expect(error.hint).toMatch(hint);
+        expect(error.hint).not.toMatch(/check the username and password/i);
+        expect(error.message).not.toMatch(/username or password/);
+      }
+    },
+  );
+
+  it("an unknown invalid_grant of the SAML bearer grant names AD FS and the federation trust, not the password", () => {
+    const error = failSaml(undefined);
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(error.hint).not.toMatch(/check the username and password/i);
+    expect(error.hint).toMatch(/accepted by AD FS/);
+    expect(error.hint).toMatch(/Get-MgDomainFederationConfiguration/);
+    // The password grant keeps its hint.
+    expect(
+      fail(400, JSON.stringify({ error: "invalid_grant", error_description: "AADSTS1234567: x" })).hint,
+    ).toMatch(/Check the username and password/);
+  });
+
   it("turns 429 into THROTTLED with Retry-After", () => {
     const error = fail(429, "{}", { "retry-after": "7" });
     expect(error.code).toBe("THROTTLED");

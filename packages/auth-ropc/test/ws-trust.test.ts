@@ -1,4 +1,4 @@
-import { parseXml, xmlPath } from "@m365-mail/core";
+import { M365MailError, parseXml, xmlPath } from "@m365-mail/core";
 import { describe, expect, it } from "vitest";
 import { chooseEndpoint, NS, usernamePasswordEndpoints, versionFromPath } from "../src/federation/mex.js";
 import {
@@ -150,5 +150,73 @@ describe("WS-Trust RST and RSTR", () => {
     const html = () =>
       readWsTrustResponse({ status: 503, headers: {}, text: "<html>busy</html>" }, endpoint, "u@example.com");
     expect(html).toThrow(expect.objectContaining({ code: "SERVER_ERROR", retryable: true }));
+  });
+});
+
+/** A SOAP 1.2 fault in AD FS's shape (as the emulator and MSAL Python's test_wstrust.py show it). */
+function adfsFault(subcode: string, subNs: string, reason: string): string {
+  return `<s:Envelope xmlns:s="${NS.s}" xmlns:a="${NS.wsa10}"><s:Header><a:Action s:mustUnderstand="1">http://www.w3.org/2005/08/addressing/soap/fault</a:Action></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value xmlns:a="${subNs}">${subcode}</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">${reason}</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>`;
+}
+
+const WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+const WST13 = "http://docs.oasis-open.org/ws-sx/ws-trust/200512";
+
+// Regression (audit, bug 2): faults that say nothing about the password were reported as a wrong one.
+describe("AD FS faults that are not a wrong password", () => {
+  const endpoint = {
+    address: "https://sts.adatum.com/adfs/services/trust/13/usernamemixed",
+    version: "1.3" as const,
+  };
+  const refusal = (text: string): M365MailError => {
+    try {
+      readWsTrustResponse({ status: 500, headers: {}, text }, endpoint, "ops@adatum.com");
+    } catch (error) {
+      expect(error).toBeInstanceOf(M365MailError);
+      return error as M365MailError;
+    }
+    throw new Error("readWsTrustResponse did not throw");
+  };
+
+  it("MSIS7007 (no relying party trust for urn:federation:MicrosoftOnline) is CONFIG_INVALID naming the trust", () => {
+    const error = refusal(
+      adfsFault(
+        "a:RequestFailed",
+        WST13,
+        "MSIS3127: The specified request failed. MSIS7007: The requested relying party trust 'urn:federation:MicrosoftOnline' is unspecified or unsupported.",
+      ),
+    );
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.retryable).toBe(false);
+    expect(error.serverCode).toBe("MSIS7007");
+    expect(error.message).toMatch(/relying party trust/);
+    expect(error.hint).toMatch(/relying party trust/);
+    expect(error.hint).toContain("urn:federation:MicrosoftOnline");
+    expect(error.hint).toContain("Microsoft Office 365 Identity Platform");
+    expect(error.hint).toContain("https://sts.adatum.com");
+    expect(error.hint).not.toMatch(/username or password/);
+  });
+
+  it("a:InvalidSecurity (the request's security could not be verified) names the clocks and the endpoint, not the password", () => {
+    const error = refusal(
+      adfsFault("a:InvalidSecurity", WSSE, "An error occurred when verifying security for the message."),
+    );
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.serverCode).toBe("a:InvalidSecurity");
+    expect(error.hint).toMatch(/clock/i);
+    expect(error.hint).toMatch(/usernamemixed/);
+    expect(error.hint).toMatch(/not a wrong password/);
+    expect(error.hint).not.toMatch(/refused the username or password/);
+  });
+
+  it("a:FailedAuthentication stays AUTH_FAILED (a wrong password or an AD FS access policy)", () => {
+    const error = refusal(
+      adfsFault(
+        "a:FailedAuthentication",
+        WSSE,
+        "ID3242: The security token could not be authenticated or authorized.",
+      ),
+    );
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(error.hint).toMatch(/refused the username or password/);
   });
 });

@@ -10,6 +10,7 @@ import {
 } from "@m365-mail/core";
 import { describeUrl, type HttpResponse, SOURCE } from "../http-client.js";
 import { NS, SOAP_ACTION, type WsTrustEndpoint, type WsTrustVersion } from "./mex.js";
+import { DEFAULT_AUDIENCE_URN } from "./user-realm.js";
 
 const WST: Record<WsTrustVersion, { ns: string; keyType: string; requestType: string }> = {
   "1.3": {
@@ -115,7 +116,7 @@ export function soapFault(xml: string): { code?: string; subcode?: string; reaso
 interface FaultKind {
   code: ErrorCode;
   title: string;
-  hint: (user: string, adfs: string) => string;
+  hint: (user: string, adfs: string, appliesTo: string) => string;
 }
 
 // AD FS hides most causes behind ID3242 / MSIS3127; where the reason names the Active Directory state
@@ -144,6 +145,29 @@ const FAULTS: ReadonlyArray<{ test: RegExp } & FaultKind> = [
   },
 ];
 
+/**
+ * MSIS7007: AD FS has no relying party trust for the AppliesTo (`urn:federation:MicrosoftOnline`, the
+ * "Microsoft Office 365 Identity Platform" trust Microsoft Entra Connect creates), or the user may not use
+ * it. Nothing to do with the password.
+ */
+const NO_RELYING_PARTY: FaultKind = {
+  code: "CONFIG_INVALID",
+  title: "AD FS has no relying party trust for Microsoft Online",
+  hint: (user, adfs, appliesTo) =>
+    `AD FS (${adfs}) does not know the relying party trust '${appliesTo}' (MSIS7007) or does not let ${user} use it — this is not a wrong password. On AD FS, AD FS Management → Relying Party Trusts must list "Microsoft Office 365 Identity Platform" with the identifier ${appliesTo} (if it is missing, repair the trust in Microsoft Entra Connect), and its access control policy must permit ${user}.`,
+};
+
+/**
+ * a:InvalidSecurity ("An error occurred when verifying security for the message"): AD FS (WCF) could not
+ * verify the request's WS-Security header. A wrong password is a:FailedAuthentication instead.
+ */
+const INVALID_SECURITY: FaultKind = {
+  code: "CONFIG_INVALID",
+  title: "AD FS could not verify the security of the WS-Trust request",
+  hint: (_user, adfs) =>
+    `AD FS (${adfs}) could not verify the security header of the WS-Trust request (a:InvalidSecurity) — this is not a wrong password. Most often the clocks differ: the request's timestamp is made on this host and AD FS refuses one outside its allowed clock skew, so synchronise this host and the AD FS servers with a reliable time source (NTP). Otherwise check that the address is AD FS's usernamemixed endpoint (…/adfs/services/trust/13/usernamemixed, enabled in AD FS Management → Service → Endpoints) and that no proxy in between rewrites the request.`,
+};
+
 const WRONG_CREDENTIALS: FaultKind = {
   code: "AUTH_FAILED",
   title: "the username or password was refused",
@@ -171,19 +195,25 @@ export function readWsTrustResponse(
   const fault = soapFault(res.text);
   if (fault) {
     const text = `${fault.subcode ?? fault.code ?? "fault"}: ${fault.reason ?? "(no reason)"}`;
-    const known =
-      FAULTS.find((f) => f.test.test(fault.reason ?? "")) ??
-      (/FailedAuthentication|ID3242|MSIS3127|RequestFailed|InvalidSecurity/i.test(text)
-        ? WRONG_CREDENTIALS
-        : undefined);
+    const reason = fault.reason ?? "";
+    const subcode = fault.subcode ?? fault.code ?? "";
+    // Before the generic refusals: MSIS7007 arrives as a:RequestFailed / MSIS3127 like a refusal does.
+    const known = /\bMSIS7007\b/.test(reason)
+      ? NO_RELYING_PARTY
+      : /(^|:)InvalidSecurity$/i.test(subcode)
+        ? INVALID_SECURITY
+        : (FAULTS.find((f) => f.test.test(reason)) ??
+          (/FailedAuthentication|ID3242|MSIS3127|RequestFailed/i.test(text) ? WRONG_CREDENTIALS : undefined));
     if (known) {
+      // MSIS7007 quotes the AppliesTo it did not know; the request's own is the realm's (usually the default).
+      const appliesTo = /relying party trust '([^']*)'/.exec(reason)?.[1] || DEFAULT_AUDIENCE_URN;
       return fail(
         known.code,
         `AD FS refused the sign-in of ${username}: ${known.title} (${text.slice(0, 300)})`,
         {
           status: res.status,
-          serverCode: fault.subcode ?? fault.code,
-          hint: known.hint(username, adfs),
+          serverCode: known === NO_RELYING_PARTY ? "MSIS7007" : (fault.subcode ?? fault.code),
+          hint: known.hint(username, adfs, appliesTo),
         },
       );
     }

@@ -1,6 +1,12 @@
 import { type ErrorCode, type Logger, M365MailError, XmlParseError } from "@m365-mail/core";
 import { describeUrl, type HttpClient, SOURCE } from "../http-client.js";
-import { chooseEndpoint, usernamePasswordEndpoints, versionFromPath, type WsTrustEndpoint } from "./mex.js";
+import {
+  chooseEndpoint,
+  isHttpsUrl,
+  usernamePasswordEndpoints,
+  versionFromPath,
+  type WsTrustEndpoint,
+} from "./mex.js";
 import { discoverUserRealm, type UserRealm } from "./user-realm.js";
 import { buildRst, readWsTrustResponse, type SamlAssertion } from "./ws-trust.js";
 
@@ -62,6 +68,26 @@ const UNREACHABLE: ReadonlySet<ErrorCode> = new Set([
 const isUnreachable = (error: unknown): error is M365MailError =>
   error instanceof M365MailError && UNREACHABLE.has(error.code);
 
+const originOf = (url: string) => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "(invalid URL)";
+  }
+};
+
+/** Entra ID named an AD FS address that is no https URL: the domain's federation settings are wrong. */
+function malformedAddress(domain: string, what: string, value: string, setting: string): M365MailError {
+  return new M365MailError(
+    "CONFIG_INVALID",
+    `Entra ID's user-realm discovery names ${JSON.stringify(value.slice(0, 120))} as the AD FS ${what} of ${domain}, which is not a valid https:// URL`,
+    {
+      source: SOURCE,
+      hint: `Ask the tenant admin to correct the federation settings of ${domain} in Entra ID (Get-MgDomainFederationConfiguration: ${setting}, set with Update-MgDomainFederationConfiguration or Microsoft Entra Connect), or set federation: "direct" if the tenant allows cloud password validation.`,
+    },
+  );
+}
+
 function adfsUnreachable(error: M365MailError, step: string, url: string): M365MailError {
   const inner = error.message.replace(/^\[m365-mail\] \[[^\]]+\] /, "").replace(/ — .*$/s, "");
   return new M365MailError(error.code, `AD FS could not be reached for ${step} (${inner})`, {
@@ -69,7 +95,7 @@ function adfsUnreachable(error: M365MailError, step: string, url: string): M365M
     cause: error,
     status: error.status,
     retryable: error.retryable,
-    hint: `Check that the federation server ${new URL(url).origin} is reachable from this host (DNS, firewall, the proxy option, its TLS certificate: the ca option); AD FS often publishes usernamemixed only on the intranet or through the Web Application Proxy. With federation: "auto" the password grant at Entra ID is tried instead, which works only if the tenant allows cloud password validation.`,
+    hint: `Check that the federation server ${originOf(url)} is reachable from this host (DNS, firewall, the proxy option, its TLS certificate: the ca option); AD FS often publishes usernamemixed only on the intranet or through the Web Application Proxy. With federation: "auto" the password grant at Entra ID is tried instead, which works only if the tenant allows cloud password validation.`,
   });
 }
 
@@ -133,6 +159,14 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
 
   async function endpointFor(found: UserRealm): Promise<WsTrustEndpoint> {
     if (found.federationMetadataUrl) {
+      if (!isHttpsUrl(found.federationMetadataUrl)) {
+        throw malformedAddress(
+          domain,
+          "metadata (MEX) address",
+          found.federationMetadataUrl,
+          "MetadataExchangeUri",
+        );
+      }
       const endpoints = await endpointsFrom(found.federationMetadataUrl);
       const chosen = chooseEndpoint(endpoints);
       if (chosen) return chosen;
@@ -147,6 +181,9 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
     }
     // MSAL Python's fallback: no MEX document, but Entra ID names the active endpoint.
     const active = found.federationActiveAuthUrl;
+    if (active?.toLowerCase().startsWith("https://") && !isHttpsUrl(active)) {
+      throw malformedAddress(domain, "active sign-in address", active, "ActiveSignInUri");
+    }
     const version = active ? versionFromPath(active) : undefined;
     if (active?.toLowerCase().startsWith("https://") && version) return { address: active, version };
     throw new M365MailError(

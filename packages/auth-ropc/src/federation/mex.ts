@@ -78,7 +78,7 @@ export function usernamePasswordEndpoints(mexXml: string): WsTrustEndpoint[] {
       const binding = bindings.get(bindingName);
       if (!binding || !policies.has(binding.policy)) continue;
       const address = xmlPath(port, [NS.wsa10, "EndpointReference"], [NS.wsa10, "Address"])?.text.trim();
-      if (!address?.toLowerCase().startsWith("https://")) continue;
+      if (!address || !isHttpsUrl(address)) continue;
       const version =
         binding.action === SOAP_ACTION["1.3"]
           ? "1.3"
@@ -89,6 +89,15 @@ export function usernamePasswordEndpoints(mexXml: string): WsTrustEndpoint[] {
     }
   }
   return endpoints;
+}
+
+/** An `https://` URL that parses: the password must not travel in clear, nor to an address that is none. */
+export function isHttpsUrl(value: string): boolean {
+  try {
+    return new URL(value).protocol === "https:";
+  } catch {
+    return false;
+  }
 }
 
 /** WS-Trust 1.3 when offered (MSAL's historical preference), else the first 2005 endpoint. */

@@ -12,6 +12,8 @@ export interface HttpClientOptions {
   ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
   /** The component named in error messages. @default "auth-ropc" */
   source?: string;
+  /** The option `proxy` came from, named in its error. @default "proxy" */
+  proxyOption?: string;
 }
 
 export interface HttpResponse {
@@ -51,10 +53,11 @@ function makeDispatcher(options: HttpClientOptions): Dispatcher {
     try {
       new URL(options.proxy);
     } catch (error) {
-      throw new M365MailError("CONFIG_INVALID", "the proxy option is not a valid URL", {
+      const name = options.proxyOption ?? "proxy";
+      throw new M365MailError("CONFIG_INVALID", `the ${name} option is not a valid URL`, {
         source: SOURCE,
         cause: error,
-        hint: "Set proxy to a URL such as http://proxy.example.com:3128.",
+        hint: `Set ${name} to a URL such as http://proxy.example.com:3128.`,
       });
     }
     return new ProxyAgent({ uri: options.proxy, ...(ca ? { requestTls: { ca } } : {}) });

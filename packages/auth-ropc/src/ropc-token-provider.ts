@@ -63,8 +63,17 @@ export interface RopcTokenProviderOptions {
   cache?: TokenCache;
   /** For every HTTP request, from connect to the last byte. @default 30000 */
   timeoutMs?: number;
-  /** HTTP(S) proxy URL for requests to Entra ID. */
+  /**
+   * HTTP(S) proxy URL for requests to Entra ID only (token endpoint, user-realm discovery). AD FS is
+   * usually on the intranet and is reached directly: see `adfsProxy`.
+   */
   proxy?: string;
+  /**
+   * HTTP(S) proxy URL for requests to AD FS (federated users: its MEX document and WS-Trust endpoint).
+   * Give the same URL as `proxy` to send those through it too.
+   * @default none: AD FS is reached directly
+   */
+  adfsProxy?: string;
   /** Extra CA certificates (PEM) to trust, on top of Node's roots. */
   ca?: string | Buffer | ReadonlyArray<string | Buffer>;
   /** Refresh this long before expiry (at most half the token's lifetime). @default 300 */
@@ -210,6 +219,16 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     proxy: options.proxy,
     ca: options.ca,
   });
+  // AD FS has its own proxy setting (none by default): `proxy` is for Entra ID.
+  const adfsHttp =
+    options.adfsProxy === options.proxy
+      ? http
+      : createHttpClient({
+          timeoutMs: options.timeoutMs ?? 30_000,
+          proxy: options.adfsProxy,
+          ca: options.ca,
+          proxyOption: "adfsProxy",
+        });
 
   let engine: TokenEngine;
   let msalApplication: PublicClientApplication | undefined;
@@ -254,6 +273,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
     authorityHost,
     username: options.username,
     http,
+    adfsHttp,
     logger: log,
   });
 
@@ -365,6 +385,7 @@ export function ropcTokenProvider(options: RopcTokenProviderOptions): RopcTokenP
       memory.dispose();
       await engine.close();
       await http.close();
+      if (adfsHttp !== http) await adfsHttp.close();
     },
   };
 }

@@ -1,4 +1,6 @@
+import { createServer, type IncomingMessage } from "node:http";
 import { request } from "node:https";
+import { type AddressInfo, connect as netConnect, type Socket } from "node:net";
 import { connect } from "node:tls";
 import { encodeXOAuth2, type Logger, M365MailError, readJwtClaims } from "@m365-mail/core";
 import {
@@ -267,6 +269,109 @@ describe.each<RopcEngine>(["http", "msal"])("federated users (engine %s)", (engi
     for (const secret of secrets) expect(text).not.toContain(secret);
     expect(text).not.toMatch(/<(\w+:)?Assertion/);
     expect(text).not.toMatch(/<(\w+:)?Password>[^<[]/);
+  });
+});
+
+/** An HTTP CONNECT proxy that records the host:port of every tunnel it opens. */
+async function connectProxy(): Promise<{ url: string; targets: string[]; close(): Promise<void> }> {
+  const targets: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((_req, res) => res.writeHead(405).end());
+  server.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
+    targets.push(req.url ?? "");
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = netConnect(Number(port), host!, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => s.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    targets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// Regression (audit, bug 3): the proxy option (documented as "for requests to Entra ID") also carried
+// the AD FS requests, which usually must go straight to an intranet AD FS.
+describe.each<RopcEngine>(["http", "msal"])("proxy and adfsProxy (engine %s)", (engine) => {
+  let proxy: Awaited<ReturnType<typeof connectProxy>>;
+  beforeAll(async () => {
+    proxy = await connectProxy();
+  });
+  afterAll(() => proxy?.close());
+  beforeEach(() => {
+    proxy.targets.length = 0;
+    emu.admin.updateAdfsSettings({ reachable: true, mex: true, wsTrust13: true, wsTrust2005: true });
+  });
+  const hostOf = (origin: string) => new URL(origin).host;
+  const sign = async (overrides: Partial<RopcTokenProviderOptions>) => {
+    const provider = ropcTokenProvider({
+      tenantId: emu.tenantId,
+      clientId: emu.clientId,
+      username: OPS,
+      password: DEMO_PASSWORD,
+      cloud: emu.cloud,
+      ca: emu.caPem,
+      engine,
+      retry: { attempts: 1, baseDelayMs: 5 },
+      timeoutMs: 5000,
+      ...overrides,
+    } as RopcTokenProviderOptions);
+    try {
+      secrets.add((await provider.getAccessToken("graph")).token);
+      return provider.signInRoute();
+    } finally {
+      await provider.dispose();
+    }
+  };
+
+  it("proxy carries Entra ID's requests only: AD FS (MEX, WS-Trust) is reached directly", async () => {
+    const route = await sign({ proxy: proxy.url });
+    expect(route?.method).toBe("saml-bearer");
+    expect(proxy.targets).toContain(hostOf(emu.cloud.authorityHost));
+    expect(proxy.targets).not.toContain(hostOf(emu.adfsOrigin));
+  });
+
+  it("adfsProxy carries AD FS's requests only", async () => {
+    const route = await sign({ adfsProxy: proxy.url });
+    expect(route?.method).toBe("saml-bearer");
+    expect(proxy.targets).toContain(hostOf(emu.adfsOrigin));
+    expect(proxy.targets).not.toContain(hostOf(emu.cloud.authorityHost));
+  });
+
+  it("the same URL in both sends everything through the proxy", async () => {
+    await sign({ proxy: proxy.url, adfsProxy: proxy.url });
+    expect(new Set(proxy.targets)).toEqual(
+      new Set([hostOf(emu.cloud.authorityHost), hostOf(emu.adfsOrigin)]),
+    );
+  });
+
+  it("an invalid adfsProxy is CONFIG_INVALID naming adfsProxy", () => {
+    expect(() =>
+      ropcTokenProvider({
+        tenantId: emu.tenantId,
+        clientId: emu.clientId,
+        username: OPS,
+        password: DEMO_PASSWORD,
+        adfsProxy: "not a url",
+      }),
+    ).toThrow(
+      expect.objectContaining({ code: "CONFIG_INVALID", message: expect.stringContaining("adfsProxy") }),
+    );
   });
 });
 

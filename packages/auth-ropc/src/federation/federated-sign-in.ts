@@ -44,7 +44,10 @@ export interface FederationOptions {
   mode: FederationMode;
   authorityHost: string;
   username: string;
+  /** For Entra ID's user-realm discovery. */
   http: HttpClient;
+  /** For AD FS (MEX, WS-Trust): its own proxy setting. @default http */
+  adfsHttp?: HttpClient;
   logger: Logger;
   /** How long realm and MEX answers are reused. @default 3600000 */
   cacheTtlMs?: number;
@@ -95,13 +98,14 @@ function adfsUnreachable(error: M365MailError, step: string, url: string): M365M
     cause: error,
     status: error.status,
     retryable: error.retryable,
-    hint: `Check that the federation server ${originOf(url)} is reachable from this host (DNS, firewall, the proxy option, its TLS certificate: the ca option); AD FS often publishes usernamemixed only on the intranet or through the Web Application Proxy. With federation: "auto" the password grant at Entra ID is tried instead, which works only if the tenant allows cloud password validation.`,
+    hint: `Check that the federation server ${originOf(url)} is reachable from this host (DNS, firewall, the adfsProxy option: AD FS is reached directly unless it is set; its TLS certificate: the ca option); AD FS often publishes usernamemixed only on the intranet or through the Web Application Proxy. With federation: "auto" the password grant at Entra ID is tried instead, which works only if the tenant allows cloud password validation.`,
   });
 }
 
 /** User-realm discovery, MEX and WS-Trust, with the realm and MEX answers cached. */
 export function federatedSignIn(options: FederationOptions): FederatedSignIn {
   const { http, logger: log, mode, username } = options;
+  const adfsHttp = options.adfsHttp ?? http;
   const ttl = options.cacheTtlMs ?? 3_600_000;
   const domain = username.split("@")[1]!.toLowerCase();
   const realms = new Map<string, { realm: UserRealm; at: number }>();
@@ -121,7 +125,7 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
     if (hit && Date.now() - hit.at < ttl) return hit.endpoints;
     let res: Awaited<ReturnType<HttpClient["send"]>>;
     try {
-      res = await http.send({
+      res = await adfsHttp.send({
         method: "GET",
         url: mexUrl,
         headers: { accept: "application/soap+xml, text/xml" },
@@ -205,7 +209,12 @@ export function federatedSignIn(options: FederationOptions): FederatedSignIn {
     log.debug(`WS-Trust ${endpoint.version} request to AD FS`, { url: describeUrl(endpoint.address) });
     let res: Awaited<ReturnType<HttpClient["send"]>>;
     try {
-      res = await http.send({ method: "POST", url: endpoint.address, headers: rst.headers, body: rst.body });
+      res = await adfsHttp.send({
+        method: "POST",
+        url: endpoint.address,
+        headers: rst.headers,
+        body: rst.body,
+      });
     } catch (error) {
       throw error instanceof M365MailError ? adfsUnreachable(error, "WS-Trust", endpoint.address) : error;
     }
@@ -306,7 +315,7 @@ export function fallbackRefused(refusal: M365MailError, adfsError: M365MailError
       source: SOURCE,
       cause: adfsError,
       retryable: adfsError.retryable,
-      hint: `Make AD FS reachable from this host (DNS, firewall, the proxy and ca options), or have the tenant admin allow cloud password validation for this app (Home Realm Discovery policy with AllowCloudPasswordValidation: true; needs Password Hash Sync) and set federation: "direct".`,
+      hint: `Make AD FS reachable from this host (DNS, firewall, the adfsProxy and ca options), or have the tenant admin allow cloud password validation for this app (Home Realm Discovery policy with AllowCloudPasswordValidation: true; needs Password Hash Sync) and set federation: "direct".`,
     },
   );
 }

@@ -266,6 +266,9 @@ function toGranted(
   };
 }
 
+/** Sign-in scopes msal adds and stores with access tokens; they name no resource. */
+const OIDC_SCOPES: ReadonlySet<string> = new Set(["openid", "profile", "email", "offline_access"]);
+
 /** `acquireTokenByUsernamePassword` for the first grant, `acquireTokenSilent` (cache, refresh token) after. */
 export function msalEngine(
   options: MsalEngineOptions,
@@ -301,11 +304,53 @@ export function msalEngine(
     }
   };
 
+  /**
+   * msal looks cached access tokens up by the requested scopes, and `{resource}/.default` never matches
+   * the granted list it stored with the token. For a `.default` request this finds the granted scopes
+   * of a cached access token of this resource still valid past `minValidUntil` (and past msal's own
+   * 5-minute renewal window), so that asking with them is served from msal's cache without a request.
+   * Undefined otherwise: the caller then asks with `.default` (a refresh keeps `.default`'s meaning).
+   */
+  const cachedGrantedScopes = async (
+    scopes: readonly string[],
+    current: AccountInfo,
+    minValidUntil: number,
+  ): Promise<string[] | undefined> => {
+    if (scopes.length !== 1 || !scopes[0]!.toLowerCase().endsWith("/.default")) return undefined;
+    const prefix = scopes[0]!.slice(0, -".default".length).toLowerCase();
+    const cache = application.getTokenCache();
+    // Loads the persisted cache (cache plugin) into msal's memory first.
+    await cache.getAllAccounts();
+    let parsed: { AccessToken?: Record<string, Record<string, unknown>> };
+    try {
+      parsed = JSON.parse(cache.serialize());
+    } catch {
+      return undefined;
+    }
+    const validUntil = Math.max(minValidUntil, Date.now() + 310_000);
+    for (const entry of Object.values(parsed.AccessToken ?? {})) {
+      if (entry.home_account_id !== current.homeAccountId || entry.client_id !== options.clientId) continue;
+      if (!(Number(entry.expires_on) * 1000 > validUntil)) continue;
+      const target = String(entry.target ?? "")
+        .split(" ")
+        .filter((t) => t && !OIDC_SCOPES.has(t.toLowerCase()));
+      if (target.length > 0 && target.every((t) => t.toLowerCase().startsWith(prefix))) return target;
+    }
+    return undefined;
+  };
+
   return {
     application,
     async silent(_resource: Resource, scopes, force, minValidUntil) {
       const current = await findAccount();
       if (!current) return undefined;
+      if (!force) {
+        const granted = await cachedGrantedScopes(scopes, current, minValidUntil).catch(() => undefined);
+        if (granted) {
+          const cached = await silentOnce(granted, false, current);
+          if (cached.fromCache) return cached;
+        }
+      }
       const first = await silentOnce(scopes, force, current);
       // msal serves cached tokens until 5 min before expiry; our margin may be longer. Only a token
       // from msal's cache is worth a second, forced try: a fresh one is the best Entra ID gives.

@@ -1,4 +1,5 @@
 export * from "./address.js";
+export * from "./address-header.js";
 export * from "./clouds.js";
 export * from "./contracts.js";
 export * from "./errors.js";

@@ -1,4 +1,5 @@
 import { formatAddress, parseAddressList } from "./address.js";
+import { parseAddressHeader } from "./address-header.js";
 import { M365MailError } from "./errors.js";
 import type { Address, AddressInput, Message, OutgoingAttachment, OutgoingMessage } from "./message.js";
 
@@ -42,8 +43,9 @@ export function replyRecipients(
       seen.add(key);
       return true;
     });
-  const replyTo = headerValue(original, "reply-to");
-  const sender = replyTo ? parseAddressList(replyTo.split(",")) : original.from ? [original.from] : [];
+  // Reply-To is an address list as received: quoted names with commas, comments, groups, encoded words.
+  const replyTo = parseAddressHeader(headerValue(original, "reply-to"));
+  const sender = replyTo.length > 0 ? replyTo : original.from ? [original.from] : [];
   // A reply to your own message goes to its recipients (yourself too, when you were one), as in Outlook.
   const fromSelf = sender.length > 0 && sender.every((a) => a.address.toLowerCase() === me);
   const to = fromSelf

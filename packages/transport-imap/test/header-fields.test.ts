@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeWords, parseAddressList, readHeaderFields } from "../src/header-fields.js";
+import { readHeaderFields } from "../src/header-fields.js";
 
 const source = (...lines: string[]) => Buffer.from(lines.join("\r\n"));
 
@@ -58,42 +58,5 @@ describe("readHeaderFields", () => {
     expect(fields.subject).toBe("Täst für you");
     expect(fields.from).toEqual({ address: "j@x.de", name: "Jörg" });
     expect(fields.to).toEqual([{ address: "zoe@x.de", name: "Zoë" }]);
-  });
-});
-
-describe("decodeWords", () => {
-  it("joins adjacent words before decoding, so a character split across two survives", () => {
-    // "é" is C3 A9 in UTF-8, split over two encoded words.
-    expect(decodeWords("=?utf-8?q?caf=C3?= =?utf-8?q?=A9?=")).toBe("café");
-  });
-  it("keeps text between words that is not only white space, and leaves unknown charsets alone", () => {
-    expect(decodeWords("=?utf-8?q?a?= and =?utf-8?q?b?=")).toBe("a and b");
-    expect(decodeWords("=?x-unknown?q?a?=")).toBe("=?x-unknown?q?a?=");
-    expect(decodeWords("plain =? text")).toBe("plain =? text");
-  });
-});
-
-describe("parseAddressList", () => {
-  it("handles quoted names with commas, escapes, comments and angle addresses", () => {
-    expect(
-      parseAddressList(
-        ' "Doe, John" <john@x.com>, k@y.com (Kay Y), "A \\"B\\"" <ab@z.com>,  Pat  Lee  < pat@z.com >',
-      ),
-    ).toEqual([
-      { address: "john@x.com", name: "Doe, John" },
-      { address: "k@y.com", name: "Kay Y" },
-      { address: "ab@z.com", name: 'A "B"' },
-      { address: "pat@z.com", name: "Pat Lee" },
-    ]);
-  });
-  it("lists a group's members, not the group, and skips empty groups and entries", () => {
-    expect(parseAddressList(" Team: a@z.com, B <b@z.com>;, c@z.com")).toEqual([
-      { address: "a@z.com" },
-      { address: "b@z.com", name: "B" },
-      { address: "c@z.com" },
-    ]);
-    expect(parseAddressList(" undisclosed-recipients:;")).toEqual([]);
-    expect(parseAddressList(" , ,")).toEqual([]);
-    expect(parseAddressList(undefined)).toEqual([]);
   });
 });

@@ -58,6 +58,11 @@ export function replyRecipients(
   return { to: [...to, ...keep(original.to)], cc: keep(original.cc) };
 }
 
+/** The `<id@host>` message ids in a References or In-Reply-To value, without folding, commas or comments. */
+function messageIds(value: string | undefined): string[] {
+  return value?.match(/<[^<>\s]+>/g) ?? [];
+}
+
 function headerValue(message: Message, name: string): string | undefined {
   const headers = message.headers ?? {};
   for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === name) return value;
@@ -86,10 +91,17 @@ export function composeReply(original: Message, input: ReplyInput, self: string)
   }
   const headers: Record<string, string> = {};
   const parentId = original.internetMessageId;
-  if (parentId && input.kind !== "forward") {
-    headers["In-Reply-To"] = parentId;
-    const references = headerValue(original, "references");
-    headers.References = [references, parentId].filter(Boolean).join(" ");
+  if (input.kind !== "forward") {
+    // RFC 5322 3.6.4: the parent's References (or, without them, its In-Reply-To when that holds a
+    // single id), then the parent's Message-ID.
+    const references = messageIds(headerValue(original, "references"));
+    const inReplyTo = messageIds(headerValue(original, "in-reply-to"));
+    const thread = references.length > 0 ? references : inReplyTo.length === 1 ? inReplyTo : [];
+    if (parentId) {
+      headers["In-Reply-To"] = parentId;
+      thread.push(parentId);
+    }
+    if (thread.length > 0) headers.References = thread.join(" ");
   } else if (parentId) {
     // A forward starts its own thread but keeps the link, as Outlook does.
     headers.References = parentId;

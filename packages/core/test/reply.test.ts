@@ -86,3 +86,38 @@ describe("replyRecipients reads Reply-To as an RFC 5322 address list (regression
     }
   });
 });
+describe("composeReply threading headers (RFC 5322 3.6.4)", () => {
+  const headers = (parent: Record<string, string>, extra: Partial<Message> = {}) =>
+    composeReply(original(parent, extra), { kind: "reply", text: "ok" }, SELF).headers;
+
+  it("References = the parent's References + its Message-ID", () => {
+    expect(headers({ references: "<r1@x> <r2@x>", "in-reply-to": "<r2@x>" })).toEqual({
+      "In-Reply-To": "<parent@contoso.com>",
+      References: "<r1@x> <r2@x> <parent@contoso.com>",
+    });
+  });
+
+  it("without References, a single-id In-Reply-To stands in for it (regression: it was dropped)", () => {
+    expect(headers({ "in-reply-to": "<r2@x>" })).toEqual({
+      "In-Reply-To": "<parent@contoso.com>",
+      References: "<r2@x> <parent@contoso.com>",
+    });
+  });
+
+  it("an In-Reply-To with several ids is not used (the RFC allows only one)", () => {
+    expect(headers({ "in-reply-to": "<r1@x> <r2@x>" })?.References).toBe("<parent@contoso.com>");
+  });
+
+  it("folded or comma-joined References keep only their message ids", () => {
+    expect(headers({ references: "<r1@x>,\t<r2@x> (comment)" })?.References).toBe(
+      "<r1@x> <r2@x> <parent@contoso.com>",
+    );
+  });
+
+  it("a parent without a Message-ID: no In-Reply-To, References still carries the thread", () => {
+    expect(headers({ references: "<r1@x>" }, { internetMessageId: undefined })).toEqual({
+      References: "<r1@x>",
+    });
+    expect(headers({}, { internetMessageId: undefined })).toBeUndefined();
+  });
+});

@@ -53,6 +53,11 @@ describe.skipIf(dovecotMissing)("replying to a message read over IMAP (emulator 
       { address: "alice@contoso.com", name: "Wilber, Alice" },
       { address: "ops@contoso.com", name: "Ops, Desk" },
     ]);
+    // The parent has In-Reply-To but no References: the thread continues from it (RFC 5322 3.6.4).
+    expect(reply.headers).toEqual({
+      "In-Reply-To": "<rt1@contoso.com>",
+      References: "<root@contoso.com> <rt1@contoso.com>",
+    });
 
     const all = composeReply(original, { kind: "replyAll", text: "done" }, SUPPORT);
     validateOutgoingMessage(all);

@@ -132,6 +132,27 @@ describe("$search", () => {
     expect(await search("uarterly")).not.toContain("Quarterly numbers s1x");
   });
 
+  it("reads KQL as Graph does: escaped phrases, OR, NOT, parentheses, cc and recipients", async () => {
+    await received("Budget OR review k1x");
+    const search = async (kql: string) =>
+      (
+        await f.call("GET", `/v1.0/me/messages?$search=${encodeURIComponent(kql)}`, { token: support })
+      ).json.value.map((m: any) => m.subject);
+    const hit = ["Budget OR review k1x"];
+    expect(await search('"(to:shared OR cc:shared) k1x"')).toEqual(hit);
+    expect(await search('"recipients:shared k1x"')).toEqual(hit);
+    expect(await search('"to:shared k1x"')).toEqual([]);
+    // A phrase (its quotes escaped inside the OData string) is literal: OR in it is a word.
+    expect(await search('"subject:\\"budget OR review\\" k1x"')).toEqual(hit);
+    expect(await search('"subject:\\"OR budget\\" k1x"')).toEqual([]);
+    expect(await search('"k1x NOT from:alice"')).toEqual([]);
+    expect(await search('"k1x (from:bob OR subject:budget)"')).toEqual(hit);
+    const unbalanced = await f.call("GET", `/v1.0/me/messages?$search=${encodeURIComponent('"(k1x"')}`, {
+      token: support,
+    });
+    expect(unbalanced.status).toBe(400);
+  });
+
   it("refuses $orderby and $filter beside $search, as Graph does", async () => {
     for (const extra of ["$orderby=receivedDateTime desc", "$filter=isRead eq false"]) {
       const answer = await f.call("GET", `/v1.0/me/messages?$search="x"&${extra}`, { token: support });

@@ -95,7 +95,7 @@ async function* searchMessages(
   const top = Math.max(1, Math.min(1000, query.pageSize ?? 50, limit));
   let url: string | undefined =
     `${ctx.mailboxPath}/mailFolders/${folder}/messages` +
-    `?$top=${top}&$select=${SUMMARY_FIELDS}&$search=${encodeURIComponent(`"${kql}"`)}`;
+    `?$top=${top}&$select=${SUMMARY_FIELDS}&$search=${encodeURIComponent(searchParameter(kql))}`;
   const seen = new Set<string>();
   let count = 0;
   while (url) {
@@ -114,16 +114,35 @@ async function* searchMessages(
   }
 }
 
-/** `from:alice subject:invoice words` — quotes dropped: they would end Graph's quoted `$search` value. */
+/**
+ * `from:alice (to:bob OR cc:bob) subject:invoice words`: every word of every field must match (AND, by
+ * word, as the core contract says). `to` is To or Cc (`recipients:` would add Bcc, which IMAP's `TO`/`CC`
+ * do not search). A word KQL would read as syntax — an operator (`OR`, `NOT`…), a `:`, parentheses, a
+ * wildcard, a leading `-` — is quoted as a phrase, so a value cannot change the query. Double quotes and
+ * backslashes cannot be searched for (the index has no punctuation): they separate words.
+ */
 export function toKql(search: NonNullable<MessageQuery["search"]>): string {
   const words = (value: string | undefined) =>
-    (value ?? "").replace(/["\\]/g, " ").split(/\s+/).filter(Boolean);
+    (value ?? "").replace(/["\\]/g, " ").split(/\s+/).filter(Boolean).map(kqlValue);
   return [
     ...words(search.from).map((w) => `from:${w}`),
-    ...words(search.to).map((w) => `to:${w}`),
+    ...words(search.to).map((w) => `(to:${w} OR cc:${w})`),
     ...words(search.subject).map((w) => `subject:${w}`),
     ...words(search.text),
   ].join(" ");
+}
+
+// KQL's operators (case-sensitive in KQL; quoted in any case here) and the words that need no quotes.
+const KQL_OPERATOR = /^(AND|OR|NOT|NEAR|ONEAR|ALL|ANY|NONE|WORDS|XRANK)$/i;
+const KQL_PLAIN = /^[\p{L}\p{N}][\p{L}\p{N}@._-]*$/u;
+
+function kqlValue(word: string): string {
+  return KQL_PLAIN.test(word) && !KQL_OPERATOR.test(word) ? word : `"${word}"`;
+}
+
+/** Graph's `$search` value is one quoted OData string: inner quotes (KQL phrases) are `\"`-escaped. */
+function searchParameter(kql: string): string {
+  return `"${kql.replace(/["\\]/g, "\\$&")}"`;
 }
 
 /** Flag for follow-up (`flag.flagStatus`), or clear it. */

@@ -1,4 +1,3 @@
-import type { ParsedMail } from "mailparser";
 import { badRequest, GraphError } from "./graph-error.js";
 
 /** `$top` as Graph reads it: a positive integer, capped (Outlook serves at most 1000 per page). */
@@ -159,75 +158,4 @@ export function odataQueryString(params: URLSearchParams): string {
     .replace(/%2C/gi, ",")
     .replace(/%3A/gi, ":")
     .replace(/\+/g, "%20");
-}
-
-/** `$search` on messages, the KQL subset clients send: `from:`, `to:`, `cc:`, `subject:`, `body:` and bare words. */
-export interface MessageSearch {
-  terms: { property: "from" | "to" | "cc" | "subject" | "body" | "any"; value: string }[];
-}
-
-const SEARCH_PROPERTIES = ["from", "to", "cc", "subject", "body"] as const;
-
-/**
- * Graph refuses `$orderby` and `$filter` next to `$search` on messages (results come newest sent
- * first). https://learn.microsoft.com/en-us/graph/search-query-parameter
- */
-export function parseMessageSearch(query: URLSearchParams): MessageSearch | undefined {
-  const raw = query.get("$search");
-  if (raw === null) return undefined;
-  for (const other of ["$orderby", "$filter"]) {
-    if (query.get(other) !== null) {
-      const name = other === "$orderby" ? "$orderBy" : other;
-      throw new GraphError(
-        400,
-        "BadRequest",
-        `The query parameter '${name}' is not supported with '$search'.`,
-      );
-    }
-  }
-  // The whole expression is quoted ("…"); inner quotes group a phrase (subject:"two words").
-  const text = raw
-    .trim()
-    .replace(/^"([\s\S]*)"$/, "$1")
-    .trim();
-  if (text === "") throw badRequest("Syntax error: character '\"' is not valid at position 0 in '\"\"'.");
-  const terms: MessageSearch["terms"] = [];
-  const pattern = /(?:(\w+):)?(?:"([^"]*)"|'([^']*)'|(\S+))/g;
-  for (const match of text.matchAll(pattern)) {
-    const value = (match[2] ?? match[3] ?? match[4] ?? "").trim();
-    const name = match[1]?.toLowerCase();
-    if (!name && value.toUpperCase() === "AND") continue;
-    if (value === "") continue;
-    const property = SEARCH_PROPERTIES.find((p) => p === name);
-    if (name && !property) {
-      // An unknown property is searched as words, as Exchange does with unknown prefixes.
-      terms.push({ property: "any", value: `${name}:${value}` });
-      continue;
-    }
-    terms.push({ property: property ?? "any", value });
-  }
-  return { terms };
-}
-
-/** Every term must start a word in its field (Exchange matches word prefixes, case-insensitive). */
-export function matchesSearch(parsed: ParsedMail, search: MessageSearch): boolean {
-  const addresses = (value: ParsedMail["to"]) =>
-    (Array.isArray(value) ? value : value ? [value] : [])
-      .flatMap((group) => group.value)
-      .map((entry) => `${entry.name ?? ""} ${entry.address ?? ""}`)
-      .join(" ");
-  const body = `${parsed.text ?? ""} ${typeof parsed.html === "string" ? parsed.html.replace(/<[^>]+>/g, " ") : ""}`;
-  const fields = {
-    from: addresses(parsed.from),
-    to: addresses(parsed.to),
-    cc: addresses(parsed.cc),
-    subject: parsed.subject ?? "",
-    body,
-  };
-  return search.terms.every(({ property, value }) => {
-    const haystacks = property === "any" ? [fields.from, fields.subject, fields.body] : [fields[property]];
-    const escaped = value.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    const word = new RegExp(`(^|[^\\p{L}\\p{N}])${escaped}`, "u");
-    return haystacks.some((text) => word.test(text.toLowerCase()));
-  });
 }

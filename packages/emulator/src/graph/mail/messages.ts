@@ -2,15 +2,14 @@
 import { badRequest, GraphError } from "../graph-error.js";
 import type { RouteContext } from "../graph-service.js";
 import type { GraphResponse } from "../graph-types.js";
+import { matchesSearch, parseMessageSearch } from "../kql-search.js";
 import type { MessageRecord } from "../mailbox-view.js";
 import { MESSAGE_PROPERTIES } from "../message-resource.js";
 import { composeMime, type GraphMessageInput } from "../mime.js";
 import {
   checkFilterOrder,
-  matchesSearch,
   parseMessageFilter,
   parseMessageOrderBy,
-  parseMessageSearch,
   parseSelect,
   parseSkip,
   parseTop,

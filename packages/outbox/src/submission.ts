@@ -13,5 +13,7 @@ const MAYBE_SUBMITTED = new Set([
 export function maySubmitted(error: M365MailError): boolean {
   // The transport knows the request never left (sign-in failed, connection refused, TLS failed).
   if (error.requestSent === false) return false;
+  // An HTTP 4xx is an answer that refused the request: nothing was submitted (only 5xx are unclear).
+  if (error.status !== undefined && error.status >= 400 && error.status < 500) return false;
   return MAYBE_SUBMITTED.has(error.code);
 }

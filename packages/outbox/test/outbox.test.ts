@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type DeliveryJob,
   type DeliveryOutcome,
+  deliverer,
   maySubmitted,
   type Outbox,
   type OutboxEntry,
@@ -69,6 +70,50 @@ describe("maySubmitted", () => {
     expect(maySubmitted(new M365MailError("TIMEOUT", "no answer"))).toBe(true);
     expect(maySubmitted(new M365MailError("THROTTLED", "429"))).toBe(false);
     expect(maySubmitted(new M365MailError("AUTH_FAILED", "AADSTS50126"))).toBe(false);
+  });
+
+  it("an HTTP 4xx answer is a refusal, a 5xx may have been processed", () => {
+    // Regression: every SERVER_ERROR counted as "may have been submitted", a Graph 4xx included.
+    const refused = new M365MailError("SERVER_ERROR", "HTTP 400 ErrorMessageSubmissionBlocked", {
+      status: 400,
+      retryable: false,
+    });
+    expect(maySubmitted(refused)).toBe(false);
+    expect(maySubmitted(new M365MailError("SERVER_ERROR", "HTTP 502", { status: 502 }))).toBe(true);
+  });
+
+  it("a send Graph refused with a 4xx ends 'failed' with its hint, after one attempt and no Sent Items look-up", async () => {
+    let checks = 0;
+    const box = outbox(
+      join(dir, "refused-4xx.db"),
+      deliverer<Payload>({
+        send: async () => {
+          throw new M365MailError("SERVER_ERROR", "sendMail failed: HTTP 400 ErrorMessageSubmissionBlocked", {
+            source: "graph",
+            status: 400,
+            serverCode: "ErrorMessageSubmissionBlocked",
+            retryable: false,
+            hint: "unblock the sender",
+          });
+        },
+        sentItems: {
+          available: true,
+          reader: "graph",
+          has: async () => {
+            checks++;
+            return false;
+          },
+        },
+        logger: silentLogger,
+      }),
+    );
+    await box.start();
+    const { entry } = await box.accept({ message: message("blocked") });
+    const failed = await until(box, entry.id, "failed");
+    expect(failed.error).toMatchObject({ code: "SERVER_ERROR", hint: "unblock the sender" });
+    expect(failed.attempts).toBe(1);
+    expect(checks).toBe(0);
+    await box.close();
   });
 });
 

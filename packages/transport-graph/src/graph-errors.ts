@@ -105,7 +105,7 @@ export function graphError(
   }
   if (status === 400 && (context.op.name.includes("send") || context.op.name.includes("draft"))) {
     if (serverCode && !SEND_INVALID.has(serverCode) && !serverCode.startsWith("ErrorInvalid")) {
-      return new M365MailError("SERVER_ERROR", what, { ...base, retryable: false });
+      return refused(what, base);
     }
     return new M365MailError("MESSAGE_INVALID", what, {
       ...base,
@@ -118,7 +118,25 @@ export function graphError(
       hint: "Microsoft Graph had a problem; the request may succeed later.",
     });
   }
+  if (status >= 400) return refused(what, base);
   return new M365MailError("SERVER_ERROR", what, { ...base, retryable: false });
+}
+
+/**
+ * Any other 4xx: Graph answered and refused the request, so it did nothing with it — a refused send
+ * was not submitted (`requestSent: false`, as for an SMTP 4xx/5xx reply) and must not be looked for
+ * in Sent Items or reported as "may have been sent". Not retryable: the same request is refused again.
+ */
+function refused(
+  what: string,
+  base: { source: string; status: number; serverCode: string | undefined; cause: unknown },
+): M365MailError {
+  return new M365MailError("SERVER_ERROR", `${what}; Graph refused the request, nothing was done`, {
+    ...base,
+    retryable: false,
+    requestSent: false,
+    hint: `Graph did not send or change anything: fix what its answer (HTTP ${base.status}${base.serverCode ? ` ${base.serverCode}` : ""}) names — the request, or the mailbox's state such as a blocked sender or a full mailbox — then try again.`,
+  });
 }
 
 export async function graphErrorFromResponse(

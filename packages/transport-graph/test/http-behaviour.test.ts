@@ -213,6 +213,31 @@ describe("errors", () => {
     );
   });
 
+  // Regression: an unexpected 4xx to sendMail was SERVER_ERROR without `requestSent: false` or a hint,
+  // so the outbox counted a definite refusal as "may have been sent" and parked it `uncertain`.
+  it.each([
+    [400, "ErrorMessageSubmissionBlocked"],
+    [409, "ErrorQuotaExceeded"],
+  ])(
+    "an unexpected %i %s to sendMail is a refusal: not sent, not retried, with a hint",
+    async (status, code) => {
+      graph.handle((r) =>
+        r.method === "POST" ? graphErrorReply(status, code, "refused") : { json: { value: [] } },
+      );
+      for (const uncertainSends of ["report", "check-then-resend"] as const) {
+        graph.requests.length = 0;
+        const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin, uncertainSends });
+        const error = await failure(t.send({ to: "a@contoso.com", subject: "s", text: "t" }));
+        expect(error).toMatchObject({ code: "SERVER_ERROR", status, serverCode: code, retryable: false });
+        expect(error.requestSent).toBe(false);
+        expect(error.hint).toContain(code);
+        // One POST, no Sent Items look-up, no resend.
+        expect(graph.requests.map((r) => r.method)).toEqual(["POST"]);
+        await t.close();
+      }
+    },
+  );
+
   it("a non-JSON error body still maps by status", async () => {
     graph.handle(() => ({
       status: 403,

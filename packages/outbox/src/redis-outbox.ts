@@ -232,6 +232,18 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       ...(error.hint ? { hint: error.hint } : {}),
     };
     const final = outcome.undecidable || !outcome.retryable || job.attemptsMade + 1 >= options.maxAttempts;
+    if (final && outcome.maybeSubmitted && !outcome.undecidable && !uncertain) {
+      // A send that may have reached Microsoft and will not be tried again still gets its Sent Items
+      // check (an uncertain attempt only looks, never sends). Delayed, not failed: no attempt is used.
+      await job.updateData({ ...job.data, uncertain: true, lastError });
+      events.emit("delivery", { result: "retry", code: error.code });
+      logger.warn("a delivery attempt may have reached Microsoft: checking Sent Items", {
+        id: job.id,
+        code: error.code,
+      });
+      await job.moveToDelayed(now + options.sentItemsGraceMs, token);
+      throw new DelayedError();
+    }
     const park = final && outcome.maybeSubmitted;
     await job.updateData({
       ...job.data,

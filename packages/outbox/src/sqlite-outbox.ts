@@ -357,7 +357,18 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
         !outcome.undecidable &&
         (outcome.retryable || closed) &&
         (row.attempts < options.maxAttempts || closed);
-      if (canRetry) {
+      // A send that may have reached Microsoft and will not be tried again still gets its Sent Items
+      // check (an attempt with `uncertain` set only looks, never sends): found there, it is sent.
+      const checkFirst = !canRetry && outcome.maybeSubmitted && !outcome.undecidable && !row.uncertain;
+      if (checkFirst) {
+        const next = (row.attempt_started_at ?? now) + options.sentItemsGraceMs;
+        updated = stmt.retry.get({ ...fields, next, uncertain: 1 }) as Row | undefined;
+        events.emit("delivery", { result: "retry", code: error.code });
+        logger.warn(`delivery attempt ${row.attempts} may have reached Microsoft: checking Sent Items`, {
+          id: row.id,
+          code: error.code,
+        });
+      } else if (canRetry) {
         let next = now + backoffMs(row.attempts, options.retryBaseMs, outcome.retryAfterMs);
         if (outcome.maybeSubmitted)
           next = Math.max(next, (row.attempt_started_at ?? now) + options.sentItemsGraceMs);

@@ -199,6 +199,57 @@ describe.each(backends)("%s (the contract both backends keep)", (_name, make) =>
     },
   );
 
+  // Regression: a maybe-submitted failure that is not retryable (SMTP `uncertainSends: "report"` after a
+  // drop past the final dot) was parked `uncertain` without the Sent Items check, although a reader was there.
+  it.skipIf(!make)(
+    "a send that may have been delivered and is not retried is checked in Sent Items once: found is 'sent', missing is 'uncertain' with a hint",
+    async () => {
+      let sends = 0;
+      let checks = 0;
+      const filed = new Set<string>();
+      const send = async (message: StoredOutboxMessage<Envelope>): Promise<{ transport: string }> => {
+        sends++;
+        // What Exchange did with it; the answer was lost either way.
+        if (message.subject?.endsWith("(filed)")) filed.add(message.messageId);
+        throw new M365MailError(
+          "CONNECTION_FAILED",
+          "connection closed after the final dot; may have been sent",
+          {
+            source: "smtp",
+            retryable: false,
+            hint: `look for ${message.messageId} in Sent Items`,
+          },
+        );
+      };
+      const sentItems = {
+        available: true,
+        reader: "graph",
+        has: async (messageId: string) => {
+          checks++;
+          return filed.has(messageId);
+        },
+      };
+      const box = make!("check-once", deliverer<Envelope>({ send, sentItems, logger: silentLogger }));
+      try {
+        await box.start();
+        const found = await box.accept({ message: { ...spooled(), subject: "report (filed)" } });
+        const lost = await box.accept({ message: { ...spooled(), subject: "report (lost)" } });
+        const sent = await until(box, found.entry.id, "sent");
+        expect(sent.transport).toBe("sent-items");
+        const uncertain = await until(box, lost.entry.id, "uncertain");
+        expect(uncertain.error).toMatchObject({
+          code: "NOT_FOUND",
+          hint: expect.stringContaining("Sent Items"),
+        });
+        // Each was sent once and looked up once: no resend.
+        expect(sends).toBe(2);
+        expect(checks).toBe(2);
+      } finally {
+        await box.close();
+      }
+    },
+  );
+
   it.skipIf(!make)("discard settles an uncertain message as failed with code DISCARDED", async () => {
     const send = async (): Promise<{ transport: string }> => {
       throw new M365MailError("SERVER_ERROR", "502 from Graph", { status: 502 });

@@ -125,11 +125,14 @@ export class RetryMiddleware implements Middleware {
     const policy = policyOf(context);
     const { retry, log } = this.runtime;
     let waited = 0;
+    // Set once a try may have been processed (an idempotent request after a 5xx or a lost answer):
+    // an abort after it is no longer "not sent". Sends are repeated only after tries that were not.
+    let processedMaybe = false;
     for (let attempt = 1; ; attempt++) {
       policy.attempts = attempt;
       const release = await this.runtime.semaphore
         .acquire(policy.signal)
-        .catch((e: M365MailError) => fail(policy, e));
+        .catch((e: M365MailError) => fail(policy, processedMaybe ? maybeProcessed(e) : e));
       // One controller per try, joined to the caller's signal by a listener removed afterwards:
       // AbortSignal.any/timeout would leave listeners on a long-lived caller signal (watch) until GC.
       const attemptController = new AbortController();
@@ -167,8 +170,9 @@ export class RetryMiddleware implements Middleware {
         ) {
           fail(policy, error);
         }
+        if (error.requestSent !== false) processedMaybe = true;
         log.debug(`${policy.op.name}: ${error.code}, retrying in ${delay} ms`, { attempt });
-        await this.wait(delay, policy);
+        await this.wait(delay, policy, processedMaybe);
         waited += delay;
         continue;
       }
@@ -178,6 +182,7 @@ export class RetryMiddleware implements Middleware {
       const notProcessed = status === 429 || status === 503;
       const transient = status === 500 || status === 502 || status === 504;
       if (!notProcessed && !(transient && policy.op.idempotent)) return;
+      if (!notProcessed) processedMaybe = true;
 
       const retryAfter = parseRetryAfter(response?.headers.get("retry-after"));
       policy.retryAfterSeconds = retryAfter === undefined ? undefined : Math.ceil(retryAfter / 1000);
@@ -190,24 +195,33 @@ export class RetryMiddleware implements Middleware {
         attempt,
         retryAfter: retryAfter !== undefined,
       });
-      await this.wait(delay, policy);
+      await this.wait(delay, policy, processedMaybe);
       waited += delay;
     }
   }
 
-  private async wait(ms: number, policy: RequestPolicy): Promise<void> {
+  private async wait(ms: number, policy: RequestPolicy, processedMaybe: boolean): Promise<void> {
     try {
       await sleep(ms, policy.signal);
     } catch (reason) {
-      fail(
-        policy,
-        new M365MailError("ABORTED", `${policy.op.name} was aborted while waiting to retry`, {
-          source: SOURCE,
-          cause: reason,
-        }),
+      // Every try so far was refused unprocessed (429/503) or never left: nothing was sent.
+      const aborted = new M365MailError(
+        "ABORTED",
+        `${policy.op.name} was aborted while waiting to retry${processedMaybe ? "" : "; the request was not sent"}`,
+        { source: SOURCE, cause: reason, ...(processedMaybe ? {} : { requestSent: false as const }) },
       );
+      fail(policy, aborted);
     }
   }
+}
+
+/** An abort after a try that may have been processed: the same error without `requestSent: false`. */
+function maybeProcessed(error: M365MailError): M365MailError {
+  if (error.requestSent !== false) return error;
+  return new M365MailError(error.code, `${error.message}; an earlier try may have been processed`, {
+    source: SOURCE,
+    cause: error,
+  });
 }
 
 function networkError(

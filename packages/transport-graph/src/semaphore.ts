@@ -65,8 +65,10 @@ export function createSemaphore(limit: number): Semaphore {
 }
 
 function abortError(signal: AbortSignal | undefined): M365MailError {
-  return new M365MailError("ABORTED", "the operation was aborted while waiting for a free request slot", {
-    source: "graph",
-    cause: signal?.reason,
-  });
+  // The request never left: a send aborted here was certainly not sent.
+  return new M365MailError(
+    "ABORTED",
+    "the operation was aborted while waiting for a free request slot; the request was not sent",
+    { source: "graph", cause: signal?.reason, requestSent: false },
+  );
 }

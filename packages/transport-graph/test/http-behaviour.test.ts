@@ -174,6 +174,34 @@ describe("throttling and retries", () => {
     expect(error.retryable).toBe(true);
   });
 
+  // Regression: these aborts lacked `requestSent: false`, so an outbox shutting down during a backlog
+  // parked sends that never left as `uncertain` instead of returning them to the queue.
+  it("a send aborted while waiting for a request slot: ABORTED, requestSent false, nothing posted", async () => {
+    graph.handle((r) => (r.method === "GET" ? { json: { value: [] }, delayMs: 3000 } : { status: 202 }));
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin, maxConcurrency: 1 });
+    const busy = t.getMessage("slow").catch(() => undefined);
+    await expect.poll(() => graph.inFlight).toBe(1);
+    const error = await failure(
+      t.send({ to: "a@contoso.com", subject: "s", text: "t" }, { signal: AbortSignal.timeout(100) }),
+    );
+    expect(error.code).toBe("ABORTED");
+    expect(error.requestSent).toBe(false);
+    expect(graph.requests.filter((r) => r.method === "POST")).toHaveLength(0);
+    await t.close();
+    await busy;
+  });
+
+  it("a send aborted while waiting out a 429: ABORTED, requestSent false, posted once", async () => {
+    graph.handle(() => graphErrorReply(429, "ApplicationThrottled", "busy", { "retry-after": "20" }));
+    const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin, uncertainSends: "report" });
+    const error = await failure(
+      t.send({ to: "a@contoso.com", subject: "s", text: "t" }, { signal: AbortSignal.timeout(300) }),
+    );
+    expect(error.code).toBe("ABORTED");
+    expect(error.requestSent).toBe(false);
+    expect(graph.requests.filter((r) => r.method === "POST")).toHaveLength(1);
+  });
+
   it("an aborted call is ABORTED", async () => {
     graph.handle(() => ({ json: {}, delayMs: 2000 }));
     const t = graphTransport({ auth: fakeAuth(), baseUrl: graph.origin });

@@ -90,9 +90,11 @@ export class MessageRateLimiter {
   }
 }
 
+/** An abort while waiting (for the rate limit, or to retry): this wait sent nothing. */
 export function aborted(signal: AbortSignal): M365MailError {
   return new M365MailError("ABORTED", "the send was aborted before it reached Exchange", {
     source: SOURCE,
     cause: signal.reason,
+    requestSent: false,
   });
 }

@@ -291,8 +291,21 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
     unsendable: () => { error: unknown } | undefined = () => undefined,
   ): Promise<SendResult> {
     let renewed = false;
+    // Set once an attempt may have reached Exchange: an abort after it is no longer "nothing was sent".
+    let earlier: M365MailError | undefined;
+    const abortedAfter = (error: unknown): unknown =>
+      earlier && error instanceof M365MailError && error.code === "ABORTED"
+        ? new M365MailError(
+            "ABORTED",
+            `the send was aborted while waiting to try again; an earlier attempt may have been sent (${earlier.code})`,
+            { source: SOURCE, cause: earlier },
+          )
+        : error;
     for (let attempt = 0; ; attempt++) {
-      const release = await limiter.acquire(opts.signal);
+      // Waiting for the rate limit sends nothing: an abort here is `requestSent: false`.
+      const release = await limiter.acquire(opts.signal).catch((error: unknown) => {
+        throw abortedAfter(error);
+      });
       try {
         const mail = await mailFor();
         const info = await pool.sendMail({ ...mail, ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -317,6 +330,7 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
           continue;
         }
         const mapped = toSendError(error, failure());
+        if (mapped.requestSent !== false) earlier = mapped;
         if (!mapped.retryable || opts.signal?.aborted) throw mapped;
         if (uncertainSends === "report" && mapped.requestSent !== false) {
           throw maybeSent(mapped, await messageIdOf());
@@ -326,7 +340,9 @@ export function smtpTransport(options: SmtpTransportOptions): SmtpTransport {
         log.warn(`send failed (${mapped.code}); retry ${attempt + 1} of ${retry.attempts} in ${wait} ms`, {
           serverCode: mapped.serverCode,
         });
-        await sleep(wait, opts.signal);
+        await sleep(wait, opts.signal).catch((reason: unknown) => {
+          throw abortedAfter(reason);
+        });
       } finally {
         release();
       }

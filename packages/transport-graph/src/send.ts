@@ -109,6 +109,10 @@ async function sendViaDraft(
     },
   );
   const draftPath = `${mb}/messages/${encodeURIComponent(draft.id)}`;
+  const deleteDraft = () =>
+    ctx.http
+      .request(OPERATIONS.deleteDraft, "DELETE", draftPath, { read: "none" })
+      .catch((e: unknown) => ctx.log.warn("could not delete the unsent draft", { error: e }));
   try {
     for (const attachment of attachments) {
       const bytes = attachmentBytes(attachment);
@@ -125,34 +129,54 @@ async function sendViaDraft(
     }
   } catch (error) {
     // Nothing was sent: do not leave a half-built draft behind.
-    await ctx.http
-      .request(OPERATIONS.deleteDraft, "DELETE", draftPath, { read: "none" })
-      .catch((e: unknown) => ctx.log.warn("could not delete the unsent draft", { error: e }));
+    await deleteDraft();
     throw error;
   }
-  await sendOnce(
-    ctx,
-    messageId,
-    signal,
-    async () => {
-      await ctx.http.request(OPERATIONS.sendDraft, "POST", `${draftPath}/send`, { signal, read: "none" });
-    },
-    // Sent Items may lag behind; a draft that is gone (or no longer a draft) was sent.
-    async () => {
-      try {
-        const { data } = await ctx.http.request<{ isDraft?: boolean }>(
-          OPERATIONS.findSent,
-          "GET",
-          `${draftPath}?$select=id,isDraft`,
-          { signal },
-        );
-        return data.isDraft === false;
-      } catch (error) {
-        if (isM365MailError(error, "NOT_FOUND")) return true;
-        throw error;
-      }
-    },
-  );
+  // Set when a `send` try may have been processed: from then on the draft is never deleted here.
+  let maybeSent = false;
+  try {
+    await sendOnce(
+      ctx,
+      messageId,
+      signal,
+      async () => {
+        try {
+          await ctx.http.request(OPERATIONS.sendDraft, "POST", `${draftPath}/send`, { signal, read: "none" });
+        } catch (error) {
+          if (!refusedUnprocessed(error)) maybeSent = true;
+          throw error;
+        }
+      },
+      // Sent Items may lag behind; a draft that is gone (or no longer a draft) was sent.
+      async () => {
+        try {
+          const { data } = await ctx.http.request<{ isDraft?: boolean }>(
+            OPERATIONS.findSent,
+            "GET",
+            `${draftPath}?$select=id,isDraft`,
+            { signal },
+          );
+          return data.isDraft === false;
+        } catch (error) {
+          if (isM365MailError(error, "NOT_FOUND")) return true;
+          throw error;
+        }
+      },
+    );
+  } catch (error) {
+    // Graph refused `send` without processing it (429, 4xx, or it never left): the draft would stay in
+    // Drafts, one more per retry. Kept when a try may have sent it: it is the evidence to look for.
+    if (!maybeSent && refusedUnprocessed(error)) await deleteDraft();
+    throw error;
+  }
+}
+
+/** A failure after which the request certainly did nothing: it never left, or Graph refused it (4xx, 503). */
+function refusedUnprocessed(error: unknown): boolean {
+  if (!(error instanceof M365MailError)) return false;
+  if (error.requestSent === false) return true;
+  const status = error.status ?? 0;
+  return (status >= 400 && status < 500) || status === 503;
 }
 
 export async function uploadAttachment(

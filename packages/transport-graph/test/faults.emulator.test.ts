@@ -112,6 +112,35 @@ describe("graph transport against the emulator", () => {
     expect(await withSubject(t, subject)).toHaveLength(1);
   });
 
+  // Regression: a `send` of the large-message path that Graph refused unprocessed left its draft in
+  // Drafts, and every retry (the outbox's) added one more.
+  it("a draft whose send Graph refused (429) is deleted; one whose send may have gone through is kept", async () => {
+    const t = fixture.transport({ uncertainSends: "report", timeoutMs: 60_000 });
+    const large = (subject: string) => ({
+      to: SUPPORT,
+      subject,
+      text: "large attachment",
+      attachments: [{ filename: "big.bin", content: new Uint8Array(randomBytes(3_500_000)) }],
+    });
+    const refused = `draft refused ${tag()}`;
+    // A Retry-After beyond retry.maxDelayMs: THROTTLED at once, "not processed".
+    fixture.emulator.admin.armFault({
+      target: "graph",
+      path: "/send",
+      kind: "status429",
+      retryAfterSeconds: 120,
+    });
+    expect((await failure(t.send(large(refused)))).code).toBe("THROTTLED");
+    expect(await withSubject(t, refused, "drafts")).toHaveLength(0);
+    expect(await withSubject(t, refused)).toHaveLength(0);
+
+    const unclear = `draft unclear ${tag()}`;
+    // A 504 may come after Graph sent it: the draft stays, for whoever checks Sent Items.
+    fixture.emulator.admin.armFault({ target: "graph", path: "/send", kind: "status504" });
+    expect((await failure(t.send(large(unclear)))).status).toBe(504);
+    expect(await withSubject(t, unclear, "drafts")).toHaveLength(1);
+  }, 60_000);
+
   it("a 10 MB attachment arrives byte-identical (draft + upload session in chunks under 4 MB)", async () => {
     const t = fixture.transport({ timeoutMs: 60_000 });
     const subject = `10 MB ${tag()}`;

@@ -93,6 +93,19 @@ const TYPES_OF: Record<Exclude<OutboxState, "uncertain">, JobType[]> = {
   failed: ["failed"],
 };
 
+/** What an idempotency key maps to. Keys written before fingerprints were stored hold the id alone. */
+interface IdempotencyClaim {
+  id: string;
+  fingerprint?: string;
+}
+
+function readClaim(value: string | null): IdempotencyClaim | undefined {
+  if (value === null) return undefined;
+  if (!value.startsWith("{")) return { id: value };
+  const parsed = JSON.parse(value) as IdempotencyClaim;
+  return typeof parsed.id === "string" ? parsed : undefined;
+}
+
 class RetryableDeliveryError extends Error {
   constructor(
     message: string,
@@ -302,16 +315,22 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       try {
         if (idempotencyKey) {
           const key = idemKey(idempotencyKey);
-          const claimed = await connection.set(key, id, "EX", 86_400, "NX");
+          // The key names the job AND the request's fingerprint, set together: a concurrent request
+          // with another body is refused (409) even before the first one's job is stored.
+          const claim: IdempotencyClaim = { id, fingerprint: data.fingerprint };
+          const claimed = await connection.set(key, JSON.stringify(claim), "EX", 86_400, "NX");
           if (claimed !== "OK") {
-            const existingId = (await connection.get(key)) ?? id;
-            const existing = await jobOf(existingId);
+            const stored = readClaim(await connection.get(key)) ?? claim;
+            if (stored.fingerprint !== undefined && stored.fingerprint !== data.fingerprint)
+              throw idempotencyConflict();
+            const existing = await jobOf(stored.id);
             if (existing) {
               if (existing.data.fingerprint !== data.fingerprint) throw idempotencyConflict();
               return { entry: await toEntry(existing), replayed: true };
             }
-            // The key was claimed by a request that died before storing its job: store it now.
-            id = `${lane}.${existingId.slice(existingId.indexOf(".") + 1)}`;
+            // The same message, claimed by a request still storing it or one that died before it
+            // did: store it under that id (BullMQ ignores a second add with the same jobId).
+            id = `${lane}.${stored.id.slice(stored.id.indexOf(".") + 1)}`;
           }
         }
         // Bytes first: a job never exists without them.

@@ -267,6 +267,53 @@ describe.each(backends)("%s (the contract both backends keep)", (_name, make) =>
     }
   });
 
+  // Regression: on Redis two concurrent accepts with one key and different bodies both got 202 (the key
+  // held only the job id, and the first job was not stored yet), and one of the messages was lost.
+  it.skipIf(!make)(
+    "one idempotency key, two different messages at once: one is accepted and delivered, the other is a 409",
+    async () => {
+      const delivered: Array<string | undefined> = [];
+      const box = make!("idem-race", async (job) => {
+        delivered.push(job.message.subject);
+        return { ok: true, transport: "graph", recovered: false };
+      });
+      try {
+        await box.start();
+        // Large bytes keep the first request busy storing while the second one arrives.
+        const results = await Promise.allSettled([
+          box.accept({
+            message: { ...spooled(new Uint8Array(8 << 20)), subject: "invoice A", fingerprint: "A" },
+            idempotencyKey: "race",
+          }),
+          box.accept({
+            message: { ...spooled(), subject: "refund B", fingerprint: "B" },
+            idempotencyKey: "race",
+          }),
+        ]);
+        const accepted = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+        const refused = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+        expect(accepted).toHaveLength(1);
+        expect(refused).toEqual([expect.objectContaining({ code: "MESSAGE_INVALID", status: 409 })]);
+        const { entry } = accepted[0]!;
+        const sent = await until(box, entry.id, "sent");
+        expect(sent.subject).toBe(entry.subject);
+        expect(delivered).toEqual([entry.subject]);
+        // The same key and message again: the first answer, nothing new stored.
+        const again = await box.accept({
+          message: {
+            ...spooled(),
+            subject: entry.subject!,
+            fingerprint: entry.subject === "invoice A" ? "A" : "B",
+          },
+          idempotencyKey: "race",
+        });
+        expect(again).toMatchObject({ replayed: true, entry: { id: entry.id } });
+      } finally {
+        await box.close();
+      }
+    },
+  );
+
   it.skipIf(!make)("a lane the outbox does not have is refused at accept", async () => {
     const box = make!("lane", async () => ({ ok: true, transport: "graph", recovered: false }));
     try {

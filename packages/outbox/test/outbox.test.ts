@@ -218,6 +218,55 @@ describe("sqliteOutbox", () => {
 
 // In CI a missing Redis fails this file with the install command; locally the suite skips.
 describe.skipIf(!needs("redis"))("redisOutbox", () => {
+  // Regression: the key held only the job id, so a second request with another body that came while
+  // the first was still storing its job got 202 too, and one of the two messages was lost.
+  it("two processes get one idempotency key with different bodies at once: one 202, one 409, one delivery", async () => {
+    const redis = await startRedis();
+    try {
+      for (let trial = 0; trial < 5; trial++) {
+        const delivered: Array<string | undefined> = [];
+        const open = () =>
+          redisOutbox<Payload>({
+            redisUrl: redis.url,
+            prefix: `idem-race-${trial}`,
+            deliver: async (job) => {
+              delivered.push(job.message.subject);
+              return { ok: true, transport: "graph", recovered: false };
+            },
+            concurrency: { graph: 4 },
+            maxAttempts: 3,
+            retryBaseMs: 5,
+            sentItemsGraceMs: 0,
+            logger: silentLogger,
+          });
+        const [a, b] = [open(), open()];
+        try {
+          await Promise.all([a.check(), b.check()]);
+          // Large bytes keep the first request busy storing while the second one arrives.
+          const results = await Promise.allSettled([
+            a.accept({
+              message: { ...message("invoice A"), raw: new Uint8Array(8 << 20) },
+              idempotencyKey: "k",
+            }),
+            b.accept({ message: message("refund B"), idempotencyKey: "k" }),
+          ]);
+          const accepted = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.entry] : []));
+          const refused = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+          expect(accepted).toHaveLength(1);
+          expect(refused).toEqual([expect.objectContaining({ code: "MESSAGE_INVALID", status: 409 })]);
+          await a.start();
+          const sent = await until(a, accepted[0]!.id, "sent");
+          expect(sent.subject).toBe(accepted[0]!.subject);
+          expect(delivered).toEqual([accepted[0]!.subject]);
+        } finally {
+          await Promise.all([a.close(), b.close()]);
+        }
+      }
+    } finally {
+      await redis.stop();
+    }
+  }, 60_000);
+
   it("a message read while it finishes is never 'sent' without its transport and time", async () => {
     const redis = await startRedis();
     const box = redisOutbox({

@@ -152,7 +152,9 @@ export class GraphHttp {
     const read = init.read ?? "json";
     let data: unknown;
     if (read === "stream")
-      data = response.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+      data = response.body
+        ? stalledAfter(response.body, this.options.timeoutMs, op.name)
+        : new ReadableStream<Uint8Array>({ start: (c) => c.close() });
     else if (read === "bytes") data = new Uint8Array(await response.arrayBuffer());
     else if (read === "json") {
       const text = await response.text();
@@ -310,4 +312,42 @@ function serializeBody(body: unknown): unknown {
   // which sends the wrong bytes for a view into a larger buffer; a Buffer passes through untouched.
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return JSON.stringify(body);
+}
+
+/**
+ * A streamed body that fails with TIMEOUT when no bytes arrive for `idleMs`: the request's own
+ * timeout ends with the headers, and a download that stalls half-way must not hang its reader forever.
+ */
+function stalledAfter(
+  body: ReadableStream<Uint8Array>,
+  idleMs: number,
+  opName: string,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const error = new M365MailError("TIMEOUT", `${opName}: no data from Graph for ${idleMs} ms`, {
+            source: SOURCE,
+            hint: "The download stalled half-way; raise timeoutMs if the link is slow",
+          });
+          // Reject first: cancelling settles the pending read as `done`, which would win the race.
+          reject(error);
+          reader.cancel(error).catch(() => undefined);
+        }, idleMs);
+      });
+      try {
+        const { done, value } = await Promise.race([reader.read(), stalled]);
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }

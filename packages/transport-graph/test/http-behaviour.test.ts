@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { graphTransport } from "../src/index.js";
@@ -172,6 +174,50 @@ describe("throttling and retries", () => {
     const error = await failure(t.markRead("m1", true));
     expect(error.code).toBe("TIMEOUT");
     expect(error.retryable).toBe(true);
+  });
+
+  it("a download whose body stops half-way fails with TIMEOUT after timeoutMs of silence, not never", async () => {
+    // Headers and the first bytes arrive, then nothing: the request's own timeout has already ended.
+    const stalling = createServer((req, res) => {
+      if (req.url?.includes("$value")) {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.alloc(1000, 1));
+        return; // never ends
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          "@odata.type": "#microsoft.graph.fileAttachment",
+          id: "a1",
+          name: "big.bin",
+          size: 5000,
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, "127.0.0.1", resolve));
+    try {
+      const t = graphTransport({
+        auth: fakeAuth(),
+        baseUrl: `http://127.0.0.1:${(stalling.address() as AddressInfo).port}`,
+        timeoutMs: 300,
+        retry: { attempts: 1 },
+      });
+      const download = await t.downloadAttachment("m1", "a1");
+      let received = 0;
+      const started = Date.now();
+      const error = await failure(
+        (async () => {
+          for await (const chunk of download.content) received += chunk.length;
+        })(),
+      );
+      expect(received).toBe(1000);
+      expect(error.code).toBe("TIMEOUT");
+      expect(error.hint).toMatch(/timeoutMs/);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      stalling.closeAllConnections();
+      await new Promise((resolve) => stalling.close(resolve));
+    }
   });
 
   // Regression: these aborts lacked `requestSent: false`, so an outbox shutting down during a backlog

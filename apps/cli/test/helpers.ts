@@ -7,7 +7,7 @@ import {
   type Directory,
   defaultDirectory,
   dovecotPart,
-  type Emulator,
+  type TestEmulator as EmulatorInTempDir,
   findDovecot,
   graphPart,
   smtpPart,
@@ -122,7 +122,8 @@ export function expectNoSecrets(result: CliResult, password = DEMO_PASSWORD): vo
 }
 
 export interface TestEmulator {
-  emulator: Emulator;
+  /** `emulator.store.deliver()` files a message as if it arrived from outside. */
+  emulator: EmulatorInTempDir;
   /** Environment that points the CLI at it, signed in as `username` with the demo password. */
   env(username?: string): Record<string, string>;
   home: string;
@@ -137,7 +138,7 @@ export async function startTestEmulator(
   const home = await mkdtemp(join(tmpdir(), "m365-cli-test-"));
   const directory = defaultDirectory();
   change?.(directory);
-  let emulator: Emulator;
+  let emulator: EmulatorInTempDir;
   try {
     emulator = await startEmulatorInTempDir({
       prefix: "m365-cli-emulator-",

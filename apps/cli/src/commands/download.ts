@@ -1,16 +1,12 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
-import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { AttachmentInfo } from "@m365-mail/core";
+import { attachmentTargets } from "../attachment-files.js";
 import { type Command, type CommandContext, listFlag, stringFlag, viaFlag } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { checkMessageId, operation } from "../message-ops.js";
 import { formatBytes } from "./send.js";
-
-// Attachment names come from the sender: never let one write outside the chosen folder.
-const safeName = (name: string, index: number) =>
-  basename(name).replace(/[\x00-\x1f]/g, "_") || `attachment-${index + 1}`;
 
 export const downloadCommand: Command = {
   name: "download",
@@ -30,7 +26,9 @@ A progress bar (bytes, rate, ETA) shows on a terminal.
 
 Options:
   --attachment <name|id> only this one (repeat for more); default: all that are not inline
-  -o, --out <dir>        where to write (default: the current folder); names are made safe
+  -o, --out <dir>        where to write (default: the current folder); names are made safe:
+                         only the last path segment, \`.\`/\`..\` become attachment-<n>, a second
+                         report.txt is saved as "report (2).txt"; files already there are replaced
   --list                 only list the attachments (id, name, type, size)
   --via graph|imap       default graph
   --json                 { ok, via, attachments: [{ id, filename, contentType, size, savedTo? }] }`,
@@ -67,10 +65,16 @@ Options:
           );
           return EXIT.FAILED;
         }
+        // Attachment names come from the sender: never a file outside the chosen folder, never two the same.
+        const targets = attachmentTargets(
+          dir,
+          chosen.map((a) => a.filename),
+        );
         await mkdir(dir, { recursive: true });
         const download = operation(transport, "downloadAttachment", "download", "--via graph or --via imap");
         for (const [i, info] of chosen.entries()) {
-          const target = join(dir, safeName(info.filename, i));
+          const target = targets[i]!;
+          // Beside the target, so inside the folder: a complete file is then renamed, never copied.
           const partial = `${target}.part`;
           const bar = out.bar({
             label: info.filename,

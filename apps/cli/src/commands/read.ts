@@ -1,15 +1,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
 import type { Message } from "@m365-mail/core";
+import { attachmentTargets } from "../attachment-files.js";
 import { type Command, type CommandContext, stringFlag, viaFlag } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { formatAddresses, formatDate, htmlToText } from "../format.js";
 import { checkMessageId } from "../message-ops.js";
 import { formatBytes } from "./send.js";
-
-// Attachment names come from the sender: never let one write outside the chosen folder.
-const safeName = (name: string, index: number) =>
-  basename(name).replace(/[\x00-\x1f]/g, "_") || `attachment-${index + 1}`;
 
 export const readCommand: Command = {
   name: "read",
@@ -59,9 +55,14 @@ Options:
     const saveDir = stringFlag(flags, "save-attachments");
     const saved: string[] = [];
     if (saveDir) {
+      // Attachment names come from the sender: never a file outside the chosen folder, never two the same.
+      const targets = attachmentTargets(
+        saveDir,
+        message.attachments.map((a) => a.filename),
+      );
       await mkdir(saveDir, { recursive: true });
       for (const [i, attachment] of message.attachments.entries()) {
-        const path = join(saveDir, safeName(attachment.filename, i));
+        const path = targets[i]!;
         await writeFile(path, attachment.content);
         saved.push(path);
       }

@@ -125,4 +125,31 @@ describe("download: attachment names from the sender", () => {
     ]);
     expect(await readFile(join(dir, "report (2).txt"), "utf8")).toBe("second");
   });
+
+  it("--attachment that matches nothing is NOT_FOUND (exit 1), and --json says which attachments exist", async () => {
+    // Regression: with --json, stdout stayed empty.
+    const id = await arrives([
+      ["invoice.pdf", "pdf"],
+      ["notes.txt", "notes"],
+    ]);
+    const result = await cli([
+      "download",
+      id,
+      "--json",
+      "--attachment",
+      "nope.txt",
+      "-o",
+      join(emu.home, "none"),
+    ]);
+    expect(result.code, result.stderr).toBe(1);
+    const { ok: success, error } = parseJson(result);
+    expect(success).toBe(false);
+    expect(error.code).toBe("NOT_FOUND");
+    expect(error.message).toContain('"nope.txt"');
+    expect(error.message).toContain('"invoice.pdf", "notes.txt"');
+    expect(error.hint).toContain("--list");
+    const text = await cli(["download", id, "--attachment", "nope.txt"]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain("code: NOT_FOUND");
+  });
 });

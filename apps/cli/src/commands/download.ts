@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import type { AttachmentInfo } from "@m365-mail/core";
+import { type AttachmentInfo, M365MailError } from "@m365-mail/core";
 import { attachmentTargets } from "../attachment-files.js";
 import { type Command, type CommandContext, listFlag, stringFlag, viaFlag } from "../command.js";
 import { EXIT } from "../exit-codes.js";
@@ -25,7 +25,8 @@ Writes attachments to files as their bytes arrive: a 100 MB attachment is never 
 A progress bar (bytes, rate, ETA) shows on a terminal.
 
 Options:
-  --attachment <name|id> only this one (repeat for more); default: all that are not inline
+  --attachment <name|id> only this one (repeat for more; one that matches nothing is NOT_FOUND,
+                         exit 1); default: all that are not inline
   -o, --out <dir>        where to write (default: the current folder); names are made safe:
                          only the last path segment, \`.\`/\`..\` become attachment-<n>, a second
                          report.txt is saved as "report (2).txt"; files already there are replaced
@@ -60,10 +61,12 @@ Options:
             : all.filter((a) => !a.inline);
         const missing = wanted.filter((w) => !all.some((a) => a.id === w || a.filename === w));
         if (missing.length > 0) {
-          out.err(
-            `no attachment named ${missing.map((m) => `"${m}"`).join(", ")}; the message has: ${all.map((a) => a.filename).join(", ") || "none"}`,
+          const has = all.map((a) => `"${a.filename}"`).join(", ");
+          throw new M365MailError(
+            "NOT_FOUND",
+            `no attachment ${missing.map((m) => `"${m}"`).join(", ")} in message ${id}; it has ${has || "no attachments"}`,
+            { source: "cli", hint: `Give a name or id that \`m365-mail download ${id} --list\` prints.` },
           );
-          return EXIT.FAILED;
         }
         // Attachment names come from the sender: never a file outside the chosen folder, never two the same.
         const targets = attachmentTargets(

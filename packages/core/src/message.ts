@@ -72,17 +72,19 @@ export interface MessageQuery {
 }
 
 /**
- * One search shape for every transport. Each field narrows the result (AND); matching is by word and
- * case-insensitive, as Exchange's search is. Graph: KQL `$search`, newest first; IMAP: `SEARCH`.
+ * One search shape for every transport. Each field narrows the result (AND), and so does each word of a
+ * field: `{ text: "march invoice" }` finds messages with both words, in any order — never a phrase
+ * (quotes are not phrase marks). Matching is case-insensitive; Graph (KQL `$search`, newest first)
+ * matches words and word starts, IMAP (`SEARCH`, one key per word) any part of a word.
  */
 export interface MessageSearch {
-  /** Words anywhere: subject, body, sender or recipients. */
+  /** Words anywhere: subject, body, sender or recipients (every word, in any order). */
   text?: string;
   /** Part of the sender's address or name. */
   from?: string;
   /** Part of a To or Cc address or name. */
   to?: string;
-  /** Words in the subject. */
+  /** Words in the subject (every word, in any order). */
   subject?: string;
 }
 

@@ -2,23 +2,34 @@ import type { MessageQuery } from "@m365-mail/core";
 import type { SearchObject } from "imapflow";
 
 /**
- * The core query as IMAP `SEARCH` criteria (all ANDed). IMAP matches substrings, case-insensitively;
- * each field is one string (several words must appear together, as a phrase). "to" covers To and
- * Cc, as Graph's `to:` does.
+ * The core query as IMAP `SEARCH` criteria, all ANDed. IMAP matches substrings, case-insensitively.
+ * A field of several words gives one key per word (`TEXT a TEXT b`: every word, in any order), as
+ * Graph's KQL does with `a b`; quotes are no phrase marks there, so they are dropped here too. "to"
+ * covers To and Cc, as Graph's `to:` does.
  */
 export function searchCriteria(query: MessageQuery): SearchObject {
-  const criteria: SearchObject = {};
-  if (query.since) criteria.since = query.since;
-  if (query.unreadOnly) criteria.seen = false;
-  const search = query.search;
-  const value = (text: string | undefined) => text?.trim() || undefined;
-  const text = value(search?.text);
-  const from = value(search?.from);
-  const to = value(search?.to);
-  const subject = value(search?.subject);
-  if (text) criteria.text = text;
-  if (from) criteria.from = from;
-  if (subject) criteria.subject = subject;
-  if (to) criteria.or = [{ to }, { cc: to }];
-  return Object.keys(criteria).length > 0 ? criteria : { all: true };
+  const keys: SearchObject[] = [];
+  if (query.since) keys.push({ since: query.since });
+  if (query.unreadOnly) keys.push({ seen: false });
+  const search = query.search ?? {};
+  const words = (value: string | undefined) =>
+    (value ?? "").replace(/["\\]/g, " ").split(/\s+/).filter(Boolean);
+  for (const w of words(search.text)) keys.push({ text: w });
+  for (const w of words(search.from)) keys.push({ from: w });
+  for (const w of words(search.subject)) keys.push({ subject: w });
+  for (const w of words(search.to)) keys.push({ or: [{ to: w }, { cc: w }] });
+  return keys.length > 0 ? allOf(keys) : { all: true };
+}
+
+/**
+ * Several keys ANDed in one imapflow query. An object cannot hold the same key twice, so each key after
+ * the first goes into a nested operand that imapflow puts in parentheses (IMAP ANDs the keys of a
+ * parenthesized list): `or` with one operand is that operand, and `not` of `not` where the key itself is
+ * an `or` (To or Cc). `TEXT a (TEXT b (SUBJECT c))`.
+ */
+function allOf([first, ...rest]: SearchObject[]): SearchObject {
+  if (!first) return { all: true };
+  if (rest.length === 0) return first;
+  const next = allOf(rest);
+  return first.or ? { ...first, not: { not: next } } : { ...first, or: [next] };
 }

@@ -60,6 +60,23 @@ export function registerOperationTests(c: OperationTestContext): void {
       );
       expect(bySubject.map((m) => m.subject)).toEqual([subject]);
       expect(await collect(t.listMessages!({ folder: "inbox", search: { text: `${word}zz9` } }))).toEqual([]);
+      // Several words in a field: every word, in any order, not a phrase (Graph's KQL `a b`; IMAP used
+      // to search the words as one string and found nothing).
+      const byWords = await collect(
+        t.listMessages!({ folder: "inbox", search: { text: `here ${word} find` } }),
+      );
+      expect(byWords.map((m) => m.subject)).toEqual([subject]);
+      const bySubjectWords = await collect(
+        t.listMessages!({ folder: "inbox", search: { subject: `${tag} search` } }),
+      );
+      expect(bySubjectWords.map((m) => m.subject)).toEqual([subject]);
+      const byToWords = await collect(
+        t.listMessages!({ folder: "inbox", search: { to: `${to} ${to}`, subject: `${tag} search` } }),
+      );
+      expect(byToWords.map((m) => m.subject)).toEqual([subject]);
+      expect(
+        await collect(t.listMessages!({ folder: "inbox", search: { text: `${word} zz9nowhere` } })),
+      ).toEqual([]);
     },
     testTimeout,
   );

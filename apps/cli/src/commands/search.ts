@@ -6,7 +6,7 @@ import { formatAddresses, formatDate } from "../format.js";
 export const searchCommand: Command = {
   name: "search",
   summary: "find messages by words, sender, recipient or subject (Graph $search, IMAP SEARCH)",
-  positionals: [0, 1],
+  positionals: [0, 100],
   options: {
     via: { type: "string" },
     folder: { type: "string" },
@@ -17,16 +17,18 @@ export const searchCommand: Command = {
     since: { type: "string" },
     limit: { type: "string", short: "n" },
   },
-  help: `Usage: m365-mail search [words] [--from <who>] [--to <who>] [--subject <words>] [--folder inbox] [-n 50] [--via graph|imap]
+  help: `Usage: m365-mail search [words…] [--from <who>] [--to <who>] [--subject <words>] [--folder inbox] [-n 50] [--via graph|imap]
 
-Every condition must hold; words match whole words or their start, in any case (as Outlook's search).
-  m365-mail search invoice --from alice
+Every condition must hold, and every word of one: \`search march invoice\` finds messages with both words,
+in any order (not the phrase). Words match whole words or their start over Graph, any part of a word
+over IMAP, in any case.
+  m365-mail search invoice march --from alice
   m365-mail search --subject "quarterly report" --folder archive --json
 
 Options:
-  [words]                 words anywhere: subject, body, sender, recipients
+  [words]…                words anywhere: subject, body, sender, recipients (each must appear)
   --from, --to <who>      part of an address or name
-  --subject <words>       words in the subject
+  --subject <words>       words in the subject (each must appear)
   --folder <name>         default inbox
   --unread, --since <date> as for \`list\`
   -n, --limit <n>         at most this many (default 50; Graph returns at most 1,000 per search)
@@ -39,7 +41,7 @@ Options:
     const limit = integerFlag(flags, "limit", 50);
     const since = dateFlag(flags, "since");
     const search: MessageSearch = {
-      ...(ctx.positionals[0] ? { text: ctx.positionals[0] } : {}),
+      ...(ctx.positionals.join(" ").trim() ? { text: ctx.positionals.join(" ").trim() } : {}),
       ...(stringFlag(flags, "from") ? { from: stringFlag(flags, "from")! } : {}),
       ...(stringFlag(flags, "to") ? { to: stringFlag(flags, "to")! } : {}),
       ...(stringFlag(flags, "subject") ? { subject: stringFlag(flags, "subject")! } : {}),

@@ -61,3 +61,37 @@ describe.each(VIAS)("search over %s", (via) => {
     expect(found.messages.map((m: Listed) => m.subject)).toEqual([subject]);
   });
 });
+
+const listed = async (via: string, folder: string, subject: string): Promise<Listed[]> =>
+  (
+    ok(await cli(["list", "--json", "--via", via, "--folder", folder, "-n", "50"])).messages as Listed[]
+  ).filter((m) => m.subject === subject);
+
+describe.each(VIAS)("delete over %s, as Outlook's Delete key", (via) => {
+  it("prints the id in Deleted Items; deleting from Deleted Items removes the message for good", async () => {
+    // Regressions: over IMAP the new id was not printed; over Graph a message in Deleted Items was
+    // "moved" there again instead of being deleted.
+    const subject = `delete ${via} ${tag()}`;
+    await arrives(subject, "delete me twice");
+    const [message] = await listed(via, "inbox", subject);
+    const first = await cli(["delete", message!.id, "--via", via]);
+    expect(first.code, first.stderr).toBe(0);
+    const [inTrash] = await listed(via, "trash", subject);
+    expect(inTrash).toBeDefined();
+    expect(first.stdout.trim()).toBe(`✓ moved to Deleted Items: ${inTrash!.id}`);
+
+    const second = ok(await cli(["delete", inTrash!.id, "--json", "--via", via]));
+    expect(second.deleted).toEqual([{ id: inTrash!.id, wasInDeletedItems: true }]);
+    expect(await listed(via, "trash", subject)).toEqual([]);
+    expect(await listed(via, "inbox", subject)).toEqual([]);
+  });
+
+  it("--json names the id in Deleted Items (movedTo)", async () => {
+    const subject = `delete json ${via} ${tag()}`;
+    await arrives(subject, "delete me");
+    const [message] = await listed(via, "inbox", subject);
+    const result = ok(await cli(["delete", message!.id, "--json", "--via", via]));
+    const [inTrash] = await listed(via, "trash", subject);
+    expect(result.deleted).toEqual([{ id: message!.id, movedTo: inTrash!.id }]);
+  });
+});

@@ -67,7 +67,7 @@ export interface TransportCapabilities {
   readonly drafts?: boolean;
   /** `listMessages` honours `query.search`. */
   readonly search?: boolean;
-  /** `markRead`, `setFlag`, `moveMessage`, `deleteMessage`. */
+  /** `markRead`, `setFlag`, `moveMessage`, `deleteMessage`, `trashMessage`. */
   readonly manage?: boolean;
   /** `listAttachments`, `downloadAttachment` (streamed). */
   readonly attachments?: boolean;
@@ -133,6 +133,11 @@ export interface Transport {
     options?: OperationOptions & { folder?: string },
   ): Promise<string>;
   deleteMessage?(id: string, options?: OperationOptions & { folder?: string }): Promise<void>;
+  /**
+   * Outlook's Delete key: moves the message to Deleted Items and answers its id there; a message
+   * already in Deleted Items is deleted for good and `undefined` is answered.
+   */
+  trashMessage?(id: string, options?: MessageOperationOptions): Promise<string | undefined>;
   /** Flag for follow-up, or clear the flag. */
   setFlag?(id: string, flagged: boolean, options?: MessageOperationOptions): Promise<void>;
   /** Reply, reply-all or forward, quoting the original; sent at once. */

@@ -47,6 +47,7 @@ import {
   moveMessage,
   moveMessages,
   setFlag,
+  trashMessage,
 } from "./messages.js";
 import type { FetchFunction } from "./middleware.js";
 import { replyToMessage } from "./reply.js";
@@ -139,7 +140,10 @@ export interface GraphTransport extends Transport {
   getMessage(id: string, options?: GetMessageOptions & { folder?: string }): Promise<Message>;
   markRead(id: string, read: boolean, options?: OperationOptions): Promise<void>;
   moveMessage(id: string, toFolder: string, options?: OperationOptions): Promise<string>;
+  /** `DELETE`: Exchange keeps the message in Recoverable Items (not Deleted Items) for a while. */
   deleteMessage(id: string, options?: OperationOptions): Promise<void>;
+  /** Outlook's Delete key: to Deleted Items (answers the new id); already there, `DELETE` (undefined). */
+  trashMessage(id: string, options?: OperationOptions): Promise<string | undefined>;
   setFlag(id: string, flagged: boolean, options?: OperationOptions): Promise<void>;
   /** `createReply`/`createReplyAll`/`createForward`, attachments, then `send`. */
   reply(id: string, input: ReplyInput, options?: OperationOptions): Promise<SendResult>;
@@ -261,6 +265,7 @@ export function graphTransport(options: GraphTransportOptions): GraphTransport {
     markRead: (id, read, o) => markRead(open(), id, read, o?.signal),
     moveMessage: (id, toFolder, o) => moveMessage(open(), id, toFolder, o?.signal),
     deleteMessage: (id, o) => deleteMessage(open(), id, o?.signal),
+    trashMessage: (id, o) => trashMessage(open(), id, o?.signal),
     setFlag: (id, flagged, o) => setFlag(open(), id, flagged, o?.signal),
     reply: (id, input, o) => replyToMessage(open(), id, input, o?.signal),
     createDraft: (message, o) => createDraft(open(), message, o?.signal),

@@ -5,7 +5,7 @@ import type {
   MessageSummary,
   ReceivedAttachment,
 } from "@m365-mail/core";
-import { resolveFolder } from "./folders.js";
+import { resolveFolder, WELL_KNOWN_FOLDERS } from "./folders.js";
 import type { GraphContext } from "./graph-context.js";
 import {
   type GraphFileAttachment,
@@ -246,6 +246,37 @@ export async function deleteMessage(
     signal,
     read: "none",
   });
+}
+
+/**
+ * Outlook's Delete key: to Deleted Items (the new id is answered); a message already there is deleted
+ * for good (`DELETE`: Exchange keeps it in Recoverable Items for a while) and `undefined` answered.
+ */
+export async function trashMessage(
+  ctx: GraphContext,
+  messageId: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const [message, trash] = await Promise.all([
+    ctx.http.request<Pick<GraphMessage, "parentFolderId">>(
+      OPERATIONS.getMessage,
+      "GET",
+      `${ctx.mailboxPath}/messages/${id(messageId)}?$select=parentFolderId`,
+      { signal },
+    ),
+    ctx.http.request<{ id?: string }>(
+      OPERATIONS.listFolders,
+      "GET",
+      `${ctx.mailboxPath}/mailFolders/${WELL_KNOWN_FOLDERS.trash}?$select=id`,
+      { signal },
+    ),
+  ]);
+  const folder = message.data.parentFolderId;
+  if (folder !== undefined && folder === trash.data.id) {
+    await deleteMessage(ctx, messageId, signal);
+    return undefined;
+  }
+  return moveMessage(ctx, messageId, WELL_KNOWN_FOLDERS.trash, signal);
 }
 
 export async function markReadMany(

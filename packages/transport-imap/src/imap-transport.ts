@@ -119,6 +119,8 @@ export interface ImapTransport extends Transport {
   moveMessage(id: string, toFolder: string, options?: OperationOptions): Promise<string>;
   /** Like Outlook: moves to Deleted Items; expunges when already there or with `permanent`. */
   deleteMessage(id: string, options?: ImapDeleteOptions): Promise<void>;
+  /** `deleteMessage` without `permanent`, answering the id in Deleted Items (undefined when expunged). */
+  trashMessage(id: string, options?: OperationOptions): Promise<string | undefined>;
   watch(query?: MessageQuery, options?: OperationOptions): AsyncIterable<MailEvent>;
   close(): Promise<void>;
 }
@@ -535,34 +537,11 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
     },
 
     async deleteMessage(id, opts = {}) {
-      const ref = parseMessageId(id);
-      let trash: string | undefined;
-      try {
-        trash = await resolveFolder("trash", opts.signal);
-      } catch (error) {
-        if (!(error instanceof M365MailError && error.code === "NOT_FOUND")) throw error;
-      }
-      if (!opts.permanent && trash && trash !== ref.folder) {
-        await moveTo(ref, id, trash, opts.signal);
-        return;
-      }
-      if (!opts.permanent && !trash) logger.warn(`no Deleted Items folder found: expunging ${id}`);
-      const ok = await shared.run(
-        `EXPUNGE ${id}`,
-        async (client) => {
-          const lock = await lockMessage(client, ref, id);
-          try {
-            const found = await client.search({ uid: String(ref.uid) }, { uid: true });
-            if (!found || found.length === 0) return false;
-            // \Deleted + UID EXPUNGE of this UID only (UIDPLUS), never other messages marked \Deleted.
-            return client.messageDelete(String(ref.uid), { uid: true });
-          } finally {
-            lock.release();
-          }
-        },
-        { signal: opts.signal, retryOnDrop: true },
-      );
-      if (!ok) throw notFound(id);
+      await removeMessage(id, opts.permanent === true, opts.signal);
+    },
+
+    trashMessage(id, opts = {}) {
+      return removeMessage(id, false, opts.signal);
     },
 
     watch(query = {}, opts = {}) {
@@ -588,6 +567,43 @@ export function imapTransport(options: ImapTransportOptions): ImapTransport {
       await shared.close();
     },
   };
+
+  /**
+   * Outlook's Delete key: to Deleted Items (answers the new id); already there, without a Deleted Items
+   * folder, or `permanent`: \\Deleted + UID EXPUNGE (answers undefined).
+   */
+  async function removeMessage(
+    id: string,
+    permanent: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<string | undefined> {
+    const ref = parseMessageId(id);
+    let trash: string | undefined;
+    try {
+      trash = await resolveFolder("trash", signal);
+    } catch (error) {
+      if (!(error instanceof M365MailError && error.code === "NOT_FOUND")) throw error;
+    }
+    if (!permanent && trash && trash !== ref.folder) return moveTo(ref, id, trash, signal);
+    if (!permanent && !trash) logger.warn(`no Deleted Items folder found: expunging ${id}`);
+    const ok = await shared.run(
+      `EXPUNGE ${id}`,
+      async (client) => {
+        const lock = await lockMessage(client, ref, id);
+        try {
+          const found = await client.search({ uid: String(ref.uid) }, { uid: true });
+          if (!found || found.length === 0) return false;
+          // \Deleted + UID EXPUNGE of this UID only (UIDPLUS), never other messages marked \Deleted.
+          return client.messageDelete(String(ref.uid), { uid: true });
+        } finally {
+          lock.release();
+        }
+      },
+      { signal, retryOnDrop: true },
+    );
+    if (!ok) throw notFound(id);
+    return undefined;
+  }
 
   /** Lets close() wait until every watcher has logged out. */
   function tracked<T>(generator: AsyncGenerator<T>): AsyncGenerator<T> {

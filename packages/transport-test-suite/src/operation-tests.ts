@@ -82,6 +82,28 @@ export function registerOperationTests(c: OperationTestContext): void {
   );
 
   it(
+    "trashMessage: to Deleted Items (answers the id there); from Deleted Items, deleted for good",
+    async (ctx) => {
+      c.group(ctx, "manage");
+      const t = c.transport();
+      if (!t.capabilities.manage || !t.trashMessage) ctx.skip("the transport has no trashMessage");
+      const subject = `trash ${tag}`;
+      await c.seeder(ctx)({ to, subject, text: "delete me twice" });
+      const [message] = await inbox(t, subject);
+      const trashed = await t.trashMessage!(message!.id);
+      expect(trashed).toEqual(expect.any(String));
+      expect((await inbox(t, subject, "trash")).map((m) => m.id)).toEqual([trashed]);
+      // Outlook: deleting from Deleted Items deletes for good (it used to be "moved" there again).
+      expect(await t.trashMessage!(trashed!)).toBeUndefined();
+      const subjects = async (folder: string) =>
+        (await collect(t.listMessages!({ folder, pageSize: 50 }))).map((m) => m.subject);
+      expect(await subjects("trash")).not.toContain(subject);
+      expect(await subjects("inbox")).not.toContain(subject);
+    },
+    testTimeout,
+  );
+
+  it(
     "mark read and unread, flag, move and delete",
     async (ctx) => {
       c.group(ctx, "manage");

@@ -118,6 +118,22 @@ describe("everyday operations over the API (Graph)", () => {
     expect((await api(`/v1/messages/${encodeURIComponent(trashed.id)}`)).status).toBe(404);
   }, 120_000);
 
+  it("DELETE of a message in Deleted Items removes it for good (204), as Outlook's Delete key does", async () => {
+    // Regression: it was "moved" to Deleted Items again and answered a new id.
+    const word = `plum${tag()}`;
+    await json(await send({ to: USER, subject: `trash twice ${tag()}`, text: `bin ${word}` }), 202);
+    const [message] = await found({ q: word });
+    const trashed = await json(
+      await api(`/v1/messages/${encodeURIComponent(message.id)}`, { method: "DELETE" }),
+    );
+    expect(await search({ q: word, folder: "trash" })).toEqual([expect.objectContaining({ id: trashed.id })]);
+    const again = await api(`/v1/messages/${encodeURIComponent(trashed.id)}`, { method: "DELETE" });
+    expect(again.status, await again.text()).toBe(204);
+    expect(await search({ q: word, folder: "trash" })).toEqual([]);
+    expect(await search({ q: word })).toEqual([]);
+    expect((await api(`/v1/messages/${encodeURIComponent(trashed.id)}`)).status).toBe(404);
+  }, 120_000);
+
   it("drafts: create without recipients, change, send; the OpenAPI document lists every operation", async () => {
     const subject = `api draft ${tag()}`;
     const draft = await json(

@@ -222,7 +222,8 @@ export async function messageOpsRoutes(app: FastifyInstance, options: MessageOps
     {
       schema: {
         tags: ["mail"],
-        summary: "Move to Deleted Items (answers the new id), or remove with permanent=true",
+        summary:
+          "Move to Deleted Items (answers the new id); a message already there, or any with permanent=true, is removed (204)",
         params: idParams,
         querystring: {
           type: "object",
@@ -234,7 +235,9 @@ export async function messageOpsRoutes(app: FastifyInstance, options: MessageOps
     async (request, reply) => {
       const transport = reader();
       if (!request.query.permanent) {
-        return { id: await need(transport, "moveMessage", "deleting")(request.params.id, "trash") };
+        // Outlook's Delete key: to Deleted Items (the new id), or for good when it is there already.
+        const id = await need(transport, "trashMessage", "deleting")(request.params.id);
+        return id === undefined ? reply.status(204).send() : { id };
       }
       const remove = need(transport, "deleteMessage", "deleting");
       await remove(request.params.id, { permanent: true } as { signal?: AbortSignal });

@@ -14,6 +14,7 @@ export * from "./redact.js";
 export * from "./registry.js";
 export * from "./reply.js";
 export * from "./sasl.js";
+export * from "./search-words.js";
 export * from "./serial-queue.js";
 export * from "./sign-in-health.js";
 export * from "./xml.js";

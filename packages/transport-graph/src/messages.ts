@@ -1,9 +1,10 @@
-import type {
-  M365MailError,
-  Message,
-  MessageQuery,
-  MessageSummary,
-  ReceivedAttachment,
+import {
+  type M365MailError,
+  type Message,
+  type MessageQuery,
+  type MessageSummary,
+  type ReceivedAttachment,
+  searchWords,
 } from "@m365-mail/core";
 import { resolveFolder, WELL_KNOWN_FOLDERS } from "./folders.js";
 import type { GraphContext } from "./graph-context.js";
@@ -122,8 +123,7 @@ async function* searchMessages(
  * backslashes cannot be searched for (the index has no punctuation): they separate words.
  */
 export function toKql(search: NonNullable<MessageQuery["search"]>): string {
-  const words = (value: string | undefined) =>
-    (value ?? "").replace(/["\\]/g, " ").split(/\s+/).filter(Boolean).map(kqlValue);
+  const words = (value: string | undefined) => searchWords(value).map(kqlValue);
   return [
     ...words(search.from).map((w) => `from:${w}`),
     ...words(search.to).map((w) => `(to:${w} OR cc:${w})`),

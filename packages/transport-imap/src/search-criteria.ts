@@ -1,4 +1,4 @@
-import type { MessageQuery } from "@m365-mail/core";
+import { type MessageQuery, searchWords } from "@m365-mail/core";
 import type { SearchObject } from "imapflow";
 
 /**
@@ -12,12 +12,10 @@ export function searchCriteria(query: MessageQuery): SearchObject {
   if (query.since) keys.push({ since: query.since });
   if (query.unreadOnly) keys.push({ seen: false });
   const search = query.search ?? {};
-  const words = (value: string | undefined) =>
-    (value ?? "").replace(/["\\]/g, " ").split(/\s+/).filter(Boolean);
-  for (const w of words(search.text)) keys.push({ text: w });
-  for (const w of words(search.from)) keys.push({ from: w });
-  for (const w of words(search.subject)) keys.push({ subject: w });
-  for (const w of words(search.to)) keys.push({ or: [{ to: w }, { cc: w }] });
+  for (const w of searchWords(search.text)) keys.push({ text: w });
+  for (const w of searchWords(search.from)) keys.push({ from: w });
+  for (const w of searchWords(search.subject)) keys.push({ subject: w });
+  for (const w of searchWords(search.to)) keys.push({ or: [{ to: w }, { cc: w }] });
   return keys.length > 0 ? allOf(keys) : { all: true };
 }
 

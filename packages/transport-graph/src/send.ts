@@ -7,6 +7,7 @@ import {
   type OutgoingMessage,
   parseAddress,
   parseAddressList,
+  requestNotSent,
   type SendResult,
   validateOutgoingMessage,
 } from "@m365-mail/core";
@@ -128,9 +129,12 @@ async function sendViaDraft(
       }
     }
   } catch (error) {
-    // Nothing was sent: do not leave a half-built draft behind.
+    // Nothing was sent: do not leave a half-built draft behind, and say so (an outbox sends it again
+    // instead of searching Sent Items for a message that never left).
     await deleteDraft();
-    throw error;
+    throw error instanceof M365MailError
+      ? requestNotSent(error, "not sent (adding its attachments failed)")
+      : error;
   }
   // Set when a `send` try may have been processed: from then on the draft is never deleted here.
   let maybeSent = false;

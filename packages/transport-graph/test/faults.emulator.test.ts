@@ -141,6 +141,25 @@ describe("graph transport against the emulator", () => {
     expect(await withSubject(t, unclear, "drafts")).toHaveLength(1);
   }, 60_000);
 
+  it("an attachment upload that fails leaves no draft and says the message was not sent", async () => {
+    const t = fixture.transport({ uncertainSends: "report", timeoutMs: 60_000 });
+    const subject = `upload dropped ${tag()}`;
+    // The connection drops on the upload session: the message itself never reached /send.
+    fixture.emulator.admin.armFault({ target: "graph", path: "/createUploadSession", kind: "reset" });
+    const error = await failure(
+      t.send({
+        to: SUPPORT,
+        subject,
+        text: "large attachment",
+        attachments: [{ filename: "big.bin", content: new Uint8Array(randomBytes(3_500_000)) }],
+      }),
+    );
+    expect(error.requestSent).toBe(false);
+    expect(error.message).toMatch(/not sent/);
+    expect(await withSubject(t, subject, "drafts")).toHaveLength(0);
+    expect(await withSubject(t, subject)).toHaveLength(0);
+  }, 60_000);
+
   it("a 10 MB attachment arrives byte-identical (draft + upload session in chunks under 4 MB)", async () => {
     const t = fixture.transport({ timeoutMs: 60_000 });
     const subject = `10 MB ${tag()}`;

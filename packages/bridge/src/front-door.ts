@@ -73,8 +73,14 @@ export function upstreamTimeoutMs(limits: FrontDoorLimits): number {
 }
 
 /** One line per session, written when it ends. */
+/** `192.0.2.7:51234`, `[2001:db8::7]:51234`: the client as session lines and logs name it. */
+export function clientLabel(address: string, port: number | undefined): string {
+  return `${address.includes(":") ? `[${address}]` : address}:${port ?? 0}`;
+}
+
 export interface SessionRecord {
   readonly protocol: BridgeProtocol;
+  /** Address and port, see clientLabel. */
   readonly client: string;
   readonly account?: string;
   readonly upstream?: string;

@@ -201,7 +201,7 @@ except poplib.error_proto as e:
     const ok = sessions.filter((l) => l.includes("result=ok") && l.includes("account=contoso "));
     expect(ok.length).toBeGreaterThanOrEqual(6);
     for (const line of ok) {
-      expect(line).toMatch(/upstream=127\.0\.0\.1:\d+ in=[1-9]\d* out=[1-9]\d* /);
+      expect(line).toMatch(/client=127\.0\.0\.1:\d+ .*upstream=127\.0\.0\.1:\d+ in=[1-9]\d* out=[1-9]\d* /);
     }
     expect(sessions.some((l) => l.includes("result=auth-failed"))).toBe(true);
     const all = [...env.logLines, ...bridge.lines].join("\n");

@@ -113,6 +113,22 @@ describe("Python smtplib through the bridge", () => {
     );
   });
 
+  it("accepts a null sender (MAIL FROM:<>, a bounce an MTA passes on) and sends it as the mailbox, over Graph and SMTP", async () => {
+    for (const account of ["support@contoso.com", "alice@contoso.com"]) {
+      const s = subject("null sender");
+      const result = await pythonSmtp({
+        port: smtpPort(bridge),
+        username: account,
+        password: DEMO_PASSWORD,
+        from: "",
+        to: ["noimap@contoso.com"],
+        message: textMessage({ from: account, to: "noimap@contoso.com", subject: s }),
+      });
+      expect(result.stdout.trim(), account).toBe("OK");
+      await waitFor(async () => (await mailbox(emulator, "noimap@contoso.com")).find((m) => m.subject === s));
+    }
+  });
+
   it("is not an open relay: without AUTH, MAIL FROM is refused with 530", async () => {
     const result = await pythonSmtp({
       port: smtpPort(bridge),

@@ -1,7 +1,13 @@
 import { createServer, type Socket } from "node:net";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { M365MailError, safeLogger } from "@m365-mail/core";
-import type { BridgeProtocol, FrontDoor, FrontDoorOptions, SessionRecord } from "../front-door.js";
+import {
+  type BridgeProtocol,
+  clientLabel,
+  type FrontDoor,
+  type FrontDoorOptions,
+  type SessionRecord,
+} from "../front-door.js";
 import { ClientSession } from "./client-session.js";
 
 /** Why a connection is turned away or ended by the bridge rather than by the client. */
@@ -63,7 +69,7 @@ export async function startRelayListener(
   const record = (session: ClientSession) => {
     const entry: SessionRecord = {
       protocol: relay.protocol,
-      client: session.address,
+      client: clientLabel(session.address, session.raw.remotePort),
       ...(session.account ? { account: session.account } : {}),
       ...(session.upstream ? { upstream: session.upstream } : {}),
       bytesIn: session.raw.bytesRead,

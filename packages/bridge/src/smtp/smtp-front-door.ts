@@ -2,7 +2,13 @@ import type { AddressInfo, Socket } from "node:net";
 import { M365MailError } from "@m365-mail/core";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { AccountConfig, ListenerLimits } from "../config-schema.js";
-import type { FrontDoor, FrontDoorOptions, SessionRecord, SignedIn } from "../front-door.js";
+import {
+  clientLabel,
+  type FrontDoor,
+  type FrontDoorOptions,
+  type SessionRecord,
+  type SignedIn,
+} from "../front-door.js";
 import { authReply, bridgeReplies, deliveryReply, replyError } from "./smtp-replies.js";
 
 /** What the SMTP front door needs beyond the common front-door options. */
@@ -81,7 +87,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
   });
   const record = (session: SMTPServerSession, state: SessionState): SessionRecord => ({
     protocol: "smtp",
-    client: `${session.remoteAddress}:${session.remotePort}`,
+    client: clientLabel(session.remoteAddress, session.remotePort),
     ...(state.signedIn ? { account: state.signedIn.account } : {}),
     ...(state.upstream ? { upstream: state.upstream } : {}),
     bytesIn: state.bytesIn,
@@ -170,10 +176,13 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       const state = states.get(session.id);
       if (!state) return callback(replyError(bridgeReplies.authRequired()));
       const sender = address.address.toLowerCase();
+      // `MAIL FROM:<>`: a bounce or delivery report that an MTA (Postfix as a smarthost client) passes
+      // on. Nobody is named, so nobody is impersonated: it is sent as the mailbox (see onData).
+      const nullSender = sender === "";
       void (async () => {
         if (state.noAuth) {
           // The account's other addresses are for devices that log in, not for the network's device.
-          if (sender !== options.noAuth?.from.toLowerCase()) {
+          if (!nullSender && sender !== options.noAuth?.from.toLowerCase()) {
             return callback(replyError(bridgeReplies.sendAsDenied()));
           }
           return callback();
@@ -183,7 +192,9 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
           if (!noAuth?.isAllowed(session.remoteAddress)) {
             return callback(replyError(bridgeReplies.authRequired()));
           }
-          if (sender !== noAuth.from.toLowerCase()) return callback(replyError(bridgeReplies.sendAsDenied()));
+          if (!nullSender && sender !== noAuth.from.toLowerCase()) {
+            return callback(replyError(bridgeReplies.sendAsDenied()));
+          }
           try {
             state.signedIn = await noAuth.signIn();
             state.noAuth = true;
@@ -204,8 +215,8 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
             a.toLowerCase(),
           ),
         );
-        if (!allowed.has(sender)) {
-          log.info(`smtp: account ${account.name} may not send as ${sender || "<>"} (accounts[].sendAs)`);
+        if (!nullSender && !allowed.has(sender)) {
+          log.info(`smtp: account ${account.name} may not send as ${sender} (accounts[].sendAs)`);
           return callback(replyError(bridgeReplies.sendAsDenied()));
         }
         callback();
@@ -237,7 +248,9 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
           ? options.accept({
               signedIn,
               account,
-              mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+              // A null sender (a bounce or DSN an MTA relays) goes to Microsoft 365 as the mailbox's.
+              mailFrom:
+                (session.envelope.mailFrom ? session.envelope.mailFrom.address : "") || signedIn.mailbox,
               recipients: session.envelope.rcptTo.map((r) => r.address),
               raw,
             })

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DEMO_PASSWORD } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,6 +95,14 @@ print("OK")`,
       expect(status.stdout).toContain("ceo-phone");
       expect(status.stdout).toContain("SIGN_IN_REQUIRED");
       expect(status.stdout).toContain(`m365-mail bridge login --config ${configPath} ceo-phone`);
+      // --config finds the metrics listener in the file, without the M365_* variables the bridge runs with.
+      const withPort = JSON.parse(await readFile(configPath, "utf8"));
+      withPort.metrics.port = Number(metricsPort);
+      const statusConfig = join(emu.home, "bridge-status.json");
+      await writeFile(statusConfig, JSON.stringify(withPort));
+      const byConfig = await runCli(["bridge", "status", "--config", statusConfig]);
+      expect(byConfig.code, byConfig.stderr).toBe(1);
+      expect(byConfig.stdout).toContain("SIGN_IN_REQUIRED");
       bridge.child.kill("SIGHUP");
       await until(() => bridge.output().stderr.includes(`reloaded ${configPath}`), "the reload");
       bridge.child.kill("SIGTERM");

@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
-import { loadBridgeConfig } from "./config.js";
-import type { BridgeConfig } from "./config-schema.js";
+import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
+import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { signInAccount } from "./device-code-login.js";
 import { hashSecret } from "./secret-hash.js";
 import { type Bridge, type BridgeStatus, startBridge } from "./start-bridge.js";
@@ -232,8 +232,9 @@ async function statusCommand(
       io.stderr("m365-mail bridge status needs --url or --config (whose metrics listener it asks)\n");
       return 2;
     }
-    const config = await loadBridgeConfig(configPath, io.env);
-    if (!config.metrics) {
+    // Only the metrics address is needed: not the M365_* variables the running bridge was given.
+    const metrics = metricsOfBridgeConfig(await readBridgeConfigFile(configPath));
+    if (!metrics) {
       throw new M365MailError(
         "CONFIG_INVALID",
         `${configPath} has no "metrics" listener to ask for the status`,
@@ -243,7 +244,7 @@ async function statusCommand(
         },
       );
     }
-    base = `http://${config.metrics.host}:${config.metrics.port}`;
+    base = `http://${metrics.host.includes(":") ? `[${metrics.host}]` : metrics.host}:${metrics.port}`;
   }
   let status: BridgeStatus;
   try {

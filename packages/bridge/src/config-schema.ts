@@ -302,16 +302,7 @@ export function validateBridgeConfig(input: unknown, env: NodeJS.ProcessEnv = pr
   const tokenCache = validateTokenCache(p, input.tokenCache);
   const spool = validateSpool(p, input.spool);
   const lockout = validateLockout(p, input.lockout);
-  let metrics: BridgeConfig["metrics"];
-  if (input.metrics !== undefined) {
-    if (!isObject(input.metrics)) p.add("metrics", "must be an object { host, port }");
-    else {
-      unknownKeys(p, "metrics", input.metrics, ["host", "port"]);
-      const port = int(p, "metrics.port", input.metrics.port, 0, 65535);
-      if (port === undefined && input.metrics.port === undefined) p.add("metrics.port", "is required");
-      metrics = { host: str(p, "metrics.host", input.metrics.host) ?? "127.0.0.1", port: port ?? 0 };
-    }
-  }
+  const metrics = validateMetrics(p, input.metrics);
   const webhookUrl = str(p, "webhookUrl", input.webhookUrl);
   if (webhookUrl && !/^https?:\/\//.test(webhookUrl))
     p.add("webhookUrl", "must be an http:// or https:// URL");
@@ -342,6 +333,30 @@ export function validateBridgeConfig(input: unknown, env: NodeJS.ProcessEnv = pr
     logLevel,
     dataDir,
   };
+}
+
+function validateMetrics(p: Problems, input: unknown): BridgeConfig["metrics"] {
+  if (input === undefined) return undefined;
+  if (!isObject(input)) {
+    p.add("metrics", "must be an object { host, port }");
+    return undefined;
+  }
+  unknownKeys(p, "metrics", input, ["host", "port"]);
+  const port = int(p, "metrics.port", input.port, 0, 65535);
+  if (port === undefined && input.port === undefined) p.add("metrics.port", "is required");
+  return { host: str(p, "metrics.host", input.host) ?? "127.0.0.1", port: port ?? 0 };
+}
+
+/**
+ * Only the `metrics` listener of a config (what `m365-mail bridge status --config` asks): the rest of
+ * the file, and the `M365_*` variables it may rely on, are the running bridge's business.
+ */
+export function metricsOfBridgeConfig(input: unknown): BridgeConfig["metrics"] {
+  const p = new Problems();
+  const metrics = isObject(input) ? validateMetrics(p, input.metrics) : undefined;
+  if (!isObject(input)) p.add("(top level)", "must be a JSON object");
+  if (p.list.length > 0) throw configError(p.list);
+  return metrics;
 }
 
 function configError(problems: readonly string[]): M365MailError {

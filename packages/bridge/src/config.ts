@@ -12,6 +12,11 @@ export async function loadBridgeConfig(
   path: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<BridgeConfig> {
+  return validateBridgeConfig(await readBridgeConfigFile(path), env);
+}
+
+/** The config file's content, parsed but not validated. */
+export async function readBridgeConfigFile(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -37,5 +42,5 @@ export async function loadBridgeConfig(
       },
     );
   }
-  return validateBridgeConfig(parsed, env);
+  return parsed;
 }

@@ -129,6 +129,25 @@ describe("Python smtplib through the bridge", () => {
     }
   });
 
+  it("AUTH PLAIN with an authorization identity other than the login is refused (535 5.7.8); the same name in another case is fine", async () => {
+    const script = String.raw`
+import base64, os, smtplib
+for authzid in ["alice@contoso.com", "Support@Contoso.com"]:
+    s = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), timeout=30)
+    s.ehlo()
+    token = base64.b64encode(("%s\0support@contoso.com\0%s" % (authzid, os.environ["PW"])).encode()).decode()
+    code, text = s.docmd("AUTH", "PLAIN " + token)
+    print(code, text.decode())
+    s.quit()
+`;
+    const result = await run("python3", ["-c", script], {
+      env: { PORT: String(smtpPort(bridge)), PW: DEMO_PASSWORD },
+    });
+    const [refused, accepted] = result.stdout.trim().split("\n");
+    expect(refused).toMatch(/^535 5\.7\.8 .*authorization identity/);
+    expect(accepted).toMatch(/^235 /);
+  });
+
   it("is not an open relay: without AUTH, MAIL FROM is refused with 530", async () => {
     const result = await pythonSmtp({
       port: smtpPort(bridge),

@@ -14,6 +14,6 @@ export function decodeSaslPlain(encoded: string): PlainCredentials | undefined {
   const parts = Buffer.from(text, "base64").toString("utf8").split("\0");
   if (parts.length !== 3) return undefined;
   const [authzid, username, password] = parts as [string, string, string];
-  if (!username || (authzid && authzid !== username)) return undefined;
+  if (!username || (authzid && authzid.toLowerCase() !== username.toLowerCase())) return undefined;
   return { username, password };
 }

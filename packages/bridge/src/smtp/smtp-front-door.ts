@@ -153,6 +153,13 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       if (auth.method !== "PLAIN" && auth.method !== "LOGIN") {
         return callback(replyError({ code: 504, text: "5.7.4 Unrecognized authentication type" }));
       }
+      // As over IMAP and POP3: the bridge maps logins to mailboxes itself, so an authorization identity
+      // (AUTH PLAIN's first field) other than the login would be silently ignored — refused instead.
+      const authzid = (auth as { authzid?: string }).authzid;
+      if (authzid && authzid.toLowerCase() !== (auth.username ?? "").toLowerCase()) {
+        if (state) state.result = "auth-failed";
+        return callback(replyError(bridgeReplies.authzidRefused()));
+      }
       options
         .authenticate(auth.username ?? "", auth.password ?? "", clientOf(session))
         .then((signedIn) => {

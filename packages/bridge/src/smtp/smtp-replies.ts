@@ -18,6 +18,10 @@ export function replyError(reply: SmtpReply): Error & { responseCode: number } {
 export const bridgeReplies = {
   authRequired: (): SmtpReply => ({ code: 530, text: "5.7.57 Client not authenticated to send mail" }),
   authFailed: (): SmtpReply => ({ code: 535, text: "5.7.3 Authentication unsuccessful" }),
+  authzidRefused: (): SmtpReply => ({
+    code: 535,
+    text: "5.7.8 Authentication unsuccessful: leave the authorization identity empty (the bridge maps logins to mailboxes)",
+  }),
   authTemporary: (detail: string): SmtpReply => ({
     code: 454,
     text: `4.7.0 Temporary authentication failure: ${detail}`,

@@ -161,8 +161,23 @@ function msalCacheSecrets(serialized: string): Set<string> {
   return found;
 }
 
-/** msal's whole cache for one user under one key of our TokenCache (msal writes one blob per app). */
-export function msalCachePlugin(cache: TokenCache, key: string): ICachePlugin {
+/** msal's serialized cache is a JSON object; anything else (a sealed value, a damaged one) is not. */
+function readableMsalCache(value: unknown): value is string {
+  if (typeof value !== "string") return false;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * msal's whole cache for one user under one key of our TokenCache (msal writes one blob per app). A
+ * value msal cannot read (not its JSON: written by something else, or damaged) is a miss, with a warning:
+ * the sign-in goes on as if nothing were cached, and its result replaces the value.
+ */
+export function msalCachePlugin(cache: TokenCache, key: string, logger?: Logger): ICachePlugin {
   // The secrets of the last blob read. msal reads the blob again before saving a refresh, so a blob
   // still holding the refresh token just superseded is read after the network client forgot it: what
   // a newer blob no longer holds is forgotten here, which keeps the redactor's set from growing.
@@ -170,12 +185,23 @@ export function msalCachePlugin(cache: TokenCache, key: string): ICachePlugin {
   return {
     async beforeCacheAccess(context) {
       const entry = await cache.get(key);
-      if (entry) {
-        const secrets = msalCacheSecrets(entry.value);
-        for (const old of held) if (!secrets.has(old)) forgetSecret(old);
-        for (const secret of secrets) registerSecret(secret, { rotating: true });
-        held = secrets;
+      if (!entry) return;
+      if (!readableMsalCache(entry.value)) {
+        logger?.warn(
+          `token cache entry ${key} is not msal's cache (written by something else, or damaged): read as absent, the next sign-in replaces it`,
+        );
+        return;
+      }
+      const secrets = msalCacheSecrets(entry.value);
+      for (const old of held) if (!secrets.has(old)) forgetSecret(old);
+      for (const secret of secrets) registerSecret(secret, { rotating: true });
+      held = secrets;
+      try {
         context.tokenCache.deserialize(entry.value);
+      } catch (error) {
+        logger?.warn(
+          `token cache entry ${key} could not be loaded into msal (${error instanceof Error ? error.name : "error"}): read as absent, the next sign-in replaces it`,
+        );
       }
     },
     async afterCacheAccess(context) {
@@ -228,7 +254,9 @@ export function createMsalApplication(options: MsalEngineOptions): PublicClientA
         : {}),
     },
     ...(options.cache
-      ? { cache: { cachePlugin: msalCachePlugin(options.cache, `${options.keyPrefix}:msal`) } }
+      ? {
+          cache: { cachePlugin: msalCachePlugin(options.cache, `${options.keyPrefix}:msal`, options.logger) },
+        }
       : {}),
     system: {
       networkClient: msalNetworkClient(options.http, options.context),

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { M365MailError } from "@m365-mail/core";
 import { DEMO_PASSWORD, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
 import { needs, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { Redis } from "ioredis";
@@ -55,15 +54,27 @@ describe.skipIf(!needs("redis"))("redisTokenCache (Redis from Debian's redis-ser
     expect(await a.get("u:rt")).toBeUndefined();
   });
 
-  it("refuses an entry written with another key, and an entry copied under another name", async () => {
-    const writer = redisTokenCache({ client: client(), key: randomBytes(32) });
+  it("reads an entry written with another key, copied under another name or damaged as absent, with a warning", async () => {
+    const lines: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => lines.push(m), error() {} };
+    const writer = redisTokenCache({ client: client(), key: randomBytes(32), logger });
     await writer.set("k", { value: "secret-value-abcdef" });
-    const other = redisTokenCache({ client: client(), key: randomBytes(32) });
-    await expect(other.get("k")).rejects.toMatchObject({ code: "CONFIG_INVALID", source: "auth-ropc" });
+    const other = redisTokenCache({ client: client(), key: randomBytes(32), logger });
+    expect(await other.get("k")).toBeUndefined();
 
     const c = client();
     await c.set("m365-mail:tokens:moved", (await c.get("m365-mail:tokens:k"))!);
-    await expect(writer.get("moved")).rejects.toBeInstanceOf(M365MailError);
+    expect(await writer.get("moved")).toBeUndefined();
+    await c.set("m365-mail:tokens:damaged", "pk1.not-json");
+    expect(await writer.get("damaged")).toBeUndefined();
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(
+      /\[auth-ropc\] the Redis token cache entry m365-mail:tokens:k cannot be read .*M365_CACHE_KEY/,
+    );
+    expect(lines.join("\n")).not.toContain("secret-value");
+    // The next sign-in's entry replaces it.
+    await other.set("k", { value: "new-value-123456" });
+    expect((await other.get("k"))?.value).toBe("new-value-123456");
   });
 
   it("needs a 32-byte key", () => {

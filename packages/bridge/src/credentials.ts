@@ -20,7 +20,10 @@ import { needsAPerson, type SignInProblems } from "./sign-in-problems.js";
 
 export interface CredentialsOptions {
   config: BridgeConfig;
-  /** The configured token cache (memory, file, Redis); passthrough entries are sealed with the user's password. */
+  /**
+   * The configured token cache (memory, file, Redis). Passthrough entries are sealed with the user's
+   * password under names of their own; a mapped account's entries for the same user stay plain beside them.
+   */
   cache: TokenCache;
   /** Mixed into the password-derived key when the cache is shared (the cache's own key). */
   cachePepper?: Uint8Array;
@@ -383,8 +386,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       }
       // Released once Entra's answer is recorded (a refusal counts before the next grant may go).
       try {
-        const pepper = options.cachePepper;
-        const provider = providerFor(upn, password, passwordKeyedCache(options.cache, upn, password, pepper));
+        const sealed = passwordKeyedCache(options.cache, upn, password, options.cachePepper, log);
+        const provider = providerFor(upn, password, sealed);
         try {
           await tokenFor(account, provider, client.protocol);
         } catch (error) {

@@ -49,7 +49,7 @@ export async function signInAccount(
     );
   }
   const ca = await readCa(config);
-  const { cache, closeCache } = await openTokenCache(config, options.env ?? process.env);
+  const { cache, closeCache } = await openTokenCache(config, options.env ?? process.env, options.logger);
   const provider = deviceCodeProviderFor(config, c.username, cache, ca, options.logger, options.onDeviceCode);
   try {
     const graph = await provider.signIn({ ...(options.signal ? { signal: options.signal } : {}) });

@@ -1,7 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileTokenCache, memoryTokenCache, redisTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
-import { M365MailError } from "@m365-mail/core";
+import { type Logger, M365MailError } from "@m365-mail/core";
 import { Redis } from "ioredis";
 import type { BridgeConfig } from "./config-schema.js";
 
@@ -30,9 +30,11 @@ async function readKeyFile(path: string): Promise<Buffer> {
   }
 }
 
+/** The configured token cache; `logger` hears of a Redis entry that cannot be read (it counts as absent). */
 export async function openTokenCache(
   config: BridgeConfig,
   env: NodeJS.ProcessEnv,
+  logger?: Logger,
 ): Promise<{ cache: TokenCache; pepper?: Uint8Array; closeCache: () => Promise<void> }> {
   const c = config.tokenCache;
   if (c.type === "memory") return { cache: memoryTokenCache(), closeCache: async () => {} };
@@ -52,7 +54,7 @@ export async function openTokenCache(
   const client = new Redis(c.url, { maxRetriesPerRequest: 2 });
   let cache: TokenCache;
   try {
-    cache = redisTokenCache({ client, ...(key ? { key } : {}) });
+    cache = redisTokenCache({ client, ...(key ? { key } : {}), ...(logger ? { logger } : {}) });
   } catch (error) {
     client.disconnect();
     throw error;

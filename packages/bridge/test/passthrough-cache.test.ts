@@ -10,8 +10,10 @@ import {
   createLockoutGuard,
   createSignInProblems,
   DEFAULT_LOCKOUT,
+  PASSWORD_KEYED_PREFIX,
+  passwordKeyedCache,
 } from "../src/index.js";
-import { configFor, DEMO_PASSWORD, startSmtpEmulator } from "./bridge-env.js";
+import { collectingLogger, configFor, DEMO_PASSWORD, startSmtpEmulator } from "./bridge-env.js";
 
 let emulator: TestEmulator;
 let config: BridgeConfig;
@@ -128,5 +130,50 @@ describe("passthrough token cache", () => {
       emulator.admin.updateUser("alice@contoso.com", { password: DEMO_PASSWORD });
       await credentials.dispose();
     }
+  });
+});
+
+describe("passwordKeyedCache beside a mapped account's plain entries (audit: token-cache collision)", () => {
+  const NAME = "m365-mail:v1:login.example:tenant:app:support@contoso.com:msal";
+
+  it("keeps sealed entries under names of their own: a plain entry of the same name is neither read nor overwritten", async () => {
+    const store = memoryTokenCache();
+    await store.set(NAME, { value: '{"mapped":"plain msal cache"}' });
+    const sealed = passwordKeyedCache(store, "support@contoso.com", DEMO_PASSWORD);
+    expect(await sealed.get(NAME)).toBeUndefined();
+    await sealed.set(NAME, { value: '{"passthrough":"its own"}' });
+    expect((await sealed.get(NAME))?.value).toBe('{"passthrough":"its own"}');
+    // Both kinds side by side: the mapped account still finds its own value, untouched.
+    expect((await store.get(NAME))?.value).toBe('{"mapped":"plain msal cache"}');
+    expect((await store.get(`${PASSWORD_KEYED_PREFIX}${NAME}`))?.value).toMatch(/^pk1\./);
+  });
+
+  it("reads a value it cannot open as absent: another password's silently, a foreign value with one warning", async () => {
+    const store = memoryTokenCache();
+    const logger = collectingLogger();
+    const sealed = passwordKeyedCache(store, "support@contoso.com", DEMO_PASSWORD, undefined, logger);
+    await passwordKeyedCache(store, "support@contoso.com", "Other-Passw0rd-1").set(NAME, { value: "x" });
+    expect(await sealed.get(NAME)).toBeUndefined();
+    expect(logger.lines.filter((l) => l.startsWith("warn"))).toEqual([]);
+    for (const value of ["not sealed", "pk1.broken", "pk1.AAAA.BBBB.CCCC"]) {
+      await store.set(`${PASSWORD_KEYED_PREFIX}${NAME}`, { value });
+      expect(await sealed.get(NAME)).toBeUndefined();
+    }
+    // "not sealed" and "pk1.broken" are foreign; "pk1.AAAA.BBBB.CCCC" has the shape, and does not open.
+    expect(logger.lines.filter((l) => l.startsWith("warn"))).toHaveLength(2);
+    expect(logger.lines.join("\n")).not.toContain(DEMO_PASSWORD);
+  });
+
+  it("moves an entry sealed by an older bridge under the provider's own name (no new password grant)", async () => {
+    const store = memoryTokenCache();
+    const sealed = passwordKeyedCache(store, "support@contoso.com", DEMO_PASSWORD);
+    await sealed.set(NAME, { value: "refresh-token" });
+    // As an older bridge stored it: the same sealed value, without the prefix.
+    const old = (await store.get(`${PASSWORD_KEYED_PREFIX}${NAME}`))!;
+    await store.delete(`${PASSWORD_KEYED_PREFIX}${NAME}`);
+    await store.set(NAME, old);
+    expect((await sealed.get(NAME))?.value).toBe("refresh-token");
+    expect(await store.get(NAME)).toBeUndefined();
+    expect((await store.get(`${PASSWORD_KEYED_PREFIX}${NAME}`))?.value).toBe(old.value);
   });
 });

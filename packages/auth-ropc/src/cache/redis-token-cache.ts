@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
-import { M365MailError } from "@m365-mail/core";
+import { type Logger, M365MailError, safeLogger } from "@m365-mail/core";
 import { resolveCacheKey } from "./cache-key.js";
 import type { TokenCache, TokenCacheEntry } from "./token-cache.js";
 
@@ -28,6 +28,8 @@ export interface RedisTokenCacheOptions {
   lockTtlMs?: number;
   /** How long `withLock` waits for another process's grant before failing with TIMEOUT. @default 60000 */
   lockWaitMs?: number;
+  /** Told (warn) when an entry cannot be read and counts as absent. @default silent */
+  logger?: Logger;
 }
 
 interface Stored {
@@ -51,9 +53,11 @@ function redisFailure(operation: string, error: unknown): M365MailError {
 /**
  * Tokens shared by several processes through Redis: one password grant serves them all. Every value is
  * encrypted with AES-256-GCM (the Redis key is authenticated too, so a value cannot be moved to another
- * key); entries with `expiresAt` get a matching Redis expiry. `withLock` is a Redis lock (SET NX PX,
- * renewed while held, released by compare-and-delete) that the token provider takes around every grant,
- * so concurrent processes wait for one sign-in instead of each signing in.
+ * key); entries with `expiresAt` get a matching Redis expiry. An entry that does not decrypt (another
+ * key, another name, damaged) reads as absent with a warning, so the next sign-in replaces it instead of
+ * failing. `withLock` is a Redis lock (SET NX PX, renewed while held, released by compare-and-delete)
+ * that the token provider takes around every grant, so concurrent processes wait for one sign-in
+ * instead of each signing in.
  */
 export function redisTokenCache(options: RedisTokenCacheOptions): Required<TokenCache> {
   const { client } = options;
@@ -67,6 +71,7 @@ export function redisTokenCache(options: RedisTokenCacheOptions): Required<Token
   const prefix = options.prefix ?? "m365-mail:tokens:";
   const lockTtlMs = options.lockTtlMs ?? 30_000;
   const lockWaitMs = options.lockWaitMs ?? 60_000;
+  const log = safeLogger(options.logger, SOURCE);
 
   const seal = (name: string, entry: TokenCacheEntry): string => {
     const iv = randomBytes(12);
@@ -82,20 +87,22 @@ export function redisTokenCache(options: RedisTokenCacheOptions): Required<Token
     return JSON.stringify(stored);
   };
 
-  const open = (name: string, text: string): TokenCacheEntry => {
+  /** The entry, or undefined (with a warning) when it does not decrypt or is not an entry. */
+  const open = (name: string, text: string): TokenCacheEntry | undefined => {
     try {
       const stored = JSON.parse(text) as Stored;
       const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(stored.iv, "base64"));
       decipher.setAAD(Buffer.from(name, "utf8"));
       decipher.setAuthTag(Buffer.from(stored.tag, "base64"));
       const plain = Buffer.concat([decipher.update(Buffer.from(stored.data, "base64")), decipher.final()]);
-      return JSON.parse(plain.toString("utf8")) as TokenCacheEntry;
+      const entry = JSON.parse(plain.toString("utf8")) as TokenCacheEntry;
+      if (typeof entry?.value !== "string") throw new TypeError("no value");
+      return entry;
     } catch (error) {
-      throw new M365MailError("CONFIG_INVALID", `the Redis token cache entry ${name} cannot be decrypted`, {
-        source: SOURCE,
-        cause: error,
-        hint: "Give every process the same M365_CACHE_KEY (or key), or delete the m365-mail:tokens:* keys so the next call signs in again.",
-      });
+      log.warn(
+        `the Redis token cache entry ${name} cannot be read (${error instanceof Error ? error.name : "error"}): it counts as absent and the next sign-in replaces it. If this repeats, give every process the same M365_CACHE_KEY (or key).`,
+      );
+      return undefined;
     }
   };
 
@@ -109,7 +116,7 @@ export function redisTokenCache(options: RedisTokenCacheOptions): Required<Token
       }
       if (text === null) return undefined;
       const entry = open(prefix + name, text);
-      if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) return undefined;
+      if (!entry || (entry.expiresAt !== undefined && entry.expiresAt <= Date.now())) return undefined;
       return entry;
     },
     async set(name, entry) {

@@ -112,6 +112,9 @@ export interface FrontDoor {
   readonly protocol: BridgeProtocol;
   readonly address: { host: string; port: number };
   readonly openSessions: number;
-  /** Stops accepting; open sessions get up to `drainMs` to finish, then are closed. */
+  /**
+   * Stops accepting; open sessions get up to `drainMs` to finish, then are closed. The port is free as
+   * soon as `close()` returns, before the drain: a reload binds the replacement listener at once.
+   */
   close(options?: { drainMs?: number }): Promise<void>;
 }

@@ -1,11 +1,12 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Logger, M365MailError, safeLogger } from "@m365-mail/core";
+import { type Logger, M365MailError, safeLogger, serialQueue } from "@m365-mail/core";
 import type { BridgeConfig, ListenerConfig } from "./config-schema.js";
 import { consoleLogger } from "./console-logger.js";
 import { type Credentials, createCredentials } from "./credentials.js";
 import type { Authenticate, BridgeProtocol, FrontDoor, FrontDoorOptions } from "./front-door.js";
 import { startImapFrontDoor } from "./imap/imap-front-door.js";
+import { type BindListener, createListenerSet } from "./listener-set.js";
 import { createLockoutGuard, type LockoutGuard } from "./lockout-guard.js";
 import { type BridgeMetrics, createBridgeMetrics } from "./metrics.js";
 import { isLoopbackAddress, networkMatcher } from "./network.js";
@@ -55,7 +56,11 @@ export interface BridgeStatus {
 export interface Bridge {
   /** Where each listener (and the metrics endpoint) listens; port 0 in the config becomes the real port. */
   readonly addresses: readonly { protocol: BridgeProtocol | "metrics"; host: string; port: number }[];
-  /** New accounts, auth and limits without dropping open sessions; a listener whose settings changed is restarted. */
+  /**
+   * New accounts, auth and limits without dropping open sessions, all or nothing: a listener whose
+   * settings changed is started anew (the old one stops accepting and its open sessions get 30 s in the
+   * background). When a listener cannot start (its port is in use), it rejects and nothing changed.
+   */
   reload(config: BridgeConfig): Promise<void>;
   /** Stops accepting; open sessions get up to `drainMs` to finish. */
   close(options?: { drainMs?: number }): Promise<void>;
@@ -64,11 +69,8 @@ export interface Bridge {
   metrics(): string;
 }
 
-interface RunningListener {
-  readonly key: string;
-  readonly config: ListenerConfig;
-  readonly door: FrontDoor;
-}
+/** How long the open sessions of a listener that a reload replaced or removed get to finish. */
+const RELOAD_DRAIN_MS = 30_000;
 
 /** The bridge: listeners for SMTP (and IMAP/POP3 relays) in front of Microsoft 365, with one config. */
 export async function startBridge(initial: BridgeConfig, options: StartBridgeOptions = {}): Promise<Bridge> {
@@ -155,16 +157,15 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     else log.warn(line);
   };
 
-  const listenerKey = (l: ListenerConfig) => JSON.stringify(l);
-
-  async function startListener(l: ListenerConfig): Promise<RunningListener> {
+  /** A listener's TLS material and options under `settings`; the returned function binds it. */
+  async function prepareListener(l: ListenerConfig, settings: BridgeConfig): Promise<BindListener> {
     const tls =
       l.security === "plain"
         ? undefined
         : await loadTlsMaterial({
             ...(l.tls?.certFile ? { certFile: l.tls.certFile } : {}),
             ...(l.tls?.keyFile ? { keyFile: l.tls.keyFile } : {}),
-            dataDir: config.dataDir,
+            dataDir: settings.dataDir,
             hosts: [l.host],
             logger: log,
           });
@@ -183,48 +184,55 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       logger: log,
       onSession,
     };
-    let door: FrontDoor;
-    if (l.protocol === "smtp") {
-      const noAuth = l.noAuth;
-      const noAuthMatch = noAuth ? networkMatcher(noAuth.networks) : undefined;
-      door = await startSmtpFrontDoor({
-        ...base,
-        limits: l.limits,
-        accountSettings: (name) => credentials.account(name),
-        accept,
-        ...(noAuth && noAuthMatch
-          ? {
-              noAuth: {
-                isAllowed: noAuthMatch,
-                from: noAuth.from,
-                signIn: () => credentials.signInWithoutPassword(noAuth.account, "smtp", { device: true }),
-              },
-            }
-          : {}),
-      });
-    } else {
-      const start =
-        options.relays?.[l.protocol] ?? (l.protocol === "imap" ? startImapFrontDoor : startPop3FrontDoor);
-      const endpoint = config.m365[l.protocol];
-      door = await start({
-        ...base,
-        upstream: {
-          host: endpoint.host,
-          port: endpoint.port,
-          security: "tls",
-          ...(ca ? { ca } : {}),
-        },
-      });
-    }
-    log.info(`listening: ${l.protocol} ${l.security} on ${door.address.host}:${door.address.port}`);
-    return { key: listenerKey(l), config: l, door };
+    const endpoint = l.protocol === "smtp" ? undefined : settings.m365[l.protocol];
+    return async (port = l.port) => {
+      let door: FrontDoor;
+      if (l.protocol === "smtp") {
+        const noAuth = l.noAuth;
+        const noAuthMatch = noAuth ? networkMatcher(noAuth.networks) : undefined;
+        door = await startSmtpFrontDoor({
+          ...base,
+          port,
+          limits: l.limits,
+          accountSettings: (name) => credentials.account(name),
+          accept,
+          ...(noAuth && noAuthMatch
+            ? {
+                noAuth: {
+                  isAllowed: noAuthMatch,
+                  from: noAuth.from,
+                  signIn: () => credentials.signInWithoutPassword(noAuth.account, "smtp", { device: true }),
+                },
+              }
+            : {}),
+        });
+      } else {
+        const start =
+          options.relays?.[l.protocol] ?? (l.protocol === "imap" ? startImapFrontDoor : startPop3FrontDoor);
+        door = await start({
+          ...base,
+          port,
+          upstream: {
+            host: endpoint!.host,
+            port: endpoint!.port,
+            security: "tls",
+            ...(ca ? { ca } : {}),
+          },
+        });
+      }
+      log.info(`listening: ${l.protocol} ${l.security} on ${door.address.host}:${door.address.port}`);
+      return door;
+    };
   }
 
-  let listeners: RunningListener[] = [];
+  const listeners = createListenerSet({ logger: log, drainMs: RELOAD_DRAIN_MS });
+  // Reloads and close() run one at a time, in the order they were asked for.
+  const serial = serialQueue();
+  let closed = false;
   let metricsServer: Server | undefined;
   let metricsAddress: { host: string; port: number } | undefined;
   try {
-    for (const l of config.listeners) listeners.push(await startListener(l));
+    await listeners.replace(config.listeners, (l) => prepareListener(l, config));
     if (config.metrics) {
       // Asked from outside: see first whether a missing device-code sign-in was stored meanwhile
       // (`bridge login`); accounts without that problem cost no cache read per scrape.
@@ -236,7 +244,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       metricsAddress = started.address;
     }
   } catch (error) {
-    await Promise.all(listeners.map((l) => l.door.close({ drainMs: 0 })));
+    await listeners.close(0);
     await spool?.close();
     await credentials.dispose();
     await closeCache();
@@ -244,15 +252,14 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   }
 
   function status(): BridgeStatus {
-    for (const l of listeners) open.set(l.config.protocol, 0);
-    for (const l of listeners) {
-      const n = (open.get(l.config.protocol) ?? 0) + l.door.openSessions;
-      open.set(l.config.protocol, n);
-    }
+    // Sessions on a listener a reload replaced are still open sessions.
+    const doors = [...listeners.running.map((l) => l.door), ...listeners.draining];
+    for (const door of doors) open.set(door.protocol, 0);
+    for (const door of doors) open.set(door.protocol, (open.get(door.protocol) ?? 0) + door.openSessions);
     for (const [protocol, n] of open) metrics.set("m365_bridge_sessions_open", { protocol }, n);
     return {
       startedAt,
-      listeners: listeners.map((l) => ({
+      listeners: listeners.running.map((l) => ({
         protocol: l.config.protocol,
         host: l.door.address.host,
         port: l.door.address.port,
@@ -278,56 +285,56 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   const bridge: Bridge = {
     get addresses() {
       return [
-        ...listeners.map((l) => ({ protocol: l.config.protocol, ...l.door.address })),
+        ...listeners.running.map((l) => ({ protocol: l.config.protocol, ...l.door.address })),
         ...(metricsAddress ? [{ protocol: "metrics" as const, ...metricsAddress }] : []),
       ];
     },
-    async reload(next) {
-      if (JSON.stringify(next.spool) !== JSON.stringify(config.spool)) {
-        log.warn("reload: spool settings changed; they apply after a restart");
-      }
-      if (JSON.stringify(next.tokenCache) !== JSON.stringify(config.tokenCache)) {
-        log.warn("reload: tokenCache settings changed; they apply after a restart");
-      }
-      config = next;
-      credentials.reload(next);
-      guard.update(next.lockout);
-      problems.setWebhook(next.webhookUrl);
-      await credentials.checkStoredSignIns();
-      const wanted = new Map(next.listeners.map((l) => [listenerKey(l), l]));
-      const kept: RunningListener[] = [];
-      const stale: RunningListener[] = [];
-      for (const l of listeners) (wanted.has(l.key) ? kept : stale).push(l);
-      for (const l of kept) wanted.delete(l.key);
-      // Old listeners stop accepting first (their port may be reused) while their sessions finish.
-      await Promise.all(
-        stale.map((l) => {
-          log.info(
-            `reload: restarting the ${l.config.protocol} listener on ${l.door.address.host}:${l.door.address.port}`,
-          );
-          return l.door.close({ drainMs: 30_000 });
-        }),
-      );
-      const started: RunningListener[] = [];
-      for (const l of wanted.values()) started.push(await startListener(l));
-      listeners = [...kept, ...started];
-      log.info(`reload: ${next.accounts.length} account(s), ${listeners.length} listener(s)`);
-    },
-    async close({ drainMs = 30_000 } = {}) {
-      const doors = listeners;
-      listeners = [];
-      await Promise.all(doors.map((l) => l.door.close({ drainMs })));
-      if (metricsServer) {
-        metricsServer.closeAllConnections();
-        await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
-      }
-      // Deliveries in flight finish (or are recorded as uncertain) before the transports close.
-      await spool?.close();
-      await delivery.close();
-      await credentials.dispose();
-      await closeCache();
-      log.info("stopped");
-    },
+    reload: (next) =>
+      serial(async () => {
+        if (closed) {
+          throw new M365MailError("ABORTED", "the bridge is closed; start a new one to apply a config", {
+            source: "bridge",
+          });
+        }
+        const before = config;
+        // The listeners first: the accounts and settings of `next` apply only once every listener of
+        // `next` is listening; otherwise `replace` throws with the old listeners, accounts and settings intact.
+        await listeners.replace(
+          next.listeners,
+          (l) => prepareListener(l, next),
+          () => {
+            credentials.reload(next);
+            config = next;
+            guard.update(next.lockout);
+            problems.setWebhook(next.webhookUrl);
+          },
+        );
+        if (JSON.stringify(next.spool) !== JSON.stringify(before.spool)) {
+          log.warn("reload: spool settings changed; they apply after a restart");
+        }
+        if (JSON.stringify(next.tokenCache) !== JSON.stringify(before.tokenCache)) {
+          log.warn("reload: tokenCache settings changed; they apply after a restart");
+        }
+        log.info(`reload: ${next.accounts.length} account(s), ${listeners.running.length} listener(s)`);
+        await credentials.checkStoredSignIns();
+      }),
+    close: ({ drainMs = 30_000 } = {}) =>
+      serial(async () => {
+        if (closed) return;
+        closed = true;
+        // Listeners a reload replaced are still draining: their sessions get the same deadline.
+        await listeners.close(drainMs);
+        if (metricsServer) {
+          metricsServer.closeAllConnections();
+          await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+        }
+        // Deliveries in flight finish (or are recorded as uncertain) before the transports close.
+        await spool?.close();
+        await delivery.close();
+        await credentials.dispose();
+        await closeCache();
+        log.info("stopped");
+      }),
     status,
     metrics: () => {
       status();

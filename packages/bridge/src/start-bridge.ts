@@ -90,7 +90,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     onRefusal: (reason) => metrics.inc("m365_bridge_lockout_refusals_total", { reason }),
   });
   const ca = await readCa(config);
-  const { cache, pepper, closeCache } = await openTokenCache(config, env);
+  const { cache, pepper, closeCache } = await openTokenCache(config, env, log);
   const credentials: Credentials = createCredentials({
     config,
     cache,

@@ -14,7 +14,9 @@ import { type RopcEngine, ropcTokenProvider } from "../src/ropc-token-provider.j
 // so a server refreshing for months held every token it ever saw (and scanned them all per log line).
 
 const USER = "support@contoso.com";
-const REFRESHES = 10_000;
+// More than the redactor keeps of rotating secrets (2,048, core's redact.ts), so a leak that the cap
+// would hide still shows: the assertions allow a handful, not the cap.
+const REFRESHES = 2_500;
 
 let emu: TestEmulator;
 let dir: string;

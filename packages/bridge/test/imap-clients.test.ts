@@ -134,7 +134,7 @@ describe.skipIf(dovecotMissing)("IMAP front door with unmodified clients", () =>
   });
 
   it("a STARTTLS listener offers no password login before STARTTLS (LOGINDISABLED, no AUTH=PLAIN)", async () => {
-    const script = String.raw`
+    const script = `
 import imaplib, os
 M = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
 print("CAPS", " ".join(M.capabilities))

@@ -129,7 +129,7 @@ describe.skipIf(dovecotMissing)("POP3 front door with unmodified clients", () =>
   });
 
   it("a STLS listener offers STLS and no USER/SASL before it, and refuses USER in plain text", async () => {
-    const script = String.raw`
+    const script = `
 import os, poplib
 P = poplib.POP3("127.0.0.1", int(os.environ["PORT"]))
 print("CAPA", " ".join(sorted(P.capa().keys())))

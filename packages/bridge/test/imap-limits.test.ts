@@ -4,6 +4,7 @@
  * the login timeout, the idle timeout after login, STARTTLS with injected commands, and shutdown.
  */
 import { type AddressInfo, createServer } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { freePort } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FrontDoor, FrontDoorLimits } from "../src/front-door.js";
@@ -238,6 +239,51 @@ describe.skipIf(dovecotMissing)("IMAP front door limits", () => {
       expect(answer).toMatch(/^a NO \[UNAVAILABLE\] /m);
     } finally {
       silent.close();
+    }
+  });
+
+  it("Microsoft 365 throttling the sign-in: NO [UNAVAILABLE] with the back-off, one attempt, no setting blamed", async () => {
+    // Exchange's throttling answer as IMAP clients log it (imap_tools #135, email-oauth2-proxy #191).
+    let attempts = 0;
+    const throttling = createTlsServer(
+      { key: env.emulator.context.tls.keyPem, cert: env.emulator.context.tls.certPem },
+      (socket) => {
+        socket.write("* OK The Microsoft Exchange IMAP4 service is ready.\r\n");
+        socket.on("data", (chunk: Buffer) => {
+          const tag = /^(\S+) AUTHENTICATE /m.exec(chunk.toString("latin1"))?.[1];
+          if (!tag) return;
+          attempts++;
+          socket.write(`${tag} NO Request is throttled. Suggested Backoff Time: 89117 milliseconds\r\n`);
+        });
+        socket.on("error", () => {});
+      },
+    );
+    await new Promise<void>((r) => throttling.listen(0, "127.0.0.1", () => r()));
+    try {
+      const options = frontDoorOptions(env, "imap", { security: "plain" });
+      const d = await startImapFrontDoor({
+        ...options,
+        upstream: {
+          ...options.upstream!,
+          host: "127.0.0.1",
+          port: (throttling.address() as AddressInfo).port,
+        },
+      });
+      doors.push(d);
+      const from = env.records.length;
+      const client = await greeted(d);
+      client.send(`a LOGIN ${SUPPORT} ${PASSWORD}\r\n`);
+      const answer = await client.until(/^(a (OK|NO|BAD)|\* BYE) .*\r\n/m);
+      // "Try later" (a mail client does not ask for a new password), with how long.
+      expect(answer).toMatch(/^a NO \[UNAVAILABLE\] .*throttling support@contoso\.com for about 90 s/m);
+      client.close();
+      const record = await waitForRecord(env, { result: "upstream-failed", errorCode: "THROTTLED" }, from);
+      expect(record.account).toBe(SUPPORT);
+      // No second sign-in with a refreshed token: that would only prolong the throttling.
+      expect(attempts).toBe(1);
+      expect(env.logLines.join("\n")).not.toMatch(/PROTOCOL_DISABLED|Manage email apps/);
+    } finally {
+      throttling.close();
     }
   });
 

@@ -94,6 +94,26 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
   const fail = (code: ErrorCode, message: string, hint: string, extra: M365MailErrorOptions = {}) =>
     new M365MailError(code, message, { ...base, ...extra, hint });
 
+  // Exchange's throttling answer ("Request is throttled. Suggested Backoff Time: 299910 milliseconds";
+  // "User is authenticated but not connected" for too many sessions) is no refusal of the token or the
+  // account: "try later", not "change a setting".
+  const throttled = throttlingIn(options.serverText);
+  if (throttled) {
+    const wait =
+      throttled.backoffMs === undefined ? "" : ` for about ${Math.ceil(throttled.backoffMs / 1000)} s`;
+    return fail(
+      "THROTTLED",
+      `${refused}: Exchange Online is throttling ${mailbox}${wait}`,
+      `Wait${wait || " a few minutes"} before signing in again, and open fewer ${p.label} sessions to ${mailbox} at once (close other clients of this mailbox).`,
+      {
+        retryable: true,
+        ...(throttled.backoffMs === undefined
+          ? {}
+          : { retryAfterSeconds: Math.ceil(throttled.backoffMs / 1000) }),
+      },
+    );
+  }
+
   const claims = typeof options.token === "string" ? readJwtClaims(options.token) : options.token;
   if (!claims) {
     const off = p.saysWhenOff ? "" : `${p.label} is turned off for the mailbox, `;
@@ -186,4 +206,11 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
       `mailbox plan disables ${p.label})`,
     `${emailApps}.`,
   );
+}
+
+/** Exchange's throttling answers over IMAP and POP3, with the suggested back-off when it names one. */
+export function throttlingIn(serverText: string | undefined): { backoffMs?: number } | undefined {
+  if (!serverText || !/\bthrottl|authenticated but not connected/i.test(serverText)) return undefined;
+  const backoff = /Backoff Time:\s*(\d+)\s*(?:ms|milliseconds)?/i.exec(serverText);
+  return backoff ? { backoffMs: Number(backoff[1]) } : {};
 }

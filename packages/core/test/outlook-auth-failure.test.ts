@@ -158,3 +158,31 @@ describe("explainOutlookAuthFailure", () => {
     expect(explain("smtp", outlook(), { source: "doctor" }).source).toBe("doctor");
   });
 });
+
+describe("explainOutlookAuthFailure: Exchange's throttling answers", () => {
+  // As IMAP clients log them: imap_tools #135, imapsync #198, email-oauth2-proxy #191.
+  it("calls a throttled sign-in THROTTLED (retryable, with the back-off), not a setting to change", () => {
+    for (const protocol of ["imap", "pop3"] as const) {
+      const error = explain(protocol, outlook(), {
+        serverText: "Request is throttled. Suggested Backoff Time: 89117 milliseconds",
+      });
+      expect(error.code).toBe("THROTTLED");
+      expect(error.retryable).toBe(true);
+      expect(error.retryAfterSeconds).toBe(90);
+      expect(error.message).toContain("throttling support@contoso.com for about 90 s");
+      expect(error.hint).toMatch(/Wait for about 90 s/);
+      expect(error.hint).not.toMatch(/admin center|Grant admin consent/);
+    }
+  });
+
+  it("calls too many sessions THROTTLED without a back-off", () => {
+    const error = explain("imap", outlook(), { serverText: "User is authenticated but not connected." });
+    expect(error.code).toBe("THROTTLED");
+    expect(error.retryAfterSeconds).toBeUndefined();
+    expect(error.hint).toMatch(/Wait a few minutes/);
+  });
+
+  it("still explains a plain refusal from the token", () => {
+    expect(explain("imap", outlook(), { serverText: "AUTHENTICATE failed." }).code).toBe("PROTOCOL_DISABLED");
+  });
+});

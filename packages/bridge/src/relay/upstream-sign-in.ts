@@ -3,6 +3,7 @@ import {
   explainOutlookAuthFailure,
   type M365MailError,
   registerSecret,
+  throttlingIn,
 } from "@m365-mail/core";
 import type { SignedIn, UpstreamEndpoint } from "../front-door.js";
 import { oneLine } from "./login-refusal.js";
@@ -71,7 +72,8 @@ export async function signInWithToken<T>(
     const outcome = await attempt(encodeXOAuth2(signedIn.mailbox, token));
     if ("value" in outcome) return outcome.value;
     refusal = outcome.refusal;
-    if (outcome.final) break;
+    // Throttled: a fresh token changes nothing, and one more sign-in only prolongs the throttling.
+    if (outcome.final || throttlingIn(outcome.refusal)) break;
   }
   throw explainOutlookAuthFailure({
     protocol,

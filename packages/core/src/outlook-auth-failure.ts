@@ -99,18 +99,13 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
   // account: "try later", not "change a setting".
   const throttled = throttlingIn(options.serverText);
   if (throttled) {
-    const wait =
-      throttled.backoffMs === undefined ? "" : ` for about ${Math.ceil(throttled.backoffMs / 1000)} s`;
+    const seconds = throttled.backoffMs === undefined ? undefined : Math.ceil(throttled.backoffMs / 1000);
+    const wait = seconds === undefined ? "" : ` for about ${seconds} s`;
     return fail(
       "THROTTLED",
       `${refused}: Exchange Online is throttling ${mailbox}${wait}`,
       `Wait${wait || " a few minutes"} before signing in again, and open fewer ${p.label} sessions to ${mailbox} at once (close other clients of this mailbox).`,
-      {
-        retryable: true,
-        ...(throttled.backoffMs === undefined
-          ? {}
-          : { retryAfterSeconds: Math.ceil(throttled.backoffMs / 1000) }),
-      },
+      { retryable: true, ...(seconds === undefined ? {} : { retryAfterSeconds: seconds }) },
     );
   }
 
@@ -208,9 +203,13 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
   );
 }
 
-/** Exchange's throttling answers over IMAP and POP3, with the suggested back-off when it names one. */
+/**
+ * Exchange's throttling answers over IMAP and POP3 ("Request is throttled. Suggested Backoff Time: N
+ * milliseconds"; too many sessions), with the suggested back-off when it names one.
+ */
 export function throttlingIn(serverText: string | undefined): { backoffMs?: number } | undefined {
-  if (!serverText || !/\bthrottl|authenticated but not connected/i.test(serverText)) return undefined;
+  if (!serverText || !/\bthrottl|too many connections|authenticated but not connected/i.test(serverText))
+    return undefined;
   const backoff = /Backoff Time:\s*(\d+)\s*(?:ms|milliseconds)?/i.exec(serverText);
   return backoff ? { backoffMs: Number(backoff[1]) } : {};
 }

@@ -1,4 +1,4 @@
-import { M365MailError } from "@m365-mail/core";
+import { M365MailError, throttlingIn } from "@m365-mail/core";
 
 /** What imapflow and Node put on the errors we see. */
 export interface ImapFlowErrorLike {
@@ -76,10 +76,7 @@ export function toImapError(error: unknown, context: ErrorContext): M365MailErro
       hint: "Check that the host and port are reachable from here (outbound TCP 993), or raise `timeoutMs`.",
     });
   }
-  if (
-    code === "ETHROTTLE" ||
-    /\bTHROTTL|too many connections|authenticated but not connected/i.test(detail)
-  ) {
+  if (code === "ETHROTTLE" || throttlingIn(detail)) {
     return new M365MailError(
       "THROTTLED",
       `${context.operation}: the server throttled the session (${detail})`,

@@ -288,6 +288,13 @@ export function formatStatus(status: BridgeStatus): string {
   lines.push(
     `lockout guard: ${status.lockout.blockedClients} client(s) refused, ${status.lockout.cappedAccounts} account(s) capped`,
   );
+  // A status from a bridge older than this CLI has no `throttled`.
+  const throttled = status.throttled ?? [];
+  if (throttled.length === 0) lines.push("Microsoft 365 throttling: none");
+  else {
+    lines.push("Microsoft 365 throttling (new logins wait, open sessions go on):");
+    for (const t of throttled) lines.push(`  ${t.protocol} ${t.mailbox} until ${t.until}`);
+  }
   if (status.spool) {
     const { queued, sending, uncertain, failed } = status.spool;
     lines.push(

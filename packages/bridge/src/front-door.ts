@@ -1,5 +1,6 @@
 import type { SecureContextOptions } from "node:tls";
 import type { Logger, TokenProvider } from "@m365-mail/core";
+import type { UpstreamThrottling } from "./relay/upstream-throttling.js";
 
 /**
  * The contract between the bridge's listeners (SMTP front door, IMAP and POP3 relays) and the part that
@@ -106,6 +107,8 @@ export interface FrontDoorOptions {
   readonly limits: FrontDoorLimits;
   readonly logger: Logger;
   readonly onSession?: (record: SessionRecord) => void;
+  /** Relays: Microsoft 365's back-offs per mailbox, shared by every listener (logins wait them out). */
+  readonly throttling?: UpstreamThrottling;
 }
 
 export interface FrontDoor {

@@ -23,6 +23,11 @@ export * from "./metrics.js";
 export * from "./network.js";
 export * from "./password-keyed-cache.js";
 export { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
+export {
+  createUpstreamThrottling,
+  type ThrottledMailbox,
+  type UpstreamThrottling,
+} from "./relay/upstream-throttling.js";
 export { hashSecret, verifySecret } from "./secret-hash.js";
 export * from "./sign-in-problems.js";
 export * from "./smtp/deliver.js";

@@ -18,6 +18,14 @@ const HELP = {
     "counter",
     "Logins the lockout guard refused without asking Entra, by reason.",
   ],
+  m365_bridge_upstream_throttled_total: [
+    "counter",
+    "Times Microsoft 365 asked the bridge to back off a mailbox (IMAP, POP3), by protocol.",
+  ],
+  m365_bridge_logins_held_total: [
+    "counter",
+    "Device logins answered 'try later' without asking Microsoft 365, while it throttles the mailbox, by protocol.",
+  ],
   m365_bridge_deliveries_total: [
     "counter",
     "Messages handed to Microsoft 365, by route (graph, smtp) and result.",

@@ -11,6 +11,7 @@ import { createLockoutGuard, type LockoutGuard } from "./lockout-guard.js";
 import { type BridgeMetrics, createBridgeMetrics } from "./metrics.js";
 import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
+import { createUpstreamThrottling, type ThrottledMailbox } from "./relay/upstream-throttling.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
 import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
@@ -48,6 +49,8 @@ export interface BridgeStatus {
   readonly accounts: readonly { name: string; mode: string; delivery: string; answer: string }[];
   readonly signInProblems: readonly SignInProblem[];
   readonly lockout: { blockedClients: number; cappedAccounts: number };
+  /** Mailboxes Microsoft 365 throttles now: their new IMAP/POP3 logins wait until `until`. */
+  readonly throttled: readonly ThrottledMailbox[];
   /** With a spool: its messages by state (`failed` and `uncertain` need a look). */
   readonly spool?: SpoolCounts;
   readonly metrics?: { host: string; port: number };
@@ -84,6 +87,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     metrics,
     ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
   });
+  const throttling = createUpstreamThrottling({ logger: log, metrics });
   const guard = createLockoutGuard({
     settings: config.lockout,
     logger: log,
@@ -183,6 +187,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       limits: l.limits,
       logger: log,
       onSession,
+      throttling,
     };
     const endpoint = l.protocol === "smtp" ? undefined : settings.m365[l.protocol];
     return async (port = l.port) => {
@@ -277,6 +282,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       })),
       signInProblems: problems.list(),
       lockout: guard.snapshot(),
+      throttled: throttling.list(),
       ...(spool ? { spool: spool.counts() } : {}),
       ...(metricsAddress ? { metrics: metricsAddress } : {}),
     };

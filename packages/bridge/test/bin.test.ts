@@ -108,6 +108,7 @@ describe("m365-mail-bridge (the bin)", () => {
     expect(status.stdout).toMatch(/smtp\s+plain\s+127\.0\.0\.1:\d+/);
     expect(status.stdout).toContain("scanner  (mapped, delivery graph, sync)");
     expect(status.stdout).toContain("sign-in problems: none ✓");
+    expect(status.stdout).toContain("Microsoft 365 throttling: none");
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/m365_bridge_logins_total\{protocol="smtp",result="ok"\} 1/);
     expect(metrics).toMatch(/m365_bridge_logins_total\{protocol="smtp",result="failed"\} 1/);

@@ -25,6 +25,7 @@ import type {
   ListenerSecurity,
   SessionRecord,
 } from "../src/front-door.js";
+import type { BridgeStatus } from "../src/start-bridge.js";
 
 // In CI a missing Dovecot fails the run instead of skipping the relay suites (test-helpers' needs).
 export const dovecotMissing = !needs("dovecot", () => findDovecot() !== undefined);
@@ -330,6 +331,8 @@ export interface RelayBridge {
   /** The port of each listener of `protocol` by its security. */
   port(protocol: "imap" | "pop3", security: ListenerSecurity): number;
   lines: string[];
+  status(): BridgeStatus;
+  metrics(): string;
   close(): Promise<void>;
 }
 
@@ -383,6 +386,8 @@ export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
       return address.port;
     },
     lines,
+    status: () => bridge.status(),
+    metrics: () => bridge.metrics(),
     close: () => bridge.close({ drainMs: 0 }),
   };
 }

@@ -30,7 +30,10 @@ export type Protocol = "imap" | "pop3" | "smtp" | "graph";
 
 /** One fault, armed through the admin API; it fires on matching requests `times` times (default 1). */
 export interface FaultSpec {
-  /** Which part: "entra", "graph", "upload", "smtp"; "sentitems" (filing, see lateSentItems); or "*" for all parts. */
+  /**
+   * Which part: "entra", "graph", "upload", "smtp", "imap" (see throttled); "sentitems" (filing, see
+   * lateSentItems); or "*" for every HTTP and SMTP part.
+   */
   target: string;
   /** Substring of the request path that must match (HTTP parts); optional. */
   path?: string;
@@ -48,7 +51,14 @@ export interface FaultSpec {
      * `delayMs` late, or never without `delayMs`; the message itself is delivered as usual. `path`
      * matches "<part>:<upn>", e.g. "graph:" or ":support@contoso.com".
      */
-    | "lateSentItems";
+    | "lateSentItems"
+    /**
+     * Target "imap" only: Exchange's `NO Request is throttled. Suggested Backoff Time: <ms> milliseconds`
+     * (`retryAfterSeconds`, default 90) for the next sign-in (`path` "login", or no path) or for every
+     * command of the next session that signs in (`path` "command"); either way the user's new sign-ins
+     * are answered so until the back-off has passed.
+     */
+    | "throttled";
   times?: number;
   delayMs?: number;
   retryAfterSeconds?: number;

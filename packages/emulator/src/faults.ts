@@ -11,6 +11,7 @@ const KINDS: readonly FaultSpec["kind"][] = [
   "reset",
   "emptyToken",
   "lateSentItems",
+  "throttled",
 ];
 
 /** Checks a fault from the admin API; every mistake names the field. */
@@ -20,7 +21,7 @@ export function validateFaultSpec(value: unknown): FaultSpec {
     !spec || typeof spec !== "object"
       ? "a fault must be a JSON object"
       : typeof spec.target !== "string" || spec.target === ""
-        ? 'target must be a part name ("entra", "graph", "upload", "smtp") or "*"'
+        ? 'target must be a part name ("entra", "graph", "upload", "smtp", "imap") or "*"'
         : !KINDS.includes(spec.kind as FaultSpec["kind"])
           ? `kind must be one of ${KINDS.join(", ")}`
           : spec.path !== undefined && typeof spec.path !== "string"
@@ -36,7 +37,9 @@ export function validateFaultSpec(value: unknown): FaultSpec {
                     ? "after must be true or false"
                     : (spec.kind === "lateSentItems") !== (spec.target === "sentitems")
                       ? 'kind "lateSentItems" goes with target "sentitems", and only it'
-                      : undefined;
+                      : (spec.kind === "throttled") !== (spec.target === "imap")
+                        ? 'kind "throttled" goes with target "imap", and only it'
+                        : undefined;
   if (problem) {
     throw new M365MailError("CONFIG_INVALID", `invalid fault: ${problem}`, {
       source: "emulator",
@@ -63,10 +66,11 @@ export function createFaultRegistry(): FaultRegistry & { list(): ArmedFault[] } 
       armed = [];
     },
     take(target, path) {
-      // "*" means every part's requests; filing in Sent Items is not a request.
+      // "*" means every part's requests; filing in Sent Items is not a request, and IMAP takes only
+      // its own kind ("throttled").
       const index = armed.findIndex(
         (f) =>
-          (f.target === target || (f.target === "*" && target !== "sentitems")) &&
+          (f.target === target || (f.target === "*" && target !== "sentitems" && target !== "imap")) &&
           (f.path === undefined || path.includes(f.path)),
       );
       if (index < 0) return undefined;

@@ -295,6 +295,86 @@ describe.skipIf(dovecotMissing)("dovecotPart in the emulator", { timeout: 15_000
     }
   });
 
+  // bridge-and-federation-facts.md (symptoms table, row 6; the reference proxy's theme 15): Exchange answers
+  // `<tag> NO Request is throttled. Suggested Backoff Time: <n> milliseconds` and clients are to wait that long.
+  it("throttles IMAP as Exchange does: the session's commands, then the user's new sign-ins, until the back-off passes", async () => {
+    const port = Number(emulator.env().M365_IMAP_PORT);
+    const scope = "https://outlook.office.com/IMAP.AccessAsUser.All";
+    const token = await tokenFor(SUPPORT, scope);
+    const otherUser = "alice@contoso.com";
+    const otherToken = await tokenFor(otherUser, scope);
+    const backoff = /^(\S+) NO Request is throttled\. Suggested Backoff Time: (\d+) milliseconds$/;
+    const counts = () => emulator.admin.counts();
+    const before = counts();
+    emulator.admin.armFault({ target: "imap", kind: "throttled", path: "command", retryAfterSeconds: 2 });
+    const first = await LineClient.open(port);
+    const second = await LineClient.open(port);
+    const third = await LineClient.open(port);
+    const other = await LineClient.open(port);
+    try {
+      await first.waitFor(/^\* OK/);
+      first.send(`a1 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+      expect(await first.waitFor(/^a1 /)).toMatch(/^a1 OK/);
+      first.send("a2 SELECT INBOX");
+      const refused = backoff.exec((await first.waitFor(/^a2 /))!);
+      expect(refused?.[1]).toBe("a2");
+      expect(Number(refused?.[2])).toBeGreaterThan(1000);
+      expect(Number(refused?.[2])).toBeLessThanOrEqual(2000);
+      // A LITERAL+ command is refused whole: its literal does not reach Dovecot as a command.
+      first.send("a3 APPEND INBOX {11+}\r\na4 NOOP x");
+      expect(await first.waitFor(/^a3 /)).toMatch(backoff);
+      first.send("a5 NOOP");
+      expect(await first.waitFor(/^a5 /)).toMatch(backoff);
+
+      // The user's new sign-ins, in either form, are throttled too; another user's are not.
+      await second.waitFor(/^\* OK/);
+      second.send(`b1 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+      expect(await second.waitFor(/^b1 /)).toMatch(backoff);
+      await third.waitFor(/^\* OK/);
+      third.send("c1 AUTHENTICATE XOAUTH2");
+      await third.waitFor(/^\+/);
+      third.send(xoauth2(SUPPORT, token));
+      expect(await third.waitFor(/^c1 /)).toMatch(backoff);
+      await other.waitFor(/^\* OK/);
+      other.send(`d1 AUTHENTICATE XOAUTH2 ${xoauth2(otherUser, otherToken)}`);
+      expect(await other.waitFor(/^d1 /)).toMatch(/^d1 OK/);
+      expect((counts()["imap.throttled.command"] ?? 0) - (before["imap.throttled.command"] ?? 0)).toBe(3);
+      expect((counts()["imap.throttled.login"] ?? 0) - (before["imap.throttled.login"] ?? 0)).toBe(2);
+
+      // Once the back-off has passed, the same session works and the user signs in again.
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      first.send("a6 SELECT INBOX");
+      expect(await first.waitFor(/^a6 /)).toMatch(/^a6 OK/);
+      third.send(`c2 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+      expect(await third.waitFor(/^c2 /)).toMatch(/^c2 OK/);
+    } finally {
+      for (const client of [first, second, third, other]) client.close();
+      emulator.admin.clearFaults();
+    }
+  });
+
+  it("a throttled fault without a path throttles the next IMAP sign-in; a fault of another kind for IMAP is refused", async () => {
+    const port = Number(emulator.env().M365_IMAP_PORT);
+    const token = await tokenFor(SUPPORT, "https://outlook.office.com/IMAP.AccessAsUser.All");
+    expect(() => emulator.admin.armFault({ target: "imap", kind: "status500" })).toThrow(
+      /"throttled" goes with target "imap"/,
+    );
+    emulator.admin.armFault({ target: "imap", kind: "throttled", retryAfterSeconds: 1 });
+    const client = await LineClient.open(port);
+    try {
+      await client.waitFor(/^\* OK/);
+      client.send(`a1 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+      expect(await client.waitFor(/^a1 /)).toMatch(
+        /^a1 NO Request is throttled\. Suggested Backoff Time: \d+ milliseconds$/,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      client.send(`a2 AUTHENTICATE XOAUTH2 ${xoauth2(SUPPORT, token)}`);
+      expect(await client.waitFor(/^a2 /)).toMatch(/^a2 OK/);
+    } finally {
+      client.close();
+    }
+  });
+
   // m365-facts.md, "SASL strings": POP3 is `AUTH XOAUTH2` then the string on the next line; Exchange
   // answers the one-line form `AUTH XOAUTH2 <b64>` with `-ERR Protocol error` (as transport-pop3 notes).
   it("POP3 offers SASL XOAUTH2 alone, refuses the one-line AUTH XOAUTH2 with -ERR Protocol error; the two-step form signs in", async () => {

@@ -8,6 +8,7 @@ import type { GoodbyeReason, RelayContext } from "../relay/relay-listener.js";
 import { relayLogin } from "../relay/relay-login.js";
 import { decodeSaslPlain } from "../relay/sasl-plain.js";
 import { ImapLiteralRefused, ImapLiteralTooLarge, ImapSyntaxError, readImapCommand } from "./imap-command.js";
+import { ImapThrottleWatch } from "./imap-throttle-watch.js";
 import { openImapUpstream, signInImapUpstream } from "./imap-upstream.js";
 
 /** Unparseable or not-before-login commands a client may send before the bridge hangs up (Dovecot: 20). */
@@ -86,7 +87,13 @@ export async function runImapSession(session: ClientSession, context: RelayConte
     session.write(`${tag} OK [CAPABILITY ${outcome.value}] ${verb} completed.\r\n`);
     const fromClient = reader.detach();
     const { socket, rest } = outcome.conn.detach();
-    await relayBytes(session, socket, fromClient, rest);
+    const { throttling } = options;
+    const { mailbox } = outcome.signedIn;
+    // Exchange throttling this session's commands: new logins to the mailbox wait (upstream-throttling.ts).
+    const watch = throttling
+      ? new ImapThrottleWatch((backoffMs) => throttling.note("imap", mailbox, backoffMs))
+      : undefined;
+    await relayBytes(session, socket, fromClient, rest, watch && ((chunk) => watch.feed(chunk)));
     return true;
   };
 

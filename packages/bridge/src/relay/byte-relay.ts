@@ -6,17 +6,23 @@ import type { ClientSession } from "./client-session.js";
  * faster side). Nothing is parsed, so every server extension (IDLE, MOVE, CONDSTORE, COMPRESS …) works.
  * `toUpstream` is what the client sent ahead of its login's answer (pipelined commands); `toClient` is
  * what the server sent beyond the last line of the sign-in. When the server ends the session (a `BYE`
- * for an expired token), the client gets every byte of it and then the close.
+ * for an expired token), the client gets every byte of it and then the close. `watchUpstream` sees each
+ * chunk from the server too (IMAP watches for throttling), without changing or holding it.
  */
 export function relayBytes(
   session: ClientSession,
   upstream: Socket,
   toUpstream: Buffer,
   toClient: Buffer,
+  watchUpstream?: (chunk: Buffer) => void,
 ): Promise<void> {
   session.stage = "relay";
   session.attachUpstream(upstream);
   const client = session.socket;
+  if (watchUpstream) {
+    watchUpstream(toClient);
+    upstream.on("data", watchUpstream);
+  }
   if (toClient.length > 0) client.write(toClient);
   if (toUpstream.length > 0) upstream.write(toUpstream);
   client.pipe(upstream);

@@ -1,4 +1,4 @@
-import type { Logger } from "@m365-mail/core";
+import { isM365MailError, type Logger } from "@m365-mail/core";
 import type { SignedIn } from "../front-door.js";
 import type { ClientSession } from "./client-session.js";
 import { describeLoginRefusal, type LoginRefusal } from "./login-refusal.js";
@@ -19,6 +19,9 @@ export type RelayLoginOutcome<T> =
  * One device login: the password check (`authenticate`, which holds the lockout guard) and the upstream
  * connection run side by side — connecting and the TLS handshake cost as much as the check, and a good
  * login should not pay both — then XOAUTH2 upstream. Never throws: a refusal says what to answer.
+ * While Microsoft 365 throttles the mailbox (see upstream-throttling.ts), the login is answered "try
+ * later" after the password check, without connecting upstream: while any mailbox is throttled, the
+ * check comes first.
  */
 export async function relayLogin<T>(
   session: ClientSession,
@@ -28,27 +31,57 @@ export async function relayLogin<T>(
   password: string,
   steps: UpstreamSteps<T>,
 ): Promise<RelayLoginOutcome<T>> {
-  const upstream = steps.open().then((conn) => {
-    session.attachUpstream(conn.socket);
-    return conn;
-  });
-  upstream.catch(() => {});
+  const { throttling } = context.options;
+  const protocol = session.info.protocol as "imap" | "pop3";
+  const openUpstream = () => {
+    const opening = steps.open().then((conn) => {
+      session.attachUpstream(conn.socket);
+      return conn;
+    });
+    opening.catch(() => {});
+    return opening;
+  };
+  let upstream = throttling?.any() ? undefined : openUpstream();
+  const dropUpstream = () =>
+    upstream?.then(
+      (conn) => conn.close(),
+      () => {},
+    );
   let signedIn: SignedIn;
   try {
     signedIn = await context.options.authenticate(username, password, session.info);
   } catch (error) {
-    upstream.then(
-      (conn) => conn.close(),
-      () => {},
-    );
+    dropUpstream();
     const refusal = describeLoginRefusal(error, "sign-in");
     log.info(`login refused for ${username} from ${session.address}: ${refusal.code}`);
     session.result = refusal.result;
     session.errorCode = refusal.code;
     return { ok: false, refusal };
   }
+  const waitMs = throttling?.remainingMs(protocol, signedIn.mailbox) ?? 0;
+  if (throttling && waitMs > 0) {
+    dropUpstream();
+    throttling.held(protocol);
+    const seconds = Math.ceil(waitMs / 1000);
+    log.debug(
+      `login for ${signedIn.account} from ${session.address} held: ${signedIn.mailbox} throttled, ${seconds} s left`,
+    );
+    session.account = signedIn.account;
+    session.result = "refused";
+    session.errorCode = "THROTTLED";
+    return {
+      ok: false,
+      refusal: {
+        kind: "unavailable",
+        text: `Microsoft 365 is throttling ${signedIn.mailbox}; try again in about ${seconds} s.`,
+        result: "refused",
+        code: "THROTTLED",
+      },
+    };
+  }
   let conn: UpstreamConnection | undefined;
   try {
+    upstream ??= openUpstream();
     conn = await upstream;
     const value = await steps.signIn(conn, signedIn);
     session.account = signedIn.account;
@@ -59,6 +92,10 @@ export async function relayLogin<T>(
   } catch (error) {
     conn?.close();
     const refusal = describeLoginRefusal(error, "upstream");
+    // Throttled at sign-in: the next logins wait out the back-off here instead of lengthening it.
+    if (isM365MailError(error) && error.code === "THROTTLED" && error.retryAfterSeconds) {
+      throttling?.note(protocol, signedIn.mailbox, error.retryAfterSeconds * 1000);
+    }
     session.account = signedIn.account;
     if (!session.isOpen) {
       // The client hung up (or its login time ran out) while this login was under way: closing its

@@ -67,6 +67,7 @@ export function dovecotPart(options: DovecotPartOptions = {}): DovecotPart {
           backendPort,
           log,
           count: (name) => ctx.counters.increment(name),
+          faults: ctx.faults,
         });
       try {
         fronts = [

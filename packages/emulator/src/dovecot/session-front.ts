@@ -6,13 +6,19 @@
  * - A session ends when the token it signed in with expires — that session only, with
  *   `* BYE Session invalidated - AccessTokenExpired` over IMAP (m365-facts.md, "Exchange Online protocol
  *   behaviour"). Dovecot cannot tell which session used which token; the front sees the token in AUTH.
- * Before sign-in the front reads lines; after it, client bytes pass straight through, and server bytes
- * are only scanned for IMAP response ends (literals skipped), so that a BYE never lands inside a response.
+ * - IMAP throttling, when a `throttled` fault is armed (target `imap`): Exchange's
+ *   `<tag> NO Request is throttled. Suggested Backoff Time: <n> milliseconds` for the sign-in (`path`
+ *   "login") or for every command of the session (`path` "command"), and for the user's new sign-ins until
+ *   the back-off has passed (bridge-and-federation-facts.md: the reference proxy's theme 15, #191, and
+ *   row 6 of the symptoms table: imapsync #198/#272, imap_tools #135 — back-offs of ~90 s to ~300 s).
+ * Before sign-in the front reads lines; after it, client bytes pass straight through (unless the session
+ * is throttled), and server bytes are only scanned for IMAP response ends (literals skipped), so that a
+ * BYE never lands inside a response.
  */
 import type { AddressInfo, Socket } from "node:net";
 import { createServer, type TLSSocket, connect as tlsConnect } from "node:tls";
 import { type Logger, M365MailError, readJwtClaims } from "@m365-mail/core";
-import type { TlsMaterial } from "../context.js";
+import type { FaultRegistry, TlsMaterial } from "../context.js";
 import type { DovecotProtocol } from "./dovecot-config.js";
 
 export interface SessionFrontOptions {
@@ -24,8 +30,14 @@ export interface SessionFrontOptions {
   /** Dovecot's implicit-TLS port for this protocol. */
   backendPort: number;
   log: Logger;
-  /** Counts events: `dovecot.kick.token-expired` (a session ended at its token's expiry), `pop3.auth.one-line-refused`. */
+  /**
+   * Counts events: `dovecot.kick.token-expired` (a session ended at its token's expiry),
+   * `pop3.auth.one-line-refused`, `imap.authenticate` (sign-ins that reached the front),
+   * `imap.throttled.login` and `imap.throttled.command` (answered with Exchange's throttling text).
+   */
   count(name: string): void;
+  /** Armed faults; the IMAP front takes `throttled` ones (target "imap", path "login" or "command"). */
+  faults?: Pick<FaultRegistry, "take">;
 }
 
 export interface SessionFront {
@@ -37,6 +49,11 @@ export interface SessionFront {
 
 export const TOKEN_EXPIRED_BYE = "* BYE Session invalidated - AccessTokenExpired\r\n";
 export const POP3_PROTOCOL_ERROR = "-ERR Protocol error\r\n";
+/** Exchange Online's answer to a throttled IMAP command or sign-in (back-off in milliseconds). */
+export const throttledAnswer = (tag: string, backoffMs: number) =>
+  `${tag} NO Request is throttled. Suggested Backoff Time: ${Math.max(1, Math.round(backoffMs))} milliseconds\r\n`;
+/** @default back-off of a `throttled` fault without `retryAfterSeconds` (Exchange's run from ~90 s to ~300 s). */
+const DEFAULT_THROTTLE_SECONDS = 90;
 
 const MAX_PRE_AUTH_LINE = 64 * 1024;
 
@@ -110,6 +127,26 @@ class ImapResponseScanner {
 export async function startSessionFront(options: SessionFrontOptions): Promise<SessionFront> {
   const { protocol, log, count } = options;
   const open = new Set<() => void>();
+  // IMAP: until when each user's sign-ins are throttled (epoch ms), after a `throttled` fault fired.
+  const throttledUntil = new Map<string, number>();
+  /** The back-off of a `throttled` fault armed for this stage, if one is; counts it down. */
+  const throttleFault = (stage: "login" | "command"): number | undefined => {
+    const spec = options.faults?.take(protocol, stage);
+    if (!spec) return undefined;
+    if (spec.kind !== "throttled") return undefined;
+    return (spec.retryAfterSeconds ?? DEFAULT_THROTTLE_SECONDS) * 1000;
+  };
+  /** Milliseconds the user's sign-ins stay throttled (0: not throttled). */
+  const throttleLeft = (upn: string | undefined): number => {
+    if (!upn) return 0;
+    const left = (throttledUntil.get(upn) ?? 0) - Date.now();
+    if (left <= 0) throttledUntil.delete(upn);
+    return Math.max(0, left);
+  };
+  const upnOf = (token: string | undefined) => {
+    const upn = token ? readJwtClaims(token)?.upn : undefined;
+    return typeof upn === "string" ? upn.toLowerCase() : undefined;
+  };
 
   const server = createServer({ key: options.tls.keyPem, cert: options.tls.certPem }, (client) => {
     const backend = tlsConnect({
@@ -131,6 +168,11 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
     let expiry: NodeJS.Timeout | undefined;
     let byeWhenResponseEnds = false;
     let ended = false;
+    let user: string | undefined; // IMAP: the signed-in user (from the token)
+    let commandsThrottledUntil = 0; // IMAP: this session's commands are answered "throttled" until then
+    let throttledPartial: Buffer = Buffer.alloc(0); // an unfinished command line while throttled
+    let skipLiteral = 0; // bytes of a LITERAL+ literal that belong to a command answered "throttled"
+    let replaceAnswer: { tag: string; text: string } | undefined; // a cancelled two-step sign-in
 
     const end = () => {
       if (ended) return;
@@ -162,6 +204,14 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
     const signedIn = () => {
       authenticated = true;
       const exp = token ? readJwtClaims(token)?.exp : undefined;
+      if (protocol === "imap") {
+        user = upnOf(token);
+        const backoff = throttleFault("command");
+        if (backoff !== undefined) {
+          commandsThrottledUntil = Date.now() + backoff;
+          if (user) throttledUntil.set(user, commandsThrottledUntil);
+        }
+      }
       token = undefined;
       if (typeof exp !== "number") return;
       expiry = setTimeout(
@@ -177,12 +227,61 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
       pending = Buffer.alloc(0);
     };
 
+    /** IMAP: true when this sign-in is to be answered "throttled" (a fault now, or the user's back-off). */
+    const refuseThrottledSignIn = (tag: string): boolean => {
+      const upn = upnOf(token);
+      const backoff = throttleFault("login");
+      if (backoff !== undefined && upn) throttledUntil.set(upn, Date.now() + backoff);
+      if (throttleLeft(upn) <= 0 && backoff === undefined) return false;
+      count("imap.throttled.login");
+      log.debug(`imap: sign-in ${tag} of ${upn ?? "?"} answered "throttled"`);
+      return true;
+    };
+
+    /**
+     * IMAP, while this session is throttled: each whole command line is answered "throttled" instead
+     * of reaching Dovecot (a LITERAL+ literal after it is dropped too); returns what is left to pass on.
+     */
+    const throttleCommands = (chunk: Buffer): Buffer => {
+      let rest = throttledPartial.length > 0 ? Buffer.concat([throttledPartial, chunk]) : chunk;
+      throttledPartial = Buffer.alloc(0);
+      while (rest.length > 0 && Date.now() < commandsThrottledUntil) {
+        if (skipLiteral > 0) {
+          const take = Math.min(skipLiteral, rest.length);
+          skipLiteral -= take;
+          rest = rest.subarray(take);
+          continue;
+        }
+        const newline = rest.indexOf(0x0a);
+        if (newline < 0) {
+          throttledPartial = rest;
+          return Buffer.alloc(0);
+        }
+        const line = rest.toString("latin1", 0, newline).replace(/\r$/, "");
+        rest = rest.subarray(newline + 1);
+        // A synchronising literal ({n}) is never sent: the client waits for "+", and gets the NO.
+        const literal = /\{(\d+)\+\}$/.exec(line);
+        if (literal) skipLiteral = Number(literal[1]);
+        count("imap.throttled.command");
+        client.write(throttledAnswer(line.split(" ")[0] || "*", commandsThrottledUntil - Date.now()));
+      }
+      return rest;
+    };
+
     // One client line before sign-in: watch AUTH, refuse what Exchange refuses, forward the rest.
     const clientLine = (line: Buffer): void => {
       const text = line.toString("latin1").replace(/\r?\n$/, "");
       if (expectCredentials) {
         expectCredentials = false;
         token = bearerIn(text);
+        if (authTag !== undefined && refuseThrottledSignIn(authTag)) {
+          // Dovecot is waiting for the SASL string: cancel, and answer its BAD with Exchange's words.
+          replaceAnswer = { tag: authTag, text: throttledAnswer(authTag, throttleLeft(upnOf(token))) };
+          authTag = undefined;
+          token = undefined;
+          backend.write("*\r\n");
+          return;
+        }
       } else if (protocol === "pop3") {
         const auth = /^AUTH\s+XOAUTH2(\s+\S+)?\s*$/i.exec(text);
         if (auth?.[1]) {
@@ -195,18 +294,28 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
         const auth = /^(\S+)\s+AUTHENTICATE\s+(?:XOAUTH2|OAUTHBEARER)(?:\s+(\S+))?\s*$/i.exec(text);
         if (auth) {
           authTag = auth[1];
-          if (auth[2]) token = bearerIn(auth[2]);
-          else expectCredentials = true;
+          count("imap.authenticate");
+          if (auth[2]) {
+            token = bearerIn(auth[2]);
+            if (refuseThrottledSignIn(authTag!)) {
+              client.write(throttledAnswer(authTag!, throttleLeft(upnOf(token))));
+              authTag = undefined;
+              token = undefined;
+              return;
+            }
+          } else expectCredentials = true;
         }
       }
       backend.write(line);
     };
 
-    client.on("data", (chunk: Buffer) => {
+    client.on("data", (incoming: Buffer) => {
       if (authenticated) {
-        if (!backend.write(chunk)) client.pause();
+        const chunk = commandsThrottledUntil > 0 ? throttleCommands(incoming) : incoming;
+        if (chunk.length > 0 && !backend.write(chunk)) client.pause();
         return;
       }
+      const chunk = incoming;
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       for (;;) {
         const newline = pending.indexOf(0x0a);
@@ -248,6 +357,16 @@ export async function startSessionFront(options: SessionFrontOptions): Promise<S
         // Lines are read as text only before sign-in; after it only response ends are found.
         const ends = scanner.feed(chunk, authenticated ? undefined : serverLine);
         if (preAuth) chunk = asExchangeAnswers(chunk);
+        if (preAuth && replaceAnswer) {
+          // Dovecot's answer to the cancelled sign-in becomes Exchange's throttling answer.
+          const { tag, text } = replaceAnswer;
+          const answered = new RegExp(`^${tag.replace(/[^\w]/g, "\\$&")} [^\r\n]*\r?\n`, "m");
+          const line = chunk.toString("latin1");
+          if (answered.test(line)) {
+            replaceAnswer = undefined;
+            chunk = Buffer.from(line.replace(answered, text), "latin1");
+          }
+        }
         if (byeWhenResponseEnds && ends.length > 0) {
           client.write(chunk.subarray(0, ends[0]));
           invalidate();

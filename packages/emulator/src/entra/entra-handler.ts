@@ -285,7 +285,8 @@ async function applyFault(
     case "emptyToken":
       return "emptyToken";
     case "lateSentItems":
-      // Never taken here (its target is "sentitems"); listed so the switch stays exhaustive.
+    case "throttled":
+      // Never taken here (their targets are "sentitems" and "imap"); listed so the switch stays exhaustive.
       return false;
   }
 }

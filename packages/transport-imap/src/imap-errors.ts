@@ -76,7 +76,11 @@ export function toImapError(error: unknown, context: ErrorContext): M365MailErro
       hint: "Check that the host and port are reachable from here (outbound TCP 993), or raise `timeoutMs`.",
     });
   }
-  if (code === "ETHROTTLE" || throttlingIn(detail)) {
+  const throttled = throttlingIn(detail);
+  if (code === "ETHROTTLE" || throttled) {
+    // "Suggested Backoff Time: N milliseconds": how long Exchange wants this mailbox left alone.
+    const seconds =
+      throttled?.backoffMs === undefined ? undefined : Math.max(1, Math.ceil(throttled.backoffMs / 1000));
     return new M365MailError(
       "THROTTLED",
       `${context.operation}: the server throttled the session (${detail})`,
@@ -84,7 +88,8 @@ export function toImapError(error: unknown, context: ErrorContext): M365MailErro
         source: "imap",
         cause: error,
         serverCode: code || undefined,
-        hint: "Exchange limits concurrent IMAP sessions per mailbox: close other clients or watchers of this mailbox.",
+        ...(seconds === undefined ? {} : { retryAfterSeconds: seconds }),
+        hint: `${seconds === undefined ? "" : `Wait about ${seconds} s before the next IMAP command or sign-in. `}Exchange limits concurrent IMAP sessions per mailbox: close other clients or watchers of this mailbox.`,
       },
     );
   }

@@ -34,6 +34,17 @@ describe("toImapError", () => {
         .code,
     ).toBe("THROTTLED");
   });
+  it("takes Exchange's back-off from a throttled command's answer", () => {
+    const e = toImapError(
+      err("Command failed", {
+        responseText: "Request is throttled. Suggested Backoff Time: 299910 milliseconds",
+      }),
+      at,
+    );
+    expect(e.code).toBe("THROTTLED");
+    expect(e.retryAfterSeconds).toBe(300);
+    expect(e.hint).toContain("Wait about 300 s");
+  });
   it("maps a missing mailbox to NOT_FOUND", () => {
     expect(toImapError(err("Command failed", { responseText: "Mailbox doesn't exist: Nope" }), at).code).toBe(
       "NOT_FOUND",

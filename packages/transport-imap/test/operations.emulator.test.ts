@@ -260,6 +260,44 @@ describe.skipIf(dovecotMissing)("imap transport operations (emulator + Dovecot)"
     expect((await imap.listFolders()).length).toBeGreaterThan(0);
   });
 
+  // Exchange's "Request is throttled. Suggested Backoff Time: N milliseconds" (the emulator's `throttled` fault).
+  it("a throttled sign-in is THROTTLED with the back-off, after one sign-in only; after the back-off it works", async () => {
+    const transport = transportFor(env, emulatorProvider(env.emulator));
+    const signIns = () => env.emulator.admin.counts()["imap.authenticate"] ?? 0;
+    try {
+      env.emulator.admin.armFault({ target: "imap", kind: "throttled", path: "login", retryAfterSeconds: 1 });
+      const before = signIns();
+      const error = await rejection(collect(transport.listMessages({ limit: 1 })));
+      expect(error.code).toBe("THROTTLED");
+      expect(error.retryAfterSeconds).toBe(1);
+      expect(signIns() - before).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await collect(transport.listMessages({ limit: 1 }));
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it("a throttled command is waited out: imapflow sleeps Exchange's back-off and the listing completes", async () => {
+    const transport = transportFor(env, emulatorProvider(env.emulator));
+    const throttled = () => env.emulator.admin.counts()["imap.throttled.command"] ?? 0;
+    try {
+      env.emulator.admin.armFault({
+        target: "imap",
+        kind: "throttled",
+        path: "command",
+        retryAfterSeconds: 1,
+      });
+      const before = throttled();
+      const started = Date.now();
+      await collect(transport.listMessages({ limit: 1 }));
+      expect(throttled() - before).toBeGreaterThanOrEqual(1);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    } finally {
+      await transport.close();
+    }
+  });
+
   it("says which folder does not exist", async () => {
     const error = await rejection(collect(imap.listMessages({ folder: "No Such Folder" })));
     expect(error.code).toBe("NOT_FOUND");

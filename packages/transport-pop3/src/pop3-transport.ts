@@ -181,7 +181,11 @@ export function pop3Transport(options: Pop3TransportOptions): Pop3Transport {
           cause: error,
         });
         // A fresh token cannot change the audience or the granted scopes: retry only what a refresh can fix.
-        const refreshable = explained.code !== "WRONG_SCOPE" && explained.code !== "CONSENT_REQUIRED";
+        // Throttled: one more sign-in would only prolong it.
+        const refreshable =
+          explained.code !== "WRONG_SCOPE" &&
+          explained.code !== "CONSENT_REQUIRED" &&
+          explained.code !== "THROTTLED";
         if (attempt > 0 || !refreshable) throw explained;
         log.debug("sign-in refused; retrying once with a refreshed token");
       }

@@ -383,6 +383,19 @@ describe("signing in", () => {
     ]);
   });
 
+  it("a sign-in Exchange throttles is THROTTLED with the back-off, without a second sign-in that would prolong it", async () => {
+    const server = await serve([], {
+      authFailureText: "Request is throttled. Suggested Backoff Time: 89117 milliseconds",
+    });
+    const { provider, calls } = fakeAuth([jwt(OUTLOOK_POP)]);
+    const transport = transportFor(server, provider);
+    const error = await rejection(collect(transport.listMessages()));
+    expect(error.code).toBe("THROTTLED");
+    expect(error.retryable).toBe(true);
+    expect(error.retryAfterSeconds).toBe(90);
+    expect(calls).toHaveLength(1);
+  });
+
   it("a Graph token is WRONG_SCOPE with the full-URI scope in the hint, without a pointless retry", async () => {
     const server = await serve([]);
     const graphToken = jwt({

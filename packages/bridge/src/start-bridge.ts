@@ -11,6 +11,7 @@ import { createLockoutGuard, type LockoutGuard } from "./lockout-guard.js";
 import { type BridgeMetrics, createBridgeMetrics } from "./metrics.js";
 import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
+import { shareThrottling } from "./relay/shared-throttling.js";
 import { createUpstreamThrottling, type ThrottledMailbox } from "./relay/upstream-throttling.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
@@ -94,7 +95,13 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     onRefusal: (reason) => metrics.inc("m365_bridge_lockout_refusals_total", { reason }),
   });
   const ca = await readCa(config);
-  const { cache, pepper, closeCache } = await openTokenCache(config, env, log);
+  const { cache, pepper, redis, closeCache: closeTokenCache } = await openTokenCache(config, env, log);
+  // A fleet on one Redis token cache shares one sign-in per account, so a throttled mailbox is held by all.
+  const sharedHolds = redis ? shareThrottling(throttling, redis, log) : undefined;
+  const closeCache = async () => {
+    await sharedHolds?.close();
+    await closeTokenCache();
+  };
   const credentials: Credentials = createCredentials({
     config,
     cache,

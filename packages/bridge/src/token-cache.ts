@@ -30,12 +30,12 @@ async function readKeyFile(path: string): Promise<Buffer> {
   }
 }
 
-/** The configured token cache; `logger` hears of a Redis entry that cannot be read (it counts as absent). */
+/** The configured token cache (and its Redis connection, which the fleet's throttling holds use too); `logger` hears of a Redis entry that cannot be read (it counts as absent). */
 export async function openTokenCache(
   config: BridgeConfig,
   env: NodeJS.ProcessEnv,
   logger?: Logger,
-): Promise<{ cache: TokenCache; pepper?: Uint8Array; closeCache: () => Promise<void> }> {
+): Promise<{ cache: TokenCache; pepper?: Uint8Array; redis?: Redis; closeCache: () => Promise<void> }> {
   const c = config.tokenCache;
   if (c.type === "memory") return { cache: memoryTokenCache(), closeCache: async () => {} };
   const key = c.keyFile
@@ -62,6 +62,7 @@ export async function openTokenCache(
   return {
     cache,
     ...(key ? { pepper: key } : {}),
+    redis: client,
     closeCache: async () => {
       await client.quit().catch(() => undefined);
     },

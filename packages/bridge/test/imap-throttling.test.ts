@@ -3,8 +3,13 @@
  * milliseconds`, the emulator's `throttled` fault): the bridge relays Exchange's answer to the session
  * that got it and holds new logins to that mailbox until the back-off has passed, so that devices
  * retrying do not lengthen the throttling; other mailboxes and open sessions are not touched. Logins are
- * made with Python's imaplib; the throttled session is a raw client (to read the exact answers).
+ * made with Python's imaplib; the throttled session is a raw client (to read the exact answers). Bridges
+ * on one Redis token cache share their holds (a real redis-server).
  */
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { needs, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatStatus } from "../src/index.js";
 import {
@@ -21,6 +26,7 @@ import {
 } from "./relay-helpers.js";
 
 const PASSWORD = "Demo-Passw0rd!";
+const hasRedis = needs("redis");
 const THROTTLED = /^(\S+) NO Request is throttled\. Suggested Backoff Time: (\d+) milliseconds$/m;
 
 /** imaplib logs in, selects INBOX and logs out; exit 3 with the server's words on a refused login. */
@@ -154,3 +160,96 @@ describe.skipIf(dovecotMissing)("IMAP relay while Microsoft 365 throttles a mail
     expect(later.stdout, later.stderr).toContain("SELECT OK");
   });
 });
+
+describe.skipIf(dovecotMissing || !hasRedis)(
+  "several bridges on one Redis while Microsoft 365 throttles a mailbox",
+  () => {
+    let env: RelayEnv;
+    let redis: TestRedis;
+    const bridges: RelayBridge[] = [];
+    beforeAll(async () => {
+      env = await startRelayEnv("m365-bridge-fleet-throttling-");
+      redis = await startRedis({ prefix: "m365-bridge-fleet-throttling-" });
+      await writeFile(keyFile(), randomBytes(32).toString("base64"), { mode: 0o600 });
+    });
+    afterAll(async () => {
+      for (const b of bridges) await b.close();
+      await env?.stop();
+      await redis?.stop();
+    });
+
+    const keyFile = () => join(env.emulator.dataDir, "fleet-cache.key");
+    const fleetBridge = async (name: string) => {
+      const bridge = await startRelayBridge(env, {
+        dataDir: join(env.emulator.dataDir, name),
+        tokenCache: { type: "redis", url: redis.url, keyFile: keyFile() },
+      });
+      bridges.push(bridge);
+      return bridge;
+    };
+    const imaplib = (bridge: RelayBridge, user: string) =>
+      run("python3", ["-c", IMAPLIB], {
+        env: { PORT: String(bridge.port("imap", "plain")), IMAP_USER: user, IMAP_PASSWORD: PASSWORD },
+      });
+    const upstreamSignIns = () => env.emulator.admin.counts()["imap.authenticate"] ?? 0;
+    /** Polls (up to 3 s) until the bridge holds a mailbox: the notice crosses Redis. */
+    const holding = async (bridge: RelayBridge) => {
+      for (const end = Date.now() + 3000; Date.now() < end; await sleep(20)) {
+        if (bridge.status().throttled.length > 0) return bridge.status().throttled;
+      }
+      return bridge.status().throttled;
+    };
+
+    it("a hold one bridge meets holds logins at the others, and at a bridge that starts during it", async () => {
+      const [first, second] = [await fleetBridge("first"), await fleetBridge("second")];
+      // Both bridges are signed in (one sign-in, shared through Redis) before the throttling begins.
+      for (const bridge of [first, second]) {
+        const ok = await imaplib(bridge, SUPPORT);
+        expect(ok.stdout, ok.stderr).toContain("SELECT OK");
+      }
+      env.emulator.admin.armFault({
+        target: "imap",
+        kind: "throttled",
+        path: "command",
+        retryAfterSeconds: 4,
+      });
+      const client = await RawClient.open(first.port("imap", "plain"));
+      try {
+        await client.until(/^\* OK .*\r\n/);
+        client.send(`a1 LOGIN ${SUPPORT} "${PASSWORD}"\r\na2 SELECT INBOX\r\n`);
+        expect(await client.until(/^a2 .*\r\n/m)).toMatch(THROTTLED);
+      } finally {
+        client.close();
+        env.emulator.admin.clearFaults();
+      }
+      const held = await holding(second);
+      expect(held.map(({ protocol, mailbox }) => ({ protocol, mailbox }))).toEqual([
+        { protocol: "imap", mailbox: SUPPORT },
+      ]);
+      expect(second.lines.join("\n")).toContain(
+        "Another bridge reports that Microsoft 365 is throttling IMAP for support@contoso.com",
+      );
+
+      const signInsBefore = upstreamSignIns();
+      const refused = await imaplib(second, SUPPORT);
+      expect(refused.code, refused.stderr).toBe(3);
+      expect(refused.stdout).toMatch(
+        /\[UNAVAILABLE\] Microsoft 365 is throttling support@contoso\.com; try again/,
+      );
+      // A bridge started now learns the hold from Redis.
+      const third = await fleetBridge("third");
+      expect((await holding(third)).map((h) => h.mailbox)).toEqual([SUPPORT]);
+      const late = await imaplib(third, SUPPORT);
+      expect(late.code, late.stderr).toBe(3);
+      expect(upstreamSignIns()).toBe(signInsBefore);
+      // The bridges that only heard of it count the held logins, not a throttling episode of their own.
+      expect(second.metrics()).toMatch(/^m365_bridge_logins_held_total\{protocol="imap"\} 1$/m);
+      expect(second.metrics()).not.toMatch(/^m365_bridge_upstream_throttled_total\{protocol="imap"\} [1-9]/m);
+
+      await sleep(Date.parse(held[0]!.until) - Date.now() + 100);
+      const after = await imaplib(second, SUPPORT);
+      expect(after.stdout, after.stderr).toContain("SELECT OK");
+      expect(third.status().throttled).toEqual([]);
+    });
+  },
+);

@@ -341,7 +341,11 @@ export interface RelayBridge {
  * the relays) in front of the emulator: one IMAP and one POP3 listener per security, every contoso.com
  * user logging in with their own Microsoft 365 password, the emulator's certificate on the TLS listeners.
  */
-export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
+/** `extra`: more of the bridge's config (e.g. a Redis tokenCache), beside its listeners and one catch-all account. */
+export async function startRelayBridge(
+  env: RelayEnv,
+  extra: Record<string, unknown> = {},
+): Promise<RelayBridge> {
   const { writeFile } = await import("node:fs/promises");
   const { join } = await import("node:path");
   const { startBridge, validateBridgeConfig } = await import("../src/index.js");
@@ -366,6 +370,7 @@ export async function startRelayBridge(env: RelayEnv): Promise<RelayBridge> {
       m365: { engine: "http", caFile: env.emulator.caPath },
       listeners,
       accounts: [{ name: "contoso", credentials: { mode: "passthrough", domain: "contoso.com" } }],
+      ...extra,
     },
     env.emulator.env(),
   );

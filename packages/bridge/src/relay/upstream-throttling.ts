@@ -24,8 +24,13 @@ export const MAX_HOLD_MS = 15 * 60_000;
  * (they see Exchange's own answers).
  */
 export interface UpstreamThrottling {
-  /** Microsoft 365 asked for a back-off of `backoffMs` on `mailbox` over `protocol`. */
-  note(protocol: "imap" | "pop3", mailbox: string, backoffMs: number): void;
+  /**
+   * Microsoft 365 asked for a back-off of `backoffMs` on `mailbox` over `protocol`: this bridge saw it
+   * (`from` "here"), or another bridge of the fleet did and told this one (`from` "fleet").
+   */
+  note(protocol: "imap" | "pop3", mailbox: string, backoffMs: number, from?: "here" | "fleet"): void;
+  /** Calls `listener` for each hold this bridge begins or lengthens from what it saw itself; returns the unsubscribe. */
+  observe(listener: HoldListener): () => void;
   /** Milliseconds left before logins to `mailbox` go upstream again; 0 when they may. */
   remainingMs(protocol: "imap" | "pop3", mailbox: string): number;
   /** True when some mailbox is held (logins then check before they connect upstream). */
@@ -35,6 +40,8 @@ export interface UpstreamThrottling {
   list(): ThrottledMailbox[];
 }
 
+export type HoldListener = (protocol: "imap" | "pop3", mailbox: string, backoffMs: number) => void;
+
 export function createUpstreamThrottling(options: {
   logger: Logger;
   metrics?: BridgeMetrics;
@@ -42,25 +49,38 @@ export function createUpstreamThrottling(options: {
 }): UpstreamThrottling {
   const now = options.now ?? Date.now;
   const until = new Map<string, number>();
+  const listeners = new Set<HoldListener>();
   const key = (protocol: string, mailbox: string) => `${protocol} ${mailbox.toLowerCase()}`;
   const prune = () => {
     const t = now();
     for (const [k, end] of until) if (end <= t) until.delete(k);
   };
   return {
-    note(protocol, mailbox, backoffMs) {
+    note(protocol, mailbox, backoffMs, from = "here") {
       if (!(backoffMs > 0)) return;
       prune();
       const k = key(protocol, mailbox);
-      const end = now() + Math.min(backoffMs, MAX_HOLD_MS);
+      const held = Math.min(backoffMs, MAX_HOLD_MS);
+      const end = now() + held;
       const previous = until.get(k);
       if (previous !== undefined && previous >= end) return;
       until.set(k, end);
+      if (from === "here") for (const listener of listeners) listener(protocol, mailbox, held);
       if (previous !== undefined) return; // the same episode, longer: logged when it began
-      options.metrics?.inc("m365_bridge_upstream_throttled_total", { protocol });
+      // Episodes this bridge met itself, not those other bridges reported.
+      if (from === "here") options.metrics?.inc("m365_bridge_upstream_throttled_total", { protocol });
+      const P = protocol.toUpperCase();
+      const seen =
+        from === "here"
+          ? `Microsoft 365 is throttling ${P} for ${mailbox}`
+          : `Another bridge reports that Microsoft 365 is throttling ${P} for ${mailbox}`;
       options.logger.warn(
-        `Microsoft 365 is throttling ${protocol.toUpperCase()} for ${mailbox} (back-off ${Math.round(backoffMs / 1000)} s): new ${protocol.toUpperCase()} logins to it are answered "try again later" until ${new Date(end).toISOString()}; open sessions go on. If this recurs, fewer clients or sessions should use this mailbox at once.`,
+        `${seen} (back-off ${Math.round(held / 1000)} s): new ${P} logins to it are answered "try again later" until ${new Date(end).toISOString()}; open sessions go on. If this recurs, fewer clients or sessions should use this mailbox at once.`,
       );
+    },
+    observe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     remainingMs(protocol, mailbox) {
       if (until.size === 0) return 0;

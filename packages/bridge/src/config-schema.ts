@@ -105,6 +105,12 @@ export interface SpoolRetry {
    * against slow filing (a resend of a message Exchange did take arrives twice). @default 30
    */
   readonly sentItemsGraceSeconds?: number;
+  /**
+   * When Microsoft 365 refuses a message because the mailbox passed its daily sending limit (10,000
+   * recipients in a rolling 24 hours), how long the message waits before it is tried again (it is held,
+   * not failed). @default 900 (15 minutes)
+   */
+  readonly dailyLimitRetrySeconds?: number;
 }
 
 export interface ListenerLimits extends FrontDoorLimits {
@@ -675,12 +681,14 @@ function validateSpool(p: Problems, v: unknown): SpoolInput | undefined {
   const maxQueueHours = int(p, "spool.maxQueueHours", v.maxQueueHours, 1, 720);
   const firstRetryMs = int(p, "spool.firstRetryMs", v.firstRetryMs, 10, 300_000);
   const sentItemsGraceSeconds = int(p, "spool.sentItemsGraceSeconds", v.sentItemsGraceSeconds, 1, 3_600);
+  const dailyLimitRetrySeconds = int(p, "spool.dailyLimitRetrySeconds", v.dailyLimitRetrySeconds, 1, 86_400);
   const retry: SpoolRetry = {
+    ...(dailyLimitRetrySeconds !== undefined ? { dailyLimitRetrySeconds } : {}),
     ...(maxQueueHours !== undefined ? { maxQueueHours } : {}),
     ...(firstRetryMs !== undefined ? { firstRetryMs } : {}),
     ...(sentItemsGraceSeconds !== undefined ? { sentItemsGraceSeconds } : {}),
   };
-  const retryKeys = ["maxQueueHours", "firstRetryMs", "sentItemsGraceSeconds"];
+  const retryKeys = ["maxQueueHours", "firstRetryMs", "sentItemsGraceSeconds", "dailyLimitRetrySeconds"];
   if (type === "sqlite") {
     unknownKeys(p, "spool", v, ["type", "path", ...retryKeys]);
     return { type, path: str(p, "spool.path", v.path, true) ?? "", ...retry };

@@ -324,6 +324,27 @@ describe("SMTP submission: limits", () => {
     expect(sink.in("alice@contoso.com", "inbox")).toHaveLength(40);
   });
 
+  it("refuses a message past the daily recipient limit with 554 5.2.0, whole, until the window frees up", async () => {
+    // m365-facts.md: 10,000 recipients a day (`554 5.2.0`); shortened here to 3 in 1 s.
+    smtp.setLimits({ recipientsPerDay: 3, recipientWindowMs: 1000 });
+    // Earlier tests' recipients leave the window first.
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    const { client } = await signIn("support@contoso.com", await token());
+    const two = ["alice@contoso.com", "support@contoso.com"];
+    const body = message("support@contoso.com", "alice@contoso.com", "Quota");
+    expect(await client.sendMail("support@contoso.com", two, body)).toMatch(/^250 /);
+    expect(await client.sendMail("support@contoso.com", two, body)).toMatch(
+      /^554 5\.2\.0 STOREDRV\.Submission\.Exception:SubmissionQuotaExceededException; /,
+    );
+    expect(await client.sendMail("support@contoso.com", ["alice@contoso.com"], body)).toMatch(/^250 /);
+    expect(sink.in("alice@contoso.com", "inbox")).toHaveLength(2);
+    expect(sink.in("support@contoso.com", "inbox")).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    expect(await client.sendMail("support@contoso.com", two, body)).toMatch(/^250 /);
+    expect(emulator.admin.counts()["smtp.rejected.quota"]).toBe(1);
+    expect(() => smtp.setLimits({ recipientsPerDay: -1 })).toThrow(/recipientsPerDay/);
+  });
+
   it("refuses invalid limits with CONFIG_INVALID", () => {
     expect(() => smtp.setLimits({ maxConnectionsPerMailbox: 0 })).toThrow(/maxConnectionsPerMailbox/);
     expect(() => smtp.setLimits({ rateLimitMode: "drop" as "delay" })).toThrow(/rateLimitMode/);

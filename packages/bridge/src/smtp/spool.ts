@@ -50,6 +50,11 @@ export interface SpoolCounts {
  * had its 250. The bridge reports them (status, metrics, webhook), and once fixed the next retry delivers.
  */
 const HELD_FOR_A_PERSON = new Set(["AUTH_FAILED", "ACCESS_DENIED", "SEND_AS_DENIED"]);
+/** Exchange's `554 5.2.0 …SubmissionQuotaExceededException`: the mailbox's daily recipient limit. */
+const isDailyLimit = (error: unknown) =>
+  isM365MailError(error) &&
+  error.code === "THROTTLED" &&
+  /SubmissionQuotaExceeded|recipient rate limit/i.test(error.message);
 const heldForAPerson = (error: unknown) =>
   needsAPerson(error) || (isM365MailError(error) && HELD_FOR_A_PERSON.has(error.code));
 
@@ -98,6 +103,7 @@ export async function startSpool(options: {
     return index;
   }
 
+  const dailyLimitRetryMs = (options.spool.dailyLimitRetrySeconds ?? 900) * 1_000;
   const deliver: Deliver<SpoolPayload> = async (job, signal) => {
     const { payload } = job.message;
     try {
@@ -149,6 +155,13 @@ export async function startSpool(options: {
       return { ok: true, transport: result.route, recovered: job.uncertain };
     } catch (error) {
       const outcome = failureOutcome(error);
+      if (isDailyLimit(error)) {
+        // Not a refusal of this message: Exchange takes it once the rolling 24 hours free up.
+        log.warn(
+          `spool: ${job.message.messageId} of account ${payload.account} waits: the mailbox reached Microsoft 365's daily sending limit (10,000 recipients in 24 hours); trying again in ${Math.round(dailyLimitRetryMs / 1000)} s`,
+        );
+        return { ...outcome, retryable: true, retryAfterMs: dailyLimitRetryMs };
+      }
       if (!outcome.retryable && heldForAPerson(error)) {
         log.warn(
           `spool: ${job.message.messageId} of account ${payload.account} is held until a person fixes ${(error as M365MailError).code} (m365-mail bridge status); retrying`,

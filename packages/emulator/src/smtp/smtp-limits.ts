@@ -17,6 +17,14 @@ export interface SmtpLimits {
    * @default "delay"
    */
   rateLimitMode: "delay" | "reject";
+  /**
+   * Recipients per `recipientWindowMs` per mailbox (Exchange: 10,000 a day); a message that would pass it
+   * is refused at the end of DATA with `554 5.2.0 …SubmissionQuotaExceededException`. 0 turns it off.
+   * @default 10000
+   */
+  recipientsPerDay: number;
+  /** The recipient limit's rolling window in milliseconds (tests shorten it). @default 86400000 */
+  recipientWindowMs: number;
 }
 
 export const DEFAULT_SMTP_LIMITS: Readonly<SmtpLimits> = {
@@ -24,6 +32,8 @@ export const DEFAULT_SMTP_LIMITS: Readonly<SmtpLimits> = {
   messagesPerWindow: 30,
   rateWindowMs: 60_000,
   rateLimitMode: "delay",
+  recipientsPerDay: 10_000,
+  recipientWindowMs: 24 * 3_600_000,
 };
 
 export function normalizeSmtpLimits(limits: SmtpLimits): SmtpLimits {
@@ -36,7 +46,11 @@ export function normalizeSmtpLimits(limits: SmtpLimits): SmtpLimits {
           ? "rateWindowMs must be a positive number"
           : limits.rateLimitMode !== "delay" && limits.rateLimitMode !== "reject"
             ? 'rateLimitMode must be "delay" or "reject"'
-            : undefined;
+            : !Number.isInteger(limits.recipientsPerDay) || limits.recipientsPerDay < 0
+              ? "recipientsPerDay must be a non-negative integer (0 = no limit)"
+              : typeof limits.recipientWindowMs !== "number" || !(limits.recipientWindowMs > 0)
+                ? "recipientWindowMs must be a positive number"
+                : undefined;
   if (problem) {
     throw new M365MailError("CONFIG_INVALID", `invalid SMTP limits: ${problem}`, {
       source: "emulator",
@@ -129,5 +143,28 @@ export class MessageRate {
 
   reset(): void {
     this.slots.clear();
+  }
+}
+
+/**
+ * Recipients each mailbox submitted over a rolling window, as Exchange counts its daily recipient rate
+ * limit: a message whose recipients would pass it is refused whole, and sending resumes as the oldest
+ * recipients leave the window.
+ */
+export class RecipientQuota {
+  private readonly sent = new Map<string, { at: number; count: number }[]>();
+
+  /** Counts the message's recipients and returns true, or returns false when they would pass the limit. */
+  admit(mailbox: string, recipients: number, limits: SmtpLimits, now: number): boolean {
+    if (limits.recipientsPerDay === 0) return true;
+    const list = (this.sent.get(mailbox) ?? []).filter((e) => e.at > now - limits.recipientWindowMs);
+    const used = list.reduce((sum, e) => sum + e.count, 0);
+    if (used + recipients > limits.recipientsPerDay) {
+      this.sent.set(mailbox, list);
+      return false;
+    }
+    list.push({ at: now, count: recipients });
+    this.sent.set(mailbox, list);
+    return true;
   }
 }

@@ -13,6 +13,7 @@ import {
   DEFAULT_SMTP_LIMITS,
   MessageRate,
   normalizeSmtpLimits,
+  RecipientQuota,
   type SmtpLimits,
 } from "./smtp-limits.js";
 import { fromAddresses, withMessageId } from "./smtp-message.js";
@@ -85,6 +86,7 @@ export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPart
   let limits = normalizeSmtpLimits({ ...DEFAULT_SMTP_LIMITS, ...options.limits });
   const tracker = new ConnectionTracker();
   const rate = new MessageRate();
+  const quota = new RecipientQuota();
   const states = new Map<string, SessionState>();
   const sockets = new Map<string, Socket>();
   const held = new Set<{ timer: NodeJS.Timeout; run: () => Promise<void> }>();
@@ -243,8 +245,12 @@ export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPart
             count("smtp.rate.rejected");
             return callback(replyError(smtpReplies.messageRateExceeded()));
           }
-          const at = rate.admit(principal.mailbox, limits, now);
           const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
+          if (!quota.admit(principal.mailbox, recipients.length, limits, now)) {
+            count("smtp.rejected.quota");
+            return callback(replyError(smtpReplies.submissionQuotaExceeded()));
+          }
+          const at = rate.admit(principal.mailbox, limits, now);
           const { raw, messageId } = withMessageId(submitted, SMTP_SERVER_NAME);
           count("smtp.messages");
           count(`smtp.messages:${principal.mailbox}`);

@@ -59,6 +59,17 @@ export const smtpReplies = {
   messageRateExceeded: (): SmtpReply =>
     reply(421, "4.4.2 Message submission rate for this client has exceeded the configured limit"),
 
+  /**
+   * The mailbox passed its recipient rate limit (10,000 a day): Microsoft documents this reply, and that
+   * the sender must wait up to 24 hours.
+   * https://learn.microsoft.com/en-us/exchange/troubleshoot/send-emails/smtp-submission-improvements
+   */
+  submissionQuotaExceeded: (): SmtpReply =>
+    reply(
+      554,
+      "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message.",
+    ),
+
   /** An injected 5xx fault: Exchange's front end answers proxy failures this way. */
   temporaryServerError: (): SmtpReply =>
     reply(451, "4.7.0 Temporary server error. Please try again later. PRX4"),

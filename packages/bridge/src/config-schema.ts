@@ -683,10 +683,10 @@ function validateSpool(p: Problems, v: unknown): SpoolInput | undefined {
   const sentItemsGraceSeconds = int(p, "spool.sentItemsGraceSeconds", v.sentItemsGraceSeconds, 1, 3_600);
   const dailyLimitRetrySeconds = int(p, "spool.dailyLimitRetrySeconds", v.dailyLimitRetrySeconds, 1, 86_400);
   const retry: SpoolRetry = {
-    ...(dailyLimitRetrySeconds !== undefined ? { dailyLimitRetrySeconds } : {}),
     ...(maxQueueHours !== undefined ? { maxQueueHours } : {}),
     ...(firstRetryMs !== undefined ? { firstRetryMs } : {}),
     ...(sentItemsGraceSeconds !== undefined ? { sentItemsGraceSeconds } : {}),
+    ...(dailyLimitRetrySeconds !== undefined ? { dailyLimitRetrySeconds } : {}),
   };
   const retryKeys = ["maxQueueHours", "firstRetryMs", "sentItemsGraceSeconds", "dailyLimitRetrySeconds"];
   if (type === "sqlite") {

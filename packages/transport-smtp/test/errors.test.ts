@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   enhancedCode,
   type FailureContext,
+  isDailySendingLimit,
   tokenFacts,
   toM365Error,
   toSendError,
@@ -119,15 +120,18 @@ describe("Exchange replies → typed errors", () => {
       code: "THROTTLED",
       retryable: true,
     });
+    const dailyLimit = toM365Error(
+      reply("554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; …", "EMESSAGE"),
+      ctx,
+    );
+    expect(dailyLimit).toMatchObject({ code: "THROTTLED", retryable: false });
+    // The bridge's spool holds such a message instead of failing it: only this THROTTLED is the daily limit.
+    expect(isDailySendingLimit(dailyLimit)).toBe(true);
     expect(
-      toM365Error(
-        reply("554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; …", "EMESSAGE"),
-        ctx,
+      isDailySendingLimit(
+        toM365Error(reply("432 4.3.2 Concurrent connections limit exceeded", "EMESSAGE"), ctx),
       ),
-    ).toMatchObject({
-      code: "THROTTLED",
-      retryable: false,
-    });
+    ).toBe(false);
     expect(
       toM365Error(reply("552 5.3.4 Message size exceeds fixed maximum message size", "EMESSAGE"), ctx).code,
     ).toBe("MESSAGE_TOO_LARGE");

@@ -10,6 +10,7 @@ import {
   sqliteOutbox,
 } from "@m365-mail/outbox";
 import { graphTransport } from "@m365-mail/transport-graph";
+import { isDailySendingLimit } from "@m365-mail/transport-smtp";
 import type { M365Connection, SpoolInput } from "../config-schema.js";
 import type { Credentials } from "../credentials.js";
 import type { BridgeMetrics } from "../metrics.js";
@@ -50,11 +51,6 @@ export interface SpoolCounts {
  * had its 250. The bridge reports them (status, metrics, webhook), and once fixed the next retry delivers.
  */
 const HELD_FOR_A_PERSON = new Set(["AUTH_FAILED", "ACCESS_DENIED", "SEND_AS_DENIED"]);
-/** Exchange's `554 5.2.0 …SubmissionQuotaExceededException`: the mailbox's daily recipient limit. */
-const isDailyLimit = (error: unknown) =>
-  isM365MailError(error) &&
-  error.code === "THROTTLED" &&
-  /SubmissionQuotaExceeded|recipient rate limit/i.test(error.message);
 const heldForAPerson = (error: unknown) =>
   needsAPerson(error) || (isM365MailError(error) && HELD_FOR_A_PERSON.has(error.code));
 
@@ -155,7 +151,7 @@ export async function startSpool(options: {
       return { ok: true, transport: result.route, recovered: job.uncertain };
     } catch (error) {
       const outcome = failureOutcome(error);
-      if (isDailyLimit(error)) {
+      if (isDailySendingLimit(error)) {
         // Not a refusal of this message: Exchange takes it once the rolling 24 hours free up.
         log.warn(
           `spool: ${job.message.messageId} of account ${payload.account} waits: the mailbox reached Microsoft 365's daily sending limit (10,000 recipients in 24 hours); trying again in ${Math.round(dailyLimitRetryMs / 1000)} s`,

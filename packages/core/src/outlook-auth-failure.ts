@@ -99,7 +99,7 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
   // account: "try later", not "change a setting".
   const throttled = throttlingIn(options.serverText);
   if (throttled) {
-    const seconds = throttled.backoffMs === undefined ? undefined : Math.ceil(throttled.backoffMs / 1000);
+    const seconds = throttled.retryAfterSeconds;
     const wait = seconds === undefined ? "" : ` for about ${seconds} s`;
     return fail(
       "THROTTLED",
@@ -205,11 +205,16 @@ export function explainOutlookAuthFailure(options: ExplainOutlookAuthFailureOpti
 
 /**
  * Exchange's throttling answers over IMAP and POP3 ("Request is throttled. Suggested Backoff Time: N
- * milliseconds"; too many sessions), with the suggested back-off when it names one.
+ * milliseconds"; too many sessions), with the suggested back-off when it names one — in milliseconds
+ * as Exchange says it, and in whole seconds (at least 1) for `retryAfterSeconds`.
  */
-export function throttlingIn(serverText: string | undefined): { backoffMs?: number } | undefined {
+export function throttlingIn(
+  serverText: string | undefined,
+): { backoffMs?: number; retryAfterSeconds?: number } | undefined {
   if (!serverText || !/\bthrottl|too many connections|authenticated but not connected/i.test(serverText))
     return undefined;
   const backoff = /Backoff Time:\s*(\d+)\s*(?:ms|milliseconds)?/i.exec(serverText);
-  return backoff ? { backoffMs: Number(backoff[1]) } : {};
+  if (!backoff) return {};
+  const backoffMs = Number(backoff[1]);
+  return { backoffMs, retryAfterSeconds: Math.max(1, Math.ceil(backoffMs / 1000)) };
 }

@@ -79,8 +79,7 @@ export function toImapError(error: unknown, context: ErrorContext): M365MailErro
   const throttled = throttlingIn(detail);
   if (code === "ETHROTTLE" || throttled) {
     // "Suggested Backoff Time: N milliseconds": how long Exchange wants this mailbox left alone.
-    const seconds =
-      throttled?.backoffMs === undefined ? undefined : Math.max(1, Math.ceil(throttled.backoffMs / 1000));
+    const seconds = throttled?.retryAfterSeconds;
     return new M365MailError(
       "THROTTLED",
       `${context.operation}: the server throttled the session (${detail})`,

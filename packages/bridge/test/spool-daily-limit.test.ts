@@ -2,7 +2,9 @@
  * Microsoft 365's daily sending limit (10,000 recipients in a rolling 24 hours; past it Exchange answers
  * `554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException` and the sender must wait):
  * in spool mode the device already had its 250, so the message waits and goes out once the window
- * frees up — it is not failed. The emulator's limit is shortened to 2 recipients in 4 seconds.
+ * frees up — it is not failed. Exchange counts Graph and SMTP together, and over Graph the refusal is
+ * `ErrorSubmissionQuotaExceeded`; both deliveries are tested. The emulator's limit is shortened to
+ * 2 recipients in 4 seconds.
  */
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
@@ -24,77 +26,84 @@ import {
 } from "./bridge-env.js";
 
 const WINDOW_MS = 4_000;
-let emulator: TestEmulator;
-let bridge: Bridge;
-const secret = `erp-${randomBytes(6).toString("hex")}`;
-const logger = collectingLogger();
 
-beforeAll(async () => {
-  emulator = await startSmtpEmulator();
-  emulator.admin.updatePartSettings("smtp", { recipientsPerDay: 2, recipientWindowMs: WINDOW_MS });
-  const passwordFile = join(emulator.dataDir, "erp.password");
-  await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
-  bridge = await startTestBridge(
-    emulator,
-    {
-      listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
-      spool: {
-        type: "sqlite",
-        path: join(emulator.dataDir, "spool.db"),
-        firstRetryMs: 50,
-        dailyLimitRetrySeconds: 1,
-      },
-      accounts: [
+describe.each([
+  { delivery: "smtp", refusals: "smtp.rejected.quota" },
+  { delivery: "graph", refusals: "graph.rejected.quota" },
+] as const)(
+  "spool mode at Microsoft 365's daily sending limit, delivery $delivery",
+  ({ delivery, refusals }) => {
+    let emulator: TestEmulator;
+    let bridge: Bridge;
+    const secret = `erp-${randomBytes(6).toString("hex")}`;
+    const logger = collectingLogger();
+
+    beforeAll(async () => {
+      emulator = await startSmtpEmulator();
+      emulator.admin.updatePartSettings(delivery, { recipientsPerDay: 2, recipientWindowMs: WINDOW_MS });
+      const passwordFile = join(emulator.dataDir, "erp.password");
+      await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+      bridge = await startTestBridge(
+        emulator,
         {
-          name: "erp",
-          answer: "spool",
-          delivery: "smtp",
-          credentials: await mappedCredentials({
-            login: "erp",
-            secret,
-            username: "support@contoso.com",
-            passwordFile,
-          }),
+          listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+          spool: {
+            type: "sqlite",
+            path: join(emulator.dataDir, "spool.db"),
+            firstRetryMs: 50,
+            dailyLimitRetrySeconds: 1,
+          },
+          accounts: [
+            {
+              name: "erp",
+              answer: "spool",
+              delivery,
+              credentials: await mappedCredentials({
+                login: "erp",
+                secret,
+                username: "support@contoso.com",
+                passwordFile,
+              }),
+            },
+          ],
         },
-      ],
-    },
-    logger,
-  );
-});
+        logger,
+      );
+    });
 
-afterAll(async () => {
-  await bridge?.close({ drainMs: 0 });
-  await emulator?.stop();
-});
+    afterAll(async () => {
+      await bridge?.close({ drainMs: 0 });
+      await emulator?.stop();
+    });
 
-describe("spool mode at Microsoft 365's daily sending limit", () => {
-  it("holds the message past the limit and delivers it, once, when the window frees up", async () => {
-    const subjects = ["one", "two", "three"].map((n) => `invoice ${n} ${randomBytes(3).toString("hex")}`);
-    const started = Date.now();
-    for (const subject of subjects) {
-      const sent = await pythonSmtp({
-        port: smtpPort(bridge),
-        username: "erp",
-        password: secret,
-        from: "support@contoso.com",
-        to: ["alice@contoso.com"],
-        message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
-      });
-      expect(sent.stdout.trim(), sent.stdout).toBe("OK");
-    }
-    const inbox = async () => (await mailbox(emulator, "alice@contoso.com")).map((m) => m.subject);
-    // Two fit the limit; the third is refused by Exchange and waits in the spool, not failed.
-    await waitFor(async () => (emulator.admin.counts()["smtp.rejected.quota"] ?? 0) >= 1, 10_000);
-    expect(Date.now() - started).toBeLessThan(WINDOW_MS);
-    expect((await inbox()).filter((s) => subjects.includes(s!))).toHaveLength(2);
-    expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
-    expect(bridge.status().spool!.queued + bridge.status().spool!.sending).toBe(1);
-    expect(logger.lines.join("\n")).toContain("reached Microsoft 365's daily sending limit");
+    it("holds the message past the limit and delivers it, once, when the window frees up", async () => {
+      const subjects = ["one", "two", "three"].map((n) => `invoice ${n} ${randomBytes(3).toString("hex")}`);
+      const started = Date.now();
+      for (const subject of subjects) {
+        const sent = await pythonSmtp({
+          port: smtpPort(bridge),
+          username: "erp",
+          password: secret,
+          from: "support@contoso.com",
+          to: ["alice@contoso.com"],
+          message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
+        });
+        expect(sent.stdout.trim(), sent.stdout).toBe("OK");
+      }
+      const inbox = async () => (await mailbox(emulator, "alice@contoso.com")).map((m) => m.subject);
+      // Two fit the limit; the third is refused by Exchange and waits in the spool, not failed.
+      await waitFor(async () => (emulator.admin.counts()[refusals] ?? 0) >= 1, 10_000);
+      expect(Date.now() - started).toBeLessThan(WINDOW_MS);
+      expect((await inbox()).filter((s) => subjects.includes(s!))).toHaveLength(2);
+      expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
+      expect(bridge.status().spool!.queued + bridge.status().spool!.sending).toBe(1);
+      expect(logger.lines.join("\n")).toContain("reached Microsoft 365's daily sending limit");
 
-    // The window frees up: the held message goes out, and each message arrived exactly once.
-    await waitFor(async () => (await inbox()).filter((s) => subjects.includes(s!)).length === 3, 15_000);
-    await waitFor(async () => bridge.status().spool!.queued + bridge.status().spool!.sending === 0, 5_000);
-    expect((await inbox()).filter((s) => subjects.includes(s!)).sort()).toEqual([...subjects].sort());
-    expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
-  }, 40_000);
-});
+      // The window frees up: the held message goes out, and each message arrived exactly once.
+      await waitFor(async () => (await inbox()).filter((s) => subjects.includes(s!)).length === 3, 15_000);
+      await waitFor(async () => bridge.status().spool!.queued + bridge.status().spool!.sending === 0, 5_000);
+      expect((await inbox()).filter((s) => subjects.includes(s!)).sort()).toEqual([...subjects].sort());
+      expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
+    }, 40_000);
+  },
+);

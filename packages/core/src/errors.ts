@@ -143,3 +143,27 @@ export function requestNotSent(error: M365MailError, what: string): M365MailErro
     ...(error.retryAfterSeconds ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
   });
 }
+
+/**
+ * Exchange's refusal once a mailbox passed Microsoft 365's daily sending limit (10,000 recipients in a
+ * rolling 24 hours): `554 5.2.0 …SubmissionQuotaExceededException` over SMTP, the response code
+ * `ErrorSubmissionQuotaExceeded` over Graph.
+ */
+const DAILY_SENDING_LIMIT = /SubmissionQuotaExceeded|recipient rate limit/i;
+
+/** Whether a server's answer (an SMTP reply, a Graph error code) is the daily-sending-limit refusal. */
+export function mentionsDailySendingLimit(serverText: string | undefined): boolean {
+  return DAILY_SENDING_LIMIT.test(serverText ?? "");
+}
+
+/**
+ * True for the error a send ends in when the mailbox passed its daily sending limit, whichever transport
+ * sent it: THROTTLED and not retryable now, but the same message goes through once the rolling 24 hours
+ * free up — a queue holds it and tries again later instead of failing it.
+ */
+export function isDailySendingLimit(error: unknown): boolean {
+  return (
+    isM365MailError(error, "THROTTLED") &&
+    mentionsDailySendingLimit(`${error.serverCode ?? ""} ${error.message}`)
+  );
+}

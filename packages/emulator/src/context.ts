@@ -4,6 +4,7 @@
  * to every part.
  */
 import type { Directory, DirectoryUser } from "./directory.js";
+import type { SendingQuota } from "./sending-quota.js";
 
 /** Claims of an access token the emulator issued (shape of Microsoft's v1/v2 access tokens). */
 export interface IssuedTokenClaims {
@@ -101,6 +102,8 @@ export interface EmulatorContext {
   verifyAccessToken(token: string): TokenCheck;
   faults: FaultRegistry;
   counters: RequestCounters;
+  /** Recipients each mailbox sent in the rolling day, over SMTP and Graph together (Exchange's daily limit). */
+  readonly sendingQuota: SendingQuota;
   log(message: string): void;
   /** Origin of the Entra part, e.g. "https://127.0.0.1:44443" (added by the Entra part). */
   readonly authorityHost: string;

@@ -19,6 +19,7 @@ import { TokenService } from "./entra/tokens.js";
 import { createFaultRegistry } from "./faults.js";
 import { closeServer, listen } from "./https-server.js";
 import type { EmulatorCloud, EmulatorPart, PartInfo } from "./part.js";
+import { SendingQuota } from "./sending-quota.js";
 import { defaultDataDir, ensureSigningKey, ensureTlsMaterial } from "./tls.js";
 
 export interface StartEmulatorOptions {
@@ -214,6 +215,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     },
     faults,
     counters,
+    sendingQuota: new SendingQuota(),
     log: (message) => log.info(message),
   };
 

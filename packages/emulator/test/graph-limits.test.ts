@@ -265,3 +265,74 @@ describe("calendarView", () => {
     expect(answer.json.error.code).toBe("ErrorInvalidParameter");
   });
 });
+
+describe("the daily recipient limit over Graph", () => {
+  it("refuses a send past it with 429 ErrorSubmissionQuotaExceeded, whole, until the window frees up", async () => {
+    // m365-facts.md: 10,000 recipients a day per mailbox, SMTP and Graph together; shortened to 3 in 1 s.
+    f.emulator.admin.updatePartSettings("graph", { recipientsPerDay: 3, recipientWindowMs: 1000 });
+    // Earlier tests' recipients leave the window first.
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    const sentItems = async () =>
+      (await f.call("GET", "/v1.0/me/mailFolders/sentitems/messages?$top=200", { token: support })).json.value
+        .length as number;
+    const aliceInbox = async () =>
+      (
+        await f.call("GET", "/v1.0/me/mailFolders/inbox/messages?$top=200", {
+          token: await f.token(ALL_MAIL, "alice@contoso.com"),
+        })
+      ).json.value.length as number;
+    const sentBefore = await sentItems();
+    const inboxBefore = await aliceInbox();
+    const two = ["alice@contoso.com", "shared@contoso.com"];
+    expect(
+      (await f.call("POST", "/v1.0/me/sendMail", { token: support, body: mailTo(two, "Quota 1") })).status,
+    ).toBe(202);
+
+    const refused = await f.call("POST", "/v1.0/me/sendMail", {
+      token: support,
+      body: mailTo(two, "Quota 2"),
+    });
+    expect(refused.status).toBe(429);
+    expect(refused.json.error.code).toBe("ErrorSubmissionQuotaExceeded");
+    // Not throttling that lifts in seconds: no Retry-After to wait out.
+    expect(refused.headers["retry-after"]).toBeUndefined();
+    // A draft whose recipients do not fit stays a draft.
+    const draft = await f.call("POST", "/v1.0/me/messages", {
+      token: support,
+      body: mailTo(two, "Quota draft").message,
+    });
+    expect((await f.call("POST", `/v1.0/me/messages/${draft.json.id}/send`, { token: support })).status).toBe(
+      429,
+    );
+    expect((await f.call("GET", `/v1.0/me/messages/${draft.json.id}`, { token: support })).json.isDraft).toBe(
+      true,
+    );
+
+    // One more recipient still fits; nothing of the refused ones was delivered or filed.
+    expect(
+      (
+        await f.call("POST", "/v1.0/me/sendMail", {
+          token: support,
+          body: mailTo(["alice@contoso.com"], "Quota 3"),
+        })
+      ).status,
+    ).toBe(202);
+    expect(await sentItems()).toBe(sentBefore + 2);
+    expect(await aliceInbox()).toBe(inboxBefore + 2);
+    expect(f.emulator.admin.counts()["graph.rejected.quota"]).toBe(2);
+
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    expect((await f.call("POST", `/v1.0/me/messages/${draft.json.id}/send`, { token: support })).status).toBe(
+      202,
+    );
+    // The limit is the mailbox's, whichever way it sends: the settings show it on Graph (and on SMTP).
+    expect(f.emulator.admin.partSettings("graph").sendingQuota).toEqual({
+      recipientsPerDay: 3,
+      recipientWindowMs: 1000,
+    });
+    expect(() => f.emulator.admin.updatePartSettings("graph", { recipientsPerDay: -1 })).toThrow(
+      /recipientsPerDay/,
+    );
+    f.emulator.admin.updatePartSettings("graph", { recipientsPerDay: 10_000, recipientWindowMs: 86_400_000 });
+  });
+});

@@ -1,4 +1,4 @@
-import { M365MailError, readJwtClaims } from "@m365-mail/core";
+import { M365MailError, mentionsDailySendingLimit, readJwtClaims } from "@m365-mail/core";
 import { grantedScopes, isGraphAudience } from "./graph-hosts.js";
 import type { GraphOperation } from "./operations.js";
 
@@ -44,6 +44,15 @@ export function graphError(
   const base = { source: SOURCE, status, serverCode, cause: cause ?? body };
   const permission = context.sharedMailbox ? context.op.sharedPermission : context.op.permission;
 
+  if (mentionsDailySendingLimit(serverCode)) {
+    // Whatever the status: Graph refused the send, and waiting minutes will not help.
+    return new M365MailError("THROTTLED", `${what}; the mailbox reached its daily sending limit`, {
+      ...base,
+      retryable: false,
+      requestSent: false,
+      hint: "Exchange allows 10,000 recipients a day per mailbox, over Graph and SMTP together; sending resumes as the rolling 24 hours free up.",
+    });
+  }
   if (status === 401) {
     const audience = context.token ? readJwtClaims(context.token)?.aud : undefined;
     if (audience && !isGraphAudience(audience, context.graphResource)) {

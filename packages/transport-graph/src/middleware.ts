@@ -1,12 +1,13 @@
 import {
   type Logger,
   M365MailError,
+  mentionsDailySendingLimit,
   registerSecret,
   requestNotSent,
   type TokenProvider,
 } from "@m365-mail/core";
 import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
-import { SOURCE } from "./graph-errors.js";
+import { type GraphErrorBody, SOURCE } from "./graph-errors.js";
 import { RequestPolicy } from "./request-policy.js";
 import { backoffDelay, parseRetryAfter, type ResolvedRetryOptions, sleep } from "./retry-policy.js";
 import type { Semaphore } from "./semaphore.js";
@@ -182,6 +183,7 @@ export class RetryMiddleware implements Middleware {
       const notProcessed = status === 429 || status === 503;
       const transient = status === 500 || status === 502 || status === 504;
       if (!notProcessed && !(transient && policy.op.idempotent)) return;
+      if (notProcessed && (await isDailySendingLimitAnswer(response))) return;
       if (!notProcessed) processedMaybe = true;
 
       const retryAfter = parseRetryAfter(response?.headers.get("retry-after"));
@@ -212,6 +214,20 @@ export class RetryMiddleware implements Middleware {
       );
       fail(policy, aborted);
     }
+  }
+}
+
+/**
+ * Exchange's daily sending limit comes back as a refusal like throttling, but it lifts over hours as the
+ * rolling 24 hours move on: retrying within our wait budget only spends requests. Reads a copy of the
+ * body, so graphErrorFromResponse still can.
+ */
+async function isDailySendingLimitAnswer(response: Response | undefined): Promise<boolean> {
+  try {
+    const body = JSON.parse((await response?.clone().text()) || "{}") as GraphErrorBody;
+    return mentionsDailySendingLimit(body?.error?.code);
+  } catch {
+    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { M365MailError } from "@m365-mail/core";
+import { isDailySendingLimit, M365MailError } from "@m365-mail/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type EmulatorFixture, SUPPORT, startGraphEmulator } from "./emulator-helpers.js";
 
@@ -106,5 +106,39 @@ describe('uncertainSends: "report"', () => {
     for await (const m of t.listMessages({ folder: "inbox", pageSize: 100 }))
       if (m.subject === subject) inbox.push(m);
     expect(inbox).toHaveLength(1);
+  });
+});
+
+describe("the mailbox's daily sending limit", () => {
+  it("is THROTTLED at once, not retried, not sent, and recognised by isDailySendingLimit", async () => {
+    // m365-facts.md: past 10,000 recipients in 24 hours Exchange refuses sending; shortened to 1 recipient.
+    fixture.emulator.admin.updatePartSettings("graph", { recipientsPerDay: 1, recipientWindowMs: 1_000 });
+    // Earlier tests' recipients leave the window first.
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    try {
+      const t = fixture.transport({ retry: { attempts: 5, baseDelayMs: 10 } });
+      await t.send({ to: SUPPORT, subject: "fits", text: "x" });
+      fixture.emulator.admin.resetCounts();
+      const error = await t.send({ to: SUPPORT, subject: "over the limit", text: "x" }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({
+        code: "THROTTLED",
+        retryable: false,
+        requestSent: false,
+        serverCode: "ErrorSubmissionQuotaExceeded",
+      });
+      expect(isDailySendingLimit(error)).toBe(true);
+      expect((error as M365MailError).hint).toMatch(/10,000 recipients a day/);
+      // One try: a 429 that lifts over hours is not waited out like throttling.
+      expect(fixture.emulator.admin.counts()["graph.sendMail"]).toBe(1);
+      expect(fixture.emulator.admin.counts()["graph.rejected.quota"]).toBe(1);
+    } finally {
+      fixture.emulator.admin.updatePartSettings("graph", {
+        recipientsPerDay: 10_000,
+        recipientWindowMs: 86_400_000,
+      });
+    }
   });
 });

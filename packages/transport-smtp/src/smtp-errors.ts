@@ -3,6 +3,7 @@ import {
   explainOutlookAuthFailure,
   isM365MailError,
   M365MailError,
+  mentionsDailySendingLimit,
   readJwtClaims,
   requestNotSent,
   type TokenClaims,
@@ -87,22 +88,6 @@ const beforeConnected = (e: SmtpLikeError) =>
  * without looking in Sent Items. A connection that dropped or went silent is not: the message may have
  * been accepted with its answer lost.
  */
-/** Exchange's answer when a mailbox passed its daily recipient limit (`554 5.2.0 …SubmissionQuotaExceededException`). */
-const DAILY_SENDING_LIMIT = /SubmissionQuotaExceeded|recipient rate limit/i;
-
-/**
- * True for the error a send ends in when the mailbox passed its daily sending limit: not retryable now
- * (the transport does not retry it), but the same message goes through once the rolling 24 hours free up.
- */
-export function isDailySendingLimit(error: unknown): boolean {
-  return (
-    isM365MailError(error) &&
-    error.code === "THROTTLED" &&
-    error.source === SOURCE &&
-    DAILY_SENDING_LIMIT.test(error.message)
-  );
-}
-
 export function toSendError(error: unknown, ctx: FailureContext): M365MailError {
   const mapped = toM365Error(error, ctx);
   const e = error as SmtpLikeError;
@@ -181,7 +166,7 @@ export function toM365Error(error: unknown, ctx: FailureContext): M365MailError 
         },
       );
     }
-    if (DAILY_SENDING_LIMIT.test(response)) {
+    if (mentionsDailySendingLimit(response)) {
       return new M365MailError("THROTTLED", `the mailbox reached its daily sending limit (${response})`, {
         ...base,
         retryable: false,

@@ -1,9 +1,8 @@
-import { M365MailError } from "@m365-mail/core";
+import { isDailySendingLimit, M365MailError } from "@m365-mail/core";
 import { describe, expect, it } from "vitest";
 import {
   enhancedCode,
   type FailureContext,
-  isDailySendingLimit,
   tokenFacts,
   toM365Error,
   toSendError,

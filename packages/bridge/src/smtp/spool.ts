@@ -1,4 +1,10 @@
-import { createMailbox, isM365MailError, type Logger, M365MailError } from "@m365-mail/core";
+import {
+  createMailbox,
+  isDailySendingLimit,
+  isM365MailError,
+  type Logger,
+  M365MailError,
+} from "@m365-mail/core";
 import {
   attemptsToRetryFor,
   type Deliver,
@@ -10,7 +16,6 @@ import {
   sqliteOutbox,
 } from "@m365-mail/outbox";
 import { graphTransport } from "@m365-mail/transport-graph";
-import { isDailySendingLimit } from "@m365-mail/transport-smtp";
 import type { M365Connection, SpoolInput } from "../config-schema.js";
 import type { Credentials } from "../credentials.js";
 import type { BridgeMetrics } from "../metrics.js";

@@ -5,6 +5,7 @@ import { M365MailError } from "@m365-mail/core";
 import type { EmulatorContext, FaultSpec } from "../context.js";
 import { closeServer, listen } from "../https-server.js";
 import type { EmulatorPart, PartInfo } from "../part.js";
+import type { SendingQuota, SendingQuotaLimits } from "../sending-quota.js";
 import { createMailStore, type MailStore } from "../store/index.js";
 import { withLateSentItems } from "../store/late-sent-items.js";
 import { runBatch } from "./batch.js";
@@ -70,6 +71,15 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
   let origin = "";
   let uploadOrigin = "";
   let servers: Server[] = [];
+  // The mailbox's daily recipient limit, shared with SMTP; known once started.
+  let quota: SendingQuota | undefined;
+  const settings = () => ({
+    limits: { ...throttle.current },
+    usage: throttle.stats(),
+    ...(quota ? { sendingQuota: quota.limits } : {}),
+    origin,
+    uploadOrigin,
+  });
 
   return {
     name: "graph",
@@ -83,7 +93,7 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
     setLimits: (patch) => throttle.setLimits(patch),
     resetThrottling: () => throttle.reset(),
     throttlingUsage: () => throttle.stats(),
-    settings: () => ({ limits: { ...throttle.current }, usage: throttle.stats(), origin, uploadOrigin }),
+    settings,
     updateSettings(patch) {
       // Accepts the limits flat ({ concurrency: 2 }) or nested ({ limits: { concurrency: 2 } }).
       const source = (patch.limits && typeof patch.limits === "object" ? patch.limits : patch) as Record<
@@ -92,20 +102,25 @@ export function graphPart(options: GraphPartOptions = {}): GraphPart {
       >;
       const limits: Partial<GraphLimits> = {};
       for (const key of LIMIT_KEYS) if (source[key] !== undefined) limits[key] = Number(source[key]);
+      const sending: Partial<SendingQuotaLimits> = {};
+      for (const key of ["recipientsPerDay", "recipientWindowMs"] as const)
+        if (source[key] !== undefined) sending[key] = Number(source[key]);
       try {
         throttle.setLimits(limits);
+        quota?.setLimits(sending);
       } catch (error) {
         throw new M365MailError("CONFIG_INVALID", `invalid Graph limits: ${(error as Error).message}`, {
           source: "emulator-graph",
           cause: error,
-          hint: 'Send e.g. { "concurrency": 4, "requestsPerWindow": 10000, "windowSeconds": 600 }.',
+          hint: 'Send e.g. { "concurrency": 4, "requestsPerWindow": 10000, "windowSeconds": 600 } or { "recipientsPerDay": 10000 }.',
         });
       }
       if (patch.resetThrottling === true) throttle.reset();
-      return { limits: { ...throttle.current }, usage: throttle.stats(), origin, uploadOrigin };
+      return settings();
     },
 
     async start(ctx: EmulatorContext): Promise<PartInfo> {
+      quota = ctx.sendingQuota;
       const store = withLateSentItems(
         options.store ?? createMailStore({ root: ctx.dataDir }),
         ctx.faults,

@@ -1,10 +1,13 @@
 import { M365MailError } from "@m365-mail/core";
+import { DEFAULT_SENDING_QUOTA, type SendingQuotaLimits, sendingQuotaProblem } from "../sending-quota.js";
 
 /**
- * Exchange Online's SMTP AUTH limits per mailbox.
+ * Exchange Online's SMTP AUTH limits per mailbox. `recipientsPerDay` and `recipientWindowMs` are the
+ * mailbox's sending quota, which Graph shares (`ctx.sendingQuota`): over SMTP a message that would pass
+ * it is refused at the end of DATA with `554 5.2.0 …SubmissionQuotaExceededException`.
  * Source: https://learn.microsoft.com/en-us/exchange/troubleshoot/send-emails/smtp-submission-improvements
  */
-export interface SmtpLimits {
+export interface SmtpLimits extends SendingQuotaLimits {
   /** Authenticated connections of one mailbox that may submit at once; the next gets `432 4.3.2`. @default 3 */
   maxConnectionsPerMailbox: number;
   /** Messages per window per mailbox; 0 turns the limit off (benchmarks). @default 30 */
@@ -17,14 +20,6 @@ export interface SmtpLimits {
    * @default "delay"
    */
   rateLimitMode: "delay" | "reject";
-  /**
-   * Recipients per `recipientWindowMs` per mailbox (Exchange: 10,000 a day); a message that would pass it
-   * is refused at the end of DATA with `554 5.2.0 …SubmissionQuotaExceededException`. 0 turns it off.
-   * @default 10000
-   */
-  recipientsPerDay: number;
-  /** The recipient limit's rolling window in milliseconds (tests shorten it). @default 86400000 */
-  recipientWindowMs: number;
 }
 
 export const DEFAULT_SMTP_LIMITS: Readonly<SmtpLimits> = {
@@ -32,8 +27,7 @@ export const DEFAULT_SMTP_LIMITS: Readonly<SmtpLimits> = {
   messagesPerWindow: 30,
   rateWindowMs: 60_000,
   rateLimitMode: "delay",
-  recipientsPerDay: 10_000,
-  recipientWindowMs: 24 * 3_600_000,
+  ...DEFAULT_SENDING_QUOTA,
 };
 
 export function normalizeSmtpLimits(limits: SmtpLimits): SmtpLimits {
@@ -46,11 +40,7 @@ export function normalizeSmtpLimits(limits: SmtpLimits): SmtpLimits {
           ? "rateWindowMs must be a positive number"
           : limits.rateLimitMode !== "delay" && limits.rateLimitMode !== "reject"
             ? 'rateLimitMode must be "delay" or "reject"'
-            : !Number.isInteger(limits.recipientsPerDay) || limits.recipientsPerDay < 0
-              ? "recipientsPerDay must be a non-negative integer (0 = no limit)"
-              : typeof limits.recipientWindowMs !== "number" || !(limits.recipientWindowMs > 0)
-                ? "recipientWindowMs must be a positive number"
-                : undefined;
+            : sendingQuotaProblem(limits);
   if (problem) {
     throw new M365MailError("CONFIG_INVALID", `invalid SMTP limits: ${problem}`, {
       source: "emulator",
@@ -143,28 +133,5 @@ export class MessageRate {
 
   reset(): void {
     this.slots.clear();
-  }
-}
-
-/**
- * Recipients each mailbox submitted over a rolling window, as Exchange counts its daily recipient rate
- * limit: a message whose recipients would pass it is refused whole, and sending resumes as the oldest
- * recipients leave the window.
- */
-export class RecipientQuota {
-  private readonly sent = new Map<string, { at: number; count: number }[]>();
-
-  /** Counts the message's recipients and returns true, or returns false when they would pass the limit. */
-  admit(mailbox: string, recipients: number, limits: SmtpLimits, now: number): boolean {
-    if (limits.recipientsPerDay === 0) return true;
-    const list = (this.sent.get(mailbox) ?? []).filter((e) => e.at > now - limits.recipientWindowMs);
-    const used = list.reduce((sum, e) => sum + e.count, 0);
-    if (used + recipients > limits.recipientsPerDay) {
-      this.sent.set(mailbox, list);
-      return false;
-    }
-    list.push({ at: now, count: recipients });
-    this.sent.set(mailbox, list);
-    return true;
   }
 }

@@ -13,7 +13,6 @@ import {
   DEFAULT_SMTP_LIMITS,
   MessageRate,
   normalizeSmtpLimits,
-  RecipientQuota,
   type SmtpLimits,
 } from "./smtp-limits.js";
 import { fromAddresses, withMessageId } from "./smtp-message.js";
@@ -83,10 +82,12 @@ const MAX_RECIPIENTS = 500;
  * (each in-tenant recipient's Inbox and the sending mailbox's Sent Items).
  */
 export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPartOptions): Promise<SmtpPart> {
-  let limits = normalizeSmtpLimits({ ...DEFAULT_SMTP_LIMITS, ...options.limits });
+  let limits = normalizeSmtpLimits({ ...DEFAULT_SMTP_LIMITS, ...ctx.sendingQuota.limits, ...options.limits });
+  // The recipient quota is the mailbox's, shared with Graph: its numbers live in ctx.sendingQuota.
+  ctx.sendingQuota.setLimits(limits);
+  const current = (): SmtpLimits => ({ ...limits, ...ctx.sendingQuota.limits });
   const tracker = new ConnectionTracker();
   const rate = new MessageRate();
-  const quota = new RecipientQuota();
   const states = new Map<string, SessionState>();
   const sockets = new Map<string, Socket>();
   const held = new Set<{ timer: NodeJS.Timeout; run: () => Promise<void> }>();
@@ -246,7 +247,7 @@ export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPart
             return callback(replyError(smtpReplies.messageRateExceeded()));
           }
           const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
-          if (!quota.admit(principal.mailbox, recipients.length, limits, now)) {
+          if (!ctx.sendingQuota.admit(principal.mailbox, recipients.length, now)) {
             count("smtp.rejected.quota");
             return callback(replyError(smtpReplies.submissionQuotaExceeded()));
           }
@@ -324,10 +325,11 @@ export async function startSmtpPart(ctx: EmulatorContext, options: StartSmtpPart
   return {
     host: ctx.host,
     port,
-    limits: () => ({ ...limits }),
+    limits: current,
     setLimits(patch) {
-      limits = normalizeSmtpLimits({ ...limits, ...patch });
-      return { ...limits };
+      limits = normalizeSmtpLimits({ ...current(), ...patch });
+      ctx.sendingQuota.setLimits(limits);
+      return current();
     },
     stats: () => ({ ...tracker.snapshot(), delayed: held.size }),
     resetStats() {

@@ -158,6 +158,10 @@ async function deliver(route: RouteContext, raw: Buffer, recipients: string[]): 
   const { service } = route;
   const delivered = stripBcc(raw);
   const unique = [...new Set(recipients.map((address) => address.toLowerCase()))];
+  if (!service.ctx.sendingQuota.admit(route.mailbox.upn, unique.length)) {
+    service.ctx.counters.increment("graph.rejected.quota");
+    throw submissionQuotaExceeded();
+  }
   for (const address of unique) {
     const user = service.ctx.findUser(address);
     if (!user) {
@@ -167,6 +171,19 @@ async function deliver(route: RouteContext, raw: Buffer, recipients: string[]): 
     await service.view.append(user.upn, "inbox", delivered, { isRead: false });
     service.ctx.counters.increment("graph.delivered");
   }
+}
+
+/**
+ * The mailbox passed its daily recipient limit (shared with SMTP). Graph passes Exchange's response code
+ * through; the HTTP status is not documented — 429 is what Microsoft's own Graph client code expects.
+ * No Retry-After: the limit clears as the rolling 24 hours move on, not after a set time.
+ */
+function submissionQuotaExceeded(): GraphError {
+  return new GraphError(
+    429,
+    "ErrorSubmissionQuotaExceeded",
+    "Cannot send mail: the sender's submission quota was exceeded. Try again later.",
+  );
 }
 
 function noRecipients(): GraphError {

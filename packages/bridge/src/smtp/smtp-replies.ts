@@ -1,4 +1,4 @@
-import { M365MailError } from "@m365-mail/core";
+import { isDailySendingLimit, M365MailError } from "@m365-mail/core";
 
 /** An SMTP reply: the basic code and the text after it, starting with the enhanced status code. */
 export interface SmtpReply {
@@ -55,13 +55,22 @@ export const bridgeReplies = {
 
 /**
  * A delivery failure as an SMTP reply: 4xx when the same message may succeed later (the client keeps it
- * and retries), 5xx with the hint when a person must change something.
+ * and retries, as after Microsoft 365's daily sending limit), 5xx with the hint when a person must change
+ * something.
  */
 export function deliveryReply(error: unknown): SmtpReply {
   if (!(error instanceof M365MailError)) {
     return { code: 451, text: "4.3.0 Temporary failure delivering to Microsoft 365, try again later" };
   }
   const detail = `${error.code}${error.serverCode ? ` ${error.serverCode}` : ""}: ${error.hint ?? error.message}`;
+  // Exchange's own reply is permanent (554 5.2.0), but the same message goes through once the rolling
+  // 24 hours free up: a 4xx keeps it in the client's queue (Postfix retries for days) instead of bouncing.
+  if (isDailySendingLimit(error)) {
+    return {
+      code: 451,
+      text: `4.2.0 The mailbox reached Microsoft 365's daily sending limit (10,000 recipients in 24 hours); try again later (${detail})`,
+    };
+  }
   switch (error.code) {
     case "SEND_AS_DENIED":
       return bridgeReplies.sendAsDenied();

@@ -58,6 +58,11 @@ export type AccountInput = {
   delivery?: "graph" | "smtp" | "auto";
   answer?: "sync" | "spool";
   sendAs?: string[];
+  /**
+   * `"drop"`: a mail client's IMAP upload to Sent Items of a message it just sent through the bridge is
+   * left out, since Microsoft 365 files its own copy (no duplicates). @default "keep"
+   */
+  sentCopies?: "keep" | "drop";
 };
 
 export interface PassthroughCredentials {
@@ -163,6 +168,7 @@ export interface AccountConfig {
   readonly delivery: "graph" | "smtp" | "auto";
   readonly answer: "sync" | "spool";
   readonly sendAs: readonly string[];
+  readonly sentCopies: "keep" | "drop";
 }
 
 export interface BridgeConfig {
@@ -465,7 +471,7 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
       p.add(key, "must be an object");
       return;
     }
-    unknownKeys(p, key, a, ["name", "credentials", "mailbox", "delivery", "answer", "sendAs"]);
+    unknownKeys(p, key, a, ["name", "credentials", "mailbox", "delivery", "answer", "sendAs", "sentCopies"]);
     const c = a.credentials;
     if (!isObject(c)) {
       p.add(`${key}.credentials`, "is required: { mode, ... }");
@@ -549,8 +555,9 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
       if (!Array.isArray(a.sendAs)) p.add(`${key}.sendAs`, "must be a list of e-mail addresses");
       else sendAs = a.sendAs.map((s, j) => email(p, `${key}.sendAs[${j}]`, s) ?? "").filter(Boolean);
     }
+    const sentCopies = oneOf(p, `${key}.sentCopies`, a.sentCopies, ["keep", "drop"]) ?? "keep";
     if (credentials)
-      out.push({ name, credentials, ...(mailbox ? { mailbox } : {}), delivery, answer, sendAs });
+      out.push({ name, credentials, ...(mailbox ? { mailbox } : {}), delivery, answer, sendAs, sentCopies });
   });
   return out;
 }

@@ -1,6 +1,7 @@
 import type { SecureContextOptions } from "node:tls";
 import type { Logger, TokenProvider } from "@m365-mail/core";
 import type { UpstreamThrottling } from "./relay/upstream-throttling.js";
+import type { SentCopies } from "./sent-copies.js";
 
 /**
  * The contract between the bridge's listeners (SMTP front door, IMAP and POP3 relays) and the part that
@@ -109,6 +110,8 @@ export interface FrontDoorOptions {
   readonly onSession?: (record: SessionRecord) => void;
   /** Relays: Microsoft 365's back-offs per mailbox, shared by every listener (logins wait them out). */
   readonly throttling?: UpstreamThrottling;
+  /** What the bridge sent, so that IMAP can leave out the client's own Sent Items copy (`sentCopies`). */
+  readonly sentCopies?: SentCopies;
 }
 
 export interface FrontDoor {

@@ -13,6 +13,7 @@ import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
 import { shareThrottling } from "./relay/shared-throttling.js";
 import { createUpstreamThrottling, type ThrottledMailbox } from "./relay/upstream-throttling.js";
+import { SentCopies } from "./sent-copies.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
 import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
@@ -89,6 +90,8 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
+  // Read through `credentials`, so a reload's new `sentCopies` applies to the next message.
+  const sentCopies = new SentCopies((name) => credentials.account(name)?.sentCopies === "drop");
   const guard = createLockoutGuard({
     settings: config.lockout,
     logger: log,
@@ -195,6 +198,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       logger: log,
       onSession,
       throttling,
+      sentCopies,
     };
     const endpoint = l.protocol === "smtp" ? undefined : settings.m365[l.protocol];
     return async (port = l.port) => {

@@ -36,7 +36,11 @@ describe("bridge config validation", () => {
       name: "support@contoso.com",
       delivery: "graph",
       answer: "sync",
+      sentCopies: "keep",
     });
+    expect(() =>
+      validateBridgeConfig({ m365, accounts: [{ ...account, sentCopies: "delete" }] }, {}),
+    ).toThrow(/accounts\[0\]\.sentCopies: must be "keep" or "drop"/);
   });
 
   it("refuses a non-loopback plain listener without allowedNetworks, and accepts it with one", () => {

@@ -8,6 +8,7 @@ import type { GoodbyeReason, RelayContext } from "../relay/relay-listener.js";
 import { relayLogin } from "../relay/relay-login.js";
 import { decodeSaslPlain } from "../relay/sasl-plain.js";
 import { ImapLiteralRefused, ImapLiteralTooLarge, ImapSyntaxError, readImapCommand } from "./imap-command.js";
+import { ResponseJoints, SentCopyFilter } from "./imap-sent-copy-filter.js";
 import { ImapThrottleWatch } from "./imap-throttle-watch.js";
 import { openImapUpstream, signInImapUpstream } from "./imap-upstream.js";
 
@@ -49,6 +50,24 @@ export async function runImapSession(session: ClientSession, context: RelayConte
       "ID",
       ...(passwordAllowed() ? ["AUTH=PLAIN"] : ["STARTTLS", "LOGINDISABLED"]),
     ].join(" ");
+
+  /** For an account with `sentCopies: "drop"`, on a server with LITERAL+ (Exchange and Dovecot). */
+  const sentCopyFilters = (signedIn: { account: string; mailbox: string }, serverCapabilities: string) => {
+    const { sentCopies } = options;
+    if (!sentCopies?.drops(signedIn.account) || !/(^| )LITERAL\+( |$)/i.test(serverCapabilities))
+      return undefined;
+    const fromUpstream = new ResponseJoints();
+    const fromClient = new SentCopyFilter({
+      mailbox: signedIn.mailbox,
+      sentCopies,
+      joints: fromUpstream,
+      onDropped: (messageId) =>
+        log.info(
+          `${signedIn.account}: left out the client's Sent Items upload of ${messageId}: Microsoft 365 filed its own copy when the bridge sent it`,
+        ),
+    });
+    return { fromClient, fromUpstream };
+  };
 
   let reader = new LineReader(session.socket, options.limits.maxLineBytes);
   let badCommands = 0;
@@ -93,7 +112,14 @@ export async function runImapSession(session: ClientSession, context: RelayConte
     const watch = throttling
       ? new ImapThrottleWatch((backoffMs) => throttling.note("imap", mailbox, backoffMs))
       : undefined;
-    await relayBytes(session, socket, fromClient, rest, watch && ((chunk) => watch.feed(chunk)));
+    await relayBytes(
+      session,
+      socket,
+      fromClient,
+      rest,
+      watch && ((chunk) => watch.feed(chunk)),
+      sentCopyFilters(outcome.signedIn, outcome.value),
+    );
     return true;
   };
 

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { ClientSession } from "./client-session.js";
 
 /**
@@ -7,7 +8,8 @@ import type { ClientSession } from "./client-session.js";
  * `toUpstream` is what the client sent ahead of its login's answer (pipelined commands); `toClient` is
  * what the server sent beyond the last line of the sign-in. When the server ends the session (a `BYE`
  * for an expired token), the client gets every byte of it and then the close. `watchUpstream` sees each
- * chunk from the server too (IMAP watches for throttling), without changing or holding it.
+ * chunk from the server too (IMAP watches for throttling), without changing or holding it. `through`
+ * puts a stream in each direction (IMAP's Sent Items filter), for accounts that ask for one.
  */
 export function relayBytes(
   session: ClientSession,
@@ -15,6 +17,7 @@ export function relayBytes(
   toUpstream: Buffer,
   toClient: Buffer,
   watchUpstream?: (chunk: Buffer) => void,
+  through?: { readonly fromClient: Duplex; readonly fromUpstream: Duplex },
 ): Promise<void> {
   session.stage = "relay";
   session.attachUpstream(upstream);
@@ -23,10 +26,17 @@ export function relayBytes(
     watchUpstream(toClient);
     upstream.on("data", watchUpstream);
   }
-  if (toClient.length > 0) client.write(toClient);
-  if (toUpstream.length > 0) upstream.write(toUpstream);
-  client.pipe(upstream);
-  upstream.pipe(client);
+  const toClientSide = through?.fromUpstream ?? client;
+  const toUpstreamSide = through?.fromClient ?? upstream;
+  if (toClient.length > 0) toClientSide.write(toClient);
+  if (toUpstream.length > 0) toUpstreamSide.write(toUpstream);
+  if (through) {
+    client.pipe(through.fromClient).pipe(upstream);
+    upstream.pipe(through.fromUpstream).pipe(client);
+  } else {
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
   upstream.on("error", () => {});
   // pipe() ends the other side on a clean end; an error or reset must end it too.
   upstream.once("close", () => session.end());

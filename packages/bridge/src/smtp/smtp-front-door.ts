@@ -286,6 +286,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
           .then(({ messageId, upstream }) => {
             state.messages++;
             state.upstream = upstream;
+            options.sentCopies?.remember(signedIn!.account, signedIn!.mailbox, messageId);
             callback(null, bridgeReplies.accepted(messageId).text);
           })
           .catch((error: unknown) => {

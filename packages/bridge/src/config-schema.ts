@@ -556,6 +556,12 @@ function validateAccounts(p: Problems, v: unknown): AccountConfig[] {
       else sendAs = a.sendAs.map((s, j) => email(p, `${key}.sendAs[${j}]`, s) ?? "").filter(Boolean);
     }
     const sentCopies = oneOf(p, `${key}.sentCopies`, a.sentCopies, ["keep", "drop"]) ?? "keep";
+    // A spooled message is not sent yet when the client uploads its copy, and may never be.
+    if (sentCopies === "drop" && answer === "spool")
+      p.add(
+        `${key}.sentCopies`,
+        '"drop" needs answer "sync": a spooled message may not reach Microsoft 365, and the client\'s copy must then stay',
+      );
     if (credentials)
       out.push({ name, credentials, ...(mailbox ? { mailbox } : {}), delivery, answer, sendAs, sentCopies });
   });

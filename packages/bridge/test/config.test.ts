@@ -41,6 +41,28 @@ describe("bridge config validation", () => {
     expect(() =>
       validateBridgeConfig({ m365, accounts: [{ ...account, sentCopies: "delete" }] }, {}),
     ).toThrow(/accounts\[0\]\.sentCopies: must be "keep" or "drop"/);
+    expect(() =>
+      validateBridgeConfig(
+        {
+          m365,
+          spool: { type: "sqlite", path: "/tmp/spool.db" },
+          accounts: [
+            {
+              answer: "spool",
+              sentCopies: "drop",
+              credentials: {
+                mode: "mapped",
+                login: "erp",
+                secretHash: "scrypt$32768$8$1$AA$AA",
+                username: "support@contoso.com",
+                passwordEnv: "X",
+              },
+            },
+          ],
+        },
+        {},
+      ),
+    ).toThrow(/accounts\[0\]\.sentCopies: "drop" needs answer "sync"/);
   });
 
   it("refuses a non-loopback plain listener without allowedNetworks, and accepts it with one", () => {

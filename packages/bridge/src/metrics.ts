@@ -34,6 +34,10 @@ const HELP = {
     "gauge",
     "Accounts with a sign-in problem that needs a person (1 = open), by account and code.",
   ],
+  m365_bridge_sent_copies_left_out_total: [
+    "counter",
+    "Clients' IMAP uploads to Sent Items left out because Microsoft 365 filed its own copy (sentCopies: drop), by account.",
+  ],
   m365_bridge_spool_pending: ["gauge", "Messages accepted in spool mode and not yet delivered."],
   m365_bridge_spool_messages: [
     "gauge",

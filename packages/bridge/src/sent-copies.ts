@@ -12,7 +12,10 @@ const MAX_REMEMBERED = 10_000;
 export class SentCopies {
   private readonly sent = new Map<string, number>();
 
-  constructor(private readonly dropsFor: (account: string) => boolean) {}
+  constructor(
+    private readonly dropsFor: (account: string) => boolean,
+    private readonly onLeftOut: (account: string) => void = () => {},
+  ) {}
 
   /** True when this account's clients' Sent Items uploads of mail the bridge sent are left out. */
   drops(account: string): boolean {
@@ -30,6 +33,11 @@ export class SentCopies {
       if (this.sent.size <= MAX_REMEMBERED && expires > now) break;
       this.sent.delete(old);
     }
+  }
+
+  /** A client's upload was left out (for the metrics). */
+  leftOut(account: string): void {
+    this.onLeftOut(account);
   }
 
   /** True (once) when the bridge sent `messageId` from `mailbox` in the last 15 minutes. */

@@ -91,7 +91,10 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
   // Read through `credentials`, so a reload's new `sentCopies` applies to the next message.
-  const sentCopies = new SentCopies((name) => credentials.account(name)?.sentCopies === "drop");
+  const sentCopies = new SentCopies(
+    (name) => credentials.account(name)?.sentCopies === "drop",
+    (account) => metrics.inc("m365_bridge_sent_copies_left_out_total", { account }),
+  );
   const guard = createLockoutGuard({
     settings: config.lockout,
     logger: log,

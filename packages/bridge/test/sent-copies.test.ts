@@ -130,6 +130,9 @@ describe.skipIf(dovecotMissing)("sentCopies: the client's own Sent Items upload"
     expect(await imaplibAppend(bridges.drop.bridge, raw)).toBe("OK");
     expect(await sentItems(subject)).toHaveLength(1);
     expect(bridges.drop.logger.lines.join("\n")).toContain("left out the client's Sent Items upload");
+    expect(bridges.drop.bridge.metrics()).toContain(
+      'm365_bridge_sent_copies_left_out_total{account="support@contoso.com"} 1',
+    );
     // The same upload again (it was matched once): stored, as is any message the bridge did not send.
     expect(await imaplibAppend(bridges.drop.bridge, raw)).toBe("OK");
     expect(await sentItems(subject)).toHaveLength(2);

@@ -61,10 +61,12 @@ export async function runImapSession(session: ClientSession, context: RelayConte
       mailbox: signedIn.mailbox,
       sentCopies,
       joints: fromUpstream,
-      onDropped: (messageId) =>
+      onDropped: (messageId) => {
+        sentCopies.leftOut(signedIn.account);
         log.info(
           `${signedIn.account}: left out the client's Sent Items upload of ${messageId}: Microsoft 365 filed its own copy when the bridge sent it`,
-        ),
+        );
+      },
     });
     return { fromClient, fromUpstream };
   };

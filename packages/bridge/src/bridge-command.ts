@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
+import type { OutboxEntry } from "@m365-mail/outbox";
 import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { signInAccount } from "./device-code-login.js";
@@ -27,6 +28,7 @@ export const BRIDGE_HELP = `m365-mail bridge — SMTP, IMAP and POP3 for clients
 Usage:
   m365-mail bridge --config <file> [--check] [--drain-ms <ms>]
   m365-mail bridge status (--config <file> | --url <http://host:port>) [--json]
+  m365-mail bridge spool [retry <id> | discard <id>] (--config <file> | --url <http://host:port>) [--state <state>] [--json]
   m365-mail bridge hash-secret [--secret-file <file>]
   m365-mail bridge login --config <file> <account>
 
@@ -34,6 +36,11 @@ Usage:
   --check             validate the config file and exit (0 when valid)
   --drain-ms <ms>     on SIGTERM, how long open sessions may take to finish (default 30000)
   status              asks a running bridge (its "metrics" listener) for listeners, sessions, sign-in problems
+  spool               lists the running bridge's spooled messages that are not sent yet or need a person
+                      (uncertain, failed, queued, sending; --state <state> for one, sent included)
+  spool retry <id>    sends an uncertain message again: first make sure its Message-ID is not in the
+                      account's Sent Items (it may have reached Microsoft 365)
+  spool discard <id>  gives up an uncertain message (failed, DISCARDED)
   hash-secret         prints the scrypt hash of a mapped login's secret for accounts[].credentials.secretHash;
                       reads the secret from --secret-file or stdin (never the command line)
   login <account>     signs a "signIn": "device-code" account in once: prints a code that a person enters
@@ -70,6 +77,19 @@ export async function runBridgeCommand(argv: readonly string[], io: BridgeComman
         values.json === true,
         io,
       );
+    if (sub === "spool") {
+      const [, action, id] = positionals;
+      if (action !== undefined && (!["retry", "discard"].includes(action) || !id || positionals.length > 3)) {
+        io.stderr(
+          `usage: m365-mail bridge spool [retry <id> | discard <id>] (--config <file> | --url <url>)\n`,
+        );
+        return 2;
+      }
+      const base = await metricsBase(values.config ?? io.env.M365_BRIDGE_CONFIG, values.url, "spool");
+      return action
+        ? await resolveCommand(base, action as "retry" | "discard", id!, values.json === true, io)
+        : await spoolListCommand(base, values.state, values.json === true, io);
+    }
     if (sub === "login")
       return await loginCommand(values.config ?? io.env.M365_BRIDGE_CONFIG, positionals[1], io);
     if (sub !== undefined) {
@@ -96,7 +116,7 @@ export async function runBridgeCommand(argv: readonly string[], io: BridgeComman
     return await serve(configPath, config, drainMs, io);
   } catch (error) {
     if (isM365MailError(error)) {
-      io.stderr(`${error.message}\n`);
+      io.stderr(`${error.message}\n${error.hint ? `${error.hint}\n` : ""}`);
       return error.code === "CONFIG_INVALID" ? 2 : 1;
     }
     io.stderr(`${String(error)}\n`);
@@ -114,6 +134,7 @@ function parse(argv: readonly string[]) {
       "drain-ms": { type: "string" },
       url: { type: "string" },
       json: { type: "boolean" },
+      state: { type: "string" },
       "secret-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -220,50 +241,127 @@ async function loginCommand(
   return result.resources.some((r) => r.error) ? 1 : 0;
 }
 
+/** The running bridge's metrics listener: `--url`, or the `metrics` of the config file. */
+async function metricsBase(configPath: string | undefined, url: string | undefined, command: string) {
+  if (url) return url.replace(/\/+$/, "");
+  if (!configPath) {
+    throw new M365MailError(
+      "CONFIG_INVALID",
+      `m365-mail bridge ${command} needs --url or --config (whose metrics listener it asks)`,
+      {
+        source: "bridge",
+        hint: "Pass --config <file> (or set M365_BRIDGE_CONFIG), or --url http://127.0.0.1:<port>.",
+      },
+    );
+  }
+  // Only the metrics address is needed: not the M365_* variables the running bridge was given.
+  const metrics = metricsOfBridgeConfig(await readBridgeConfigFile(configPath));
+  if (!metrics) {
+    throw new M365MailError("CONFIG_INVALID", `${configPath} has no "metrics" listener to ask`, {
+      source: "bridge",
+      hint: 'Add "metrics": { "port": 9465 } to the config (loopback only by default) and restart the bridge.',
+    });
+  }
+  return `http://${metrics.host.includes(":") ? `[${metrics.host}]` : metrics.host}:${metrics.port}`;
+}
+
+/** One request to the running bridge; its JSON answer, or a typed error with what to do. */
+async function askBridge<T>(base: string, path: string, method = "GET"): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(5000) });
+  } catch (error) {
+    throw new M365MailError("CONNECTION_FAILED", `no bridge answered at ${base}${path}`, {
+      source: "bridge",
+      cause: error,
+      hint: "Is the bridge running with this config's metrics listener? Start it with m365-mail bridge --config <file>.",
+    });
+  }
+  const body = (await res.json().catch(() => undefined)) as
+    | (T & { error?: { code: string; message: string } })
+    | undefined;
+  if (!res.ok || body === undefined) {
+    const code = body?.error?.code;
+    throw new M365MailError(
+      code === "NOT_FOUND" ||
+        code === "MESSAGE_INVALID" ||
+        code === "ACCESS_DENIED" ||
+        code === "CONFIG_INVALID"
+        ? code
+        : "SERVER_ERROR",
+      body?.error?.message ?? `the bridge answered HTTP ${res.status} to ${path}`,
+      { source: "bridge" },
+    );
+  }
+  return body;
+}
+
 async function statusCommand(
   configPath: string | undefined,
   url: string | undefined,
   json: boolean,
   io: BridgeCommandIo,
 ): Promise<number> {
-  let base = url;
-  if (!base) {
-    if (!configPath) {
-      io.stderr("m365-mail bridge status needs --url or --config (whose metrics listener it asks)\n");
-      return 2;
-    }
-    // Only the metrics address is needed: not the M365_* variables the running bridge was given.
-    const metrics = metricsOfBridgeConfig(await readBridgeConfigFile(configPath));
-    if (!metrics) {
-      throw new M365MailError(
-        "CONFIG_INVALID",
-        `${configPath} has no "metrics" listener to ask for the status`,
-        {
-          source: "bridge",
-          hint: 'Add "metrics": { "port": 9465 } to the config (loopback only by default) and restart the bridge.',
-        },
-      );
-    }
-    base = `http://${metrics.host.includes(":") ? `[${metrics.host}]` : metrics.host}:${metrics.port}`;
-  }
-  let status: BridgeStatus;
-  try {
-    const res = await fetch(`${base.replace(/\/+$/, "")}/status`, { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    status = (await res.json()) as BridgeStatus;
-  } catch (error) {
-    throw new M365MailError("CONNECTION_FAILED", `no bridge answered at ${base}/status`, {
-      source: "bridge",
-      cause: error,
-      hint: "Is the bridge running with this config's metrics listener? Start it with m365-mail bridge --config <file>.",
-    });
-  }
+  const status = await askBridge<BridgeStatus>(await metricsBase(configPath, url, "status"), "/status");
   if (json) {
     io.stdout(`${JSON.stringify(status, null, 2)}\n`);
   } else {
     io.stdout(formatStatus(status));
   }
   return status.signInProblems.length > 0 ? 1 : 0;
+}
+
+async function spoolListCommand(
+  base: string,
+  state: string | undefined,
+  json: boolean,
+  io: BridgeCommandIo,
+): Promise<number> {
+  const query = state ? `?state=${encodeURIComponent(state)}` : "";
+  const { messages } = await askBridge<{ messages: OutboxEntry[] }>(base, `/spool${query}`);
+  if (json) io.stdout(`${JSON.stringify(messages, null, 2)}\n`);
+  else io.stdout(formatSpool(messages, state));
+  return 0;
+}
+
+async function resolveCommand(
+  base: string,
+  action: "retry" | "discard",
+  id: string,
+  json: boolean,
+  io: BridgeCommandIo,
+): Promise<number> {
+  const entry = await askBridge<OutboxEntry>(base, `/spool/${encodeURIComponent(id)}/${action}`, "POST");
+  if (json) io.stdout(`${JSON.stringify(entry, null, 2)}\n`);
+  else
+    io.stdout(
+      action === "retry"
+        ? `${id}: queued to be sent again (${entry.messageId})\n`
+        : `${id}: discarded; it will not be sent (${entry.messageId})\n`,
+    );
+  return 0;
+}
+
+/** One block per message: what an operator needs to decide (Message-ID to look for, the error, the hint). */
+export function formatSpool(messages: readonly OutboxEntry[], state?: string): string {
+  if (messages.length === 0)
+    return state ? `no ${state} messages\n` : "the spool is empty: every message was sent ✓\n";
+  const lines: string[] = [];
+  for (const m of messages) {
+    lines.push(
+      `${m.id}  ${m.state}  ${m.owner ?? "?"}  ${JSON.stringify(m.subject ?? "")}`,
+      `  Message-ID ${m.messageId}, via ${m.via}, ${m.attempts} attempt(s), accepted ${m.createdAt}`,
+    );
+    if (m.nextAttemptAt && m.state === "queued") lines.push(`  next attempt ${m.nextAttemptAt}`);
+    if (m.error)
+      lines.push(`  ${m.error.code}: ${m.error.message}`, ...(m.error.hint ? [`  ${m.error.hint}`] : []));
+    if (m.state === "uncertain")
+      lines.push(
+        `  may have reached Microsoft 365: look for its Message-ID in ${m.owner ?? "the account"}'s Sent Items, then`,
+        `  m365-mail bridge spool retry ${m.id}    (not there)   or   m365-mail bridge spool discard ${m.id}    (there)`,
+      );
+  }
+  return `${lines.join("\n")}\n`;
 }
 
 export function formatStatus(status: BridgeStatus): string {
@@ -298,7 +396,7 @@ export function formatStatus(status: BridgeStatus): string {
   if (status.spool) {
     const { queued, sending, uncertain, failed } = status.spool;
     lines.push(
-      `spool: ${queued} queued, ${sending} sending, ${uncertain} uncertain${uncertain ? " (an operator decides: look for the Message-ID in Sent Items)" : ""}, ${failed} failed${failed ? " (given up: see the log)" : ""}`,
+      `spool: ${queued} queued, ${sending} sending, ${uncertain} uncertain${uncertain ? " (a person decides: m365-mail bridge spool)" : ""}, ${failed} failed${failed ? " (given up: m365-mail bridge spool --state failed)" : ""}`,
     );
   }
   return `${lines.join("\n")}\n`;

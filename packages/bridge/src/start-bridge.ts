@@ -1,6 +1,7 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Logger, M365MailError, safeLogger, serialQueue } from "@m365-mail/core";
+import { isM365MailError, type Logger, M365MailError, safeLogger, serialQueue } from "@m365-mail/core";
+import { OUTBOX_STATES, type OutboxState } from "@m365-mail/outbox";
 import type { BridgeConfig, ListenerConfig } from "./config-schema.js";
 import { consoleLogger } from "./console-logger.js";
 import { type Credentials, createCredentials } from "./credentials.js";
@@ -255,9 +256,12 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     if (config.metrics) {
       // Asked from outside: see first whether a missing device-code sign-in was stored meanwhile
       // (`bridge login`); accounts without that problem cost no cache read per scrape.
-      const started = await startMetricsServer(config.metrics, metrics, async () => {
-        await credentials.checkStoredSignIns({ missingOnly: true });
-        return status();
+      const started = await startMetricsServer(config.metrics, metrics, {
+        status: async () => {
+          await credentials.checkStoredSignIns({ missingOnly: true });
+          return status();
+        },
+        spool: () => spool,
       });
       metricsServer = started.server;
       metricsAddress = started.address;
@@ -368,23 +372,69 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
 async function startMetricsServer(
   where: { host: string; port: number },
   metrics: BridgeMetrics,
-  status: () => Promise<BridgeStatus>,
+  sources: { status: () => Promise<BridgeStatus>; spool: () => Spool | undefined },
 ): Promise<{ server: Server; address: { host: string; port: number } }> {
+  const json = (res: ServerResponse, status: number, body: unknown) =>
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
   const server = createServer(async (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const url = new URL(req.url ?? "/", "http://bridge");
+    const path = url.pathname;
     if (req.method === "GET" && path === "/metrics") {
-      await status();
+      await sources.status();
       res
         .writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
         .end(metrics.render());
       return;
     }
     if (req.method === "GET" && path === "/status") {
-      const body = JSON.stringify(await status());
-      res.writeHead(200, { "content-type": "application/json; charset=utf-8" }).end(body);
+      json(res, 200, await sources.status());
       return;
     }
-    res.writeHead(404, { "content-type": "text/plain" }).end("GET /metrics or /status\n");
+    const resolve = /^\/spool\/([^/]+)\/(retry|discard)$/.exec(path);
+    if ((req.method === "GET" && path === "/spool") || (req.method === "POST" && resolve)) {
+      const spool = sources.spool();
+      if (!spool) {
+        json(res, 404, { error: { code: "CONFIG_INVALID", message: "this bridge has no spool" } });
+        return;
+      }
+      try {
+        if (resolve) {
+          // The endpoint may be open to a Prometheus server on the network; changes come from this host only.
+          if (!isLoopbackAddress(req.socket.remoteAddress ?? "")) {
+            json(res, 403, {
+              error: { code: "ACCESS_DENIED", message: "spool changes are taken from this machine only" },
+            });
+            return;
+          }
+          json(
+            res,
+            200,
+            await spool.resolve(decodeURIComponent(resolve[1]!), resolve[2] as "retry" | "discard"),
+          );
+          return;
+        }
+        const state = url.searchParams.get("state") ?? undefined;
+        if (state !== undefined && !(OUTBOX_STATES as readonly string[]).includes(state)) {
+          json(res, 400, {
+            error: { code: "CONFIG_INVALID", message: `state must be one of ${OUTBOX_STATES.join(", ")}` },
+          });
+          return;
+        }
+        const limit = Math.min(Math.max(Number(url.searchParams.get("limit") ?? 50) || 50, 1), 1000);
+        json(res, 200, {
+          messages: await spool.list({ ...(state ? { state: state as OutboxState } : {}), limit }),
+        });
+      } catch (error) {
+        const code = isM365MailError(error) ? error.code : "ERROR";
+        json(res, code === "NOT_FOUND" ? 404 : code === "MESSAGE_INVALID" ? 409 : 500, {
+          error: { code, message: error instanceof Error ? error.message : String(error) },
+        });
+      }
+      return;
+    }
+    res
+      .writeHead(404, { "content-type": "text/plain" })
+      .end("GET /metrics, /status or /spool; POST /spool/<id>/retry or /spool/<id>/discard\n");
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error) =>

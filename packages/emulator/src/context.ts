@@ -40,6 +40,8 @@ export interface FaultSpec {
   path?: string;
   kind:
     | "delay"
+    /** Graph only: an unexpected 400 refusal (`BadRequest`), which a client must not retry. */
+    | "status400"
     | "status429"
     | "status500"
     | "status503"

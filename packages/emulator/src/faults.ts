@@ -3,6 +3,7 @@ import type { FaultRegistry, FaultSpec } from "./context.js";
 
 const KINDS: readonly FaultSpec["kind"][] = [
   "delay",
+  "status400",
   "status429",
   "status500",
   "status503",
@@ -39,7 +40,9 @@ export function validateFaultSpec(value: unknown): FaultSpec {
                       ? 'kind "lateSentItems" goes with target "sentitems", and only it'
                       : (spec.kind === "throttled") !== (spec.target === "imap")
                         ? 'kind "throttled" goes with target "imap", and only it'
-                        : undefined;
+                        : spec.kind === "status400" && spec.target !== "graph"
+                          ? 'kind "status400" goes with target "graph"'
+                          : undefined;
   if (problem) {
     throw new M365MailError("CONFIG_INVALID", `invalid fault: ${problem}`, {
       source: "emulator",

@@ -10,6 +10,8 @@ import {
   type Deliver,
   failureOutcome,
   type Outbox,
+  type OutboxEntry,
+  type OutboxState,
   redisOutbox,
   type SentItemsIndex,
   sentItemsIndex,
@@ -37,6 +39,16 @@ export interface Spool {
   accept(message: AcceptedMessage): Promise<string>;
   /** Messages by state, as of the last change (for status). */
   counts(): SpoolCounts;
+  /**
+   * Newest first, at most `limit`: of one state, or of every state that still needs the spool or a
+   * person (queued, sending, uncertain, failed). `owner` is the account's name.
+   */
+  list(options: { state?: OutboxState; limit: number }): Promise<OutboxEntry[]>;
+  /**
+   * An operator's decision on an `uncertain` message (`m365-mail bridge spool retry|discard`): retry
+   * after checking Sent Items, or discard. NOT_FOUND for an unknown id, MESSAGE_INVALID in another state.
+   */
+  resolve(id: string, action: "retry" | "discard"): Promise<OutboxEntry>;
   close(): Promise<void>;
 }
 
@@ -213,6 +225,7 @@ export async function startSpool(options: {
           lane: message.account.delivery === "smtp" ? "smtp" : "graph",
           via: message.account.delivery,
           subject: subjectOf(raw),
+          owner: message.account.name,
           payload: {
             account: message.account.name,
             mailFrom: message.mailFrom,
@@ -224,6 +237,17 @@ export async function startSpool(options: {
       return messageId;
     },
     counts: () => counts,
+    async list({ state, limit }) {
+      if (state) return outbox.list({ state, limit });
+      const open = await Promise.all(
+        (["uncertain", "failed", "queued", "sending"] as const).map((s) => outbox.list({ state: s, limit })),
+      );
+      return open
+        .flat()
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+        .slice(0, limit);
+    },
+    resolve: (id, action) => outbox.resolve(id, action),
     close: () => outbox.close(),
   };
 }

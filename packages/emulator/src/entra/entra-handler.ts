@@ -286,7 +286,8 @@ async function applyFault(
       return "emptyToken";
     case "lateSentItems":
     case "throttled":
-      // Never taken here (their targets are "sentitems" and "imap"); listed so the switch stays exhaustive.
+    case "status400":
+      // Never taken here (their targets are "sentitems", "imap", "graph"); listed so the switch stays exhaustive.
       return false;
   }
 }

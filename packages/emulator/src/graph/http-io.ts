@@ -74,6 +74,8 @@ export function faultResponse(fault: FaultSpec, ids: ResponseIds): GraphResponse
   const retryAfter =
     fault.retryAfterSeconds !== undefined ? { "Retry-After": String(fault.retryAfterSeconds) } : undefined;
   switch (fault.kind) {
+    case "status400":
+      return errorResponse(new GraphError(400, "BadRequest", "The request is invalid."), ids);
     case "status429":
       return errorResponse(
         new GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", {

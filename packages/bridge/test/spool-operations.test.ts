@@ -1,0 +1,150 @@
+/**
+ * A person decides what becomes of a spooled message the bridge cannot settle alone: one that may have
+ * reached Microsoft 365 (Graph answered 504) and whose Sent Items check failed for good is `uncertain`. The operator lists
+ * the spool with the package's own bin (`m365-mail-bridge spool`, a separate process, as on a server),
+ * then retries one — delivered, once — and discards another — never delivered.
+ */
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { TestEmulator } from "@m365-mail/emulator";
+import type { OutboxEntry } from "@m365-mail/outbox";
+import { buildIfStale } from "@m365-mail/test-helpers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Bridge } from "../src/index.js";
+import {
+  collectingLogger,
+  DEMO_PASSWORD,
+  mailbox,
+  mappedCredentials,
+  pythonSmtp,
+  run,
+  smtpPort,
+  startSmtpEmulator,
+  startTestBridge,
+  textMessage,
+  waitFor,
+} from "./bridge-env.js";
+
+const root = join(import.meta.dirname, "..");
+const bin = join(root, "dist", "bin.js");
+let emulator: TestEmulator;
+let bridge: Bridge;
+const secret = `scanner-${randomBytes(6).toString("hex")}`;
+
+beforeAll(async () => {
+  buildIfStale({ root, output: "dist/bin.js" });
+  emulator = await startSmtpEmulator();
+  const passwordFile = join(emulator.dataDir, "scanner.password");
+  await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+  bridge = await startTestBridge(
+    emulator,
+    {
+      listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+      metrics: { host: "127.0.0.1", port: 0 },
+      spool: {
+        type: "sqlite",
+        path: join(emulator.dataDir, "spool.db"),
+        firstRetryMs: 50,
+        sentItemsGraceSeconds: 1,
+      },
+      accounts: [
+        {
+          name: "scanner",
+          answer: "spool",
+          credentials: await mappedCredentials({
+            login: "scanner",
+            secret,
+            username: "support@contoso.com",
+            passwordFile,
+          }),
+        },
+      ],
+    },
+    collectingLogger(),
+  );
+});
+afterAll(async () => {
+  await bridge?.close({ drainMs: 0 });
+  await emulator?.stop();
+});
+
+const metricsUrl = () => `http://127.0.0.1:${bridge.addresses.find((a) => a.protocol === "metrics")!.port}`;
+const cli = (...args: string[]) => run(process.execPath, [bin, "spool", ...args, "--url", metricsUrl()]);
+const inbox = async (subject: string) =>
+  (await mailbox(emulator, "alice@contoso.com")).filter((m) => m.subject === subject);
+
+/**
+ * A scan the spool cannot settle alone: Graph answers its send 504 (it may have been taken), then the
+ * Sent Items check is refused (400) — the message must not be sent blind, so a person decides.
+ */
+async function uncertainScan(subject: string): Promise<OutboxEntry> {
+  emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status504", times: 1 });
+  emulator.admin.armFault({ target: "graph", path: "sentitems/messages", kind: "status400", times: 1 });
+  const sent = await pythonSmtp({
+    port: smtpPort(bridge),
+    username: "scanner",
+    password: secret,
+    from: "support@contoso.com",
+    to: ["alice@contoso.com"],
+    message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
+  });
+  expect(sent.stdout.trim(), sent.stdout).toBe("OK");
+  return waitFor(async () => {
+    const list = await cli("--state", "uncertain", "--json");
+    return (JSON.parse(list.stdout) as OutboxEntry[]).find((m) => m.subject === subject);
+  }, 20_000);
+}
+
+describe("m365-mail bridge spool", () => {
+  it("lists an uncertain message with what to look for and what to run", async () => {
+    const subject = `scan ${randomBytes(3).toString("hex")}`;
+    const entry = await uncertainScan(subject);
+    expect(entry).toMatchObject({ state: "uncertain", owner: "scanner", via: "graph" });
+    const list = await cli();
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain(`${entry.id}  uncertain  scanner  "${subject}"`);
+    expect(list.stdout).toContain(`Message-ID ${entry.messageId}`);
+    expect(list.stdout).toContain(`m365-mail bridge spool retry ${entry.id}`);
+    expect(bridge.status().spool).toMatchObject({ uncertain: 1 });
+    expect(await inbox(subject)).toHaveLength(0);
+
+    // Not in Sent Items (Graph never took it): the operator retries, and it is delivered once.
+    const retried = await cli("retry", entry.id);
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stdout).toContain(`${entry.id}: queued to be sent again`);
+    await waitFor(async () => (await inbox(subject)).length > 0, 15_000);
+    await waitFor(async () => bridge.status().spool!.uncertain === 0 && bridge.status().spool!.queued === 0);
+    expect(await inbox(subject)).toHaveLength(1);
+  }, 60_000);
+
+  it("discards an uncertain message: failed, DISCARDED, never delivered", async () => {
+    const subject = `scan ${randomBytes(3).toString("hex")}`;
+    const entry = await uncertainScan(subject);
+    const discarded = await cli("discard", entry.id);
+    expect(discarded.code, discarded.stderr).toBe(0);
+    const failed = JSON.parse((await cli("--state", "failed", "--json")).stdout) as OutboxEntry[];
+    expect(failed.find((m) => m.id === entry.id)).toMatchObject({ error: { code: "DISCARDED" } });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await inbox(subject)).toHaveLength(0);
+  }, 60_000);
+
+  it("says why it cannot: an unknown id, a message that is not uncertain, a bad state, no bridge", async () => {
+    const unknown = await cli("retry", "no-such-id");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no-such-id/);
+    const [sent] = JSON.parse((await cli("--state", "sent", "--json")).stdout) as OutboxEntry[];
+    const notUncertain = await cli("discard", sent!.id);
+    expect(notUncertain.code).toBe(1);
+    expect(notUncertain.stderr).toMatch(/uncertain/);
+    const badState = await cli("--state", "lost");
+    expect(badState.code).toBe(2);
+    expect(badState.stderr).toMatch(/state must be one of queued, sending, sent, failed, uncertain/);
+    const usage = await cli("retry");
+    expect(usage.code).toBe(2);
+    const nobody = await run(process.execPath, [bin, "spool", "--url", "http://127.0.0.1:9"]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain("no bridge answered at http://127.0.0.1:9/spool");
+    expect(nobody.stderr).toContain("Is the bridge running");
+  }, 30_000);
+});

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@m365-mail/core";
 import {
@@ -42,6 +43,39 @@ export async function mappedCredentials(o: {
       ? { passwordFile: o.passwordFile }
       : { passwordEnv: o.passwordEnv ?? "SUPPORT_PASSWORD" }),
   };
+}
+
+/**
+ * The account of a device (a scanner, an ERP) that acts as support@contoso.com: named after its `login`,
+ * mapped credentials, `answer` "spool" unless told.
+ */
+export async function deviceAccount(o: {
+  login: string;
+  secret: string;
+  passwordFile?: string;
+  passwordEnv?: string;
+  answer?: "sync" | "spool";
+  delivery?: "graph" | "smtp" | "auto";
+}) {
+  return {
+    name: o.login,
+    answer: o.answer ?? "spool",
+    ...(o.delivery ? { delivery: o.delivery } : {}),
+    credentials: await mappedCredentials({
+      login: o.login,
+      secret: o.secret,
+      username: "support@contoso.com",
+      ...(o.passwordFile ? { passwordFile: o.passwordFile } : {}),
+      ...(o.passwordEnv ? { passwordEnv: o.passwordEnv } : {}),
+    }),
+  };
+}
+
+/** A 0600 file holding the emulator's demo password, as a mapped account's `passwordFile`. */
+export async function demoPasswordFile(emulator: TestEmulator, name: string): Promise<string> {
+  const path = join(emulator.dataDir, name);
+  await writeFile(path, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+  return path;
 }
 
 /** The emulator with Graph and SMTP (no Dovecot: the SMTP front door never needs it). */

@@ -7,16 +7,15 @@
  * that an MTA keeps the message and retries. The emulator's limit is shortened to 2 recipients in 4 s.
  */
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Bridge } from "../src/index.js";
 import {
   collectingLogger,
-  DEMO_PASSWORD,
+  demoPasswordFile,
+  deviceAccount,
   mailbox,
-  mappedCredentials,
   pythonSmtp,
   smtpPort,
   startSmtpEmulator,
@@ -36,8 +35,7 @@ async function startLimitedBridge(options: {
 }): Promise<{ emulator: TestEmulator; bridge: Bridge }> {
   const emulator = await startSmtpEmulator();
   emulator.admin.updatePartSettings(options.delivery, { recipientsPerDay: 2, recipientWindowMs: WINDOW_MS });
-  const passwordFile = join(emulator.dataDir, "erp.password");
-  await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+  const passwordFile = await demoPasswordFile(emulator, "erp.password");
   const bridge = await startTestBridge(
     emulator,
     {
@@ -49,17 +47,13 @@ async function startLimitedBridge(options: {
         dailyLimitRetrySeconds: 1,
       },
       accounts: [
-        {
-          name: "erp",
+        await deviceAccount({
+          login: "erp",
+          secret: options.secret,
+          passwordFile,
           answer: options.answer,
           delivery: options.delivery,
-          credentials: await mappedCredentials({
-            login: "erp",
-            secret: options.secret,
-            username: "support@contoso.com",
-            passwordFile,
-          }),
-        },
+        }),
       ],
     },
     options.logger,

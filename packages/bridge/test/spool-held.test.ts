@@ -8,8 +8,8 @@ import type { Bridge } from "../src/index.js";
 import {
   collectingLogger,
   DEMO_PASSWORD,
+  deviceAccount,
   mailbox,
-  mappedCredentials,
   pythonSmtp,
   smtpPort,
   startSmtpEmulator,
@@ -46,18 +46,7 @@ beforeAll(async () => {
         },
       ],
       spool: { type: "sqlite", path: join(emulator.dataDir, "spool.db"), firstRetryMs: 50 },
-      accounts: [
-        {
-          name: "scanner",
-          answer: "spool",
-          credentials: await mappedCredentials({
-            login: "scanner",
-            secret,
-            username: "support@contoso.com",
-            passwordFile,
-          }),
-        },
-      ],
+      accounts: [await deviceAccount({ login: "scanner", secret, passwordFile })],
     },
     logger,
   );

@@ -5,7 +5,6 @@
  * then retries one — delivered, once — and discards another — never delivered.
  */
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import type { OutboxEntry } from "@m365-mail/outbox";
@@ -14,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Bridge } from "../src/index.js";
 import {
   collectingLogger,
-  DEMO_PASSWORD,
+  demoPasswordFile,
+  deviceAccount,
   mailbox,
-  mappedCredentials,
   pythonSmtp,
   run,
   smtpPort,
@@ -35,8 +34,7 @@ const secret = `scanner-${randomBytes(6).toString("hex")}`;
 beforeAll(async () => {
   buildIfStale({ root, output: "dist/bin.js" });
   emulator = await startSmtpEmulator();
-  const passwordFile = join(emulator.dataDir, "scanner.password");
-  await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+  const passwordFile = await demoPasswordFile(emulator, "scanner.password");
   bridge = await startTestBridge(
     emulator,
     {
@@ -48,18 +46,7 @@ beforeAll(async () => {
         firstRetryMs: 50,
         sentItemsGraceSeconds: 1,
       },
-      accounts: [
-        {
-          name: "scanner",
-          answer: "spool",
-          credentials: await mappedCredentials({
-            login: "scanner",
-            secret,
-            username: "support@contoso.com",
-            passwordFile,
-          }),
-        },
-      ],
+      accounts: [await deviceAccount({ login: "scanner", secret, passwordFile })],
     },
     collectingLogger(),
   );

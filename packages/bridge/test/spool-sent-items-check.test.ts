@@ -19,8 +19,8 @@ import {
   collectingLogger,
   configFor,
   DEMO_PASSWORD,
+  deviceAccount,
   mailbox,
-  mappedCredentials,
   pythonSmtp,
   smtpPort,
   startSmtpEmulator,
@@ -54,15 +54,11 @@ describe("spool: the Sent Items check before a resend", () => {
         sentItemsGraceSeconds: 2,
       },
       accounts: [
-        {
-          name: "scanner",
-          answer: "spool",
-          credentials: await mappedCredentials({
-            login: "scanner",
-            secret: "scanner-secret-1",
-            username: "support@contoso.com",
-          }),
-        },
+        await deviceAccount({
+          login: "scanner",
+          secret: "scanner-secret-1",
+          passwordEnv: "SUPPORT_PASSWORD",
+        }),
       ],
     });
     const ca = await readFile(config.m365.caFile!, "utf8");
@@ -133,16 +129,12 @@ describe("spool: the Sent Items check before a resend", () => {
         listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
         spool: { type: "sqlite", path: join(emulator.dataDir, "smtp-spool.db"), firstRetryMs: 100 },
         accounts: [
-          {
-            name: "printer",
-            answer: "spool",
+          await deviceAccount({
+            login: "printer",
+            secret: "printer-secret-1",
+            passwordEnv: "SUPPORT_PASSWORD",
             delivery: "smtp",
-            credentials: await mappedCredentials({
-              login: "printer",
-              secret: "printer-secret-1",
-              username: "support@contoso.com",
-            }),
-          },
+          }),
         ],
       },
       logger,

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { buildIfStale } from "@m365-mail/test-helpers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEMO_PASSWORD, mailbox, mappedCredentials, run, startSmtpEmulator, waitFor } from "./bridge-env.js";
+import { DEMO_PASSWORD, deviceAccount, mailbox, run, startSmtpEmulator, waitFor } from "./bridge-env.js";
 
 const root = join(import.meta.dirname, "..");
 const bin = join(root, "dist", "bin.js");
@@ -42,18 +42,7 @@ beforeAll(async () => {
       listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
       // Mid-delivery messages are looked up in Sent Items 2 s after their attempt (not the default 30 s).
       spool: { type: "sqlite", path: join(emulator.dataDir, "bridge", "spool.db"), sentItemsGraceSeconds: 2 },
-      accounts: [
-        {
-          name: "scanner",
-          answer: "spool",
-          credentials: await mappedCredentials({
-            login: "scanner",
-            secret,
-            username: "support@contoso.com",
-            passwordEnv: "SCANNER_M365_PASSWORD",
-          }),
-        },
-      ],
+      accounts: [await deviceAccount({ login: "scanner", secret, passwordEnv: "SCANNER_M365_PASSWORD" })],
     }),
   );
 });

@@ -372,7 +372,9 @@ export function formatStatus(status: BridgeStatus): string {
     );
   lines.push("", "accounts:");
   for (const a of status.accounts)
-    lines.push(`  ${a.name}  (${a.mode}, delivery ${a.delivery}, ${a.answer})`);
+    lines.push(
+      `  ${a.name}  (${a.mode}, delivery ${a.delivery}, ${a.answer}${a.sentCopies === "drop" ? ", Sent Items uploads of its sent mail left out" : ""})`,
+    );
   lines.push("");
   if (status.signInProblems.length === 0) lines.push("sign-in problems: none ✓");
   else {

@@ -49,7 +49,14 @@ export interface BridgeListenerStatus {
 export interface BridgeStatus {
   readonly startedAt: string;
   readonly listeners: readonly BridgeListenerStatus[];
-  readonly accounts: readonly { name: string; mode: string; delivery: string; answer: string }[];
+  readonly accounts: readonly {
+    name: string;
+    mode: string;
+    delivery: string;
+    answer: string;
+    /** Absent from a bridge older than the CLI asking. */
+    sentCopies?: string;
+  }[];
   readonly signInProblems: readonly SignInProblem[];
   readonly lockout: { blockedClients: number; cappedAccounts: number };
   /** Mailboxes Microsoft 365 throttles now: their new IMAP/POP3 logins wait until `until`. */
@@ -297,6 +304,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
             : a.credentials.mode,
         delivery: a.delivery,
         answer: a.answer,
+        sentCopies: a.sentCopies,
       })),
       signInProblems: problems.list(),
       lockout: guard.snapshot(),

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { dovecotPart, graphPart, smtpPart, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Bridge } from "../src/index.js";
+import { type Bridge, formatStatus } from "../src/index.js";
 import {
   collectingLogger,
   DEMO_PASSWORD,
@@ -130,6 +130,9 @@ describe.skipIf(dovecotMissing)("sentCopies: the client's own Sent Items upload"
     expect(await imaplibAppend(bridges.drop.bridge, raw)).toBe("OK");
     expect(await sentItems(subject)).toHaveLength(1);
     expect(bridges.drop.logger.lines.join("\n")).toContain("left out the client's Sent Items upload");
+    expect(formatStatus(bridges.drop.bridge.status())).toContain(
+      "support@contoso.com  (passthrough, delivery graph, sync, Sent Items uploads of its sent mail left out)",
+    );
     expect(bridges.drop.bridge.metrics()).toContain(
       'm365_bridge_sent_copies_left_out_total{account="support@contoso.com"} 1',
     );

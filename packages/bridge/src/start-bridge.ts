@@ -14,7 +14,7 @@ import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
 import { shareThrottling } from "./relay/shared-throttling.js";
 import { createUpstreamThrottling, type ThrottledMailbox } from "./relay/upstream-throttling.js";
-import { SentCopies } from "./sent-copies.js";
+import { redisSentCopies, SentCopies } from "./sent-copies.js";
 import { createSignInProblems, type SignInProblem, type SignInProblems } from "./sign-in-problems.js";
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
 import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
@@ -98,11 +98,6 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
-  // Read through `credentials`, so a reload's new `sentCopies` applies to the next message.
-  const sentCopies = new SentCopies(
-    (name) => credentials.account(name)?.sentCopies === "drop",
-    (account) => metrics.inc("m365_bridge_sent_copies_left_out_total", { account }),
-  );
   const guard = createLockoutGuard({
     settings: config.lockout,
     logger: log,
@@ -112,6 +107,13 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   const { cache, pepper, redis, closeCache: closeTokenCache } = await openTokenCache(config, env, log);
   // A fleet on one Redis token cache shares one sign-in per account, so a throttled mailbox is held by all.
   const sharedHolds = redis ? shareThrottling(throttling, redis, log) : undefined;
+  // Read through `credentials`, so a reload's new `sentCopies` applies to the next message; a fleet on one
+  // Redis shares what its bridges sent (a client's SMTP and IMAP may reach different bridges).
+  const sentCopies = new SentCopies(
+    (name) => credentials.account(name)?.sentCopies === "drop",
+    (account) => metrics.inc("m365_bridge_sent_copies_left_out_total", { account }),
+    redis ? redisSentCopies(redis, log) : undefined,
+  );
   const closeCache = async () => {
     await sharedHolds?.close();
     await closeTokenCache();

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ResponseJoints, SentCopyFilter } from "../src/imap/imap-sent-copy-filter.js";
-import { SentCopies } from "../src/sent-copies.js";
+import { redisSentCopies, SentCopies } from "../src/sent-copies.js";
 
 const MAILBOX = "support@contoso.com";
 
@@ -111,4 +111,39 @@ describe("ResponseJoints", () => {
       expect([fetchEnd, response.length]).toContain(text.indexOf("+ Ready\r\n"));
     },
   );
+});
+
+describe("SentCopies across a fleet", () => {
+  it("trusts the fleet's answer, and only its own memory while Redis cannot be asked", async () => {
+    const fleet = new Map<string, boolean | undefined>();
+    let redisAway = false;
+    const shared = {
+      remember: () => {},
+      take: async () => (redisAway ? undefined : (fleet.get("answer") ?? false)),
+    };
+    const copies = new SentCopies(() => true, undefined, shared);
+    copies.remember("a", MAILBOX, "<one@x>");
+    // Another bridge took it already: not left out twice.
+    expect(await copies.take(MAILBOX, "<one@x>")).toBe(false);
+    copies.remember("a", MAILBOX, "<two@x>");
+    redisAway = true;
+    expect(await copies.take(MAILBOX, "two@x")).toBe(true);
+    expect(await copies.take(MAILBOX, "two@x")).toBe(false);
+  });
+
+  it("does not hold an upload for long when Redis is away", async () => {
+    const { Redis } = await import("ioredis");
+    const redis = new Redis({ host: "127.0.0.1", port: 9, lazyConnect: false, maxRetriesPerRequest: null });
+    redis.on("error", () => {});
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    try {
+      const started = Date.now();
+      expect(await redisSentCopies(redis, logger).take("k")).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(warnings.join("\n")).toContain("sent messages are not shared with the other bridges");
+    } finally {
+      redis.disconnect();
+    }
+  });
 });

@@ -7,7 +7,9 @@
  * emulator's Graph delivery and Dovecot.
  */
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { dovecotPart, graphPart, smtpPart, startTestEmulator, type TestEmulator } from "@m365-mail/emulator";
+import { needs, startRedis, type TestRedis } from "@m365-mail/test-helpers";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Bridge, formatStatus } from "../src/index.js";
@@ -24,6 +26,7 @@ import {
 import { dovecotMissing } from "./relay-helpers.js";
 
 const SUPPORT = "support@contoso.com";
+const hasRedis = needs("redis");
 
 /** imaplib as a script would upload a sent message: APPEND "Sent Items" (\Seen) {n}; prints the answer. */
 const IMAPLIB_APPEND = String.raw`
@@ -37,36 +40,55 @@ M.logout()
 
 describe.skipIf(dovecotMissing)("sentCopies: the client's own Sent Items upload", () => {
   let emulator: TestEmulator;
-  const bridges: Record<"drop" | "keep", { bridge: Bridge; logger: ReturnType<typeof collectingLogger> }> =
-    {} as never;
+  const bridges: Record<
+    "drop" | "keep" | "fleetA" | "fleetB",
+    { bridge: Bridge; logger: ReturnType<typeof collectingLogger> }
+  > = {} as never;
+  let redis: TestRedis | undefined;
 
   beforeAll(async () => {
     emulator = await startTestEmulator({
       prefix: "m365-bridge-sent-copies-",
       parts: [graphPart(), smtpPart(), dovecotPart()],
     });
-    for (const sentCopies of ["drop", "keep"] as const) {
+    const start = async (
+      name: keyof typeof bridges,
+      sentCopies: "drop" | "keep",
+      tokenCache?: { type: "redis"; url: string; keyFile: string },
+    ) => {
       const logger = collectingLogger();
       const bridge = await startTestBridge(
         emulator,
         {
-          dataDir: `${emulator.dataDir}/bridge-${sentCopies}`,
+          dataDir: `${emulator.dataDir}/bridge-${name}`,
           listeners: [
             { protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" },
             { protocol: "imap", host: "127.0.0.1", port: 0, security: "plain" },
           ],
+          ...(tokenCache ? { tokenCache } : {}),
           accounts: [
             { credentials: { mode: "passthrough", username: SUPPORT }, delivery: "graph", sentCopies },
           ],
         },
         logger,
       );
-      bridges[sentCopies] = { bridge, logger };
+      bridges[name] = { bridge, logger };
+    };
+    await start("drop", "drop");
+    await start("keep", "keep");
+    if (hasRedis) {
+      // Two bridges of a fleet on one Redis: a desktop client's SMTP and IMAP may reach different ones.
+      redis = await startRedis({ prefix: "m365-bridge-sent-copies-" });
+      const keyFile = `${emulator.dataDir}/token-cache.key`;
+      await writeFile(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+      for (const name of ["fleetA", "fleetB"] as const)
+        await start(name, "drop", { type: "redis", url: redis.url, keyFile });
     }
   });
   afterAll(async () => {
     for (const { bridge } of Object.values(bridges)) await bridge.close({ drainMs: 0 });
     await emulator?.stop();
+    await redis?.stop();
   });
 
   const imapPort = (bridge: Bridge) => bridge.addresses.find((a) => a.protocol === "imap")!.port;
@@ -170,4 +192,21 @@ describe.skipIf(dovecotMissing)("sentCopies: the client's own Sent Items upload"
     expect(await imaplibAppend(bridges.keep.bridge, raw)).toBe("OK");
     expect(await sentItems(subject)).toHaveLength(2);
   });
+
+  it.skipIf(!hasRedis)(
+    "drop, a fleet on one Redis: sent through one bridge, the upload through another is left out, once",
+    async () => {
+      const subject = `fleet ${randomBytes(3).toString("hex")}`;
+      const raw = message(subject, 6000);
+      await send(bridges.fleetA.bridge, raw);
+      expect(await imaplibAppend(bridges.fleetB.bridge, raw)).toBe("OK");
+      expect(await sentItems(subject)).toHaveLength(1);
+      expect(bridges.fleetB.bridge.metrics()).toContain(
+        'm365_bridge_sent_copies_left_out_total{account="support@contoso.com"} 1',
+      );
+      // Taken once across the fleet: the bridge that sent it stores a second upload.
+      expect(await imaplibAppend(bridges.fleetA.bridge, raw)).toBe("OK");
+      expect(await sentItems(subject)).toHaveLength(2);
+    },
+  );
 });

@@ -102,6 +102,8 @@ export class SentCopyFilter extends Transform {
   private continuing = false;
   private literalLeft = 0;
   private held: HeldAppend | undefined;
+  /** The held APPEND's start is in: decide before reading on. */
+  private readyToDecide = false;
 
   constructor(
     private readonly options: {
@@ -115,8 +117,18 @@ export class SentCopyFilter extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    // Asynchronous only while a held APPEND is decided (the fleet's ledger is in Redis); the stream
+    // hands over the next chunk once this one is done.
+    this.consume(chunk).then(() => done(), done);
+  }
+
+  private async consume(chunk: Buffer): Promise<void> {
     let pos = 0;
     while (pos < chunk.length) {
+      if (this.readyToDecide) {
+        this.readyToDecide = false;
+        await this.decide();
+      }
       switch (this.state) {
         case "off":
           this.push(pos === 0 ? chunk : chunk.subarray(pos));
@@ -159,7 +171,10 @@ export class SentCopyFilter extends Transform {
           break;
       }
     }
-    done();
+    if (this.readyToDecide) {
+      this.readyToDecide = false;
+      await this.decide();
+    }
   }
 
   override _flush(done: TransformCallback): void {
@@ -205,7 +220,7 @@ export class SentCopyFilter extends Transform {
       };
       if (this.held.synchronizing) this.options.joints.insert("+ Ready for literal data.\r\n");
       this.state = "peek";
-      if (this.held.size === 0) this.decide();
+      if (this.held.size === 0) this.readyToDecide = true;
       return end;
     }
     if (whole) this.push(whole);
@@ -230,13 +245,13 @@ export class SentCopyFilter extends Transform {
     held.startBytes += n;
     const start = held.start.length === 1 ? held.start[0]! : Buffer.concat(held.start);
     if (held.startBytes === held.size || held.startBytes >= PEEK_BYTES || start.includes("\r\n\r\n")) {
-      this.decide();
+      this.readyToDecide = true;
     }
     return pos + n;
   }
 
   /** The message's start is in: leave it out (Microsoft 365 filed it) or let the APPEND go on. */
-  private decide(): void {
+  private async decide(): Promise<void> {
     const held = this.held!;
     const start = Buffer.concat(held.start);
     const headerEnd = start.indexOf("\r\n\r\n");
@@ -245,7 +260,7 @@ export class SentCopyFilter extends Transform {
       ?.replace(/\r?\n[ \t]+/g, " ")
       .trim();
     this.literalLeft = held.size - held.startBytes;
-    if (messageId && this.options.sentCopies.take(this.options.mailbox, messageId)) {
+    if (messageId && (await this.options.sentCopies.take(this.options.mailbox, messageId))) {
       this.options.onDropped(messageId);
       this.state = this.literalLeft > 0 ? "drop" : "drop-tail";
       return;

@@ -6,7 +6,7 @@ import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { signInAccount } from "./device-code-login.js";
 import { hashSecret } from "./secret-hash.js";
-import { type Bridge, type BridgeStatus, startBridge } from "./start-bridge.js";
+import { type Bridge, type BridgeStatus, SPOOL_CHANGE_HEADER, startBridge } from "./start-bridge.js";
 import { foreignTokenCacheOwner } from "./token-cache.js";
 
 export interface BridgeCommandIo {
@@ -269,7 +269,11 @@ async function metricsBase(configPath: string | undefined, url: string | undefin
 async function askBridge<T>(base: string, path: string, method = "GET"): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(5000) });
+    res = await fetch(`${base}${path}`, {
+      method,
+      ...(method === "POST" ? { headers: { [SPOOL_CHANGE_HEADER]: "1" } } : {}),
+      signal: AbortSignal.timeout(5000),
+    });
   } catch (error) {
     throw new M365MailError("CONNECTION_FAILED", `no bridge answered at ${base}${path}`, {
       source: "bridge",

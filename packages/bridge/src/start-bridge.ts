@@ -379,6 +379,9 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   return bridge;
 }
 
+/** Sent by `m365-mail bridge spool retry|discard`; required on every spool change. */
+export const SPOOL_CHANGE_HEADER = "x-m365-mail-bridge";
+
 async function startMetricsServer(
   where: { host: string; port: number },
   metrics: BridgeMetrics,
@@ -413,6 +416,17 @@ async function startMetricsServer(
           if (!isLoopbackAddress(req.socket.remoteAddress ?? "")) {
             json(res, 403, {
               error: { code: "ACCESS_DENIED", message: "spool changes are taken from this machine only" },
+            });
+            return;
+          }
+          // A web page on this machine could POST here too, but cannot add a header without a CORS
+          // preflight, which this server never answers.
+          if (req.headers[SPOOL_CHANGE_HEADER] !== "1") {
+            json(res, 403, {
+              error: {
+                code: "ACCESS_DENIED",
+                message: `spool changes need the header ${SPOOL_CHANGE_HEADER}: 1`,
+              },
             });
             return;
           }

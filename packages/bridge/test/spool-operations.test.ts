@@ -127,6 +127,9 @@ describe("m365-mail bridge spool", () => {
     const badState = await cli("--state", "lost");
     expect(badState.code).toBe(2);
     expect(badState.stderr).toMatch(/state must be one of queued, sending, sent, failed, uncertain/);
+    // Only the CLI's header makes a change: a web page's cross-site POST cannot send it.
+    const bare = await fetch(`${metricsUrl()}/spool/${sent!.id}/discard`, { method: "POST" });
+    expect(bare.status).toBe(403);
     const usage = await cli("retry");
     expect(usage.code).toBe(2);
     const nobody = await run(process.execPath, [bin, "spool", "--url", "http://127.0.0.1:9"]);

@@ -260,6 +260,18 @@ export function textMessage(o: {
   ].join("\r\n");
 }
 
+/** A device logs in as `username` and sends a text message from support@ to alice@ (Python's smtplib). */
+export function sendToAlice(o: { port: number; username: string; password: string; subject: string }) {
+  return pythonSmtp({
+    port: o.port,
+    username: o.username,
+    password: o.password,
+    from: "support@contoso.com",
+    to: ["alice@contoso.com"],
+    message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject: o.subject }),
+  });
+}
+
 /** A message with one binary attachment, base64 in MIME. */
 export function messageWithAttachment(o: {
   from: string;

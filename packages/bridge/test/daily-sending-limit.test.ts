@@ -16,11 +16,10 @@ import {
   demoPasswordFile,
   deviceAccount,
   mailbox,
-  pythonSmtp,
+  sendToAlice,
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
-  textMessage,
   waitFor,
 } from "./bridge-env.js";
 
@@ -87,13 +86,11 @@ describe.each([
       const subjects = ["one", "two", "three"].map(invoice);
       const started = Date.now();
       for (const subject of subjects) {
-        const sent = await pythonSmtp({
+        const sent = await sendToAlice({
           port: smtpPort(bridge),
           username: "erp",
           password: secret,
-          from: "support@contoso.com",
-          to: ["alice@contoso.com"],
-          message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
+          subject,
         });
         expect(sent.stdout.trim(), sent.stdout).toBe("OK");
       }
@@ -132,14 +129,7 @@ describe("sync mode at Microsoft 365's daily sending limit", () => {
 
   it("answers a temporary 451 4.2.0 that names the limit, so the client keeps the message and retries", async () => {
     const send = (subject: string) =>
-      pythonSmtp({
-        port: smtpPort(bridge),
-        username: "erp",
-        password: secret,
-        from: "support@contoso.com",
-        to: ["alice@contoso.com"],
-        message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
-      });
+      sendToAlice({ port: smtpPort(bridge), username: "erp", password: secret, subject });
     const subjects = ["one", "two", "three"].map(invoice);
     const answers = [];
     for (const subject of subjects) answers.push((await send(subject)).stdout.trim());

@@ -16,12 +16,11 @@ import {
   demoPasswordFile,
   deviceAccount,
   mailbox,
-  pythonSmtp,
   run,
+  sendToAlice,
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
-  textMessage,
   waitFor,
 } from "./bridge-env.js";
 
@@ -68,14 +67,7 @@ const inbox = async (subject: string) =>
 async function uncertainScan(subject: string): Promise<OutboxEntry> {
   emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status504", times: 1 });
   emulator.admin.armFault({ target: "graph", path: "sentitems/messages", kind: "status400", times: 1 });
-  const sent = await pythonSmtp({
-    port: smtpPort(bridge),
-    username: "scanner",
-    password: secret,
-    from: "support@contoso.com",
-    to: ["alice@contoso.com"],
-    message: textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject }),
-  });
+  const sent = await sendToAlice({ port: smtpPort(bridge), username: "scanner", password: secret, subject });
   expect(sent.stdout.trim(), sent.stdout).toBe("OK");
   return waitFor(async () => {
     const list = await cli("--state", "uncertain", "--json");

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ResponseJoints, SentCopyFilter } from "../src/imap/imap-sent-copy-filter.js";
+import { ImapThrottleWatch } from "../src/imap/imap-throttle-watch.js";
 import { redisSentCopies, SentCopies } from "../src/sent-copies.js";
 
 const MAILBOX = "support@contoso.com";
@@ -145,5 +146,24 @@ describe("SentCopies across a fleet", () => {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe("ResponseJoints with the throttling watch", () => {
+  it.each(chunkSizes)("hands it each response line once, never a literal's (chunks of %i)", async (size) => {
+    const answer = "Request is throttled. Suggested Backoff Time: 89117 milliseconds";
+    const inLiteral = `a2 NO ${answer}\r\n`;
+    const stream = `* 1 FETCH (BODY[] {${inLiteral.length}}\r\n${inLiteral})\r\na2 OK done\r\na3 NO ${answer}\r\n`;
+    const seen: number[] = [];
+    const watch = new ImapThrottleWatch((ms) => seen.push(ms));
+    const joints = new ResponseJoints((bytes, length) => watch.checkLine(bytes, length));
+    const out: Buffer[] = [];
+    joints.on("data", (c: Buffer) => out.push(c));
+    const bytes = Buffer.from(stream, "latin1");
+    for (let i = 0; i < bytes.length; i += size) joints.write(bytes.subarray(i, i + size));
+    joints.end();
+    await new Promise((resolve) => joints.once("end", resolve));
+    expect(seen).toEqual([89117]);
+    expect(Buffer.concat(out).toString("latin1")).toBe(stream);
   });
 });

@@ -1,9 +1,8 @@
 import { Transform, type TransformCallback } from "node:stream";
 import type { SentCopies } from "../sent-copies.js";
 import { headerField } from "../smtp/recipients.js";
+import { ImapResponseLines, literalAtEnd } from "./imap-response-lines.js";
 
-/** A response or command line that ends in a literal: `{n}`, `{n+}` or `~{n}` (RFC 3516). */
-const LITERAL_AT_END = /(~?)\{(\d{1,10})(\+?)\}\r?\n$/;
 /** Enough of a line's end to hold its literal marker. */
 const TAIL = 24;
 /**
@@ -20,54 +19,31 @@ const PEEK_BYTES = 64 * 1024;
 
 /**
  * Server → client, unchanged, except that the bridge can put a line of its own between two responses
- * (never inside one or inside a literal): the `+` that asks the client for an APPEND's message.
+ * (never inside one or inside a literal): the `+` that asks the client for an APPEND's message. `onLine`
+ * sees each response line too (the throttling watch), so the stream is scanned once.
  */
 export class ResponseJoints extends Transform {
-  private literalLeft = 0;
-  private midLine = false;
-  private tail = "";
+  private readonly lines = new ImapResponseLines();
   private readonly waiting: Buffer[] = [];
 
+  constructor(private readonly onLine?: (bytes: Buffer, length: number) => void) {
+    super();
+  }
+
   insert(line: string): void {
-    if (this.literalLeft === 0 && !this.midLine) this.push(Buffer.from(line, "latin1"));
+    if (this.lines.atResponseEnd) this.push(Buffer.from(line, "latin1"));
     else this.waiting.push(Buffer.from(line, "latin1"));
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    let pos = 0;
     let from = 0;
-    while (pos < chunk.length) {
-      if (this.literalLeft > 0) {
-        const n = Math.min(this.literalLeft, chunk.length - pos);
-        this.literalLeft -= n;
-        pos += n;
-        continue;
-      }
-      const newline = chunk.indexOf(10, pos);
-      if (newline < 0) {
-        this.tail = (this.tail + chunk.toString("latin1", Math.max(pos, chunk.length - TAIL))).slice(-TAIL);
-        this.midLine = true;
-        break;
-      }
-      const lineEnd = (
-        this.tail + chunk.toString("latin1", Math.max(pos, newline + 1 - TAIL), newline + 1)
-      ).slice(-TAIL);
-      this.tail = "";
-      pos = newline + 1;
-      const literal = LITERAL_AT_END.exec(lineEnd);
-      if (literal) {
-        // The response goes on after the literal's bytes.
-        this.literalLeft = Number(literal[2]);
-        this.midLine = true;
-        continue;
-      }
-      this.midLine = false;
-      if (this.waiting.length > 0) {
-        this.push(chunk.subarray(from, pos));
-        from = pos;
-        for (const line of this.waiting.splice(0)) this.push(line);
-      }
-    }
+    this.lines.feed(chunk, (end, bytes, length) => {
+      this.onLine?.(bytes, length);
+      if (this.waiting.length === 0) return;
+      this.push(chunk.subarray(from, end));
+      from = end;
+      for (const line of this.waiting.splice(0)) this.push(line);
+    });
     if (from < chunk.length) this.push(from === 0 ? chunk : chunk.subarray(from));
     done();
   }
@@ -229,10 +205,10 @@ export class SentCopyFilter extends Transform {
       this.state = "off";
       return end;
     }
-    const literal = LITERAL_AT_END.exec(tail);
-    this.continuing = literal !== null;
-    if (literal && Number(literal[2]) > 0) {
-      this.literalLeft = Number(literal[2]);
+    const literal = literalAtEnd(Buffer.from(tail, "latin1"));
+    this.continuing = literal !== undefined;
+    if (literal) {
+      this.literalLeft = literal;
       this.state = "literal";
     }
     return end;

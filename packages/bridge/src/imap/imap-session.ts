@@ -52,11 +52,16 @@ export async function runImapSession(session: ClientSession, context: RelayConte
     ].join(" ");
 
   /** For an account with `sentCopies: "drop"`, on a server with LITERAL+ (Exchange and Dovecot). */
-  const sentCopyFilters = (signedIn: { account: string; mailbox: string }, serverCapabilities: string) => {
+  const sentCopyFilters = (
+    signedIn: { account: string; mailbox: string },
+    serverCapabilities: string,
+    watch: ImapThrottleWatch | undefined,
+  ) => {
     const { sentCopies } = options;
     if (!sentCopies?.drops(signedIn.account) || !/(^| )LITERAL\+( |$)/i.test(serverCapabilities))
       return undefined;
-    const fromUpstream = new ResponseJoints();
+    // The joints read the server's lines anyway: the throttling watch looks at them there.
+    const fromUpstream = new ResponseJoints(watch && ((bytes, length) => watch.checkLine(bytes, length)));
     const fromClient = new SentCopyFilter({
       mailbox: signedIn.mailbox,
       sentCopies,
@@ -114,13 +119,14 @@ export async function runImapSession(session: ClientSession, context: RelayConte
     const watch = throttling
       ? new ImapThrottleWatch((backoffMs) => throttling.note("imap", mailbox, backoffMs))
       : undefined;
+    const filters = sentCopyFilters(outcome.signedIn, outcome.value, watch);
     await relayBytes(
       session,
       socket,
       fromClient,
       rest,
-      watch && ((chunk) => watch.feed(chunk)),
-      sentCopyFilters(outcome.signedIn, outcome.value),
+      watch && !filters ? (chunk) => watch.feed(chunk) : undefined,
+      filters,
     );
     return true;
   };

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import type { OutboxEntry } from "@m365-mail/outbox";
+import { type AccountReport, checkBridgeAccounts } from "./bridge-doctor.js";
 import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { signInAccount } from "./device-code-login.js";
@@ -29,6 +30,7 @@ Usage:
   m365-mail bridge --config <file> [--check] [--drain-ms <ms>]
   m365-mail bridge status (--config <file> | --url <http://host:port>) [--json]
   m365-mail bridge spool [retry <id> | discard <id>] (--config <file> | --url <http://host:port>) [--state <state>] [--json]
+  m365-mail bridge doctor --config <file> [--account <name>] [--json]
   m365-mail bridge hash-secret [--secret-file <file>]
   m365-mail bridge login --config <file> <account>
 
@@ -41,6 +43,10 @@ Usage:
   spool retry <id>    sends an uncertain message again: first make sure its Message-ID is not in the
                       account's Sent Items (it may have reached Microsoft 365)
   spool discard <id>  gives up an uncertain message (failed, DISCARDED)
+  doctor              signs each mapped account in as the bridge would (a real password grant with the
+                      stored password, or the stored device-code sign-in) and tries what the listeners need:
+                      SMTP delivery (Graph or SMTP), Sent Items for the spool, IMAP and POP3 sign-in; sends
+                      nothing; exit 1 when something needs changing (--account <name> for one)
   hash-secret         prints the scrypt hash of a mapped login's secret for accounts[].credentials.secretHash;
                       reads the secret from --secret-file or stdin (never the command line)
   login <account>     signs a "signIn": "device-code" account in once: prints a code that a person enters
@@ -90,6 +96,13 @@ export async function runBridgeCommand(argv: readonly string[], io: BridgeComman
         ? await resolveCommand(base, action as "retry" | "discard", id!, values.json === true, io)
         : await spoolListCommand(base, values.state, values.json === true, io);
     }
+    if (sub === "doctor")
+      return await doctorCommand(
+        values.config ?? io.env.M365_BRIDGE_CONFIG,
+        values.account,
+        values.json === true,
+        io,
+      );
     if (sub === "login")
       return await loginCommand(values.config ?? io.env.M365_BRIDGE_CONFIG, positionals[1], io);
     if (sub !== undefined) {
@@ -135,6 +148,7 @@ function parse(argv: readonly string[]) {
       url: { type: "string" },
       json: { type: "boolean" },
       state: { type: "string" },
+      account: { type: "string" },
       "secret-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -313,6 +327,54 @@ async function statusCommand(
     io.stdout(formatStatus(status));
   }
   return status.signInProblems.length > 0 ? 1 : 0;
+}
+
+async function doctorCommand(
+  configPath: string | undefined,
+  account: string | undefined,
+  json: boolean,
+  io: BridgeCommandIo,
+): Promise<number> {
+  if (!configPath) {
+    io.stderr(`m365-mail bridge doctor needs --config <file> (or M365_BRIDGE_CONFIG)\n`);
+    return 2;
+  }
+  const config = await loadBridgeConfig(configPath, io.env);
+  const report = await checkBridgeAccounts(config, {
+    env: io.env,
+    configPath,
+    ...(account ? { account } : {}),
+    // A terminal sees each account as it is checked.
+    ...(json ? {} : { onAccount: (a: AccountReport) => io.stdout(formatAccountReport(a)) }),
+  });
+  if (json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+  else {
+    const failing = report.accounts.filter((a) => !a.ok).map((a) => a.account);
+    io.stdout(
+      failing.length === 0
+        ? `\nEvery account checked is ready (${report.accounts.length}).\n`
+        : `\n${failing.length} of ${report.accounts.length} account(s) need a change: ${failing.join(", ")} (see → above).\n`,
+    );
+  }
+  return report.ok ? 0 : 1;
+}
+
+const MARK = { pass: "✓", fail: "✗", skip: "–" } as const;
+
+function formatAccountReport(report: AccountReport): string {
+  const who =
+    report.mode === "passthrough"
+      ? "passthrough"
+      : `mapped, as ${report.username}${report.mailbox ? ` for ${report.mailbox}` : ""}`;
+  const lines = [`${report.account} (${who})`];
+  for (const check of report.checks) {
+    lines.push(`  ${MARK[check.status]} ${check.name.padEnd(14)} ${check.detail}`);
+    if (check.error) {
+      lines.push(`      ${check.error.code}: ${check.error.message}`);
+      if (check.error.hint) lines.push(`      → ${check.error.hint}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
 }
 
 async function spoolListCommand(

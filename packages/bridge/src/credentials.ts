@@ -105,6 +105,29 @@ const wrongPassword = () =>
     hint: "Check the username and password stored in the device.",
   });
 
+/** An error's message without the "[m365-mail] [source]" prefix and the hint it ends with. */
+function whatHappened(error: M365MailError): string {
+  return (error.hint ? error.message.replace(` — ${error.hint}`, "") : error.message).replace(
+    /^\[m365-mail\] (?:\[[^\]]+\] )?/,
+    "",
+  );
+}
+
+/**
+ * Entra's "MFA required" with the fix in the bridge's words: the library's hint names the CLI's device
+ * code login, while a bridge account gets one from its config and `m365-mail bridge login`.
+ */
+function mfaInBridgeWords(account: AccountConfig, upn: string, error: unknown, configPath?: string): unknown {
+  if (!isM365MailError(error, "MFA_REQUIRED")) return error;
+  return new M365MailError("MFA_REQUIRED", `account ${account.name}: ${whatHappened(error)}`, {
+    source: "bridge",
+    cause: error,
+    retryable: false,
+    ...(error.serverCode ? { serverCode: error.serverCode } : {}),
+    hint: `A password alone cannot pass MFA: exclude ${upn} from per-user MFA and from every Conditional Access policy that requires it (Security Defaults require it for everyone), or make "${account.name}" a mapped account with "signIn": "device-code" in place of its password and run m365-mail bridge login --config ${configPath ?? "<the bridge's config file>"} ${account.name} once (a person, MFA included).`,
+  });
+}
+
 /**
  * The accounts side of the bridge: checks a device's username and password and hands back a token
  * provider. A repeat login with a password already verified costs one HMAC and a Map lookup (no scrypt,
@@ -225,10 +248,10 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         (error: unknown) => {
           const used = lastGrant;
           lastGrant = undefined;
-          if (!used) throw error;
+          if (!used) throw mfaInBridgeWords(account, c.username, error, options.configPath);
           if (!isM365MailError(error, "AUTH_FAILED")) {
             used.release();
-            throw error;
+            throw mfaInBridgeWords(account, c.username, error, options.configPath);
           }
           guard.passwordRefused(c.username, used.password);
           used.release();
@@ -248,12 +271,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     else missingSignIn.delete(account.name);
     // A refused refresh token (REFRESH_EXPIRED) needs the same person and the same command.
     const code = error.code === "REFRESH_EXPIRED" ? "SIGN_IN_REQUIRED" : error.code;
-    // The provider's own message ends with its hint, which names the CLI's login: keep only what happened.
-    const what = (error.hint ? error.message.replace(` — ${error.hint}`, "") : error.message).replace(
-      /^\[m365-mail\] (?:\[[^\]]+\] )?/,
-      "",
-    );
-    return new M365MailError(code, `account ${account.name}: ${what}`, {
+    return new M365MailError(code, `account ${account.name}: ${whatHappened(error)}`, {
       source: "bridge",
       cause: error,
       // Until a person signs in again, every login fails the same way.
@@ -398,13 +416,14 @@ export function createCredentials(options: CredentialsOptions): Credentials {
             log.info(`login refused by Microsoft 365 for ${upn} from ${client.address} (wrong password)`);
             throw wrongPassword();
           }
-          problems.report(account.name, error);
-          if (needsAPerson(error)) {
-            refusedRecently.set(flightKey, { error, at: Date.now() });
+          const problem = mfaInBridgeWords(account, upn, error, options.configPath);
+          problems.report(account.name, problem);
+          if (needsAPerson(problem)) {
+            refusedRecently.set(flightKey, { error: problem, at: Date.now() });
             if (refusedRecently.size > 10_000) refusedRecently.clear();
           }
-          if (!isM365MailError(error) || !error.retryable) guard.clientFailed(clientKey(client.address));
-          throw error;
+          if (!isM365MailError(problem) || !problem.retryable) guard.clientFailed(clientKey(client.address));
+          throw problem;
         }
         problems.resolve(account.name);
         guard.passwordAccepted(upn, password);

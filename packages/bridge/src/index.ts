@@ -1,5 +1,6 @@
 export * from "./accounts.js";
 export * from "./bridge-command.js";
+export * from "./bridge-doctor.js";
 export * from "./config.js";
 export * from "./config-schema.js";
 export * from "./console-logger.js";

@@ -363,17 +363,11 @@ export function hasTool(tool: "swaks" | "msmtp" | "postfix" | "fetchmail"): bool
  * approved at the emulator's Entra as `upn`. A command that ends before a code was issued (an account
  * that signs in with a password) comes back as it ended, without `userCode`.
  */
-export async function bridgeLogin(
-  emulator: TestEmulator,
-  configPath: string,
-  account: string,
-  upn: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; stdout: string; stderr: string; userCode?: string }> {
+/** `runBridgeCommand` in this process (as `m365-mail bridge …`), with what it printed. */
+export async function bridgeCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<ProcessResult> {
   let stdout = "";
   let stderr = "";
-  const before = emulator.admin.deviceCodes().length;
-  const running = runBridgeCommand(["login", "--config", configPath, account], {
+  const code = await runBridgeCommand(argv, {
     stdout: (t) => {
       stdout += t;
     },
@@ -383,11 +377,22 @@ export async function bridgeLogin(
     stdin: async () => "",
     env,
   });
+  return { code, stdout, stderr };
+}
+
+export async function bridgeLogin(
+  emulator: TestEmulator,
+  configPath: string,
+  account: string,
+  upn: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string; userCode?: string }> {
+  const before = emulator.admin.deviceCodes().length;
+  const running = bridgeCommand(["login", "--config", configPath, account], env);
   const issued = await Promise.race([
     waitFor(async () => emulator.admin.deviceCodes()[before]),
     running.then(() => undefined),
   ]);
   if (issued) emulator.admin.approveDeviceCode(issued.userCode, upn);
-  const code = await running;
-  return { code, stdout, stderr, ...(issued ? { userCode: issued.userCode } : {}) };
+  return { ...(await running), ...(issued ? { userCode: issued.userCode } : {}) };
 }

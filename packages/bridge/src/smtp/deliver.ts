@@ -46,7 +46,11 @@ export interface Delivery {
 export const RAW_GRAPH_LIMIT = 3 * 1024 * 1024 - 64 * 1024;
 
 /** Errors that mean "Graph is not allowed for this app or mailbox": `auto` then tries SMTP. */
-const GRAPH_NOT_CONSENTED = new Set(["CONSENT_REQUIRED", "ACCESS_DENIED", "WRONG_SCOPE"]);
+export const GRAPH_NOT_CONSENTED: ReadonlySet<string> = new Set([
+  "CONSENT_REQUIRED",
+  "ACCESS_DENIED",
+  "WRONG_SCOPE",
+]);
 
 export function createDelivery(options: {
   m365: () => M365Connection;

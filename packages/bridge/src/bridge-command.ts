@@ -40,9 +40,10 @@ Usage:
   status              asks a running bridge (its "metrics" listener) for listeners, sessions, sign-in problems
   spool               lists the running bridge's spooled messages that are not sent yet or need a person
                       (uncertain, failed, queued, sending; --state <state> for one, sent included)
-  spool retry <id>    sends an uncertain message again: first make sure its Message-ID is not in the
-                      account's Sent Items (it may have reached Microsoft 365)
-  spool discard <id>  gives up an uncertain message (failed, DISCARDED)
+  spool retry <id>    a queued message: attempts it now instead of after its backoff (once what held it
+                      is fixed); an uncertain one: sends it again — first make sure its Message-ID is not
+                      in the account's Sent Items (it may have reached Microsoft 365)
+  spool discard <id>  gives up a queued or uncertain message (failed, DISCARDED): the bridge will not send it
   doctor              signs each mapped account in as the bridge would (a real password grant with the
                       stored password, or the stored device-code sign-in) and tries what the listeners need:
                       SMTP delivery (Graph or SMTP), Sent Items for the spool, IMAP and POP3 sign-in; sends
@@ -402,8 +403,8 @@ async function resolveCommand(
   else
     io.stdout(
       action === "retry"
-        ? `${id}: queued to be sent again (${entry.messageId})\n`
-        : `${id}: discarded; it will not be sent (${entry.messageId})\n`,
+        ? `${id}: queued to be sent now (${entry.messageId})\n`
+        : `${id}: discarded; the bridge will not send it (${entry.messageId})\n`,
     );
   return 0;
 }
@@ -421,6 +422,10 @@ export function formatSpool(messages: readonly OutboxEntry[], state?: string): s
     if (m.nextAttemptAt && m.state === "queued") lines.push(`  next attempt ${m.nextAttemptAt}`);
     if (m.error)
       lines.push(`  ${m.error.code}: ${m.error.message}`, ...(m.error.hint ? [`  ${m.error.hint}`] : []));
+    if (m.state === "queued" && m.error)
+      lines.push(
+        `  once the cause is fixed: m365-mail bridge spool retry ${m.id}    (now, not at the next attempt)   or   m365-mail bridge spool discard ${m.id}    (never send it)`,
+      );
     if (m.state === "uncertain")
       lines.push(
         `  may have reached Microsoft 365: look for its Message-ID in ${m.owner ?? "the account"}'s Sent Items, then`,

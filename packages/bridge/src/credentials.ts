@@ -248,14 +248,15 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         (error: unknown) => {
           const used = lastGrant;
           lastGrant = undefined;
-          if (!used) throw mfaInBridgeWords(account, c.username, error, options.configPath);
-          if (!isM365MailError(error, "AUTH_FAILED")) {
+          const wrongPassword = isM365MailError(error, "AUTH_FAILED");
+          if (used) {
+            if (wrongPassword) guard.passwordRefused(c.username, used.password);
             used.release();
-            throw mfaInBridgeWords(account, c.username, error, options.configPath);
           }
-          guard.passwordRefused(c.username, used.password);
-          used.release();
-          throw refused(error);
+          // Callers at the same moment share one grant (a device's login and a spool delivery): each
+          // hears Entra's refusal as the stored password's, not only the one that read the file.
+          if (wrongPassword) throw refused(error);
+          throw mfaInBridgeWords(account, c.username, error, options.configPath);
         },
       ),
     );

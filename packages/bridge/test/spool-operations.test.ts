@@ -5,6 +5,7 @@
  * then retries one — delivered, once — and discards another — never delivered.
  */
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestEmulator } from "@m365-mail/emulator";
 import type { OutboxEntry } from "@m365-mail/outbox";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Bridge } from "../src/index.js";
 import {
   collectingLogger,
+  DEMO_PASSWORD,
   demoPasswordFile,
   deviceAccount,
   mailbox,
@@ -91,7 +93,7 @@ describe("m365-mail bridge spool", () => {
     // Not in Sent Items (Graph never took it): the operator retries, and it is delivered once.
     const retried = await cli("retry", entry.id);
     expect(retried.code, retried.stderr).toBe(0);
-    expect(retried.stdout).toContain(`${entry.id}: queued to be sent again`);
+    expect(retried.stdout).toContain(`${entry.id}: queued to be sent now`);
     await waitFor(async () => (await inbox(subject)).length > 0, 15_000);
     await waitFor(async () => bridge.status().spool!.uncertain === 0 && bridge.status().spool!.queued === 0);
     expect(await inbox(subject)).toHaveLength(1);
@@ -129,4 +131,77 @@ describe("m365-mail bridge spool", () => {
     expect(nobody.stderr).toContain("no bridge answered at http://127.0.0.1:9/spool");
     expect(nobody.stderr).toContain("Is the bridge running");
   }, 30_000);
+});
+
+describe("m365-mail bridge spool: messages held while a person fixes the account", () => {
+  // Its own bridge, whose first retry waits 30 s or more: what happens sooner is the operator's doing.
+  let held: Bridge;
+  let passwordFile: string;
+  const erpSecret = `erp-${randomBytes(6).toString("hex")}`;
+  const heldCli = (...args: string[]) =>
+    run(process.execPath, [
+      bin,
+      "spool",
+      ...args,
+      "--url",
+      `http://127.0.0.1:${held.addresses.find((a) => a.protocol === "metrics")!.port}`,
+    ]);
+
+  beforeAll(async () => {
+    passwordFile = join(emulator.dataDir, "erp.password");
+    // Changed in Entra, not in the bridge's file.
+    await writeFile(passwordFile, "an-old-password\n", { mode: 0o600 });
+    held = await startTestBridge(
+      emulator,
+      {
+        listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+        metrics: { host: "127.0.0.1", port: 0 },
+        spool: { type: "sqlite", path: join(emulator.dataDir, "held-spool.db"), firstRetryMs: 60_000 },
+        accounts: [await deviceAccount({ login: "erp", secret: erpSecret, passwordFile })],
+      },
+      collectingLogger(),
+    );
+  });
+  afterAll(async () => {
+    await held?.close({ drainMs: 0 });
+  });
+
+  it("discards one before it is sent, and sends another at once when told, instead of at its next attempt", async () => {
+    const tag = randomBytes(3).toString("hex");
+    const [keep, drop] = [`invoice ${tag}`, `duplicate invoice ${tag}`];
+    for (const subject of [keep, drop]) {
+      const sent = await sendToAlice({ port: smtpPort(held), username: "erp", password: erpSecret, subject });
+      expect(sent.stdout.trim(), sent.stdout).toBe("OK");
+    }
+    // Both held, each with the reason and what the operator can do.
+    const queued = await waitFor(async () => {
+      const list = JSON.parse((await heldCli("--state", "queued", "--json")).stdout) as OutboxEntry[];
+      return list.length === 2 && list.every((m) => m.error?.code === "CONFIG_INVALID") && list;
+    }, 20_000);
+    const idOf = (subject: string) => queued.find((m) => m.subject === subject)!.id;
+    const listing = await heldCli();
+    expect(listing.stdout).toContain(`m365-mail bridge spool retry ${idOf(keep)}`);
+    expect(listing.stdout).toContain(`m365-mail bridge spool discard ${idOf(drop)}`);
+
+    const discarded = await heldCli("discard", idOf(drop));
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect(discarded.stdout).toContain("the bridge will not send it");
+
+    // The person puts the current password into the file and does not wait for the next attempt.
+    await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+    const started = Date.now();
+    const retried = await heldCli("retry", idOf(keep));
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stdout).toContain("queued to be sent now");
+    await waitFor(async () => (await inbox(keep)).length > 0, 20_000);
+    // Sooner than any backoff of this spool (the shortest is half of firstRetryMs).
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const failed = JSON.parse((await heldCli("--state", "failed", "--json")).stdout) as OutboxEntry[];
+    expect(failed.find((m) => m.id === idOf(drop))).toMatchObject({
+      error: { code: "DISCARDED", message: expect.stringContaining("while queued") },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await inbox(keep)).toHaveLength(1);
+    expect(await inbox(drop)).toHaveLength(0);
+  }, 60_000);
 });

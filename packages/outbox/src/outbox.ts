@@ -98,8 +98,10 @@ export interface AcceptResult {
 }
 
 /**
- * An operator's decision on an `uncertain` message: `retry` sends it again (the operator checked it was
- * not delivered), `discard` drops it (state `failed`, code `DISCARDED`).
+ * An operator's decision on a message. `uncertain`: `retry` sends it again (the operator checked it was
+ * not delivered), `discard` drops it. `queued` (waiting for its next attempt, e.g. held while a sign-in
+ * problem is fixed): `retry` makes that attempt now (a Sent Items check still comes first where one is
+ * due), `discard` drops it before it is sent. A dropped message is `failed` with code `DISCARDED`.
  */
 export type ResolveAction = "retry" | "discard";
 
@@ -112,8 +114,8 @@ export interface Outbox<P = unknown> {
   list(options: ListOptions): Promise<OutboxEntry[]>;
   counts(): Promise<Record<OutboxState, number>>;
   /**
-   * Settles an `uncertain` message. Throws NOT_FOUND for an unknown id and MESSAGE_INVALID (409) when
-   * the message is not `uncertain`.
+   * An operator's decision on an `uncertain` or `queued` message (see ResolveAction). Throws NOT_FOUND
+   * for an unknown id and MESSAGE_INVALID (409) in another state (`sending`: being delivered right now).
    */
   resolve(id: string, action: ResolveAction): Promise<OutboxEntry>;
   /** Starts delivering (workers, recovery of a previous run). */

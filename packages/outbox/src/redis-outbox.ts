@@ -16,9 +16,10 @@ import type {
 } from "./outbox.js";
 import {
   DISCARDED,
+  DISCARDED_QUEUED,
   idempotencyConflict,
   notFound,
-  notUncertain,
+  notSettleable,
   settingNames,
   unknownLane,
 } from "./store-errors.js";
@@ -73,6 +74,15 @@ interface JobResult {
   sentAt: number;
   recovered: boolean;
 }
+
+/** Sets KEYS[5] (for ARGV[2] s) only while job ARGV[1] waits in the wait, paused, delayed or prioritized set. */
+const MARK_IF_QUEUED = `
+if redis.call("LPOS", KEYS[1], ARGV[1]) or redis.call("LPOS", KEYS[2], ARGV[1])
+  or redis.call("ZSCORE", KEYS[3], ARGV[1]) or redis.call("ZSCORE", KEYS[4], ARGV[1]) then
+  redis.call("SET", KEYS[5], "1", "EX", ARGV[2])
+  return 1
+end
+return 0`;
 
 const STATE_OF: Record<string, OutboxState> = {
   completed: "sent",
@@ -142,6 +152,8 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
   const idemKey = (key: string) => `${prefix}:idempotency:${createHash("sha256").update(key).digest("hex")}`;
   const rawKey = (id: string) => `${prefix}:raw:${id}`;
   const uncertainKey = `${prefix}:uncertain`;
+  /** An operator discarded this queued job: the worker that takes it next fails it instead of sending. */
+  const discardKey = (id: string) => `${prefix}:discard:${id}`;
   const laneOf = (id: string): string | undefined => {
     const lane = id.slice(0, id.indexOf("."));
     return queues[lane] ? lane : undefined;
@@ -200,6 +212,11 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
 
   const processJob = async (job: Job<JobData<P>, JobResult>, token?: string): Promise<JobResult> => {
     const data = job.data;
+    if (await connection.exists(discardKey(job.id!))) {
+      await job.updateData({ ...data, lastError: { ...DISCARDED_QUEUED } });
+      await connection.del(rawKey(job.id!), discardKey(job.id!));
+      throw new UnrecoverableError(DISCARDED_QUEUED.message);
+    }
     const now = Date.now();
     const uncertain = data.attemptStartedAt !== undefined && data.uncertain !== false;
     if (uncertain && data.attemptStartedAt! + options.sentItemsGraceMs > now) {
@@ -294,6 +311,36 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       }
     }
   };
+
+  /**
+   * A queued job: `retry` promotes it from its backoff delay (a waiting one goes as soon as a worker is
+   * free anyway); `discard` marks it in one script that also checks it is still waiting or delayed — so
+   * no worker holds it — and the worker that takes it next fails it as DISCARDED without sending.
+   */
+  async function resolveQueued(job: Job<JobData<P>, JobResult>, action: ResolveAction): Promise<OutboxEntry> {
+    const id = job.id!;
+    if (action === "discard") {
+      const keys = queues[laneOf(id)!]!.keys;
+      const marked = (await connection.eval(
+        MARK_IF_QUEUED,
+        5,
+        keys.wait!,
+        keys.paused!,
+        keys.delayed!,
+        keys.prioritized!,
+        discardKey(id),
+        id,
+        String(Math.ceil(retention / 1000)),
+      )) as number;
+      if (marked !== 1) throw notSettleable((await toEntry((await jobOf(id)) ?? job)).state);
+    }
+    // Promoted either way: a discarded job is then failed at once, a retried one attempted now.
+    await job.promote().catch(() => undefined);
+    logger.warn(`an operator chose to ${action} a queued message`, { id, messageId: job.data.messageId });
+    const updated = await toEntry((await jobOf(id)) ?? job);
+    events.emit("change", updated);
+    return updated;
+  }
 
   return {
     kind: "redis",
@@ -404,7 +451,8 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       const job = await jobOf(id);
       if (!job) throw notFound(id);
       const entry = await toEntry(job);
-      if (entry.state !== "uncertain") throw notUncertain(entry.state);
+      if (entry.state === "queued") return resolveQueued(job, action);
+      if (entry.state !== "uncertain") throw notSettleable(entry.state);
       if (action === "retry") {
         const { attemptStartedAt: _started, lastError: _error, ...rest } = job.data;
         await job.updateData({ ...rest, parked: false, uncertain: false });

@@ -17,9 +17,10 @@ import type {
 } from "./outbox.js";
 import {
   DISCARDED,
+  DISCARDED_QUEUED,
   idempotencyConflict,
   notFound,
-  notUncertain,
+  notSettleable,
   settingNames,
   shuttingDown,
   unknownLane,
@@ -228,10 +229,16 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
       `UPDATE outbox SET state = 'queued', uncertain = 0, attempts = 0, next_attempt_at = @now, updated_at = @now
        WHERE id = @id AND state = 'uncertain' RETURNING ${COLUMNS}`,
     ),
+    // A queued message waits for its next attempt: now, then (its Sent Items check first, if one is due).
+    retryNow: db.prepare(
+      `UPDATE outbox SET next_attempt_at = @now, updated_at = @now
+       WHERE id = @id AND state = 'queued' RETURNING ${COLUMNS}`,
+    ),
     discard: db.prepare(
       `UPDATE outbox SET state = 'failed', updated_at = @now, payload = NULL, raw = NULL,
-         error_code = @code, error_message = @message, error_hint = NULL
-       WHERE id = @id AND state = 'uncertain' RETURNING ${COLUMNS}`,
+         error_code = @code, error_message = CASE state WHEN 'queued' THEN @queuedMessage ELSE @message END,
+         error_hint = NULL
+       WHERE id = @id AND state IN ('uncertain', 'queued') RETURNING ${COLUMNS}`,
     ),
     recover: db.prepare<{ grace: number }, Row>(
       `UPDATE outbox SET state = 'queued', uncertain = 1, lease_owner = NULL,
@@ -496,16 +503,23 @@ export function sqliteOutbox<P = unknown>(options: SqliteOutboxOptions<P>): Outb
     },
     async resolve(id: string, action: ResolveAction) {
       const now = Date.now();
-      const row =
-        action === "retry"
-          ? (stmt.operatorRetry.get({ id, now }) as Row | undefined)
-          : (stmt.discard.get({ id, now, ...DISCARDED }) as Row | undefined);
-      if (!row) {
-        const current = stmt.byId.get(id);
-        throw current ? notUncertain(current.state) : notFound(id);
-      }
+      const before = stmt.byId.get(id);
+      if (!before) throw notFound(id);
+      let row: Row | undefined;
+      if (action === "discard")
+        row = stmt.discard.get({ id, now, ...DISCARDED, queuedMessage: DISCARDED_QUEUED.message }) as
+          | Row
+          | undefined;
+      else if (before.state === "uncertain") row = stmt.operatorRetry.get({ id, now }) as Row | undefined;
+      else row = stmt.retryNow.get({ id, now }) as Row | undefined;
+      // Read and change are two statements, but this process is the file's only writer: only a
+      // delivery of this process (one at a time on the event loop) changes it in between, never mid-way.
+      if (!row) throw notSettleable(stmt.byId.get(id)?.state ?? before.state);
       const entry = toEntry(row);
-      logger.warn(`an operator chose to ${action} an uncertain message`, { id, messageId: entry.messageId });
+      logger.warn(`an operator chose to ${action} a ${before.state} message`, {
+        id,
+        messageId: entry.messageId,
+      });
       events.emit("change", entry);
       if (action === "retry") schedulePump();
       return entry;

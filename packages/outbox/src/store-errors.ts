@@ -21,14 +21,17 @@ export function notFound(id: string): M365MailError {
   });
 }
 
-export function notUncertain(state: string): M365MailError {
+export function notSettleable(state: string): M365MailError {
   return new M365MailError(
     "MESSAGE_INVALID",
-    `only an uncertain message can be retried or discarded; this one is ${state}`,
+    `only a queued or uncertain message can be retried or discarded; this one is ${state}`,
     {
       source: "outbox",
       status: 409,
-      hint: "Read the message's state first: queued and sending messages are still being delivered, sent and failed ones are settled.",
+      hint:
+        state === "sending"
+          ? "It is being delivered right now: read its state again in a moment."
+          : "Sent and failed messages are settled: read the message's state first.",
     },
   );
 }
@@ -59,4 +62,10 @@ export function settingNames(names: OutboxSettingNames = {}): Required<OutboxSet
 export const DISCARDED = {
   code: "DISCARDED",
   message: "discarded by an operator; it may or may not have been delivered",
+} as const;
+
+/** The same for a message discarded while it waited for an attempt: the outbox did not send it after that. */
+export const DISCARDED_QUEUED = {
+  code: "DISCARDED",
+  message: "discarded by an operator while queued; the outbox did not send it after that",
 } as const;

@@ -66,18 +66,28 @@ const common = {
   logger: silentLogger,
 };
 
-type Factory = (name: string, deliver: Deliver<Envelope>) => Outbox<Envelope>;
+type Factory = (
+  name: string,
+  deliver: Deliver<Envelope>,
+  overrides?: Partial<typeof common>,
+) => Outbox<Envelope>;
 const backends: Array<[string, Factory | undefined]> = [
   [
     "sqliteOutbox",
-    (name, deliver) =>
-      sqliteOutbox({ ...common, path: join(dir, `${name}.db`), deliver, pollIntervalMs: 20 }),
+    (name, deliver, overrides) =>
+      sqliteOutbox({ ...common, ...overrides, path: join(dir, `${name}.db`), deliver, pollIntervalMs: 20 }),
   ],
   [
     "redisOutbox",
     hasRedis
-      ? (name, deliver) =>
-          redisOutbox({ ...common, redisUrl: redis!.url, prefix: `t-${name}-${Date.now()}`, deliver })
+      ? (name, deliver, overrides) =>
+          redisOutbox({
+            ...common,
+            ...overrides,
+            redisUrl: redis!.url,
+            prefix: `t-${name}-${Date.now()}`,
+            deliver,
+          })
       : undefined,
   ],
 ];
@@ -392,4 +402,77 @@ describe("sqliteOutbox storage", () => {
     expect(seen.map((b) => b?.toString())).toEqual(["abc"]);
     await box.close();
   });
+});
+
+describe.each(backends)("%s: an operator's decision on a queued message", (_name, make) => {
+  it.skipIf(!make)(
+    "retry sends a message now instead of after its backoff; discard drops one before it is sent; a sending one is refused",
+    async () => {
+      const attempts = new Map<string, number>();
+      let releaseSending: () => void = () => {};
+      const sendingGate = new Promise<void>((resolve) => {
+        releaseSending = resolve;
+      });
+      const deliver: Deliver<Envelope> = async (job) => {
+        const subject = job.message.subject ?? "";
+        const n = (attempts.get(subject) ?? 0) + 1;
+        attempts.set(subject, n);
+        if (subject.startsWith("busy")) await sendingGate;
+        // Every first attempt meets a fault that certainly sent nothing: the message waits its backoff.
+        if (n === 1 && !subject.startsWith("busy"))
+          return {
+            ok: false,
+            error: new M365MailError("SERVER_ERROR", "Graph answered 503", { retryable: true }),
+            retryable: true,
+            maybeSubmitted: false,
+          };
+        return { ok: true, transport: "graph", recovered: false };
+      };
+      // A backoff of a minute or more: without the operator, nothing happens within the test.
+      const box = make!("queued-decisions", deliver, { retryBaseMs: 120_000, maxAttempts: 5 });
+      try {
+        await box.start();
+        const now = await box.accept({ message: { ...spooled(), subject: "now" } });
+        const drop = await box.accept({ message: { ...spooled(), subject: "drop" } });
+        await expect.poll(() => attempts.get("now") ?? 0, { timeout: 8000 }).toBe(1);
+        await expect.poll(() => attempts.get("drop") ?? 0, { timeout: 8000 }).toBe(1);
+        const held = await until(box, now.entry.id, "queued");
+        expect(held.error).toMatchObject({ code: "SERVER_ERROR" });
+        await until(box, drop.entry.id, "queued");
+
+        const retried = await box.resolve(now.entry.id, "retry");
+        expect(["queued", "sending", "sent"]).toContain(retried.state);
+        const sent = await until(box, now.entry.id, "sent");
+        expect(sent.transport).toBe("graph");
+        expect(attempts.get("now")).toBe(2);
+
+        await box.resolve(drop.entry.id, "discard");
+        const dropped = await until(box, drop.entry.id, "failed");
+        expect(dropped.error).toMatchObject({
+          code: "DISCARDED",
+          message: expect.stringContaining("while queued"),
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        expect(attempts.get("drop")).toBe(1);
+
+        // Settled messages and one being sent right now are refused, each with what to do.
+        await expect(box.resolve(now.entry.id, "discard")).rejects.toMatchObject({
+          code: "MESSAGE_INVALID",
+          status: 409,
+        });
+        const busy = await box.accept({ message: { ...spooled(), subject: "busy" } });
+        await until(box, busy.entry.id, "sending");
+        await expect(box.resolve(busy.entry.id, "discard")).rejects.toMatchObject({
+          code: "MESSAGE_INVALID",
+          hint: expect.stringContaining("right now"),
+        });
+        releaseSending();
+        await until(box, busy.entry.id, "sent");
+        expect(attempts.get("busy")).toBe(1);
+      } finally {
+        releaseSending();
+        await box.close();
+      }
+    },
+  );
 });

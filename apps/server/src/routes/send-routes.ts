@@ -135,9 +135,9 @@ export async function sendRoutes(app: FastifyInstance, options: SendRoutesOption
     {
       schema: {
         tags: ["send"],
-        summary: "Settle an uncertain message: send it again, or discard it",
+        summary: "Decide on an uncertain or queued message: send it (again, or now), or discard it",
         description:
-          "Only for a message in state `uncertain` (it may have been delivered, and Sent Items could not tell). `retry`: you checked that it was not delivered — it is queued and sent again, without a Sent Items look-up. `discard`: it is not sent; state `failed` with code `DISCARDED`, payload deleted. Any other state answers 409.",
+          "For a message in state `uncertain` (it may have been delivered, and Sent Items could not tell): `retry` — you checked that it was not delivered — queues it and sends it again, without a Sent Items look-up; `discard` does not send it (state `failed`, code `DISCARDED`, payload deleted). For a message in state `queued` (waiting out its backoff): `retry` makes its next attempt now; `discard` drops it before it is sent. `sending`, `sent` and `failed` answer 409.",
         params: { type: "object", properties: { id: { type: "string", maxLength: 200 } } },
         body: {
           type: "object",

@@ -45,8 +45,10 @@ export interface Spool {
    */
   list(options: { state?: OutboxState; limit: number }): Promise<OutboxEntry[]>;
   /**
-   * An operator's decision on an `uncertain` message (`m365-mail bridge spool retry|discard`): retry
-   * after checking Sent Items, or discard. NOT_FOUND for an unknown id, MESSAGE_INVALID in another state.
+   * An operator's decision (`m365-mail bridge spool retry|discard`) on an `uncertain` message (retry after
+   * checking Sent Items, or discard) or a `queued` one (retry now instead of after its backoff, e.g. once a
+   * sign-in problem is fixed; or discard before it is sent). NOT_FOUND for an unknown id, MESSAGE_INVALID
+   * in another state.
    */
   resolve(id: string, action: "retry" | "discard"): Promise<OutboxEntry>;
   close(): Promise<void>;

@@ -1,7 +1,6 @@
 import {
   type CloudPreset,
   explainOutlookAuthFailure,
-  isM365MailError,
   M365MailError,
   mentionsDailySendingLimit,
   readJwtClaims,

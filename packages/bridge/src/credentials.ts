@@ -56,6 +56,13 @@ export interface Credentials {
    * `missingOnly`, only the accounts reported missing are looked at again (a status request).
    */
   checkStoredSignIns(options?: { missingOnly?: boolean }): Promise<void>;
+  /**
+   * Signs in, one after the other, each mapped account with a stored password that has no provider yet
+   * (at start, and after a reload changed it): a password Entra refuses is reported now (status, metrics,
+   * webhook) rather than at a device's first login, and that login finds a token. `protocol` is what
+   * the account is most likely used for first (its token's resource). Never throws.
+   */
+  signInStoredPasswords(protocol: BridgeProtocol): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -533,6 +540,21 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           { source: "bridge" },
         );
         problems.report(account.name, signInAgain(account, missing));
+      }
+    },
+    async signInStoredPasswords(protocol) {
+      for (const account of config.accounts) {
+        const c = account.credentials;
+        if (c.mode !== "mapped" || c.signIn === "device-code" || mappedProviders.has(account.name)) continue;
+        try {
+          await token(account, mappedProvider(account, c), protocol);
+          log.info(`account ${account.name}: signed in as ${c.username} with its stored password`);
+        } catch (error) {
+          // token() reported it (status, metrics, webhook); a device's login will meet the same answer.
+          log.warn(
+            `account ${account.name}: the sign-in with its stored password failed (${(error as Error).message})`,
+          );
+        }
       }
     },
     reload(next) {

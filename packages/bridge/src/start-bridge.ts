@@ -80,6 +80,11 @@ export interface Bridge {
   status(): BridgeStatus;
   /** Prometheus text, as `/metrics` serves it. */
   metrics(): string;
+  /**
+   * Resolves once the mapped accounts' stored passwords were tried — in the background after the start
+   * and after each reload, so that a refused one is in `status()` before a device logs in. Never rejects.
+   */
+  storedPasswordSignIns(): Promise<void>;
 }
 
 /** How long the open sessions of a listener that a reload replaced or removed get to finish. */
@@ -91,6 +96,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   const env = options.env ?? process.env;
   const log = safeLogger(options.logger ?? consoleLogger(config.logLevel), "bridge");
   const startedAt = new Date().toISOString();
+  let signingIn: Promise<void> = Promise.resolve();
   const metrics = createBridgeMetrics();
   const problems = createSignInProblems({
     logger: log,
@@ -351,6 +357,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         }
         log.info(`reload: ${next.accounts.length} account(s), ${listeners.running.length} listener(s)`);
         await credentials.checkStoredSignIns();
+        signingIn = credentials.signInStoredPasswords(firstProtocol(next));
       }),
     close: ({ drainMs = 30_000 } = {}) =>
       serial(async () => {
@@ -374,9 +381,17 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       status();
       return metrics.render();
     },
+    storedPasswordSignIns: () => signingIn,
   };
   await credentials.checkStoredSignIns();
+  signingIn = credentials.signInStoredPasswords(firstProtocol(config));
   return bridge;
+}
+
+/** What a mapped account's first sign-in is for: SMTP when the bridge has an SMTP listener. */
+function firstProtocol(config: BridgeConfig): BridgeProtocol {
+  const protocols = config.listeners.map((l) => l.protocol);
+  return protocols.includes("smtp") ? "smtp" : (protocols[0] ?? "smtp");
 }
 
 /** Sent by `m365-mail bridge spool retry|discard`; required on every spool change. */

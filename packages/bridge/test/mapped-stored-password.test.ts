@@ -64,8 +64,14 @@ const send = (subject: string) =>
   });
 
 describe("a mapped account whose stored Microsoft 365 password is out of date", () => {
-  it("15 device logins send it to Entra once: the account is never locked, and the reply names the file", async () => {
-    emulator.admin.resetCounts();
+  it("is reported at the bridge's start, before any device logs in", () => {
+    expect(emulator.admin.counts()["entra.token.password"]).toBe(1);
+    const problem = bridge.status().signInProblems.find((p) => p.account === "printer");
+    expect(problem?.code).toBe("CONFIG_INVALID");
+    expect(logger.lines.join("\n")).toContain("account printer: the sign-in with its stored password failed");
+  });
+
+  it("15 device logins do not send it to Entra again: the account is never locked, and the reply names the file", async () => {
     const replies: string[] = [];
     for (let i = 0; i < 15; i++) replies.push((await send(`try ${i}`)).stdout.trim());
     // Before, each login was a password grant: 15 failures, and Entra's lockout after the tenth.
@@ -88,5 +94,52 @@ describe("a mapped account whose stored Microsoft 365 password is out of date", 
     expect((await send("after the fix")).stdout.trim()).toBe("OK");
     expect(bridge.status().signInProblems).toEqual([]);
     expect(logger.lines.join("\n")).not.toContain("the-password-before-the-change");
+  });
+});
+
+describe("a mapped account whose stored password is right", () => {
+  it("is signed in at the bridge's start: the device's first login finds a token and asks Entra nothing", async () => {
+    const goodFile = join(emulator.dataDir, "scanner.password");
+    await writeFile(goodFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+    const scannerSecret = `scanner-${randomBytes(6).toString("hex")}`;
+    const grants = () => emulator.admin.counts()["entra.token.password:alice@contoso.com"] ?? 0;
+    const before = grants();
+    const startLog = collectingLogger();
+    const second = await startTestBridge(
+      emulator,
+      {
+        listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
+        accounts: [
+          {
+            name: "scanner",
+            credentials: {
+              mode: "mapped",
+              login: "scanner",
+              secretHash: await hashSecret(scannerSecret),
+              username: "alice@contoso.com",
+              passwordFile: goodFile,
+            },
+          },
+        ],
+      },
+      startLog,
+    );
+    try {
+      expect(grants()).toBe(before + 1);
+      expect(startLog.lines.join("\n")).toContain("account scanner: signed in as alice@contoso.com");
+      const sent = await pythonSmtp({
+        port: smtpPort(second),
+        username: "scanner",
+        password: scannerSecret,
+        from: "alice@contoso.com",
+        to: ["support@contoso.com"],
+        message: textMessage({ from: "alice@contoso.com", to: "support@contoso.com", subject: "warm" }),
+      });
+      expect(sent.stdout.trim(), sent.stdout).toBe("OK");
+      expect(grants()).toBe(before + 1);
+      expect(second.status().signInProblems).toEqual([]);
+    } finally {
+      await second.close({ drainMs: 0 });
+    }
   });
 });

@@ -120,7 +120,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }
   await app.register(rateLimit, {
     global: false,
-    ...(options.rateLimitRedis ? { redis: options.rateLimitRedis, nameSpace: "m365-mail-server-rl:" } : {}),
+    // While Redis is down the limits are not counted (not a 500 on every request): a send still gets the
+    // outbox's own 503, and Microsoft's limits are kept by the transports.
+    ...(options.rateLimitRedis
+      ? { redis: options.rateLimitRedis, nameSpace: "m365-mail-server-rl:", skipOnError: true }
+      : {}),
   });
   await app.register(swagger, {
     openapi: {

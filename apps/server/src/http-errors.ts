@@ -61,8 +61,7 @@ export function errorHandler(logger: Logger) {
     if (isM365MailError(error)) {
       const status =
         error.status &&
-        error.status >= 400 &&
-        error.status < 500 &&
+        ((error.status >= 400 && error.status < 500) || error.status === 503) &&
         (error.source === "server" || error.source === "outbox")
           ? error.status
           : (STATUS_OF[error.code] ?? 502);

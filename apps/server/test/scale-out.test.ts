@@ -188,3 +188,38 @@ it.skipIf(!hasRedis())(
     expect(Math.max(...usage.map((u) => u.peak))).toBeLessThanOrEqual(4);
   },
 );
+
+it.skipIf(!hasRedis())(
+  "while Redis is down a send is answered 503 with Retry-After at once, not held open; once it is back, 202",
+  { timeout: 60_000 },
+  async () => {
+    const server = servers.find((s) => s !== servers[0]) ?? servers[0]!;
+    const send = (subject: string) =>
+      fetch(`${server.url}/v1/messages`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${key}`,
+          "content-type": "application/json",
+          "idempotency-key": subject,
+        },
+        body: JSON.stringify({ to: ALICE, subject, text: subject }),
+        signal: AbortSignal.timeout(15_000),
+      });
+    await redis.kill();
+    try {
+      const res = await send("while-redis-is-down");
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("5");
+      const body = (await res.json()) as { error: { code: string; hint?: string } };
+      expect(body.error.code).toBe("SERVER_ERROR");
+      expect(body.error.hint).toContain("REDIS_URL");
+    } finally {
+      await redis.restart();
+    }
+    await waitFor(
+      async () => ((await send("while-redis-is-down")).status === 202 ? true : undefined),
+      30_000,
+      "a send to be accepted once Redis is back",
+    );
+  },
+);

@@ -52,6 +52,17 @@ export async function openTokenCache(
   }
   // One connection per bridge; ioredis reconnects by itself, and a failed command surfaces as CONNECTION_FAILED.
   const client = new Redis(c.url, { maxRetriesPerRequest: 2 });
+  // ioredis retries by itself; an outage is logged once (not per reconnect attempt), and again after it ends.
+  let down = false;
+  client.on("error", (error: Error) => {
+    if (down) return;
+    down = true;
+    logger?.warn(`the Redis token cache is unreachable (${error.message}); retrying`);
+  });
+  client.on("ready", () => {
+    if (down) logger?.info("the Redis token cache is reachable again");
+    down = false;
+  });
   let cache: TokenCache;
   try {
     cache = redisTokenCache({ client, ...(key ? { key } : {}), ...(logger ? { logger } : {}) });

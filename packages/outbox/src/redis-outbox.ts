@@ -142,7 +142,13 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
   }
   const retention = options.retentionMs ?? 30 * 86_400_000;
   const events = new EventEmitter();
-  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+  // No offline queue (BullMQ's "failing fast when Redis is down"): while Redis is unreachable, accept()
+  // is refused at once — a 503 or a 451 the client retries — instead of waiting, unanswered, for Redis.
+  const connection = new Redis(options.redisUrl, {
+    maxRetriesPerRequest: null,
+    lazyConnect: false,
+    enableOfflineQueue: false,
+  });
   connection.on("error", (error) => logger.warn("Redis connection error", { error: String(error) }));
   const queues: Record<string, Queue<JobData<P>, JobResult>> = Object.fromEntries(
     lanes.map((lane) => [lane, new Queue<JobData<P>, JobResult>(`${prefix}-${lane}`, { connection })]),
@@ -207,8 +213,32 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       source: "outbox",
       cause: error,
       retryable: true,
+      // Service Unavailable: try again (with the same Idempotency-Key, a message Redis did store after
+      // all is answered from there, not stored twice).
+      status: 503,
+      retryAfterSeconds: 5,
       hint: `Check that Redis is reachable at ${names.redisUrl}.`,
     });
+
+  // Without an offline queue a command fails while the connection is down — what accept() should do
+  // in an outage — but also while it is first being made: until it was ready once, calls wait for it.
+  let firstConnection: Promise<void> | undefined;
+  let everReady = connection.status === "ready";
+  connection.once("ready", () => {
+    everReady = true;
+  });
+  const connected = (): Promise<void> => {
+    if (everReady) return Promise.resolve();
+    firstConnection ??= new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(storeFailure(new Error("no connection within 10 s"))), 10_000);
+      timer.unref();
+      connection.once("ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return firstConnection;
+  };
 
   const processJob = async (job: Job<JobData<P>, JobResult>, token?: string): Promise<JobResult> => {
     const data = job.data;
@@ -346,6 +376,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
     kind: "redis",
     events,
     async accept({ message, idempotencyKey }): Promise<AcceptResult> {
+      await connected();
       const { lane } = message;
       if (!queues[lane]) throw unknownLane(lane, lanes);
       const data: JobData<P> = {
@@ -397,10 +428,12 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       }
     },
     async get(id) {
+      await connected();
       const job = await jobOf(id);
       return job ? toEntry(job) : undefined;
     },
     async list({ limit, state, owner, after }) {
+      await connected();
       // The newest `depth` of each queue and type hold the newest `depth` overall.
       const depth = (after?.position ?? 0) + limit;
       let jobs: Job<JobData<P>, JobResult>[];
@@ -426,6 +459,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       return Promise.all(jobs.slice(0, limit).map((job) => toEntry(job)));
     },
     async counts() {
+      await connected();
       const out: Record<OutboxState, number> = { queued: 0, sending: 0, sent: 0, failed: 0, uncertain: 0 };
       for (const q of Object.values(queues)) {
         const c = await q.getJobCounts(
@@ -448,6 +482,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       return out;
     },
     async resolve(id: string, action: ResolveAction) {
+      await connected();
       const job = await jobOf(id);
       if (!job) throw notFound(id);
       const entry = await toEntry(job);
@@ -469,12 +504,19 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       return updated;
     },
     async start() {
+      // Workers wait for Redis to come back (only producers fail fast); the outbox's own connection
+      // already logs an outage, so theirs are not logged again.
+      const workerConnection = () =>
+        connection
+          .duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true })
+          .on("error", () => undefined);
+      await connected();
       for (const lane of lanes) {
         await queues[lane]!.setGlobalConcurrency(options.concurrency[lane]!);
         const perMinute = options.perMinute?.[lane] ?? 0;
         if (perMinute > 0) await queues[lane]!.setGlobalRateLimit(perMinute, 60_000);
         const worker = new Worker<JobData<P>, JobResult>(queues[lane]!.name, processJob, {
-          connection: connection.duplicate({ maxRetriesPerRequest: null }),
+          connection: workerConnection(),
           concurrency: options.concurrency[lane]!,
           // A job whose process died is retried, never failed for stalling: it goes through the Sent Items check.
           maxStalledCount: 1000,
@@ -508,6 +550,7 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
       pruneTimer.unref();
     },
     async check() {
+      await connected();
       await connection.ping();
     },
     async close() {

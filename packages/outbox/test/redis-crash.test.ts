@@ -4,6 +4,7 @@
  * being accepted and delivered, and started again from its append-only file. Every message whose
  * accept() resolved is delivered, exactly once: a job whose completion the crash lost goes through the
  * Sent Items check (here a record of what was sent, standing in for Exchange's folder) before any resend.
+ * While Redis is down, accept() is refused at once, so a caller is never left without an answer.
  */
 import { randomUUID } from "node:crypto";
 import { silentLogger } from "@m365-mail/core";
@@ -23,6 +24,59 @@ describe.skipIf(!needs("redis"))("redisOutbox when Redis itself crashes", () => 
   afterAll(async () => {
     await redis?.stop();
   });
+
+  it("while Redis is down accept() is refused at once (503, with the hint), not left waiting; afterwards it works", async () => {
+    const box: Outbox<null> = redisOutbox<null>({
+      redisUrl: redis.url,
+      prefix: `down-${Date.now()}`,
+      concurrency: { graph: 1 },
+      maxAttempts: 3,
+      retryBaseMs: 20,
+      sentItemsGraceMs: 0,
+      logger: silentLogger,
+      settingNames: { redisUrl: "REDIS_URL" },
+      deliver: async () => ({ ok: true, transport: "graph", recovered: false }),
+    });
+    const message = () => ({
+      messageId: `<down-${randomUUID()}@contoso.com>`,
+      lane: "graph",
+      via: "graph",
+      payload: null,
+    });
+    try {
+      await box.start();
+      await redis.kill();
+      const outcome = await Promise.race([
+        box.accept({ message: message() }).then(
+          () => "accepted",
+          (error: unknown) => error,
+        ),
+        new Promise((resolve) => setTimeout(() => resolve("still waiting after 5 s"), 5_000)),
+      ]);
+      expect(outcome).toMatchObject({
+        code: "SERVER_ERROR",
+        status: 503,
+        retryAfterSeconds: 5,
+        hint: "Check that Redis is reachable at REDIS_URL.",
+      });
+      await redis.restart();
+      await expect
+        .poll(
+          () =>
+            box.accept({ message: message() }).then(
+              (r) => r.entry.state,
+              () => "refused",
+            ),
+          {
+            timeout: 15_000,
+            interval: 250,
+          },
+        )
+        .toBe("queued");
+    } finally {
+      await box.close();
+    }
+  }, 30_000);
 
   it("every accepted message is delivered exactly once after a SIGKILL of redis-server and a restart", {
     timeout: 90_000,
@@ -69,8 +123,10 @@ describe.skipIf(!needs("redis"))("redisOutbox when Redis itself crashes", () => 
               message: { messageId, lane: "graph", via: "graph", subject: `crash ${n}`, payload: null },
             });
             accepted.set(entry.id, messageId);
-          } catch {
-            refused++; // Not accepted: the caller was told so, and may send it again.
+          } catch (error) {
+            // Not accepted: the caller was told so at once, and may send it again.
+            expect(error).toMatchObject({ code: "SERVER_ERROR", retryable: true, status: 503 });
+            refused++;
           }
           if (accepted.size >= CRASH_AFTER && !crashed) {
             crashed = (async () => {

@@ -123,8 +123,11 @@ describe("m365-mail bridge login --config <file> <account>", () => {
       await until(() => {
         userCode = emu.emulator.admin.deviceCodes()[before]?.userCode;
         // Issued at Entra, then printed for the person.
+        // The code and the line naming the user may arrive in separate writes: wait for both.
+        const { stderr, code } = login.output();
         return (
-          (userCode !== undefined && login.output().stderr.includes(userCode)) || login.output().code !== null
+          (userCode !== undefined && stderr.includes(userCode) && stderr.includes("Sign in as")) ||
+          code !== null
         );
       }, "the device code on stderr");
       const shown = login.output();

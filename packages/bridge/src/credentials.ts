@@ -58,9 +58,10 @@ export interface Credentials {
   checkStoredSignIns(options?: { missingOnly?: boolean }): Promise<void>;
   /**
    * Signs in, one after the other, each mapped account with a stored password that has no provider yet
-   * (at start, and after a reload changed it): a password Entra refuses is reported now (status, metrics,
-   * webhook) rather than at a device's first login, and that login finds a token. `protocol` is what
-   * the account is most likely used for first (its token's resource). Never throws.
+   * (at start, and after a reload changed it) or an open sign-in problem: a password Entra refuses is
+   * reported now (status, metrics, webhook) rather than at a device's first login, that login finds a
+   * token, and a fixed one ends the problem (the spool then sends what it held). `protocol` is what the
+   * account is most likely used for first (its token's resource). Never throws.
    */
   signInStoredPasswords(protocol: BridgeProtocol): Promise<void>;
   dispose(): Promise<void>;
@@ -545,7 +546,10 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     async signInStoredPasswords(protocol) {
       for (const account of config.accounts) {
         const c = account.credentials;
-        if (c.mode !== "mapped" || c.signIn === "device-code" || mappedProviders.has(account.name)) continue;
+        if (c.mode !== "mapped" || c.signIn === "device-code") continue;
+        // Tried already, and fine or not a sign-in problem: nothing new to learn. An open problem is tried
+        // again: a reload is how a person says "fixed" (the password file is read at each sign-in).
+        if (mappedProviders.has(account.name) && !problems.isOpen(account.name)) continue;
         try {
           await token(account, mappedProvider(account, c), protocol);
           log.info(`account ${account.name}: signed in as ${c.username} with its stored password`);

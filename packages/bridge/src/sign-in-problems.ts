@@ -36,6 +36,8 @@ export interface SignInProblems {
   report(account: string, error: unknown): void;
   /** The account signed in fine again: the problem is over. */
   resolve(account: string): void;
+  /** True while the account has a problem that needs a person. */
+  isOpen(account: string): boolean;
   list(): SignInProblem[];
   setWebhook(url: string | undefined): void;
 }
@@ -48,6 +50,8 @@ export function createSignInProblems(options: {
   logger: Logger;
   metrics: BridgeMetrics;
   webhookUrl?: string;
+  /** Called when an account's problem is over (the spool then sends what it held for it). */
+  onResolved?: (account: string) => void;
 }): SignInProblems {
   const open = new Map<string, SignInProblem>();
   let webhookUrl = options.webhookUrl;
@@ -96,7 +100,9 @@ export function createSignInProblems(options: {
       options.metrics.set("m365_bridge_sign_in_problems", { account, code: previous.code }, 0);
       options.logger.info(`account ${account} signs in again (${previous.code} resolved)`);
       post({ type: "sign-in-problem-resolved", account, code: previous.code, at: new Date().toISOString() });
+      options.onResolved?.(account);
     },
+    isOpen: (account) => open.has(account),
     list: () => [...open.values()],
     setWebhook(url) {
       webhookUrl = url;

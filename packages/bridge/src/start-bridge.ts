@@ -102,6 +102,16 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     logger: log,
     metrics,
     ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+    // What the spool held for a person's fix goes out as soon as the fix is seen.
+    onResolved: (account) => {
+      spool
+        ?.wake(account)
+        .catch((error: unknown) =>
+          log.warn(
+            `spool: could not send the messages held for account ${account} now (${(error as Error).message})`,
+          ),
+        );
+    },
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
   const guard = createLockoutGuard({

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Bridge } from "../src/index.js";
 import {
   collectingLogger,
+  configFor,
   DEMO_PASSWORD,
   demoPasswordFile,
   deviceAccount,
@@ -203,5 +204,55 @@ describe("m365-mail bridge spool: messages held while a person fixes the account
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await inbox(keep)).toHaveLength(1);
     expect(await inbox(drop)).toHaveLength(0);
+  }, 60_000);
+});
+
+describe("spool: the person fixes the stored password and reloads the bridge", () => {
+  it("the messages held for that account go out at once, not at their next attempt", async () => {
+    const passwordFile = join(emulator.dataDir, "crm.password");
+    await writeFile(passwordFile, "an-old-password\n", { mode: 0o600 });
+    const crmSecret = `crm-${randomBytes(6).toString("hex")}`;
+    const input = {
+      listeners: [{ protocol: "smtp" as const, host: "127.0.0.1", port: 0, security: "plain" as const }],
+      // The first retry waits 30 s or more: what happens sooner is the reload's doing.
+      spool: {
+        type: "sqlite" as const,
+        path: join(emulator.dataDir, "reload-spool.db"),
+        firstRetryMs: 60_000,
+      },
+      accounts: [await deviceAccount({ login: "crm", secret: crmSecret, passwordFile })],
+    };
+    const logger = collectingLogger();
+    const crm = await startTestBridge(emulator, input, logger);
+    try {
+      // Refused at the start already: the problem is open before any device logs in.
+      expect(crm.status().signInProblems.map((p) => p.account)).toEqual(["crm"]);
+      const subjects = ["order 1", "order 2"].map((s) => `${s} ${randomBytes(3).toString("hex")}`);
+      for (const subject of subjects) {
+        const sent = await sendToAlice({
+          port: smtpPort(crm),
+          username: "crm",
+          password: crmSecret,
+          subject,
+        });
+        expect(sent.stdout.trim(), sent.stdout).toBe("OK");
+      }
+      await waitFor(async () => crm.status().spool!.queued === 2 && crm.status().spool!.sending === 0);
+
+      await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });
+      const started = Date.now();
+      await crm.reload(configFor(emulator, input));
+      await crm.storedPasswordSignIns();
+      expect(crm.status().signInProblems).toEqual([]);
+      await waitFor(
+        async () => (await Promise.all(subjects.map(inbox))).every((m) => m.length === 1),
+        20_000,
+      );
+      // Sooner than any backoff of this spool (the shortest is half of firstRetryMs).
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(logger.lines.join("\n")).toContain("spool: 2 message(s) held for account crm go out now");
+    } finally {
+      await crm.close({ drainMs: 0 });
+    }
   }, 60_000);
 });

@@ -51,6 +51,8 @@ export interface Spool {
    * in another state.
    */
   resolve(id: string, action: "retry" | "discard"): Promise<OutboxEntry>;
+  /** Sends the account's queued messages now, not at their next attempt (its sign-in problem is over). */
+  wake(account: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -250,6 +252,21 @@ export async function startSpool(options: {
         .slice(0, limit);
     },
     resolve: (id, action) => outbox.resolve(id, action),
+    async wake(account) {
+      let woken = 0;
+      for (const entry of await outbox.list({ state: "queued", owner: account, limit: 1000 })) {
+        // One may have been taken by a worker meanwhile: it is on its way anyway.
+        if (
+          await outbox.resolve(entry.id, "retry").then(
+            () => true,
+            () => false,
+          )
+        )
+          woken++;
+      }
+      if (woken > 0) log.info(`spool: ${woken} message(s) held for account ${account} go out now`);
+      return woken;
+    },
     close: () => outbox.close(),
   };
 }

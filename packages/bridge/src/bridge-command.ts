@@ -467,10 +467,12 @@ export function formatStatus(status: BridgeStatus): string {
     for (const t of throttled) lines.push(`  ${t.protocol} ${t.mailbox} until ${t.until}`);
   }
   if (status.spool) {
-    const { queued, sending, uncertain, failed } = status.spool;
+    const { queued, sending, uncertain, failed, oldestPendingSince } = status.spool;
     lines.push(
       `spool: ${queued} queued, ${sending} sending, ${uncertain} uncertain${uncertain ? " (a person decides: m365-mail bridge spool)" : ""}, ${failed} failed${failed ? " (given up: m365-mail bridge spool --state failed)" : ""}`,
     );
+    if (oldestPendingSince)
+      lines.push(`  the oldest message not sent yet was accepted at ${oldestPendingSince}`);
   }
   return `${lines.join("\n")}\n`;
 }

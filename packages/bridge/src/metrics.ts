@@ -43,6 +43,10 @@ const HELP = {
     "gauge",
     "Spooled messages by state: queued, sending, uncertain (an operator decides), failed (given up).",
   ],
+  m365_bridge_spool_oldest_pending_timestamp_seconds: [
+    "gauge",
+    "When the oldest spooled message still queued or being sent was accepted (Unix time; 0 when none): alert on time() minus this.",
+  ],
 } as const;
 
 export type MetricName = keyof typeof HELP;

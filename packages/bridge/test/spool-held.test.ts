@@ -61,6 +61,7 @@ afterAll(async () => {
 describe("spool mode: a message that cannot be delivered yet", () => {
   it("is held while the account's stored password is wrong, reported, and delivered once a person fixes it", async () => {
     emulator.admin.resetCounts();
+    const started = Date.now();
     const subject = `held ${randomBytes(3).toString("hex")}`;
     const sent = await sendToAlice({
       port: smtpPort(bridge),
@@ -92,6 +93,13 @@ describe("spool mode: a message that cannot be delivered yet", () => {
     // The retries never took the wrong password to Entra again: its smart lockout stays far away.
     expect(emulator.admin.counts()["entra.token.password"] ?? 0).toBeLessThanOrEqual(3);
     expect(await mailbox(emulator, "alice@contoso.com")).toHaveLength(0);
+    // How long they have waited, for an alert (time() minus the gauge) and in status.
+    const since = bridge.status().spool!.oldestPendingSince;
+    expect(Date.parse(since!)).toBeGreaterThanOrEqual(started - 1000);
+    expect(Date.parse(since!)).toBeLessThanOrEqual(Date.now());
+    expect(bridge.metrics()).toContain(
+      `m365_bridge_spool_oldest_pending_timestamp_seconds ${Math.floor(Date.parse(since!) / 1000)}`,
+    );
 
     // A person puts the current password into the file: the next retry delivers.
     await writeFile(passwordFile, `${DEMO_PASSWORD}\n`);
@@ -103,6 +111,8 @@ describe("spool mode: a message that cannot be delivered yet", () => {
     await waitFor(async () => bridge.status().spool!.queued + bridge.status().spool!.sending === 0, 10_000);
     expect(bridge.status().spool).toMatchObject({ failed: 0, uncertain: 0 });
     expect(bridge.metrics()).toMatch(/m365_bridge_spool_messages\{state="failed"\} 0/);
+    await waitFor(async () => bridge.status().spool!.oldestPendingSince === undefined, 5_000);
+    expect(bridge.metrics()).toContain("m365_bridge_spool_oldest_pending_timestamp_seconds 0");
   }, 90_000);
 
   it("keeps retrying for at least spool.maxQueueHours (default 5 days), not a fixed 10 attempts", () => {

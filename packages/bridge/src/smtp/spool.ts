@@ -57,6 +57,8 @@ export interface Spool {
 }
 
 export interface SpoolCounts {
+  /** When the oldest message still queued or being sent was accepted (ISO 8601); absent when none. */
+  readonly oldestPendingSince?: string;
   readonly queued: number;
   readonly sending: number;
   /** May have reached Microsoft 365 and Sent Items cannot tell: an operator decides. */
@@ -206,16 +208,51 @@ export async function startSpool(options: {
       ? sqliteOutbox<SpoolPayload>({ ...common, path: options.spool.path })
       : redisOutbox<SpoolPayload>({ ...common, redisUrl: options.spool.url, perMinute: { smtp: 30 } });
   let counts: SpoolCounts = { queued: 0, sending: 0, uncertain: 0, failed: 0 };
-  const refresh = () =>
-    outbox
-      .counts()
-      .then((c) => {
-        counts = { queued: c.queued, sending: c.sending, uncertain: c.uncertain, failed: c.failed };
-        options.metrics.set("m365_bridge_spool_pending", {}, c.queued + c.sending + c.uncertain);
-        for (const [state, n] of Object.entries(counts))
-          options.metrics.set("m365_bridge_spool_messages", { state }, n);
-      })
-      .catch(() => undefined);
+  const readState = async () => {
+    const c = await outbox.counts();
+    // A message waiting long is what an operator alerts on (its age: time() minus the gauge). Up to
+    // 1,000 of each state are read: past that the oldest is at least this old.
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const state of ["queued", "sending"] as const) {
+      if (c[state] === 0) continue;
+      for (const entry of await outbox.list({ state, limit: 1000 }))
+        oldest = Math.min(oldest, Date.parse(entry.createdAt));
+    }
+    const since = Number.isFinite(oldest) ? oldest : undefined;
+    counts = {
+      ...(since ? { oldestPendingSince: new Date(since).toISOString() } : {}),
+      queued: c.queued,
+      sending: c.sending,
+      uncertain: c.uncertain,
+      failed: c.failed,
+    };
+    options.metrics.set("m365_bridge_spool_pending", {}, c.queued + c.sending + c.uncertain);
+    for (const state of ["queued", "sending", "uncertain", "failed"] as const)
+      options.metrics.set("m365_bridge_spool_messages", { state }, c[state]);
+    options.metrics.set(
+      "m365_bridge_spool_oldest_pending_timestamp_seconds",
+      {},
+      since ? Math.floor(since / 1000) : 0,
+    );
+  };
+  // A burst of 200 messages is 600 changes: they share reads, one at a time, the last one after the burst.
+  let refreshing: Promise<void> | undefined;
+  let again = false;
+  const refresh = (): Promise<void> => {
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
+    refreshing = readState()
+      .catch(() => undefined)
+      .then(() => {
+        refreshing = undefined;
+        if (!again) return;
+        again = false;
+        return refresh();
+      });
+    return refreshing;
+  };
   outbox.events.on("change", () => void refresh());
   await outbox.start();
   await refresh();

@@ -111,10 +111,11 @@ describe("spool: the Sent Items check before a resend", () => {
         textMessage({ from: "support@contoso.com", to: "alice@contoso.com", subject: "check before resend" }),
       ),
     });
-    await waitFor(async () => {
-      const c = spool!.counts();
-      return c.queued + c.sending + c.uncertain === 0 ? true : undefined;
-    }, 60_000);
+    // Settled: sent — found in Sent Items, not sent again. (The spool's counts trail its changes.)
+    await waitFor(
+      async () => (await spool!.list({ state: "sent", limit: 10 })).some((m) => m.messageId === messageId),
+      60_000,
+    );
     expect(emulator.admin.counts()["graph.429"] ?? 0).toBeGreaterThanOrEqual(6);
     expect(attempts).toHaveLength(1);
     expect(spool.counts().failed).toBe(0);

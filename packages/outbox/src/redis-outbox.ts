@@ -66,6 +66,8 @@ interface JobData<P> {
   uncertain?: boolean;
   /** Failed in BullMQ's terms, `uncertain` in ours: waiting for an operator, payload kept. */
   parked?: boolean;
+  /** An operator discarded it while queued (MARK_IF_QUEUED): the worker that takes it fails it unsent. */
+  discarded?: boolean;
   lastError?: OutboxError;
 }
 
@@ -75,11 +77,16 @@ interface JobResult {
   recovered: boolean;
 }
 
-/** Sets KEYS[5] (for ARGV[2] s) only while job ARGV[1] waits in the wait, paused, delayed or prioritized set. */
+/**
+ * Marks job ARGV[1] (its hash KEYS[5]) `discarded` in its data only while it waits in the wait, paused,
+ * delayed or prioritized set: no worker holds it, and the one that takes it reads the mark with the data
+ * (no extra Redis call per attempt). The data is our JSON object, so the mark is appended before its "}".
+ */
 const MARK_IF_QUEUED = `
 if redis.call("LPOS", KEYS[1], ARGV[1]) or redis.call("LPOS", KEYS[2], ARGV[1])
   or redis.call("ZSCORE", KEYS[3], ARGV[1]) or redis.call("ZSCORE", KEYS[4], ARGV[1]) then
-  redis.call("SET", KEYS[5], "1", "EX", ARGV[2])
+  local data = redis.call("HGET", KEYS[5], "data")
+  redis.call("HSET", KEYS[5], "data", string.sub(data, 1, -2) .. ',"discarded":true}')
   return 1
 end
 return 0`;
@@ -158,8 +165,6 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
   const idemKey = (key: string) => `${prefix}:idempotency:${createHash("sha256").update(key).digest("hex")}`;
   const rawKey = (id: string) => `${prefix}:raw:${id}`;
   const uncertainKey = `${prefix}:uncertain`;
-  /** An operator discarded this queued job: the worker that takes it next fails it instead of sending. */
-  const discardKey = (id: string) => `${prefix}:discard:${id}`;
   const laneOf = (id: string): string | undefined => {
     const lane = id.slice(0, id.indexOf("."));
     return queues[lane] ? lane : undefined;
@@ -242,9 +247,9 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
 
   const processJob = async (job: Job<JobData<P>, JobResult>, token?: string): Promise<JobResult> => {
     const data = job.data;
-    if (await connection.exists(discardKey(job.id!))) {
+    if (data.discarded) {
       await job.updateData({ ...data, lastError: { ...DISCARDED_QUEUED } });
-      await connection.del(rawKey(job.id!), discardKey(job.id!));
+      await connection.del(rawKey(job.id!));
       throw new UnrecoverableError(DISCARDED_QUEUED.message);
     }
     const now = Date.now();
@@ -350,7 +355,8 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
   async function resolveQueued(job: Job<JobData<P>, JobResult>, action: ResolveAction): Promise<OutboxEntry> {
     const id = job.id!;
     if (action === "discard") {
-      const keys = queues[laneOf(id)!]!.keys;
+      const queue = queues[laneOf(id)!]!;
+      const { keys } = queue;
       const marked = (await connection.eval(
         MARK_IF_QUEUED,
         5,
@@ -358,9 +364,8 @@ export function redisOutbox<P = unknown>(options: RedisOutboxOptions<P>): Outbox
         keys.paused!,
         keys.delayed!,
         keys.prioritized!,
-        discardKey(id),
+        queue.toKey(id),
         id,
-        String(Math.ceil(retention / 1000)),
       )) as number;
       if (marked !== 1) throw notSettleable((await toEntry((await jobOf(id)) ?? job)).state);
     }

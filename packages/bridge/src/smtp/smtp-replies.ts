@@ -63,8 +63,6 @@ export function deliveryReply(error: unknown): SmtpReply {
     return { code: 451, text: "4.3.0 Temporary failure delivering to Microsoft 365, try again later" };
   }
   const detail = `${error.code}${error.serverCode ? ` ${error.serverCode}` : ""}: ${error.hint ?? error.message}`;
-  // Exchange's own reply is permanent (554 5.2.0), but the same message goes through once the rolling
-  // 24 hours free up: a 4xx keeps it in the client's queue (Postfix retries for days) instead of bouncing.
   // The spool's own store (Redis away): nothing went to Microsoft 365, and the client keeps the message.
   if (error.source === "outbox" && error.retryable) {
     return {
@@ -72,6 +70,8 @@ export function deliveryReply(error: unknown): SmtpReply {
       text: `4.3.0 The bridge could not store the message in its spool, try again later (${detail})`,
     };
   }
+  // Exchange's own reply is permanent (554 5.2.0), but the same message goes through once the rolling
+  // 24 hours free up: a 4xx keeps it in the client's queue (Postfix retries for days) instead of bouncing.
   if (isDailySendingLimit(error)) {
     return {
       code: 451,

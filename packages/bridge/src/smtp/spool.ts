@@ -208,17 +208,28 @@ export async function startSpool(options: {
       ? sqliteOutbox<SpoolPayload>({ ...common, path: options.spool.path })
       : redisOutbox<SpoolPayload>({ ...common, redisUrl: options.spool.url, perMinute: { smtp: 30 } });
   let counts: SpoolCounts = { queued: 0, sending: 0, uncertain: 0, failed: 0 };
-  const readState = async () => {
-    const c = await outbox.counts();
-    // A message waiting long is what an operator alerts on (its age: time() minus the gauge). Up to
-    // 1,000 of each state are read: past that the oldest is at least this old.
+  /**
+   * When the oldest message still queued or being sent was accepted: what an operator alerts on (its
+   * age: time() minus the gauge). Up to 1,000 of each state are read: past that it is at least this old.
+   */
+  const oldestPending = async (c: Record<OutboxState, number>) => {
     let oldest = Number.POSITIVE_INFINITY;
     for (const state of ["queued", "sending"] as const) {
       if (c[state] === 0) continue;
       for (const entry of await outbox.list({ state, limit: 1000 }))
         oldest = Math.min(oldest, Date.parse(entry.createdAt));
     }
-    const since = Number.isFinite(oldest) ? oldest : undefined;
+    return Number.isFinite(oldest) ? oldest : undefined;
+  };
+  // Listing is dearer than counting (on Redis, a read per job): during a burst, at most every 5 s. It only
+  // moves when messages change state, so a later change brings it up to date.
+  let oldest: { since: number | undefined; readAt: number } = { since: undefined, readAt: 0 };
+  const readState = async () => {
+    const c = await outbox.counts();
+    if (c.queued + c.sending === 0) oldest = { since: undefined, readAt: 0 };
+    else if (oldest.since === undefined || Date.now() - oldest.readAt >= 5_000)
+      oldest = { since: await oldestPending(c), readAt: Date.now() };
+    const { since } = oldest;
     counts = {
       ...(since ? { oldestPendingSince: new Date(since).toISOString() } : {}),
       queued: c.queued,
@@ -292,14 +303,12 @@ export async function startSpool(options: {
     async wake(account) {
       let woken = 0;
       for (const entry of await outbox.list({ state: "queued", owner: account, limit: 1000 })) {
-        // One may have been taken by a worker meanwhile: it is on its way anyway.
-        if (
-          await outbox.resolve(entry.id, "retry").then(
-            () => true,
-            () => false,
-          )
-        )
+        try {
+          await outbox.resolve(entry.id, "retry");
           woken++;
+        } catch {
+          // A worker took it meanwhile: it is on its way anyway.
+        }
       }
       if (woken > 0) log.info(`spool: ${woken} message(s) held for account ${account} go out now`);
       return woken;

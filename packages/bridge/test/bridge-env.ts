@@ -275,6 +275,18 @@ export function sendToAlice(o: { port: number; username: string; password: strin
   });
 }
 
+/** sendToAlice for each subject in turn: each one's answer ("OK" when accepted). */
+export async function sendEachToAlice(o: {
+  port: number;
+  username: string;
+  password: string;
+  subjects: readonly string[];
+}): Promise<string[]> {
+  const answers: string[] = [];
+  for (const subject of o.subjects) answers.push((await sendToAlice({ ...o, subject })).stdout.trim());
+  return answers;
+}
+
 /** A message with one binary attachment, base64 in MIME. */
 export function messageWithAttachment(o: {
   from: string;

@@ -20,6 +20,7 @@ import {
   deviceAccount,
   mailbox,
   run,
+  sendEachToAlice,
   sendToAlice,
   smtpPort,
   startSmtpEmulator,
@@ -170,10 +171,14 @@ describe("m365-mail bridge spool: messages held while a person fixes the account
   it("discards one before it is sent, and sends another at once when told, instead of at its next attempt", async () => {
     const tag = randomBytes(3).toString("hex");
     const [keep, drop] = [`invoice ${tag}`, `duplicate invoice ${tag}`];
-    for (const subject of [keep, drop]) {
-      const sent = await sendToAlice({ port: smtpPort(held), username: "erp", password: erpSecret, subject });
-      expect(sent.stdout.trim(), sent.stdout).toBe("OK");
-    }
+    expect(
+      await sendEachToAlice({
+        port: smtpPort(held),
+        username: "erp",
+        password: erpSecret,
+        subjects: [keep, drop],
+      }),
+    ).toEqual(["OK", "OK"]);
     // Both held, each with the reason and what the operator can do.
     const queued = await waitFor(async () => {
       const list = JSON.parse((await heldCli("--state", "queued", "--json")).stdout) as OutboxEntry[];
@@ -228,15 +233,9 @@ describe("spool: the person fixes the stored password and reloads the bridge", (
       // Refused at the start already: the problem is open before any device logs in.
       expect(crm.status().signInProblems.map((p) => p.account)).toEqual(["crm"]);
       const subjects = ["order 1", "order 2"].map((s) => `${s} ${randomBytes(3).toString("hex")}`);
-      for (const subject of subjects) {
-        const sent = await sendToAlice({
-          port: smtpPort(crm),
-          username: "crm",
-          password: crmSecret,
-          subject,
-        });
-        expect(sent.stdout.trim(), sent.stdout).toBe("OK");
-      }
+      expect(
+        await sendEachToAlice({ port: smtpPort(crm), username: "crm", password: crmSecret, subjects }),
+      ).toEqual(["OK", "OK"]);
       await waitFor(async () => crm.status().spool!.queued === 2 && crm.status().spool!.sending === 0);
 
       await writeFile(passwordFile, `${DEMO_PASSWORD}\n`, { mode: 0o600 });

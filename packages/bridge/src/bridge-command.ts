@@ -7,6 +7,7 @@ import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { signInAccount } from "./device-code-login.js";
 import { hashSecret } from "./secret-hash.js";
+import { AREA_NAMES } from "./sign-in-problems.js";
 import { type Bridge, type BridgeStatus, SPOOL_CHANGE_HEADER, startBridge } from "./start-bridge.js";
 import { foreignTokenCacheOwner } from "./token-cache.js";
 
@@ -452,7 +453,7 @@ export function formatStatus(status: BridgeStatus): string {
     lines.push("sign-in problems (a person must act):");
     for (const p of status.signInProblems)
       lines.push(
-        `  ✗ ${p.account}: ${p.code}${p.serverCode ? ` (${p.serverCode})` : ""} since ${p.since}`,
+        `  ✗ ${p.account}${p.area && p.area !== "sign-in" ? ` (${AREA_NAMES[p.area]})` : ""}: ${p.code}${p.serverCode ? ` (${p.serverCode})` : ""} since ${p.since}`,
         `    ${p.hint ?? p.message}`,
       );
   }

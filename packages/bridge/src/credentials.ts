@@ -16,7 +16,7 @@ import { clientKey } from "./network.js";
 import { passwordKeyedCache } from "./password-keyed-cache.js";
 import { verifySecret, verifyUnknownSecret } from "./secret-hash.js";
 import { SecretMemo } from "./secret-memo.js";
-import { needsAPerson, type SignInProblems } from "./sign-in-problems.js";
+import { type AccountUse, needsAPerson, type SignInProblems } from "./sign-in-problems.js";
 
 export interface CredentialsOptions {
   config: BridgeConfig;
@@ -101,6 +101,11 @@ function resourceFor(account: AccountConfig, protocol: BridgeProtocol): Resource
   return protocol === "smtp" && account.delivery !== "smtp" ? "graph" : "outlook";
 }
 
+/** What a login's token is for, as sign-in problems name it (an SMTP login delivering by Graph: "graph"). */
+function useOf(account: AccountConfig, protocol: BridgeProtocol): AccountUse {
+  return resourceFor(account, protocol) === "graph" ? "graph" : protocol;
+}
+
 /** How long a sign-in problem of one user and password is answered without asking Entra again. */
 const PROBLEM_MEMO_MS = 60_000;
 
@@ -181,9 +186,9 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     try {
       await tokenFor(account, auth, protocol);
       missingSignIn.delete(account.name);
-      problems.resolve(account.name);
+      problems.succeeded(account.name);
     } catch (error) {
-      problems.report(account.name, error);
+      problems.report(account.name, error, useOf(account, protocol));
       throw error;
     }
   }
@@ -199,7 +204,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         inner.getAccessToken(resource, opts).catch((error: unknown) => {
           const reported = signInAgain(account, error);
           if (!reported) throw error;
-          problems.report(account.name, reported);
+          problems.report(account.name, reported, resource === "graph" ? "graph" : undefined);
           throw reported;
         }),
       ),
@@ -426,7 +431,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
             throw wrongPassword();
           }
           const problem = mfaInBridgeWords(account, upn, error, options.configPath);
-          problems.report(account.name, problem);
+          problems.report(account.name, problem, useOf(account, client.protocol));
           if (needsAPerson(problem)) {
             refusedRecently.set(flightKey, { error: problem, at: Date.now() });
             if (refusedRecently.size > 10_000) refusedRecently.clear();
@@ -434,7 +439,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           if (!isM365MailError(problem) || !problem.retryable) guard.clientFailed(clientKey(client.address));
           throw problem;
         }
-        problems.resolve(account.name);
+        problems.succeeded(account.name);
         guard.passwordAccepted(upn, password);
         guard.clientSucceeded(clientKey(client.address));
         const previous = sessions.get(upn);
@@ -532,7 +537,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         const stored = await (provider as DeviceCodeProvider).hasSignIn().catch(() => true);
         if (stored) {
           // `bridge login` stored one since: the problem waits no longer for a device's next login.
-          if (missingSignIn.delete(account.name)) problems.resolve(account.name);
+          if (missingSignIn.delete(account.name)) problems.succeeded(account.name);
           continue;
         }
         const missing = new M365MailError(
@@ -549,7 +554,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         if (c.mode !== "mapped" || c.signIn === "device-code") continue;
         // Tried already, and fine or not a sign-in problem: nothing new to learn. An open problem is tried
         // again: a reload is how a person says "fixed" (the password file is read at each sign-in).
-        if (mappedProviders.has(account.name) && !problems.isOpen(account.name)) continue;
+        if (mappedProviders.has(account.name) && !problems.isOpen(account.name, "sign-in")) continue;
         try {
           await token(account, mappedProvider(account, c), protocol);
           log.info(`account ${account.name}: signed in as ${c.username} with its stored password`);

@@ -2,6 +2,7 @@ import type { SecureContextOptions } from "node:tls";
 import type { Logger, TokenProvider } from "@m365-mail/core";
 import type { UpstreamThrottling } from "./relay/upstream-throttling.js";
 import type { SentCopies } from "./sent-copies.js";
+import type { SignInProblems } from "./sign-in-problems.js";
 
 /**
  * The contract between the bridge's listeners (SMTP front door, IMAP and POP3 relays) and the part that
@@ -112,6 +113,8 @@ export interface FrontDoorOptions {
   readonly throttling?: UpstreamThrottling;
   /** What the bridge sent, so that IMAP can leave out the client's own Sent Items copy (`sentCopies`). */
   readonly sentCopies?: SentCopies;
+  /** Relays: an upstream login refused for a reason a person must fix (IMAP off…), and its end. */
+  readonly problems?: Pick<SignInProblems, "report" | "succeeded">;
 }
 
 export interface FrontDoor {

@@ -32,7 +32,7 @@ const HELP = {
   ],
   m365_bridge_sign_in_problems: [
     "gauge",
-    "Accounts with a sign-in problem that needs a person (1 = open), by account and code.",
+    "Problems that need a person (1 = open), by account, area (sign-in, graph, smtp, imap, pop3) and code.",
   ],
   m365_bridge_sent_copies_left_out_total: [
     "counter",

@@ -1,10 +1,23 @@
 import { type ErrorCode, type Logger, M365MailError } from "@m365-mail/core";
 import type { BridgeMetrics } from "./metrics.js";
 
-/** Sign-in failures no retry can fix: a person must change a setting. */
-const NEEDS_A_PERSON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+/**
+ * Where a problem was met. "sign-in" is the account itself (MFA, password, lock, a missing `bridge
+ * login`…): any successful sign-in ends it. The others are one use of a signed-in account — Graph
+ * (its permissions), Exchange's SMTP, IMAP or POP3 (switched off for the mailbox, consent, scope) — and end
+ * only when that use works again: a sign-in that works says nothing about whether the mailbox may use SMTP.
+ */
+export type ProblemArea = "sign-in" | "graph" | "smtp" | "imap" | "pop3";
+
+/** What an account was doing: its token for (or a delivery over) Graph, or Exchange's SMTP, IMAP, POP3. */
+export type AccountUse = Exclude<ProblemArea, "sign-in">;
+
+/**
+ * Failures no retry can fix: a person must change a setting. These are about the account as a whole
+ * (area "sign-in")…
+ */
+const ACCOUNT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "MFA_REQUIRED",
-  "CONSENT_REQUIRED",
   "PUBLIC_CLIENT_DISABLED",
   "USER_NOT_ASSIGNED",
   "ACCOUNT_LOCKED",
@@ -13,16 +26,36 @@ const NEEDS_A_PERSON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "POLICY_BLOCKED",
   "TENANT_NOT_FOUND",
   "APP_NOT_FOUND",
-  "PROTOCOL_DISABLED",
-  "WRONG_SCOPE",
   // A device-code account without a usable stored sign-in: `m365-mail bridge login`.
   "SIGN_IN_REQUIRED",
   // The bridge's own settings for an account (a password file, a variable) are wrong.
   "CONFIG_INVALID",
 ]);
 
+/**
+ * …and these about one use of it: consent or scope missing, SMTP AUTH/IMAP/POP switched off for the
+ * mailbox, no access to a shared mailbox, Send As not given for an address the config lets it send as.
+ */
+const USE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "CONSENT_REQUIRED",
+  "WRONG_SCOPE",
+  "PROTOCOL_DISABLED",
+  "ACCESS_DENIED",
+  "SEND_AS_DENIED",
+]);
+
+/** How logs and `bridge status` name an area. */
+export const AREA_NAMES: Readonly<Record<ProblemArea, string>> = {
+  "sign-in": "sign-in",
+  graph: "Graph",
+  smtp: "SMTP",
+  imap: "IMAP",
+  pop3: "POP3",
+};
+
 export interface SignInProblem {
   readonly account: string;
+  readonly area: ProblemArea;
   readonly code: ErrorCode;
   readonly serverCode?: string;
   /** Safe to show: redacted by M365MailError. */
@@ -32,18 +65,24 @@ export interface SignInProblem {
 }
 
 export interface SignInProblems {
-  /** Records an error if it needs a person; logs it and sends the webhook the first time only. */
-  report(account: string, error: unknown): void;
-  /** The account signed in fine again: the problem is over. */
-  resolve(account: string): void;
-  /** True while the account has a problem that needs a person. */
-  isOpen(account: string): boolean;
+  /**
+   * Records an error met while `use` was tried, if it needs a person; logs it and sends the webhook the
+   * first time only. Its area is "sign-in" for an account-wide code or without `use`, else `use`.
+   */
+  report(account: string, error: unknown, use?: AccountUse): void;
+  /**
+   * Something worked: a sign-in (no `use`) ends the account's "sign-in" problem; a use that worked (a
+   * delivery, an upstream login) ends that too, and the problem of that use.
+   */
+  succeeded(account: string, use?: AccountUse): void;
+  /** True while the account has a problem that needs a person (in `area`, or in any). */
+  isOpen(account: string, area?: ProblemArea): boolean;
   list(): SignInProblem[];
   setWebhook(url: string | undefined): void;
 }
 
 export function needsAPerson(error: unknown): error is M365MailError {
-  return error instanceof M365MailError && NEEDS_A_PERSON.has(error.code);
+  return error instanceof M365MailError && (ACCOUNT_CODES.has(error.code) || USE_CODES.has(error.code));
 }
 
 export function createSignInProblems(options: {
@@ -53,7 +92,15 @@ export function createSignInProblems(options: {
   /** Called when an account's problem is over (the spool then sends what it held for it). */
   onResolved?: (account: string) => void;
 }): SignInProblems {
+  /** Open problems by account and area: one per area, so a use's problem outlives a good sign-in. */
   const open = new Map<string, SignInProblem>();
+  const keyOf = (account: string, area: ProblemArea) => `${area}\u0000${account}`;
+  const gauge = (p: SignInProblem, value: 0 | 1) =>
+    options.metrics.set(
+      "m365_bridge_sign_in_problems",
+      { account: p.account, area: p.area, code: p.code },
+      value,
+    );
   let webhookUrl = options.webhookUrl;
   const post = (event: Record<string, unknown>) => {
     if (!webhookUrl) return;
@@ -73,36 +120,55 @@ export function createSignInProblems(options: {
       );
   };
   return {
-    report(account, error) {
+    report(account, error, use) {
       if (!needsAPerson(error)) return;
-      const previous = open.get(account);
+      const area: ProblemArea = use && !ACCOUNT_CODES.has(error.code) ? use : "sign-in";
+      const key = keyOf(account, area);
+      const previous = open.get(key);
       if (previous?.code === error.code) return;
       const problem: SignInProblem = {
         account,
+        area,
         code: error.code,
         ...(error.serverCode ? { serverCode: error.serverCode } : {}),
         message: error.message,
         ...(error.hint ? { hint: error.hint } : {}),
         since: new Date().toISOString(),
       };
-      open.set(account, problem);
-      if (previous) options.metrics.set("m365_bridge_sign_in_problems", { account, code: previous.code }, 0);
-      options.metrics.set("m365_bridge_sign_in_problems", { account, code: error.code }, 1);
-      options.logger.error(`sign-in problem for account ${account} needs a person: ${error.message}`, {
-        code: error.code,
-      });
+      open.set(key, problem);
+      if (previous) gauge(previous, 0);
+      gauge(problem, 1);
+      options.logger.error(
+        `${AREA_NAMES[area]} problem for account ${account} needs a person: ${error.message}`,
+        { code: error.code },
+      );
       post({ type: "sign-in-problem", ...problem });
     },
-    resolve(account) {
-      const previous = open.get(account);
-      if (!previous) return;
-      open.delete(account);
-      options.metrics.set("m365_bridge_sign_in_problems", { account, code: previous.code }, 0);
-      options.logger.info(`account ${account} signs in again (${previous.code} resolved)`);
-      post({ type: "sign-in-problem-resolved", account, code: previous.code, at: new Date().toISOString() });
-      options.onResolved?.(account);
+    succeeded(account, use) {
+      let ended = false;
+      for (const area of use ? (["sign-in", use] as const) : (["sign-in"] as const)) {
+        const previous = open.get(keyOf(account, area));
+        if (!previous) continue;
+        open.delete(keyOf(account, area));
+        gauge(previous, 0);
+        options.logger.info(
+          area === "sign-in"
+            ? `account ${account} signs in again (${previous.code} resolved)`
+            : `account ${account}: ${AREA_NAMES[area]} works again (${previous.code} resolved)`,
+        );
+        post({
+          type: "sign-in-problem-resolved",
+          account,
+          area,
+          code: previous.code,
+          at: new Date().toISOString(),
+        });
+        ended = true;
+      }
+      if (ended) options.onResolved?.(account);
     },
-    isOpen: (account) => open.has(account),
+    isOpen: (account, area) =>
+      [...open.values()].some((p) => p.account === account && (area === undefined || p.area === area)),
     list: () => [...open.values()],
     setWebhook(url) {
       webhookUrl = url;

@@ -97,21 +97,22 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   const log = safeLogger(options.logger ?? consoleLogger(config.logLevel), "bridge");
   const startedAt = new Date().toISOString();
   let signingIn: Promise<void> = Promise.resolve();
+  const sendHeldNow = (account: string) => {
+    spool
+      ?.wake(account)
+      .catch((error: unknown) =>
+        log.warn(
+          `spool: could not send the messages held for account ${account} now (${(error as Error).message})`,
+        ),
+      );
+  };
   const metrics = createBridgeMetrics();
   const problems = createSignInProblems({
     logger: log,
     metrics,
     ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
     // What the spool held for a person's fix goes out as soon as the fix is seen.
-    onResolved: (account) => {
-      spool
-        ?.wake(account)
-        .catch((error: unknown) =>
-          log.warn(
-            `spool: could not send the messages held for account ${account} now (${(error as Error).message})`,
-          ),
-        );
-    },
+    onResolved: (account) => sendHeldNow(account),
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
   const guard = createLockoutGuard({
@@ -151,7 +152,8 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     ...(ca ? { ca } : {}),
     logger: log,
     metrics,
-    onProblem: (account, error) => problems.report(account, error),
+    onProblem: (account, error, route) => problems.report(account, error, route),
+    onDelivered: (account, route) => problems.succeeded(account, route),
   });
   let spool: Spool | undefined;
   if (config.spool) {
@@ -228,6 +230,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       onSession,
       throttling,
       sentCopies,
+      problems,
     };
     const endpoint = l.protocol === "smtp" ? undefined : settings.m365[l.protocol];
     return async (port = l.port) => {
@@ -368,6 +371,12 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         log.info(`reload: ${next.accounts.length} account(s), ${listeners.running.length} listener(s)`);
         await credentials.checkStoredSignIns();
         signingIn = credentials.signInStoredPasswords(firstProtocol(next));
+        // A fixed delivery problem (consent granted, SMTP AUTH on) shows only when a delivery works: the
+        // spool tries what it held for those accounts now, as a reload re-signs accounts with a sign-in problem.
+        for (const account of new Set(
+          problems.list().flatMap((p) => (p.area === "sign-in" ? [] : [p.account])),
+        ))
+          sendHeldNow(account);
       }),
     close: ({ drainMs = 30_000 } = {}) =>
       serial(async () => {

@@ -1,6 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { TestEmulator } from "@m365-mail/emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Bridge, hashSecret } from "../src/index.js";
@@ -13,6 +11,7 @@ import {
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
+  startWebhookReceiver,
   textMessage,
   waitFor,
 } from "./bridge-env.js";
@@ -20,27 +19,19 @@ import {
 let emulator: TestEmulator;
 let bridge: Bridge;
 const logger = collectingLogger();
-const events: Record<string, unknown>[] = [];
-const webhook = createServer((req, res) => {
-  let body = "";
-  req.on("data", (c) => {
-    body += c;
-  });
-  req.on("end", () => {
-    events.push(JSON.parse(body));
-    res.writeHead(204).end();
-  });
-});
+let webhook: Awaited<ReturnType<typeof startWebhookReceiver>>;
+let events: Record<string, unknown>[];
 const sharedSecret = `shared-${randomBytes(6).toString("hex")}`;
 const scannerSecret = `scanner-${randomBytes(6).toString("hex")}`;
 
 beforeAll(async () => {
   emulator = await startSmtpEmulator();
-  await new Promise<void>((r) => webhook.listen(0, "127.0.0.1", () => r()));
+  webhook = await startWebhookReceiver();
+  events = webhook.events;
   bridge = await startTestBridge(
     emulator,
     {
-      webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/events`,
+      webhookUrl: webhook.url,
       listeners: [
         { protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" },
         // Devices on 127.0.0.6 cannot authenticate: they send as the scanner account, From fixed.
@@ -91,7 +82,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await bridge?.close({ drainMs: 0 });
   await emulator?.stop();
-  webhook.close();
+  await webhook?.close();
 });
 
 const subject = (name: string) => `${name} ${randomBytes(4).toString("hex")}`;
@@ -213,7 +204,7 @@ s.quit()
       expect.objectContaining({ code: "MFA_REQUIRED", hint: expect.stringMatching(/MFA|multi-factor/i) }),
     ]);
     expect(bridge.metrics()).toMatch(
-      /m365_bridge_sign_in_problems\{account="@contoso\.com",code="MFA_REQUIRED"\} 1/,
+      /m365_bridge_sign_in_problems\{account="@contoso\.com",area="sign-in",code="MFA_REQUIRED"\} 1/,
     );
   });
 

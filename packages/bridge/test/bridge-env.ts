@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Logger } from "@m365-mail/core";
 import {
@@ -239,6 +241,50 @@ except smtplib.SMTPRecipientsRefused as e:
     input: options.message,
     timeoutMs: 90_000,
   });
+}
+
+/** A webhook receiver on loopback: the JSON bodies the bridge POSTed, in order. */
+export async function startWebhookReceiver(): Promise<{
+  url: string;
+  events: Record<string, unknown>[];
+  close(): Promise<void>;
+}> {
+  const events: Record<string, unknown>[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+    });
+    req.on("end", () => {
+      events.push(JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`,
+    events,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** Python's imaplib through a bridge: LOGIN, SELECT INBOX; "OK", or "REFUSED <the server's text>". */
+export async function pythonImapLogin(port: number, username: string, password: string): Promise<string> {
+  const script = `
+import imaplib, os
+M = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
+try:
+    M.login(os.environ["IMAP_USER"], os.environ["IMAP_PASSWORD"])
+    typ, _ = M.select("INBOX")
+    print(typ)
+    M.logout()
+except imaplib.IMAP4.error as e:
+    print("REFUSED", e)
+`;
+  const result = await run("python3", ["-c", script], {
+    env: { PORT: String(port), IMAP_USER: username, IMAP_PASSWORD: password },
+  });
+  return `${result.stdout.trim()}${result.stderr ? ` ${result.stderr.trim()}` : ""}`;
 }
 
 /** A small RFC 5322 message. */

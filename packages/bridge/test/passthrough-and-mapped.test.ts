@@ -15,8 +15,8 @@ import { type Bridge, hashSecret } from "../src/index.js";
 import {
   collectingLogger,
   DEMO_PASSWORD,
+  pythonImapLogin,
   pythonSmtp,
-  run,
   smtpPort,
   startTestBridge,
   textMessage,
@@ -99,26 +99,10 @@ describe.each(tokenCaches)(
         to: ["shared@contoso.com"],
         message: textMessage({ from, to: "shared@contoso.com", subject: `as ${username}` }),
       });
-    /** Python's imaplib: LOGIN, SELECT INBOX; prints OK or the refusal. */
-    const imap = async (username: string, password: string) => {
-      if (dovecotMissing) return "OK";
-      const port = bridge.addresses.find((a) => a.protocol === "imap")!.port;
-      const script = `
-import imaplib, os
-M = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]))
-try:
-    M.login(os.environ["IMAP_USER"], os.environ["IMAP_PASSWORD"])
-    typ, _ = M.select("INBOX")
-    print(typ)
-    M.logout()
-except imaplib.IMAP4.error as e:
-    print("REFUSED", e)
-`;
-      const result = await run("python3", ["-c", script], {
-        env: { PORT: String(port), IMAP_USER: username, IMAP_PASSWORD: password },
-      });
-      return `${result.stdout.trim()}${result.stderr ? ` ${result.stderr.trim()}` : ""}`;
-    };
+    const imap = async (username: string, password: string) =>
+      dovecotMissing
+        ? "OK"
+        : pythonImapLogin(bridge.addresses.find((a) => a.protocol === "imap")!.port, username, password);
 
     it("the person logs in first: the scanner then sends (sync) and reads over IMAP", async () => {
       expect((await send("support@contoso.com", DEMO_PASSWORD, "support@contoso.com")).stdout.trim()).toBe(

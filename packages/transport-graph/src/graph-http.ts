@@ -78,6 +78,7 @@ export class GraphHttp {
       timeoutMs: options.timeoutMs,
       fetch: options.fetch,
       log: options.log,
+      sharedMailbox: options.sharedMailbox,
     };
     const host = new URL(this.origin).host;
     this.client = Client.initWithMiddleware({

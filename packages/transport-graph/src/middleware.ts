@@ -8,6 +8,7 @@ import {
 } from "@m365-mail/core";
 import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
 import { type GraphErrorBody, SOURCE } from "./graph-errors.js";
+import { grantedScopes } from "./graph-hosts.js";
 import { RequestPolicy } from "./request-policy.js";
 import { backoffDelay, parseRetryAfter, type ResolvedRetryOptions, sleep } from "./retry-policy.js";
 import type { Semaphore } from "./semaphore.js";
@@ -24,7 +25,12 @@ export interface MiddlewareRuntime {
   readonly timeoutMs: number;
   readonly fetch: FetchFunction;
   readonly log: Logger;
+  /** Set when the transport reads another (shared) mailbox: its operations need the `.Shared` permissions. */
+  readonly sharedMailbox?: string | undefined;
 }
+
+/** How often a 403 for a permission the token lacks may ask Entra for a fresh token (see AuthMiddleware). */
+export const CONSENT_RECHECK_MS = 60_000;
 
 export function policyOf(context: Context): RequestPolicy {
   const policy = context.middlewareControl?.getMiddlewareOptions(RequestPolicy) as RequestPolicy | undefined;
@@ -81,7 +87,35 @@ export class AuthMiddleware implements Middleware {
       this.runtime.log.debug("401 from Graph: refreshing the token once", { op: policy.op.name });
       headers.Authorization = `Bearer ${await this.token(policy, true)}`;
       await this.next!.execute(context);
+    } else if (context.response?.status === 403 && this.mayBeConsentedSince(policy)) {
+      // Admin consent granted after this token was issued shows only in a new token, and the cached one
+      // may live another hour: ask for one (at most once a minute) and try again if it has the permission.
+      this.consentCheckedAt = Date.now();
+      const fresh = await this.token(policy, true);
+      if (this.lacksPermission(policy, fresh)) return;
+      this.runtime.log.info(`${this.permissionOf(policy)} is granted now: ${policy.op.name} tried again`);
+      headers.Authorization = `Bearer ${fresh}`;
+      await this.next!.execute(context);
     }
+  }
+
+  private consentCheckedAt = Number.NEGATIVE_INFINITY;
+
+  private permissionOf(policy: RequestPolicy): string {
+    return this.runtime.sharedMailbox ? policy.op.sharedPermission : policy.op.permission;
+  }
+
+  /** The token's `scp` does not name the operation's permission (an unreadable token: not known to lack it). */
+  private lacksPermission(policy: RequestPolicy, token: string): boolean {
+    return grantedScopes(token)?.includes(this.permissionOf(policy).toLowerCase()) === false;
+  }
+
+  private mayBeConsentedSince(policy: RequestPolicy): boolean {
+    return (
+      policy.token !== undefined &&
+      this.lacksPermission(policy, policy.token) &&
+      Date.now() - this.consentCheckedAt >= CONSENT_RECHECK_MS
+    );
   }
 
   private async token(policy: RequestPolicy, forceRefresh: boolean): Promise<string> {

@@ -1,7 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { GRAPH_PERMISSIONS, isM365MailError, M365MailError } from "@m365-mail/core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  type GetTokenOptions,
+  GRAPH_PERMISSIONS,
+  isM365MailError,
+  M365MailError,
+  type Resource,
+  type TokenProvider,
+} from "@m365-mail/core";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { UPLOAD_CHUNK_BYTES } from "../src/index.js";
+import { CONSENT_RECHECK_MS } from "../src/middleware.js";
 import {
   type EmulatorFixture,
   SHARED,
@@ -33,23 +41,28 @@ async function failure(promise: Promise<unknown>): Promise<M365MailError> {
 
 const tag = () => randomBytes(4).toString("hex");
 
+/** The provider, counting the token requests that asked for a fresh token (`forceRefresh`). */
+function countingForcedRefreshes(auth: TokenProvider): TokenProvider & { forced: number } {
+  const counting = {
+    ...auth,
+    forced: 0,
+    getAccessToken: (resource: Resource, o?: GetTokenOptions) => {
+      if (o?.forceRefresh) counting.forced++;
+      return auth.getAccessToken(resource, o);
+    },
+  };
+  return counting;
+}
+
 describe("graph transport against the emulator", () => {
   it("a revoked token gets a 401, one forced refresh, and the call succeeds", async () => {
-    const auth = fixture.auth();
-    let forced = 0;
-    const counting = {
-      ...auth,
-      getAccessToken: (resource: "graph" | "outlook", o?: { forceRefresh?: boolean }) => {
-        if (o?.forceRefresh) forced++;
-        return auth.getAccessToken(resource, o);
-      },
-    };
+    const counting = countingForcedRefreshes(fixture.auth());
     const t = fixture.transport({ auth: counting });
     await t.listFolders();
     fixture.emulator.admin.revokeTokens(SUPPORT);
     const folders = await t.listFolders();
     expect(folders.some((f) => f.specialUse === "inbox")).toBe(true);
-    expect(forced).toBe(1);
+    expect(counting.forced).toBe(1);
     expect(fixture.emulator.admin.counts()["graph.401"]).toBeGreaterThanOrEqual(1);
   });
 
@@ -215,6 +228,40 @@ describe("graph transport against the emulator", () => {
         },
       });
     }
+  });
+
+  it("Mail.Send granted after a 403: the next send asks once for a fresh token and goes out, without waiting for the cached token to expire", async () => {
+    const { admin, clientId } = fixture.emulator;
+    const allGranted = admin.directory().tenants[0]!.apps[0]!.grantedPermissions;
+    const counting = countingForcedRefreshes(fixture.auth());
+    const t = fixture.transport({ auth: counting });
+    const subject = `consent ${tag()}`;
+    admin.updateApp(clientId, {
+      grantedPermissions: {
+        ...allGranted,
+        graph: (allGranted.graph ?? []).filter((p) => p !== "Mail.Send"),
+      },
+    });
+    // Only Date is faked: sockets and timers run as usual.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    try {
+      const first = await failure(t.send({ to: SUPPORT, subject, text: "once" }));
+      expect(first.code).toBe("ACCESS_DENIED");
+      expect(first.hint).toContain("Mail.Send");
+      // The token lacked Mail.Send: one fresh token was asked for, and it lacked it too.
+      expect(counting.forced).toBe(1);
+      expect((await failure(t.send({ to: SUPPORT, subject, text: "once" }))).code).toBe("ACCESS_DENIED");
+      // At most once a minute: a loop of refused sends does not become a loop of token requests.
+      expect(counting.forced).toBe(1);
+      admin.updateApp(clientId, { grantedPermissions: allGranted });
+      vi.setSystemTime(Date.now() + CONSENT_RECHECK_MS);
+      await t.send({ to: SUPPORT, subject, text: "once" });
+      expect(counting.forced).toBe(2);
+    } finally {
+      vi.useRealTimers();
+      admin.updateApp(clientId, { grantedPermissions: allGranted });
+    }
+    expect(await withSubject(t, subject)).toHaveLength(1);
   });
 
   it("an Outlook-audience token on Graph is WRONG_SCOPE naming the Graph scope prefix", async () => {

@@ -1,5 +1,6 @@
 import { isM365MailError, type Logger } from "@m365-mail/core";
 import type { SignedIn } from "../front-door.js";
+import { needsAPerson } from "../sign-in-problems.js";
 import type { ClientSession } from "./client-session.js";
 import { describeLoginRefusal, type LoginRefusal } from "./login-refusal.js";
 import type { RelayContext } from "./relay-listener.js";
@@ -88,6 +89,7 @@ export async function relayLogin<T>(
     session.upstream = conn.label;
     session.result = "ok";
     session.errorCode = undefined;
+    context.options.problems?.succeeded(signedIn.account, protocol);
     return { ok: true, conn, signedIn, value };
   } catch (error) {
     conn?.close();
@@ -103,8 +105,15 @@ export async function relayLogin<T>(
       // keeps why the session ended ("timeout", or "ok" for a client that just left).
       return { ok: false, refusal };
     }
-    // A refused token or an unreachable server needs a person (settings, network): say so with the hint.
-    log.warn(`signing in ${signedIn.account} (${signedIn.mailbox}) upstream failed`, { error });
+    if (needsAPerson(error)) {
+      // IMAP or POP switched off for the mailbox, consent missing…: logged (with the setting to change),
+      // shown in status and sent to the webhook once by `problems`, not at every login of every device.
+      context.options.problems?.report(signedIn.account, error, protocol);
+      log.info(`signing in ${signedIn.account} (${signedIn.mailbox}) upstream refused: ${error.code}`);
+    } else {
+      // An unreachable server or an unexplained refusal: say so with the hint, each time.
+      log.warn(`signing in ${signedIn.account} (${signedIn.mailbox}) upstream failed`, { error });
+    }
     session.result = refusal.result;
     session.errorCode = refusal.code;
     return { ok: false, refusal };

@@ -29,8 +29,11 @@ export interface DeliveryJob {
 
 type ReceivedJob = DeliveryJob & { readonly raw: Buffer };
 
+/** How a message reached Microsoft 365: Graph `sendMail`, or Exchange's SMTP with XOAUTH2. */
+export type DeliveryRoute = "graph" | "smtp";
+
 export interface DeliveryResult {
-  readonly route: "graph" | "smtp";
+  readonly route: DeliveryRoute;
   readonly messageId: string;
 }
 
@@ -58,14 +61,16 @@ export function createDelivery(options: {
   logger: Logger;
   metrics: BridgeMetrics;
   /** A delivery failure that needs a person (SMTP AUTH disabled, consent missing, …). */
-  onProblem?: (account: string, error: unknown) => void;
+  onProblem?: (account: string, error: unknown, route: DeliveryRoute) => void;
+  /** A message Microsoft 365 accepted: what failed on that route before works again. */
+  onDelivered?: (account: string, route: DeliveryRoute) => void;
 }): Delivery {
   const log = options.logger;
   // One transport per token provider and mailbox: Graph's per-mailbox concurrency and SMTP's pool of 3
   // connections are then shared by every device session of that account.
   const transports = new WeakMap<TokenProvider, Map<string, Transport>>();
   const all = new Set<Transport>();
-  const transportFor = (route: "graph" | "smtp", job: DeliveryJob): Transport => {
+  const transportFor = (route: DeliveryRoute, job: DeliveryJob): Transport => {
     const { signedIn } = job;
     // The spool decides itself, after its grace period, whether a message whose answer was lost is in
     // Sent Items; the device in sync mode is waiting, so there the transport looks and resends.
@@ -144,15 +149,23 @@ export function createDelivery(options: {
   return {
     async deliver(job, signal) {
       const route = job.account.delivery;
-      const counted = async (r: "graph" | "smtp", run: () => Promise<string>): Promise<DeliveryResult> => {
+      const account = job.account.name;
+      const counted = async (r: DeliveryRoute, run: () => Promise<string>): Promise<DeliveryResult> => {
         try {
           const messageId = await run();
           options.metrics.inc("m365_bridge_deliveries_total", { route: r, result: "ok" });
+          options.onDelivered?.(account, r);
           return { route: r, messageId };
         } catch (error) {
           // The client never finished the message: nothing was delivered, and nothing went wrong upstream.
           if (error instanceof MessageNotReceived) throw error;
-          options.onProblem?.(job.account.name, error);
+          // "auto" without Graph consent is a configuration that works (over SMTP), not a problem.
+          const autoFallsBack =
+            route === "auto" &&
+            r === "graph" &&
+            isM365MailError(error) &&
+            GRAPH_NOT_CONSENTED.has(error.code);
+          if (!autoFallsBack) options.onProblem?.(account, error, r);
           options.metrics.inc("m365_bridge_deliveries_total", {
             route: r,
             result: isM365MailError(error) && error.retryable ? "deferred" : "failed",
@@ -167,9 +180,7 @@ export function createDelivery(options: {
         return await counted("graph", () => viaGraph(received, signal));
       } catch (error) {
         if (!(error instanceof M365MailError) || !GRAPH_NOT_CONSENTED.has(error.code)) throw error;
-        log.info(
-          `account ${job.account.name}: Graph refused (${error.code}); delivering over SMTP (delivery "auto")`,
-        );
+        log.info(`account ${account}: Graph refused (${error.code}); delivering over SMTP (delivery "auto")`);
         return counted("smtp", () => viaSmtp(received, signal));
       }
     },

@@ -73,9 +73,7 @@ export interface SpoolCounts {
  * settings — hold it in the spool, as a mail server defers mail, instead of failing it: the device already
  * had its 250. The bridge reports them (status, metrics, webhook), and once fixed the next retry delivers.
  */
-const HELD_FOR_A_PERSON = new Set(["AUTH_FAILED", "ACCESS_DENIED", "SEND_AS_DENIED"]);
-const heldForAPerson = (error: unknown) =>
-  needsAPerson(error) || (isM365MailError(error) && HELD_FOR_A_PERSON.has(error.code));
+const heldForAPerson = (error: unknown) => needsAPerson(error) || isM365MailError(error, "AUTH_FAILED");
 
 /**
  * "spool" answer mode: `250` once the message is in the outbox (`@m365-mail/outbox`, the sample server's

@@ -1,5 +1,6 @@
 import { type ErrorCode, type Logger, M365MailError } from "@m365-mail/core";
 import type { BridgeMetrics } from "./metrics.js";
+import type { Webhook } from "./webhook.js";
 
 /**
  * Where a problem was met. "sign-in" is the account itself (MFA, password, lock, a missing `bridge
@@ -78,7 +79,6 @@ export interface SignInProblems {
   /** True while the account has a problem that needs a person (in `area`, or in any). */
   isOpen(account: string, area?: ProblemArea): boolean;
   list(): SignInProblem[];
-  setWebhook(url: string | undefined): void;
 }
 
 export function needsAPerson(error: unknown): error is M365MailError {
@@ -88,7 +88,8 @@ export function needsAPerson(error: unknown): error is M365MailError {
 export function createSignInProblems(options: {
   logger: Logger;
   metrics: BridgeMetrics;
-  webhookUrl?: string;
+  /** Where each problem, and its end, is posted once. */
+  webhook?: Webhook;
   /** Called when an account's problem is over (the spool then sends what it held for it). */
   onResolved?: (account: string) => void;
 }): SignInProblems {
@@ -101,24 +102,6 @@ export function createSignInProblems(options: {
       { account: p.account, area: p.area, code: p.code },
       value,
     );
-  let webhookUrl = options.webhookUrl;
-  const post = (event: Record<string, unknown>) => {
-    if (!webhookUrl) return;
-    const url = webhookUrl;
-    // Fire and forget with a deadline: a slow webhook must never hold up a login.
-    fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(event),
-      signal: AbortSignal.timeout(10_000),
-    })
-      .then((res) => {
-        if (!res.ok) options.logger.warn(`webhook ${url} answered ${res.status} to a sign-in problem event`);
-      })
-      .catch((error: unknown) =>
-        options.logger.warn(`webhook ${url} could not be reached (${(error as Error).message})`),
-      );
-  };
   return {
     report(account, error, use) {
       if (!needsAPerson(error)) return;
@@ -142,7 +125,7 @@ export function createSignInProblems(options: {
         `${AREA_NAMES[area]} problem for account ${account} needs a person: ${error.message}`,
         { code: error.code },
       );
-      post({ type: "sign-in-problem", ...problem });
+      options.webhook?.post({ type: "sign-in-problem", ...problem });
     },
     succeeded(account, use) {
       let ended = false;
@@ -156,7 +139,7 @@ export function createSignInProblems(options: {
             ? `account ${account} signs in again (${previous.code} resolved)`
             : `account ${account}: ${AREA_NAMES[area]} works again (${previous.code} resolved)`,
         );
-        post({
+        options.webhook?.post({
           type: "sign-in-problem-resolved",
           account,
           area,
@@ -170,8 +153,5 @@ export function createSignInProblems(options: {
     isOpen: (account, area) =>
       [...open.values()].some((p) => p.account === account && (area === undefined || p.area === area)),
     list: () => [...open.values()],
-    setWebhook(url) {
-      webhookUrl = url;
-    },
   };
 }

@@ -21,6 +21,7 @@ import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door
 import { type Spool, type SpoolCounts, startSpool } from "./smtp/spool.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { openTokenCache, readCa } from "./token-cache.js";
+import { createWebhook } from "./webhook.js";
 
 export interface StartBridgeOptions {
   /** Receives the bridge's log lines, already redacted. @default one line per event on stderr, at config.logLevel */
@@ -107,10 +108,11 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       );
   };
   const metrics = createBridgeMetrics();
+  const webhook = createWebhook(config.webhookUrl, log);
   const problems = createSignInProblems({
     logger: log,
     metrics,
-    ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+    webhook,
     // What the spool held for a person's fix goes out as soon as the fix is seen.
     onResolved: (account) => sendHeldNow(account),
   });
@@ -166,6 +168,19 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         delivery,
         metrics,
         logger: log,
+        // The device had its 250: a message that failed for good, or that a person must decide on, is
+        // posted (a fleet on one Redis spool posts it once, from the bridge whose attempt settled it).
+        onNeedsAPerson: (entry) =>
+          webhook.post({
+            type: entry.state === "failed" ? "spool-message-failed" : "spool-message-uncertain",
+            account: entry.owner,
+            id: entry.id,
+            messageId: entry.messageId,
+            ...(entry.subject ? { subject: entry.subject } : {}),
+            attempts: entry.attempts,
+            ...(entry.error ? { error: entry.error } : {}),
+            at: entry.updatedAt,
+          }),
       });
     } catch (error) {
       await credentials.dispose();
@@ -359,7 +374,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
             credentials.reload(next);
             config = next;
             guard.update(next.lockout);
-            problems.setWebhook(next.webhookUrl);
+            webhook.setUrl(next.webhookUrl);
           },
         );
         if (JSON.stringify(next.spool) !== JSON.stringify(before.spool)) {

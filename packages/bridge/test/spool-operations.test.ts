@@ -25,6 +25,7 @@ import {
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
+  startWebhookReceiver,
   waitFor,
 } from "./bridge-env.js";
 
@@ -32,17 +33,20 @@ const root = join(import.meta.dirname, "..");
 const bin = join(root, "dist", "bin.js");
 let emulator: TestEmulator;
 let bridge: Bridge;
+let webhook: Awaited<ReturnType<typeof startWebhookReceiver>>;
 const secret = `scanner-${randomBytes(6).toString("hex")}`;
 
 beforeAll(async () => {
   buildIfStale({ root, output: "dist/bin.js" });
   emulator = await startSmtpEmulator();
+  webhook = await startWebhookReceiver();
   const passwordFile = await demoPasswordFile(emulator, "scanner.password");
   bridge = await startTestBridge(
     emulator,
     {
       listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
       metrics: { host: "127.0.0.1", port: 0 },
+      webhookUrl: webhook.url,
       spool: {
         type: "sqlite",
         path: join(emulator.dataDir, "spool.db"),
@@ -56,8 +60,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await bridge?.close({ drainMs: 0 });
+  await webhook?.close();
   await emulator?.stop();
 });
+const postedFor = (id: string) => webhook.events.filter((e) => e.id === id);
 
 const metricsUrl = () => `http://127.0.0.1:${bridge.addresses.find((a) => a.protocol === "metrics")!.port}`;
 const cli = (...args: string[]) => run(process.execPath, [bin, "spool", ...args, "--url", metricsUrl()]);
@@ -84,6 +90,16 @@ describe("m365-mail bridge spool", () => {
     const subject = `scan ${randomBytes(3).toString("hex")}`;
     const entry = await uncertainScan(subject);
     expect(entry).toMatchObject({ state: "uncertain", owner: "scanner", via: "graph" });
+    // A person must decide: posted once, with what to look for.
+    await waitFor(async () => postedFor(entry.id).length > 0);
+    expect(postedFor(entry.id)).toEqual([
+      expect.objectContaining({
+        type: "spool-message-uncertain",
+        account: "scanner",
+        messageId: entry.messageId,
+        subject,
+      }),
+    ]);
     const list = await cli();
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toContain(`${entry.id}  uncertain  scanner  "${subject}"`);
@@ -109,6 +125,37 @@ describe("m365-mail bridge spool", () => {
     const failed = JSON.parse((await cli("--state", "failed", "--json")).stdout) as OutboxEntry[];
     expect(failed.find((m) => m.id === entry.id)).toMatchObject({ error: { code: "DISCARDED" } });
     await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await inbox(subject)).toHaveLength(0);
+    // The operator's own decision is not posted back as a failure.
+    expect(postedFor(entry.id).map((e) => e.type)).toEqual(["spool-message-uncertain"]);
+  }, 60_000);
+
+  it("a message Microsoft 365 refuses for good is failed, and posted to the webhook once with the reason", async () => {
+    const subject = `scan ${randomBytes(3).toString("hex")}`;
+    emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status400", times: 1 });
+    const sent = await sendToAlice({
+      port: smtpPort(bridge),
+      username: "scanner",
+      password: secret,
+      subject,
+    });
+    // The device was told 250 before the refusal: only the webhook (and the spool listing) can say so.
+    expect(sent.stdout.trim()).toBe("OK");
+    const event = await waitFor(async () =>
+      webhook.events.find((e) => e.type === "spool-message-failed" && e.subject === subject),
+    );
+    expect(event).toMatchObject({
+      account: "scanner",
+      attempts: 1,
+      error: { code: "MESSAGE_INVALID", message: expect.stringContaining("400") },
+    });
+    const failed = JSON.parse((await cli("--state", "failed", "--json")).stdout) as OutboxEntry[];
+    expect(failed.find((m) => m.subject === subject)).toMatchObject({
+      id: event.id,
+      error: { code: "MESSAGE_INVALID" },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(postedFor(event.id as string)).toHaveLength(1);
     expect(await inbox(subject)).toHaveLength(0);
   }, 60_000);
 

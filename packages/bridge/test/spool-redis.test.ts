@@ -20,6 +20,7 @@ import {
   smtpPort,
   startSmtpEmulator,
   startTestBridge,
+  startWebhookReceiver,
   waitFor,
 } from "./bridge-env.js";
 
@@ -27,6 +28,7 @@ describe.skipIf(!needs("redis"))("spool on Redis (a fleet of bridges)", () => {
   let emulator: TestEmulator;
   let redis: TestRedis;
   const bridges: Bridge[] = [];
+  let webhook: Awaited<ReturnType<typeof startWebhookReceiver>>;
   const secret = `scanner-${randomBytes(6).toString("hex")}`;
 
   beforeAll(async () => {
@@ -34,6 +36,7 @@ describe.skipIf(!needs("redis"))("spool on Redis (a fleet of bridges)", () => {
       startSmtpEmulator(),
       startRedis({ prefix: "m365-bridge-spool-" }),
     ]);
+    webhook = await startWebhookReceiver();
     const passwordFile = await demoPasswordFile(emulator, "scanner.password");
     const keyFile = join(emulator.dataDir, "fleet-cache.key");
     await writeFile(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
@@ -45,6 +48,7 @@ describe.skipIf(!needs("redis"))("spool on Redis (a fleet of bridges)", () => {
             listeners: [{ protocol: "smtp", host: "127.0.0.1", port: 0, security: "plain" }],
             tokenCache: { type: "redis", url: redis.url, keyFile },
             spool: { type: "redis", url: redis.url, firstRetryMs: 50 },
+            webhookUrl: webhook.url,
             accounts: [await deviceAccount({ login: "scanner", secret, passwordFile })],
           },
           collectingLogger(),
@@ -54,6 +58,7 @@ describe.skipIf(!needs("redis"))("spool on Redis (a fleet of bridges)", () => {
   });
   afterAll(async () => {
     for (const bridge of bridges) await bridge.close({ drainMs: 0 });
+    await webhook?.close();
     await redis?.stop();
     await emulator?.stop();
   });
@@ -75,6 +80,20 @@ describe.skipIf(!needs("redis"))("spool on Redis (a fleet of bridges)", () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     for (const subject of subjects) expect(await inbox(subject)).toHaveLength(1);
   }, 40_000);
+
+  it("a message Microsoft 365 refuses for good is posted to the webhook once by the fleet, not once per bridge", async () => {
+    const subject = `refused fleet scan ${randomBytes(3).toString("hex")}`;
+    emulator.admin.armFault({ target: "graph", path: "/sendMail", kind: "status400", times: 1 });
+    expect((await send(bridges[0]!, subject)).stdout.trim()).toBe("OK");
+    await waitFor(async () => webhook.events.some((e) => e.subject === subject));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(webhook.events.filter((e) => e.subject === subject)).toEqual([
+      expect.objectContaining({
+        type: "spool-message-failed",
+        error: expect.objectContaining({ code: "MESSAGE_INVALID" }),
+      }),
+    ]);
+  }, 30_000);
 
   it("while Redis is down a device gets 451 4.3.0 naming the spool at once; after it is back the send goes through", async () => {
     const subject = `scan while redis is down ${randomBytes(3).toString("hex")}`;

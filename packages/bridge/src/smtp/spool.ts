@@ -91,6 +91,11 @@ export async function startSpool(options: {
   delivery: Delivery;
   metrics: BridgeMetrics;
   logger: Logger;
+  /**
+   * A message became `failed` (not an operator's discard) or `uncertain`: the device was told 250, so
+   * only a person can still act (resend from the device, or `bridge spool retry|discard`).
+   */
+  onNeedsAPerson?: (entry: OutboxEntry) => void;
 }): Promise<Spool> {
   const log = options.logger;
   const readers = new Map<string, SentItemsIndex>();
@@ -262,7 +267,12 @@ export async function startSpool(options: {
       });
     return refreshing;
   };
-  outbox.events.on("change", () => void refresh());
+  outbox.events.on("change", (entry: OutboxEntry) => {
+    void refresh();
+    const operatorsOwn = entry.error?.code === "DISCARDED";
+    if ((entry.state === "failed" && !operatorsOwn) || entry.state === "uncertain")
+      options.onNeedsAPerson?.(entry);
+  });
   await outbox.start();
   await refresh();
 

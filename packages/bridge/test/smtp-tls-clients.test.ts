@@ -210,6 +210,8 @@ describe.runIf(hasTool("postfix"))(
           `smtp_sasl_password_maps = texthash:${dir}/sasl_passwd`,
           "smtp_sasl_security_options = noanonymous",
           "smtp_tls_security_level = encrypt",
+          // The README's recipe for system mail (root@, cron, alerts): every sender becomes the account.
+          `sender_canonical_maps = regexp:${dir}/sender_canonical`,
           // Retry deferred mail quickly in the test.
           "queue_run_delay = 2s",
           "minimal_backoff_time = 2s",
@@ -240,6 +242,7 @@ describe.runIf(hasTool("postfix"))(
         "postlog unix-dgram n - n - 1 postlogd",
       ];
       await writeFile(join(dir, "master.cf"), `${services.join("\n")}\n`);
+      await writeFile(join(dir, "sender_canonical"), "/.+/ support@contoso.com\n");
       await writeFile(
         join(dir, "sasl_passwd"),
         `[127.0.0.1]:${smtpPort(bridge, 0)} support@contoso.com:${DEMO_PASSWORD}\n`,
@@ -267,6 +270,28 @@ describe.runIf(hasTool("postfix"))(
       await arrived(s);
       const log = await readFile(join(dir, "maillog"), "utf8");
       expect(log).toMatch(/relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+.*status=sent \(250 2\.6\.0/);
+    }, 60_000);
+
+    it("system mail from root@ goes out as the account (sender_canonical_maps), instead of the bridge's 550 5.7.60", async () => {
+      const s = subject("postfix root");
+      const message = [
+        "From: Cron Daemon <root@bridge-test.localdomain>",
+        "To: alice@contoso.com",
+        `Subject: ${s}`,
+        "",
+        "Cron <root@bridge-test> /usr/local/bin/backup: done",
+        "",
+      ].join("\r\n");
+      const queued = await run(
+        "sendmail",
+        ["-C", dir, "-f", "root@bridge-test.localdomain", "alice@contoso.com"],
+        {
+          input: message,
+        },
+      );
+      expect(queued.code).toBe(0);
+      const got = await arrived(s);
+      expect(got.from?.value[0]).toMatchObject({ address: "support@contoso.com", name: "Cron Daemon" });
     }, 60_000);
 
     it("with a wrong SASL password Postfix keeps the mail queued and logs the bridge's 535", async () => {

@@ -2,7 +2,8 @@ import { defineConfig } from "tsup";
 
 export default defineConfig([
   {
-    entry: ["src/index.ts"],
+    // `command`: the CLI's `m365-mail bridge`, without loading the bridge for `status` and `spool`.
+    entry: ["src/index.ts", "src/command.ts"],
     format: ["esm", "cjs"],
     dts: true,
     clean: true,

@@ -1,5 +1,5 @@
-import { type DeviceCodeTokenProvider, deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
-import { type RopcTokenProvider, ropcTokenProvider } from "@m365-mail/auth-ropc";
+import type { DeviceCodeTokenProvider } from "@m365-mail/auth-device-code";
+import type { RopcTokenProvider } from "@m365-mail/auth-ropc";
 import { createMailbox, type Logger, type Mailbox, safeLogger, type TransportInput } from "@m365-mail/core";
 import type { Credentials, Identity, ResolvedConfig } from "./config.js";
 import { openTokenCache } from "./token-cache.js";
@@ -78,17 +78,19 @@ export async function openSession(
   const logger = options.verbose ? stderrLogger() : undefined;
   const ca = config.ca;
   const common = { ...(ca ? { ca } : {}), ...(logger ? { logger } : {}) };
+  // Loaded here, not at start-up: msal-node and undici are most of the CLI's start-up time, and
+  // `--help`, `emulator`, `bridge status` never sign in.
   const auth: SessionAuth =
     config.auth === "device-code"
-      ? deviceCodeTokenProvider({
+      ? (await import("@m365-mail/auth-device-code")).deviceCodeTokenProvider({
           tenantId: credentials.tenantId,
           clientId: credentials.clientId,
           username: credentials.username,
           cloud: config.cloud,
-          cache: openTokenCache(config).cache,
+          cache: (await openTokenCache(config)).cache,
           ...common,
         })
-      : ropcTokenProvider({
+      : (await import("@m365-mail/auth-ropc")).ropcTokenProvider({
           tenantId: credentials.tenantId,
           clientId: credentials.clientId,
           username: credentials.username,

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { fileTokenCache, memoryTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
+import type { TokenCache } from "@m365-mail/auth-ropc";
 import { registerSecret } from "@m365-mail/core";
 import type { ResolvedConfig } from "./config.js";
 import { usageError } from "./exit-codes.js";
@@ -45,7 +45,11 @@ function readKey(path: string): Buffer {
  * 0600 file beside it, created by `login` (`create`). Without key and file nothing was stored yet: an
  * empty memory cache, so the provider says to run `m365-mail login --device-code`.
  */
-export function openTokenCache(config: ResolvedConfig, options: { create?: boolean } = {}): CliTokenCache {
+export async function openTokenCache(
+  config: ResolvedConfig,
+  options: { create?: boolean } = {},
+): Promise<CliTokenCache> {
+  const { fileTokenCache, memoryTokenCache } = await import("@m365-mail/auth-ropc");
   const path = config.tokenCacheFile;
   const env = config.env.M365_CACHE_KEY;
   if (env) {

@@ -2,14 +2,17 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import type { OutboxEntry } from "@m365-mail/outbox";
-import { type AccountReport, checkBridgeAccounts } from "./bridge-doctor.js";
+import type { AccountReport } from "./bridge-doctor.js";
 import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
-import { signInAccount } from "./device-code-login.js";
+import { SPOOL_CHANGE_HEADER } from "./metrics.js";
 import { hashSecret } from "./secret-hash.js";
 import { AREA_NAMES } from "./sign-in-problems.js";
-import { type Bridge, type BridgeStatus, SPOOL_CHANGE_HEADER, startBridge } from "./start-bridge.js";
-import { foreignTokenCacheOwner } from "./token-cache.js";
+import type { Bridge, BridgeStatus } from "./start-bridge.js";
+
+// The bridge itself, doctor and login are imported by the subcommands that run them: `status`, `spool`
+// and `hash-secret` (a monitoring probe every minute) then start without the transports, the outbox,
+// msal-node and mailparser.
 
 export interface BridgeCommandIo {
   readonly stdout: (text: string) => void;
@@ -131,7 +134,8 @@ export async function runBridgeCommand(argv: readonly string[], io: BridgeComman
     return await serve(configPath, config, drainMs, io);
   } catch (error) {
     if (isM365MailError(error)) {
-      io.stderr(`${error.message}\n${error.hint ? `${error.hint}\n` : ""}`);
+      // The message ends with the hint ("… — <what to change>").
+      io.stderr(`${error.message}\n`);
       return error.code === "CONFIG_INVALID" ? 2 : 1;
     }
     io.stderr(`${String(error)}\n`);
@@ -163,6 +167,7 @@ async function serve(
   drainMs: number,
   io: BridgeCommandIo,
 ): Promise<number> {
+  const { startBridge } = await import("./start-bridge.js");
   const bridge = await startBridge(config, { env: io.env, configPath });
   for (const a of bridge.addresses) io.stderr(`m365-mail bridge: ${a.protocol} on ${a.host}:${a.port}\n`);
   io.onStarted?.(bridge);
@@ -214,6 +219,7 @@ async function loginCommand(
     return 2;
   }
   const config = await loadBridgeConfig(configPath, io.env);
+  const { foreignTokenCacheOwner } = await import("./token-cache.js");
   const owner = await foreignTokenCacheOwner(config);
   if (owner) {
     const who = owner.name ?? `'#${owner.uid}'`;
@@ -229,6 +235,7 @@ async function loginCommand(
   const credentials = config.accounts.find((a) => a.name === accountName)?.credentials;
   // signInAccount refuses any other kind of account before a code is shown.
   const username = credentials?.mode === "mapped" ? credentials.username : accountName;
+  const { signInAccount } = await import("./device-code-login.js");
   const result = await signInAccount(config, accountName, {
     env: io.env,
     ...(io.signal ? { signal: io.signal } : {}),
@@ -342,6 +349,7 @@ async function doctorCommand(
     return 2;
   }
   const config = await loadBridgeConfig(configPath, io.env);
+  const { checkBridgeAccounts } = await import("./bridge-doctor.js");
   const report = await checkBridgeAccounts(config, {
     env: io.env,
     configPath,

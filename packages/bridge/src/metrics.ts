@@ -1,4 +1,10 @@
 /**
+ * Sent by `m365-mail bridge spool retry|discard` to the metrics listener; required on every spool change
+ * (a web page cannot send it without a CORS preflight).
+ */
+export const SPOOL_CHANGE_HEADER = "x-m365-mail-bridge";
+
+/**
  * Counters and gauges in the Prometheus text format (`/metrics`). A few dozen series at most, so a Map
  * per metric is all it takes; no client library.
  */

@@ -9,7 +9,7 @@ import type { Authenticate, BridgeProtocol, FrontDoor, FrontDoorOptions } from "
 import { startImapFrontDoor } from "./imap/imap-front-door.js";
 import { type BindListener, createListenerSet } from "./listener-set.js";
 import { createLockoutGuard, type LockoutGuard } from "./lockout-guard.js";
-import { type BridgeMetrics, createBridgeMetrics } from "./metrics.js";
+import { type BridgeMetrics, createBridgeMetrics, SPOOL_CHANGE_HEADER } from "./metrics.js";
 import { isLoopbackAddress, networkMatcher } from "./network.js";
 import { startPop3FrontDoor } from "./pop3/pop3-front-door.js";
 import { shareThrottling } from "./relay/shared-throttling.js";
@@ -427,9 +427,6 @@ function firstProtocol(config: BridgeConfig): BridgeProtocol {
   const protocols = config.listeners.map((l) => l.protocol);
   return protocols.includes("smtp") ? "smtp" : (protocols[0] ?? "smtp");
 }
-
-/** Sent by `m365-mail bridge spool retry|discard`; required on every spool change. */
-export const SPOOL_CHANGE_HEADER = "x-m365-mail-bridge";
 
 async function startMetricsServer(
   where: { host: string; port: number },

@@ -17,9 +17,9 @@ export const bridgeCommand: Command = {
   positionals: [0, 2],
   // The bridge (smtp-server, the outbox with SQLite and Redis clients) loads only for this command: the
   // other commands start ~0.5 s sooner without it.
-  help: async () => (await import("@m365-mail/bridge")).BRIDGE_HELP,
+  help: async () => (await import("@m365-mail/bridge/command")).BRIDGE_HELP,
   async run(ctx: CommandContext): Promise<number> {
-    const { runBridgeCommand } = await import("@m365-mail/bridge");
+    const { runBridgeCommand } = await import("@m365-mail/bridge/command");
     const { flags } = ctx;
     const argv: string[] = [...ctx.positionals];
     for (const name of ["config", "drain-ms", "url", "secret-file"]) {

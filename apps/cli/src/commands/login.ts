@@ -1,4 +1,3 @@
-import { deviceCodeTokenProvider } from "@m365-mail/auth-device-code";
 import type { Command, CommandContext } from "../command.js";
 import { requireIdentity } from "../config.js";
 import { EXIT, usageError } from "../exit-codes.js";
@@ -38,7 +37,8 @@ file); its key is M365_CACHE_KEY when set, else a random key in token-cache.key 
     }
     const config = ctx.config();
     const identity = requireIdentity(config);
-    const { cache, description } = openTokenCache(config, { create: true });
+    const { cache, description } = await openTokenCache(config, { create: true });
+    const { deviceCodeTokenProvider } = await import("@m365-mail/auth-device-code");
     const auth = deviceCodeTokenProvider({
       ...identity,
       cloud: config.cloud,

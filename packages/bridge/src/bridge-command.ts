@@ -444,6 +444,16 @@ export function formatSpool(messages: readonly OutboxEntry[], state?: string): s
   return `${lines.join("\n")}\n`;
 }
 
+/** `scanner (support@contoso.com, SMTP)`, `@contoso.com (alice@contoso.com)`: whose problem, and where. */
+function describeProblem(p: BridgeStatus["signInProblems"][number]): string {
+  const details = [
+    // A bridge older than this CLI sends neither.
+    ...(p.user && p.user.toLowerCase() !== p.account.toLowerCase() ? [p.user] : []),
+    ...(p.area && p.area !== "sign-in" ? [AREA_NAMES[p.area]] : []),
+  ];
+  return details.length ? `${p.account} (${details.join(", ")})` : p.account;
+}
+
 export function formatStatus(status: BridgeStatus): string {
   const lines = [`bridge running since ${status.startedAt}`, "", "listeners:"];
   for (const l of status.listeners)
@@ -461,7 +471,7 @@ export function formatStatus(status: BridgeStatus): string {
     lines.push("sign-in problems (a person must act):");
     for (const p of status.signInProblems)
       lines.push(
-        `  ✗ ${p.account}${p.area && p.area !== "sign-in" ? ` (${AREA_NAMES[p.area]})` : ""}: ${p.code}${p.serverCode ? ` (${p.serverCode})` : ""} since ${p.since}`,
+        `  ✗ ${describeProblem(p)}: ${p.code}${p.serverCode ? ` (${p.serverCode})` : ""} since ${p.since}`,
         `    ${p.hint ?? p.message}`,
       );
   }

@@ -186,9 +186,9 @@ export function createCredentials(options: CredentialsOptions): Credentials {
     try {
       await tokenFor(account, auth, protocol);
       missingSignIn.delete(account.name);
-      problems.succeeded(account.name);
+      problems.succeeded(account.name, auth.username);
     } catch (error) {
-      problems.report(account.name, error, useOf(account, protocol));
+      problems.report(account.name, auth.username, error, useOf(account, protocol));
       throw error;
     }
   }
@@ -204,7 +204,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         inner.getAccessToken(resource, opts).catch((error: unknown) => {
           const reported = signInAgain(account, error);
           if (!reported) throw error;
-          problems.report(account.name, reported, resource === "graph" ? "graph" : undefined);
+          problems.report(account.name, c.username, reported, resource === "graph" ? "graph" : undefined);
           throw reported;
         }),
       ),
@@ -431,7 +431,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
             throw wrongPassword();
           }
           const problem = mfaInBridgeWords(account, upn, error, options.configPath);
-          problems.report(account.name, problem, useOf(account, client.protocol));
+          problems.report(account.name, upn, problem, useOf(account, client.protocol));
           if (needsAPerson(problem)) {
             refusedRecently.set(flightKey, { error: problem, at: Date.now() });
             if (refusedRecently.size > 10_000) refusedRecently.clear();
@@ -439,7 +439,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           if (!isM365MailError(problem) || !problem.retryable) guard.clientFailed(clientKey(client.address));
           throw problem;
         }
-        problems.succeeded(account.name);
+        problems.succeeded(account.name, upn);
         guard.passwordAccepted(upn, password);
         guard.clientSucceeded(clientKey(client.address));
         const previous = sessions.get(upn);
@@ -537,7 +537,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
         const stored = await (provider as DeviceCodeProvider).hasSignIn().catch(() => true);
         if (stored) {
           // `bridge login` stored one since: the problem waits no longer for a device's next login.
-          if (missingSignIn.delete(account.name)) problems.succeeded(account.name);
+          if (missingSignIn.delete(account.name)) problems.succeeded(account.name, c.username);
           continue;
         }
         const missing = new M365MailError(
@@ -545,7 +545,7 @@ export function createCredentials(options: CredentialsOptions): Credentials {
           `no device code sign-in of ${c.username} is stored in the token cache`,
           { source: "bridge" },
         );
-        problems.report(account.name, signInAgain(account, missing));
+        problems.report(account.name, c.username, signInAgain(account, missing));
       }
     },
     async signInStoredPasswords(protocol) {

@@ -56,6 +56,8 @@ export const AREA_NAMES: Readonly<Record<ProblemArea, string>> = {
 
 export interface SignInProblem {
   readonly account: string;
+  /** The Microsoft 365 user it is about: a catch-all account has one problem per user. */
+  readonly user: string;
   readonly area: ProblemArea;
   readonly code: ErrorCode;
   readonly serverCode?: string;
@@ -70,12 +72,12 @@ export interface SignInProblems {
    * Records an error met while `use` was tried, if it needs a person; logs it and sends the webhook the
    * first time only. Its area is "sign-in" for an account-wide code or without `use`, else `use`.
    */
-  report(account: string, error: unknown, use?: AccountUse): void;
+  report(account: string, user: string, error: unknown, use?: AccountUse): void;
   /**
    * Something worked: a sign-in (no `use`) ends the account's "sign-in" problem; a use that worked (a
    * delivery, an upstream login) ends that too, and the problem of that use.
    */
-  succeeded(account: string, use?: AccountUse): void;
+  succeeded(account: string, user: string, use?: AccountUse): void;
   /** True while the account has a problem that needs a person (in `area`, or in any). */
   isOpen(account: string, area?: ProblemArea): boolean;
   list(): SignInProblem[];
@@ -93,24 +95,36 @@ export function createSignInProblems(options: {
   /** Called when an account's problem is over (the spool then sends what it held for it). */
   onResolved?: (account: string) => void;
 }): SignInProblems {
-  /** Open problems by account and area: one per area, so a use's problem outlives a good sign-in. */
+  /**
+   * Open problems by account, user and area: one per area, so a use's problem outlives a good sign-in,
+   * and one per user, so one user of a catch-all account signing in does not end another's problem.
+   */
   const open = new Map<string, SignInProblem>();
-  const keyOf = (account: string, area: ProblemArea) => `${area}\u0000${account}`;
-  const gauge = (p: SignInProblem, value: 0 | 1) =>
+  const keyOf = (account: string, user: string, area: ProblemArea) =>
+    `${area}\u0000${account}\u0000${user.toLowerCase()}`;
+  // The gauge counts a catch-all account's users with the same problem.
+  const gauge = (p: Pick<SignInProblem, "account" | "area" | "code">) => {
+    let count = 0;
+    for (const q of open.values())
+      if (q.account === p.account && q.area === p.area && q.code === p.code) count++;
     options.metrics.set(
       "m365_bridge_sign_in_problems",
       { account: p.account, area: p.area, code: p.code },
-      value,
+      count,
     );
+  };
+  const who = (account: string, user: string) =>
+    user.toLowerCase() === account.toLowerCase() ? `account ${account}` : `account ${account} (${user})`;
   return {
-    report(account, error, use) {
+    report(account, user, error, use) {
       if (!needsAPerson(error)) return;
       const area: ProblemArea = use && !ACCOUNT_CODES.has(error.code) ? use : "sign-in";
-      const key = keyOf(account, area);
+      const key = keyOf(account, user, area);
       const previous = open.get(key);
       if (previous?.code === error.code) return;
       const problem: SignInProblem = {
         account,
+        user,
         area,
         code: error.code,
         ...(error.serverCode ? { serverCode: error.serverCode } : {}),
@@ -119,29 +133,33 @@ export function createSignInProblems(options: {
         since: new Date().toISOString(),
       };
       open.set(key, problem);
-      if (previous) gauge(previous, 0);
-      gauge(problem, 1);
+      if (previous) gauge(previous);
+      gauge(problem);
       options.logger.error(
-        `${AREA_NAMES[area]} problem for account ${account} needs a person: ${error.message}`,
-        { code: error.code },
+        `${AREA_NAMES[area]} problem for ${who(account, user)} needs a person: ${error.message}`,
+        {
+          code: error.code,
+        },
       );
       options.webhook?.post({ type: "sign-in-problem", ...problem });
     },
-    succeeded(account, use) {
+    succeeded(account, user, use) {
       let ended = false;
       for (const area of use ? (["sign-in", use] as const) : (["sign-in"] as const)) {
-        const previous = open.get(keyOf(account, area));
+        const key = keyOf(account, user, area);
+        const previous = open.get(key);
         if (!previous) continue;
-        open.delete(keyOf(account, area));
-        gauge(previous, 0);
+        open.delete(key);
+        gauge(previous);
         options.logger.info(
           area === "sign-in"
-            ? `account ${account} signs in again (${previous.code} resolved)`
-            : `account ${account}: ${AREA_NAMES[area]} works again (${previous.code} resolved)`,
+            ? `${who(account, user)} signs in again (${previous.code} resolved)`
+            : `${who(account, user)}: ${AREA_NAMES[area]} works again (${previous.code} resolved)`,
         );
         options.webhook?.post({
           type: "sign-in-problem-resolved",
           account,
+          user: previous.user,
           area,
           code: previous.code,
           at: new Date().toISOString(),

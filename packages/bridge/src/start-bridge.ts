@@ -154,8 +154,8 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     ...(ca ? { ca } : {}),
     logger: log,
     metrics,
-    onProblem: (account, error, route) => problems.report(account, error, route),
-    onDelivered: (account, route) => problems.succeeded(account, route),
+    onProblem: (account, user, error, route) => problems.report(account, user, error, route),
+    onDelivered: (account, user, route) => problems.succeeded(account, user, route),
   });
   let spool: Spool | undefined;
   if (config.spool) {

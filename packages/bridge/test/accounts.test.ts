@@ -206,6 +206,22 @@ s.quit()
     expect(bridge.metrics()).toMatch(
       /m365_bridge_sign_in_problems\{account="@contoso\.com",area="sign-in",code="MFA_REQUIRED"\} 1/,
     );
+
+    // Another user of the same catch-all account signs in fine: that says nothing about mfa@'s MFA.
+    const alice = await pythonSmtp({
+      port: smtpPort(bridge),
+      username: "alice@contoso.com",
+      password: DEMO_PASSWORD,
+      from: "alice@contoso.com",
+      to: ["alice@contoso.com"],
+      message: textMessage({ from: "alice@contoso.com", to: "alice@contoso.com", subject: "catch-all" }),
+    });
+    expect(alice.stdout.trim()).toBe("OK");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(events.filter((e) => e.account === "@contoso.com")).toEqual([
+      expect.objectContaining({ type: "sign-in-problem", user: "mfa@contoso.com", code: "MFA_REQUIRED" }),
+    ]);
+    expect(bridge.status().signInProblems).toEqual([expect.objectContaining({ user: "mfa@contoso.com" })]);
   });
 
   it('delivery "smtp" where SMTP AUTH is disabled: 550 5.7.139 with the fix, and a sign-in problem in status', async () => {

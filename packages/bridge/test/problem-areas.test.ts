@@ -115,7 +115,9 @@ describe("problems that need a person, by area", () => {
       expect.objectContaining({ type: "sign-in-problem", area: "smtp", code: "PROTOCOL_DISABLED" }),
     ]);
     expect(openOf("relay")).toEqual([expect.objectContaining({ area: "smtp", code: "PROTOCOL_DISABLED" })]);
-    expect(formatStatus(bridge.status())).toMatch(/\n {2}✗ relay \(SMTP\): PROTOCOL_DISABLED .*since /);
+    expect(formatStatus(bridge.status())).toMatch(
+      /\n {2}✗ relay \(nosmtp@contoso\.com, SMTP\): PROTOCOL_DISABLED .*since /,
+    );
     expect(bridge.metrics()).toMatch(
       /m365_bridge_sign_in_problems\{account="relay",area="smtp",code="PROTOCOL_DISABLED"\} 1/,
     );

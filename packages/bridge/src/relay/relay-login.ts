@@ -89,7 +89,7 @@ export async function relayLogin<T>(
     session.upstream = conn.label;
     session.result = "ok";
     session.errorCode = undefined;
-    context.options.problems?.succeeded(signedIn.account, protocol);
+    context.options.problems?.succeeded(signedIn.account, signedIn.auth.username, protocol);
     return { ok: true, conn, signedIn, value };
   } catch (error) {
     conn?.close();
@@ -108,7 +108,7 @@ export async function relayLogin<T>(
     if (needsAPerson(error)) {
       // IMAP or POP switched off for the mailbox, consent missing…: logged (with the setting to change),
       // shown in status and sent to the webhook once by `problems`, not at every login of every device.
-      context.options.problems?.report(signedIn.account, error, protocol);
+      context.options.problems?.report(signedIn.account, signedIn.auth.username, error, protocol);
       log.info(`signing in ${signedIn.account} (${signedIn.mailbox}) upstream refused: ${error.code}`);
     } else {
       // An unreachable server or an unexplained refusal: say so with the hint, each time.

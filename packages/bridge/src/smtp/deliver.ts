@@ -61,9 +61,9 @@ export function createDelivery(options: {
   logger: Logger;
   metrics: BridgeMetrics;
   /** A delivery failure that needs a person (SMTP AUTH disabled, consent missing, …). */
-  onProblem?: (account: string, error: unknown, route: DeliveryRoute) => void;
+  onProblem?: (account: string, user: string, error: unknown, route: DeliveryRoute) => void;
   /** A message Microsoft 365 accepted: what failed on that route before works again. */
-  onDelivered?: (account: string, route: DeliveryRoute) => void;
+  onDelivered?: (account: string, user: string, route: DeliveryRoute) => void;
 }): Delivery {
   const log = options.logger;
   // One transport per token provider and mailbox: Graph's per-mailbox concurrency and SMTP's pool of 3
@@ -150,11 +150,12 @@ export function createDelivery(options: {
     async deliver(job, signal) {
       const route = job.account.delivery;
       const account = job.account.name;
+      const user = job.signedIn.auth.username;
       const counted = async (r: DeliveryRoute, run: () => Promise<string>): Promise<DeliveryResult> => {
         try {
           const messageId = await run();
           options.metrics.inc("m365_bridge_deliveries_total", { route: r, result: "ok" });
-          options.onDelivered?.(account, r);
+          options.onDelivered?.(account, user, r);
           return { route: r, messageId };
         } catch (error) {
           // The client never finished the message: nothing was delivered, and nothing went wrong upstream.
@@ -165,7 +166,7 @@ export function createDelivery(options: {
             r === "graph" &&
             isM365MailError(error) &&
             GRAPH_NOT_CONSENTED.has(error.code);
-          if (!autoFallsBack) options.onProblem?.(account, error, r);
+          if (!autoFallsBack) options.onProblem?.(account, user, error, r);
           options.metrics.inc("m365_bridge_deliveries_total", {
             route: r,
             result: isM365MailError(error) && error.retryable ? "deferred" : "failed",

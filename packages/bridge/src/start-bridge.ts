@@ -408,6 +408,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         await delivery.close();
         await credentials.dispose();
         await closeCache();
+        webhook.close();
         log.info("stopped");
       }),
     status,

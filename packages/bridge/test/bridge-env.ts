@@ -243,27 +243,34 @@ except smtplib.SMTPRecipientsRefused as e:
   });
 }
 
-/** A webhook receiver on loopback: the JSON bodies the bridge POSTed, in order. */
-export async function startWebhookReceiver(): Promise<{
+/**
+ * A webhook receiver on loopback: the JSON bodies it took, in order. It answers each POST with the next of
+ * `statuses` (then 204; a body answered 300 or more is not taken), on `port` if given.
+ */
+export async function startWebhookReceiver(options: { statuses?: number[]; port?: number } = {}): Promise<{
   url: string;
   events: Record<string, unknown>[];
+  posts(): number;
   close(): Promise<void>;
 }> {
   const events: Record<string, unknown>[] = [];
+  let posts = 0;
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => {
       body += c;
     });
     req.on("end", () => {
-      events.push(JSON.parse(body));
-      res.writeHead(204).end();
+      const status = options.statuses?.[posts++] ?? 204;
+      if (status < 300) events.push(JSON.parse(body));
+      res.writeHead(status).end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => server.listen(options.port ?? 0, "127.0.0.1", () => r()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`,
     events,
+    posts: () => posts,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

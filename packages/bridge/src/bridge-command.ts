@@ -454,12 +454,24 @@ function describeProblem(p: BridgeStatus["signInProblems"][number]): string {
   return details.length ? `${p.account} (${details.join(", ")})` : p.account;
 }
 
+/** `valid until 2027-03-01 (85 days)`, with a mark when it ends within 14 days or has ended. */
+function describeExpiry(expiresAt: string, now = Date.now()): string {
+  const days = Math.floor((Date.parse(expiresAt) - now) / 86_400_000);
+  const date = expiresAt.slice(0, 10);
+  if (days < 0) return `✗ expired on ${date}: renew it, then reload the bridge`;
+  if (days < 14) return `⚠ valid until ${date} (${days} day(s)): renew it, then reload the bridge`;
+  return `valid until ${date} (${days} days)`;
+}
+
 export function formatStatus(status: BridgeStatus): string {
   const lines = [`bridge running since ${status.startedAt}`, "", "listeners:"];
-  for (const l of status.listeners)
+  for (const l of status.listeners) {
     lines.push(
       `  ${l.protocol.padEnd(5)} ${l.security.padEnd(8)} ${l.host}:${l.port}  ${l.openSessions} open session(s)`,
     );
+    if (l.certificate)
+      lines.push(`        certificate ${l.certificate.file}, ${describeExpiry(l.certificate.expiresAt)}`);
+  }
   lines.push("", "accounts:");
   for (const a of status.accounts)
     lines.push(

@@ -126,4 +126,9 @@ export interface FrontDoor {
    * soon as `close()` returns, before the drain: a reload binds the replacement listener at once.
    */
   close(options?: { drainMs?: number }): Promise<void>;
+  /**
+   * Presents a new key and certificate to connections from now on (implicit TLS and STARTTLS); sessions
+   * already open keep theirs. A certificate renewed in place needs no new listener.
+   */
+  useCertificate(tls: { key: string; cert: string }): void;
 }

@@ -48,6 +48,9 @@ export interface ListenerSet {
 const DEFAULT_DRAIN_MS = 30_000;
 
 const keyOf = (l: ListenerConfig) => JSON.stringify(l);
+/** True when a reload keeps a listener with these settings running (as `replace` matches them). */
+export const sameListenerSettings = (a: ListenerConfig, b: ListenerConfig) =>
+  a === b || keyOf(a) === keyOf(b);
 const where = (r: RunningListener) =>
   `the ${r.config.protocol} listener on ${r.door.address.host}:${r.door.address.port}`;
 
@@ -79,7 +82,7 @@ export function createListenerSet(options: ListenerSetOptions): ListenerSet {
       // Match by settings, one running listener per wanted one (two identical port-0 listeners are two).
       const unmatched = [...running];
       const plan = wanted.map((config) => {
-        const i = unmatched.findIndex((r) => r.config === config || keyOf(r.config) === keyOf(config));
+        const i = unmatched.findIndex((r) => sameListenerSettings(r.config, config));
         return { config, kept: i >= 0 ? unmatched.splice(i, 1)[0] : undefined };
       });
       const stale = unmatched;

@@ -11,6 +11,8 @@ export const SPOOL_CHANGE_HEADER = "x-m365-mail-bridge";
 export interface BridgeMetrics {
   inc(name: MetricName, labels?: Record<string, string>, by?: number): void;
   set(name: MetricName, labels: Record<string, string>, value: number): void;
+  /** Drops every series of a gauge (before setting the current ones). */
+  clear(name: MetricName): void;
   /** The value of one series (tests and `status`). */
   get(name: MetricName, labels?: Record<string, string>): number;
   render(): string;
@@ -53,6 +55,10 @@ const HELP = {
     "gauge",
     "When the oldest spooled message still queued or being sent was accepted (Unix time; 0 when none): alert on time() minus this.",
   ],
+  m365_bridge_tls_certificate_expiry_timestamp_seconds: [
+    "gauge",
+    "When the certificate a TLS listener presents ends (Unix time), by listener and file: alert on this minus time().",
+  ],
 } as const;
 
 export type MetricName = keyof typeof HELP;
@@ -83,6 +89,9 @@ export function createBridgeMetrics(): BridgeMetrics {
     },
     set(name, labels, value) {
       of(name).set(key(labels), value);
+    },
+    clear(name) {
+      series.delete(name);
     },
     get(name, labels) {
       return series.get(name)?.get(key(labels)) ?? 0;

@@ -2,12 +2,13 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { isM365MailError, type Logger, M365MailError, safeLogger, serialQueue } from "@m365-mail/core";
 import { OUTBOX_STATES, type OutboxState } from "@m365-mail/outbox";
+import { CERTIFICATE_CHECK_MS, createListenerCertificates } from "./certificates.js";
 import type { BridgeConfig, ListenerConfig } from "./config-schema.js";
 import { consoleLogger } from "./console-logger.js";
 import { type Credentials, createCredentials } from "./credentials.js";
 import type { Authenticate, BridgeProtocol, FrontDoor, FrontDoorOptions } from "./front-door.js";
 import { startImapFrontDoor } from "./imap/imap-front-door.js";
-import { type BindListener, createListenerSet } from "./listener-set.js";
+import { type BindListener, createListenerSet, sameListenerSettings } from "./listener-set.js";
 import { createLockoutGuard, type LockoutGuard } from "./lockout-guard.js";
 import { type BridgeMetrics, createBridgeMetrics, SPOOL_CHANGE_HEADER } from "./metrics.js";
 import { isLoopbackAddress, networkMatcher } from "./network.js";
@@ -19,7 +20,6 @@ import { createSignInProblems, type SignInProblem, type SignInProblems } from ".
 import { createDelivery, type Delivery } from "./smtp/deliver.js";
 import { type ArrivingMessage, startSmtpFrontDoor } from "./smtp/smtp-front-door.js";
 import { type Spool, type SpoolCounts, startSpool } from "./smtp/spool.js";
-import { loadTlsMaterial } from "./tls-material.js";
 import { openTokenCache, readCa } from "./token-cache.js";
 import { createWebhook } from "./webhook.js";
 
@@ -34,6 +34,11 @@ export interface StartBridgeOptions {
    * Starts the IMAP and POP3 relays. The bridge passes the same options an SMTP listener gets (with
    * `upstream` set); the relays live in `./imap` and `./pop3`.
    */
+  /**
+   * How often the TLS listeners' certificate files are read again (a renewal on disk is presented without
+   * a reload; a generated certificate is made anew 7 days before its end). @default 12 hours
+   */
+  certificateCheckMs?: number;
   relays?: Partial<
     Record<Exclude<BridgeProtocol, "smtp">, (options: FrontDoorOptions) => Promise<FrontDoor>>
   >;
@@ -45,6 +50,8 @@ export interface BridgeListenerStatus {
   readonly port: number;
   readonly security: string;
   readonly openSessions: number;
+  /** TLS listeners: the certificate presented to new connections. */
+  readonly certificate?: { readonly file: string; readonly expiresAt: string };
 }
 
 export interface BridgeStatus {
@@ -117,6 +124,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     onResolved: (account) => sendHeldNow(account),
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
+  const certificates = createListenerCertificates(log, metrics);
   const guard = createLockoutGuard({
     settings: config.lockout,
     logger: log,
@@ -219,16 +227,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
 
   /** A listener's TLS material and options under `settings`; the returned function binds it. */
   async function prepareListener(l: ListenerConfig, settings: BridgeConfig): Promise<BindListener> {
-    const tls =
-      l.security === "plain"
-        ? undefined
-        : await loadTlsMaterial({
-            ...(l.tls?.certFile ? { certFile: l.tls.certFile } : {}),
-            ...(l.tls?.keyFile ? { keyFile: l.tls.keyFile } : {}),
-            dataDir: settings.dataDir,
-            hosts: [l.host],
-            logger: log,
-          });
+    const tls = await certificates.load(l, settings);
     const allowed = l.allowedNetworks ? networkMatcher(l.allowedNetworks) : undefined;
     // A "plain" listener on a public address without an allowlist is refused by validation; a plain one
     // on loopback takes loopback clients only.
@@ -283,6 +282,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
           },
         });
       }
+      certificates.presented(door, tls);
       log.info(`listening: ${l.protocol} ${l.security} on ${door.address.host}:${door.address.port}`);
       return door;
     };
@@ -296,6 +296,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   let metricsAddress: { host: string; port: number } | undefined;
   try {
     await listeners.replace(config.listeners, (l) => prepareListener(l, config));
+    certificates.updateMetric(listeners.running);
     if (config.metrics) {
       // Asked from outside: see first whether a missing device-code sign-in was stored meanwhile
       // (`bridge login`); accounts without that problem cost no cache read per scrape.
@@ -317,6 +318,27 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     throw error;
   }
 
+  function certificateStatus(door: FrontDoor): Pick<BridgeListenerStatus, "certificate"> {
+    const material = certificates.of(door);
+    return material
+      ? { certificate: { file: material.certPath, expiresAt: material.expiresAt.toISOString() } }
+      : {};
+  }
+
+  /** Presents renewed certificate files (and a generated certificate made anew near its end) without a restart. */
+  const renewCertificates = () =>
+    serial(async () => {
+      if (closed) return;
+      (await certificates.prepareRenewal(listeners.running, config))();
+      certificates.updateMetric(listeners.running);
+    }).catch((error: unknown) =>
+      log.error("could not read the listeners' certificates again; they keep presenting the ones they have", {
+        error,
+      }),
+    );
+  const certificateCheck = setInterval(renewCertificates, options.certificateCheckMs ?? CERTIFICATE_CHECK_MS);
+  certificateCheck.unref();
+
   function status(): BridgeStatus {
     // Sessions on a listener a reload replaced are still open sessions.
     const doors = [...listeners.running.map((l) => l.door), ...listeners.draining];
@@ -331,6 +353,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         port: l.door.address.port,
         security: l.config.security,
         openSessions: l.door.openSessions,
+        ...certificateStatus(l.door),
       })),
       accounts: config.accounts.map((a) => ({
         name: a.name,
@@ -365,12 +388,19 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
           });
         }
         const before = config;
+        // Listeners that stay read their certificate files again (a renewal needs only a reload); a file
+        // that cannot be used fails the reload here, before anything changed.
+        const presentRenewed = await certificates.prepareRenewal(
+          listeners.running.filter((r) => next.listeners.some((l) => sameListenerSettings(l, r.config))),
+          next,
+        );
         // The listeners first: the accounts and settings of `next` apply only once every listener of
         // `next` is listening; otherwise `replace` throws with the old listeners, accounts and settings intact.
         await listeners.replace(
           next.listeners,
           (l) => prepareListener(l, next),
           () => {
+            presentRenewed();
             credentials.reload(next);
             config = next;
             guard.update(next.lockout);
@@ -383,6 +413,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         if (JSON.stringify(next.tokenCache) !== JSON.stringify(before.tokenCache)) {
           log.warn("reload: tokenCache settings changed; they apply after a restart");
         }
+        certificates.updateMetric(listeners.running);
         log.info(`reload: ${next.accounts.length} account(s), ${listeners.running.length} listener(s)`);
         await credentials.checkStoredSignIns();
         signingIn = credentials.signInStoredPasswords(firstProtocol(next));
@@ -397,6 +428,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
       serial(async () => {
         if (closed) return;
         closed = true;
+        clearInterval(certificateCheck);
         // Listeners a reload replaced are still draining: their sessions get the same deadline.
         await listeners.close(drainMs);
         if (metricsServer) {

@@ -12,6 +12,8 @@ export interface TlsMaterial {
   /** Where the certificate is, for "how to trust it" messages. */
   readonly certPath: string;
   readonly generated: boolean;
+  /** The certificate's end of validity (of the first one, in a chain file). */
+  readonly expiresAt: Date;
 }
 
 /**
@@ -33,8 +35,9 @@ export async function loadTlsMaterial(options: {
         readFile(options.certFile, "utf8"),
         readFile(options.keyFile, "utf8"),
       ]);
-      return { cert, key, certPath: options.certFile, generated: false };
+      return checkPair(cert, key, options.certFile, options.keyFile);
     } catch (error) {
+      if (error instanceof M365MailError) throw error;
       throw new M365MailError(
         "CONFIG_INVALID",
         `cannot read the listener's TLS files ${options.certFile} / ${options.keyFile}`,
@@ -70,6 +73,33 @@ export async function loadTlsMaterial(options: {
   });
 }
 
+/**
+ * A configured pair, checked before any listener uses it: a renewal that wrote a new certificate beside an
+ * old key (or the reverse) is refused here with both file names, not by OpenSSL in the middle of a reload.
+ */
+function checkPair(cert: string, key: string, certFile: string, keyFile: string): TlsMaterial {
+  const refused = (message: string, cause?: unknown) =>
+    new M365MailError("CONFIG_INVALID", message, {
+      source: "bridge",
+      ...(cause ? { cause } : {}),
+      hint: "Point listeners[].tls.certFile at the PEM certificate (or full chain) and keyFile at its private key, or remove both to use a generated certificate.",
+    });
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (error) {
+    throw refused(`${certFile} does not hold a PEM certificate`, error);
+  }
+  let matches: boolean;
+  try {
+    matches = x509.checkPrivateKey(createPrivateKey(key));
+  } catch (error) {
+    throw refused(`${keyFile} does not hold a PEM private key`, error);
+  }
+  if (!matches) throw refused(`the key in ${keyFile} does not belong to the certificate in ${certFile}`);
+  return { cert, key, certPath: certFile, generated: false, expiresAt: new Date(x509.validTo) };
+}
+
 async function readOrGenerate(
   certPath: string,
   keyPath: string,
@@ -84,44 +114,19 @@ async function readOrGenerate(
       x509.checkPrivateKey(createPrivateKey(key)) &&
       new Date(x509.validTo).getTime() > Date.now() + 7 * 86_400_000
     )
-      return { cert, key, certPath, generated: false };
+      return { cert, key, certPath, generated: false, expiresAt: new Date(x509.validTo) };
   } catch {
     // None yet (or unreadable): make one.
   }
   try {
-    const { privateKey, publicKey } = generateKeyPairSync("rsa", {
-      modulusLength: 2048,
-      publicKeyEncoding: { type: "spki", format: "pem" },
-      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    const {
+      key: privateKey,
+      cert: certPem,
+      expiresAt,
+    } = selfSignedCertificate({
+      days: 825,
+      hosts: options.hosts ?? [],
     });
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-    const serial = randomBytes(16);
-    serial[0] = serial[0]! & 0x7f;
-    cert.serialNumber = serial.toString("hex");
-    cert.validity.notBefore = new Date(Date.now() - 3_600_000);
-    cert.validity.notAfter = new Date(Date.now() + 825 * 86_400_000);
-    const attrs = [{ name: "commonName", value: "m365-mail bridge" }];
-    cert.setSubject(attrs);
-    cert.setIssuer(attrs);
-    const names = new Set(
-      ["localhost", hostname(), ...(options.hosts ?? [])].filter((h) => h && h !== "0.0.0.0" && h !== "::"),
-    );
-    const ips = new Set(["127.0.0.1", "::1", ...[...names].filter((n) => isIP(n) !== 0)]);
-    cert.setExtensions([
-      { name: "basicConstraints", cA: true },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-      { name: "extKeyUsage", serverAuth: true },
-      {
-        name: "subjectAltName",
-        altNames: [
-          ...[...names].filter((n) => isIP(n) === 0).map((value) => ({ type: 2, value })),
-          ...[...ips].map((ip) => ({ type: 7, ip })),
-        ],
-      },
-    ]);
-    cert.sign(forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-    const certPem = forge.pki.certificateToPem(cert);
     // Each file replaced whole (temporary file + rename): a reader never sees half of one.
     const suffix = `.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     await writeFile(keyPath + suffix, privateKey, { mode: 0o600 });
@@ -132,8 +137,52 @@ async function readOrGenerate(
     options.logger.info(
       `generated a self-signed certificate for the bridge's TLS listeners: ${certPath} — clients that check certificates must trust this file (e.g. copy it to /usr/local/share/ca-certificates/m365-bridge.crt and run update-ca-certificates), or configure listeners[].tls with your own`,
     );
-    return { cert: certPem, key: privateKey, certPath, generated: true };
+    return { cert: certPem, key: privateKey, certPath, generated: true, expiresAt };
   } catch (error) {
     throw failed(error);
   }
+}
+
+/**
+ * A new RSA key and a self-signed certificate (its own CA) for localhost, this host's name, loopback and
+ * `hosts`, valid from an hour ago for `days`.
+ */
+export function selfSignedCertificate(options: { days: number; hosts: readonly string[] }): {
+  key: string;
+  cert: string;
+  expiresAt: Date;
+} {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+  const serial = randomBytes(16);
+  serial[0] = serial[0]! & 0x7f;
+  cert.serialNumber = serial.toString("hex");
+  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+  cert.validity.notAfter = new Date(Date.now() + options.days * 86_400_000);
+  const attrs = [{ name: "commonName", value: "m365-mail bridge" }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  const names = new Set(
+    ["localhost", hostname(), ...options.hosts].filter((h) => h && h !== "0.0.0.0" && h !== "::"),
+  );
+  const ips = new Set(["127.0.0.1", "::1", ...[...names].filter((n) => isIP(n) !== 0)]);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: true },
+    { name: "keyUsage", digitalSignature: true, keyEncipherment: true, keyCertSign: true },
+    { name: "extKeyUsage", serverAuth: true },
+    {
+      name: "subjectAltName",
+      altNames: [
+        ...[...names].filter((n) => isIP(n) === 0).map((value) => ({ type: 2, value })),
+        ...[...ips].map((ip) => ({ type: 7, ip })),
+      ],
+    },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  return { key: privateKey, cert: forge.pki.certificateToPem(cert), expiresAt: cert.validity.notAfter };
 }

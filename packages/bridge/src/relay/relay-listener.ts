@@ -24,8 +24,8 @@ export interface RelayProtocol {
 
 export interface RelayContext {
   readonly options: FrontDoorOptions;
-  /** For STARTTLS/STLS; undefined on a plain listener. */
-  readonly secureContext: SecureContext | undefined;
+  /** For STARTTLS/STLS; undefined on a plain listener. Replaced when the certificate is renewed. */
+  secureContext: SecureContext | undefined;
 }
 
 /** Handshakes (implicit TLS, STARTTLS) get at most this long, and never longer than the login timeout. */
@@ -57,8 +57,10 @@ export async function startRelayListener(
       hint: `Set the ${relay.protocol} upstream (Exchange Online: outlook.office365.com, ${relay.protocol === "imap" ? 993 : 995}, tls).`,
     });
   }
-  const secureContext = options.tls ? createSecureContext(options.tls) : undefined;
-  const context: RelayContext = { options, secureContext };
+  const context: RelayContext = {
+    options,
+    secureContext: options.tls ? createSecureContext(options.tls) : undefined,
+  };
   const { limits } = options;
   const sessions = new Set<ClientSession>();
   // Each connection's handler, done once its record is written: close() waits for these.
@@ -100,7 +102,7 @@ export async function startRelayListener(
         refusal = "busy";
       if (options.security === "tls") {
         // A TLS client cannot read a plain-text refusal: finish the handshake, then say why.
-        await session.startTls(secureContext!, Math.min(HANDSHAKE_TIMEOUT_MS, limits.loginTimeoutMs));
+        await session.startTls(context.secureContext!, Math.min(HANDSHAKE_TIMEOUT_MS, limits.loginTimeoutMs));
       }
       if (refusal) {
         log.info(`refused a connection from ${ip}: ${refusal}`);
@@ -202,6 +204,9 @@ export async function startRelayListener(
         await stopped;
       })();
       return closed;
+    },
+    useCertificate(tls) {
+      context.secureContext = createSecureContext(tls);
     },
   };
 }

@@ -354,5 +354,9 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
         server.close(() => resolve());
       });
     },
+    useCertificate(tls) {
+      // smtp-server builds each new connection's TLS (implicit or STARTTLS) from this context.
+      server.updateSecureContext(tls);
+    },
   };
 }

@@ -5,6 +5,7 @@ import type { OutboxEntry } from "@m365-mail/outbox";
 import type { AccountReport } from "./bridge-doctor.js";
 import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
+import { formatLogLine } from "./console-logger.js";
 import { SPOOL_CHANGE_HEADER } from "./metrics.js";
 import { hashSecret } from "./secret-hash.js";
 import { AREA_NAMES } from "./sign-in-problems.js";
@@ -169,18 +170,22 @@ async function serve(
 ): Promise<number> {
   const { startBridge } = await import("./start-bridge.js");
   const bridge = await startBridge(config, { env: io.env, configPath });
-  for (const a of bridge.addresses) io.stderr(`m365-mail bridge: ${a.protocol} on ${a.host}:${a.port}\n`);
+  // With "logFormat": "json" these lines are JSON objects too: a collector reads every line of stderr.
+  const say = (level: "info" | "error", text: string) =>
+    io.stderr(`${config.logFormat === "json" ? formatLogLine("json", level, text) : text}\n`);
+  for (const a of bridge.addresses) say("info", `m365-mail bridge: ${a.protocol} on ${a.host}:${a.port}`);
   io.onStarted?.(bridge);
   let reloading: Promise<void> = Promise.resolve();
   io.onReloadRequest?.(() => {
     reloading = reloading.then(async () => {
       try {
         await bridge.reload(await loadBridgeConfig(configPath, io.env));
-        io.stderr(`m365-mail bridge: reloaded ${configPath}\n`);
+        say("info", `m365-mail bridge: reloaded ${configPath}`);
       } catch (error) {
         // A broken file must not take the running bridge down: keep the old settings.
-        io.stderr(
-          `m365-mail bridge: reload failed, keeping the running settings: ${isM365MailError(error) ? error.message : String(error)}\n`,
+        say(
+          "error",
+          `m365-mail bridge: reload failed, keeping the running settings: ${isM365MailError(error) ? error.message : String(error)}`,
         );
       }
     });
@@ -190,7 +195,7 @@ async function serve(
     if (io.signal.aborted) return resolve();
     io.signal.addEventListener("abort", () => resolve(), { once: true });
   });
-  io.stderr(`m365-mail bridge: stopping; open sessions get up to ${drainMs} ms\n`);
+  say("info", `m365-mail bridge: stopping; open sessions get up to ${drainMs} ms`);
   await reloading;
   await bridge.close({ drainMs });
   return 0;

@@ -19,6 +19,8 @@ export interface BridgeConfigInput {
   /** Prometheus `/metrics` and `/status`; loopback only unless a host is given. */
   metrics?: { host?: string; port: number };
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** `"json"`: every log line on stderr is one JSON object (a log collector reads fields). @default "text" */
+  logFormat?: "text" | "json";
   /** Where a generated listener certificate is kept. @default "./.m365-bridge" */
   dataDir?: string;
 }
@@ -181,6 +183,7 @@ export interface BridgeConfig {
   readonly webhookUrl?: string;
   readonly metrics?: { host: string; port: number };
   readonly logLevel: "debug" | "info" | "warn" | "error";
+  readonly logFormat: "text" | "json";
   readonly dataDir: string;
 }
 
@@ -306,6 +309,7 @@ export function validateBridgeConfig(input: unknown, env: NodeJS.ProcessEnv = pr
     "webhookUrl",
     "metrics",
     "logLevel",
+    "logFormat",
     "dataDir",
   ]);
   const m365 = validateM365(p, input.m365, env);
@@ -319,6 +323,7 @@ export function validateBridgeConfig(input: unknown, env: NodeJS.ProcessEnv = pr
   if (webhookUrl && !/^https?:\/\//.test(webhookUrl))
     p.add("webhookUrl", "must be an http:// or https:// URL");
   const logLevel = oneOf(p, "logLevel", input.logLevel, ["debug", "info", "warn", "error"]) ?? "info";
+  const logFormat = oneOf(p, "logFormat", input.logFormat, ["text", "json"]) ?? "text";
   const dataDir = str(p, "dataDir", input.dataDir) ?? "./.m365-bridge";
   if (accounts.some((a) => a.answer === "spool") && !spool) {
     const i = accounts.findIndex((a) => a.answer === "spool");
@@ -343,6 +348,7 @@ export function validateBridgeConfig(input: unknown, env: NodeJS.ProcessEnv = pr
     ...(webhookUrl ? { webhookUrl } : {}),
     ...(metrics ? { metrics } : {}),
     logLevel,
+    logFormat,
     dataDir,
   };
 }

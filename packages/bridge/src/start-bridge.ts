@@ -102,7 +102,10 @@ const RELOAD_DRAIN_MS = 30_000;
 export async function startBridge(initial: BridgeConfig, options: StartBridgeOptions = {}): Promise<Bridge> {
   let config = initial;
   const env = options.env ?? process.env;
-  const log = safeLogger(options.logger ?? consoleLogger(config.logLevel), "bridge");
+  const log = safeLogger(
+    options.logger ?? consoleLogger(config.logLevel, undefined, config.logFormat),
+    "bridge",
+  );
   const startedAt = new Date().toISOString();
   let signingIn: Promise<void> = Promise.resolve();
   const sendHeldNow = (account: string) => {
@@ -221,8 +224,10 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
   const onSession: FrontDoorOptions["onSession"] = (record) => {
     metrics.inc("m365_bridge_sessions_total", { protocol: record.protocol, result: record.result });
     const line = `session ${record.protocol} client=${record.client} account=${record.account ?? "-"} upstream=${record.upstream ?? "-"} in=${record.bytesIn} out=${record.bytesOut} ms=${record.durationMs} result=${record.result}${record.errorCode ? ` error=${record.errorCode}` : ""}`;
-    if (record.result === "ok") log.info(line);
-    else log.warn(line);
+    // A log collector gets the fields themselves, not only the line to parse.
+    const fields = initial.logFormat === "json" ? { session: { ...record } } : undefined;
+    if (record.result === "ok") log.info(line, fields);
+    else log.warn(line, fields);
   };
 
   /** A listener's TLS material and options under `settings`; the returned function binds it. */

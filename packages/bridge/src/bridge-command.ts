@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import type { OutboxEntry } from "@m365-mail/outbox";
-import type { AccountReport } from "./bridge-doctor.js";
+import type { AccountCheck, AccountReport } from "./bridge-doctor.js";
 import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { formatLogLine } from "./console-logger.js";
@@ -51,8 +51,9 @@ Usage:
   spool discard <id>  gives up a queued or uncertain message (failed, DISCARDED): the bridge will not send it
   doctor              signs each mapped account in as the bridge would (a real password grant with the
                       stored password, or the stored device-code sign-in) and tries what the listeners need:
-                      SMTP delivery (Graph or SMTP), Sent Items for the spool, IMAP and POP3 sign-in; sends
-                      nothing; exit 1 when something needs changing (--account <name> for one)
+                      SMTP delivery (Graph or SMTP), Sent Items for the spool, IMAP and POP3 sign-in, and
+                      each TLS listener's certificate; sends nothing; exit 1 when something needs changing
+                      (--account <name> for one account, without the listeners)
   hash-secret         prints the scrypt hash of a mapped login's secret for accounts[].credentials.secretHash;
                       reads the secret from --secret-file or stdin (never the command line)
   login <account>     signs a "signIn": "device-code" account in once: prints a code that a person enters
@@ -364,12 +365,15 @@ async function doctorCommand(
   });
   if (json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else {
+    if (report.listeners.length > 0) io.stdout(formatListenerChecks(report.listeners));
     const failing = report.accounts.filter((a) => !a.ok).map((a) => a.account);
+    const badListeners = report.listeners.filter((l) => l.status === "fail").length;
     io.stdout(
       failing.length === 0
         ? `\nEvery account checked is ready (${report.accounts.length}).\n`
         : `\n${failing.length} of ${report.accounts.length} account(s) need a change: ${failing.join(", ")} (see → above).\n`,
     );
+    if (badListeners > 0) io.stdout(`${badListeners} listener certificate(s) need a change (see → above).\n`);
   }
   return report.ok ? 0 : 1;
 }
@@ -384,6 +388,18 @@ function formatAccountReport(report: AccountReport): string {
   const lines = [`${report.account} (${who})`];
   for (const check of report.checks) {
     lines.push(`  ${MARK[check.status]} ${check.name.padEnd(14)} ${check.detail}`);
+    if (check.error) {
+      lines.push(`      ${check.error.code}: ${check.error.message}`);
+      if (check.error.hint) lines.push(`      → ${check.error.hint}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function formatListenerChecks(checks: readonly (AccountCheck & { listener: string })[]): string {
+  const lines = ["listeners"];
+  for (const check of checks) {
+    lines.push(`  ${MARK[check.status]} ${check.listener}  certificate ${check.detail}`);
     if (check.error) {
       lines.push(`      ${check.error.code}: ${check.error.message}`);
       if (check.error.hint) lines.push(`      → ${check.error.hint}`);
@@ -460,7 +476,7 @@ function describeProblem(p: BridgeStatus["signInProblems"][number]): string {
 }
 
 /** `valid until 2027-03-01 (85 days)`, with a mark when it ends within 14 days or has ended. */
-function describeExpiry(expiresAt: string, now = Date.now()): string {
+export function describeExpiry(expiresAt: string, now = Date.now()): string {
   const days = Math.floor((Date.parse(expiresAt) - now) / 86_400_000);
   const date = expiresAt.slice(0, 10);
   if (days < 0) return `✗ expired on ${date}: renew it, then reload the bridge`;

@@ -1,8 +1,11 @@
+import { X509Certificate } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { memoryTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
 import { isM365MailError, type Logger, M365MailError, type VerifyCheck } from "@m365-mail/core";
 import { graphTransport } from "@m365-mail/transport-graph";
 import { smtpTransport } from "@m365-mail/transport-smtp";
-import type { AccountConfig, BridgeConfig, MappedCredentials } from "./config-schema.js";
+import { describeExpiry } from "./bridge-command.js";
+import type { AccountConfig, BridgeConfig, ListenerConfig, MappedCredentials } from "./config-schema.js";
 import { type Credentials, createCredentials } from "./credentials.js";
 import type { BridgeProtocol, SignedIn, UpstreamEndpoint } from "./front-door.js";
 import { openImapUpstream, signInImapUpstream } from "./imap/imap-upstream.js";
@@ -12,6 +15,7 @@ import { openPop3Upstream, signInPop3Upstream } from "./pop3/pop3-upstream.js";
 import type { UpstreamConnection } from "./relay/upstream-connection.js";
 import { createSignInProblems } from "./sign-in-problems.js";
 import { GRAPH_NOT_CONSENTED } from "./smtp/deliver.js";
+import { generatedPaths, readConfiguredPair } from "./tls-material.js";
 import { openTokenCache, readCa } from "./token-cache.js";
 
 // `m365-mail bridge doctor`: before a device finds out, check that every account the bridge signs in
@@ -39,10 +43,17 @@ export interface AccountReport {
   readonly checks: readonly AccountCheck[];
 }
 
+/** A TLS listener's certificate check: `listener` is `smtp 0.0.0.0:587 (starttls)`. */
+export interface ListenerCheck extends AccountCheck {
+  readonly listener: string;
+}
+
 export interface BridgeDoctorReport {
   /** False when any check failed (skipped ones do not count). */
   readonly ok: boolean;
   readonly accounts: readonly AccountReport[];
+  /** The certificate of each TLS listener (none with `account`). */
+  readonly listeners: readonly ListenerCheck[];
 }
 
 export interface BridgeDoctorOptions {
@@ -156,7 +167,66 @@ export async function checkBridgeAccounts(
     await withStoredSignIn?.dispose();
     await configured?.closeCache();
   }
-  return { ok: reports.every((r) => r.ok), accounts: reports };
+  const listeners = options.account
+    ? []
+    : await Promise.all(
+        config.listeners.filter((l) => l.security !== "plain").map((l) => checkCertificate(l, config)),
+      );
+  return {
+    ok: reports.every((r) => r.ok) && listeners.every((l) => l.status !== "fail"),
+    accounts: reports,
+    listeners,
+  };
+}
+
+/**
+ * The certificate a TLS listener will present, read as the bridge reads it: configured files must be
+ * readable, hold a key that belongs to the certificate, and not have ended. Nothing is written: a generated
+ * certificate that does not exist yet is made by the bridge's first start, not here.
+ */
+async function checkCertificate(l: ListenerConfig, config: BridgeConfig): Promise<ListenerCheck> {
+  const listener = `${l.protocol} ${l.host}:${l.port} (${l.security})`;
+  if (l.tls?.certFile && l.tls.keyFile) {
+    try {
+      const material = await readConfiguredPair(l.tls.certFile, l.tls.keyFile);
+      if (material.expiresAt.getTime() <= Date.now()) {
+        const ended = new M365MailError(
+          "CONFIG_INVALID",
+          `the certificate in ${material.certPath} ended on ${material.expiresAt.toISOString().slice(0, 10)}`,
+          {
+            source: "bridge",
+            hint: "Renew it, then reload the bridge (SIGHUP): clients that check certificates refuse the bridge until then.",
+          },
+        );
+        return { listener, ...fail("certificate", material.certPath, ended) };
+      }
+      return {
+        listener,
+        ...pass("certificate", `${material.certPath}, ${describeExpiry(material.expiresAt.toISOString())}`),
+      };
+    } catch (error) {
+      return { listener, ...fail("certificate", l.tls.certFile, error) };
+    }
+  }
+  const { certPath } = generatedPaths(config.dataDir);
+  try {
+    const validTo = new X509Certificate(await readFile(certPath, "utf8")).validTo;
+    return {
+      listener,
+      ...pass(
+        "certificate",
+        `generated ${certPath}, ${describeExpiry(new Date(validTo).toISOString())} (made anew 7 days before its end; clients must then trust the new file)`,
+      ),
+    };
+  } catch {
+    return {
+      listener,
+      ...pass(
+        "certificate",
+        `generated on the bridge's first start as ${certPath}; clients that check certificates must trust that file`,
+      ),
+    };
+  }
 }
 
 function skipped(account: AccountConfig): AccountReport {

@@ -29,29 +29,8 @@ export async function loadTlsMaterial(options: {
   hosts?: readonly string[];
   logger: Logger;
 }): Promise<TlsMaterial> {
-  if (options.certFile && options.keyFile) {
-    try {
-      const [cert, key] = await Promise.all([
-        readFile(options.certFile, "utf8"),
-        readFile(options.keyFile, "utf8"),
-      ]);
-      return checkPair(cert, key, options.certFile, options.keyFile);
-    } catch (error) {
-      if (error instanceof M365MailError) throw error;
-      throw new M365MailError(
-        "CONFIG_INVALID",
-        `cannot read the listener's TLS files ${options.certFile} / ${options.keyFile}`,
-        {
-          source: "bridge",
-          cause: error,
-          hint: "Check listeners[].tls.certFile and keyFile, or remove them to use a generated certificate.",
-        },
-      );
-    }
-  }
-  const dir = resolve(options.dataDir, "tls");
-  const certPath = join(dir, "bridge-cert.pem");
-  const keyPath = join(dir, "bridge-key.pem");
+  if (options.certFile && options.keyFile) return readConfiguredPair(options.certFile, options.keyFile);
+  const { dir, certPath, keyPath } = generatedPaths(options.dataDir);
   const failed = (error: unknown) =>
     new M365MailError("CONFIG_INVALID", `cannot create the bridge's certificate in ${dir}`, {
       source: "bridge",
@@ -71,6 +50,31 @@ export async function loadTlsMaterial(options: {
       failed(new Error(`another process holds ${join(dir, "generate.lock")}; if none runs, delete it`)),
     onFailure: failed,
   });
+}
+
+/** Where the generated certificate and its key are kept. */
+export function generatedPaths(dataDir: string): { dir: string; certPath: string; keyPath: string } {
+  const dir = resolve(dataDir, "tls");
+  return { dir, certPath: join(dir, "bridge-cert.pem"), keyPath: join(dir, "bridge-key.pem") };
+}
+
+/** A configured certificate and key, read and checked (nothing is written). */
+export async function readConfiguredPair(certFile: string, keyFile: string): Promise<TlsMaterial> {
+  try {
+    const [cert, key] = await Promise.all([readFile(certFile, "utf8"), readFile(keyFile, "utf8")]);
+    return checkPair(cert, key, certFile, keyFile);
+  } catch (error) {
+    if (error instanceof M365MailError) throw error;
+    throw new M365MailError(
+      "CONFIG_INVALID",
+      `cannot read the listener's TLS files ${certFile} / ${keyFile}`,
+      {
+        source: "bridge",
+        cause: error,
+        hint: "Check listeners[].tls.certFile and keyFile, or remove them to use a generated certificate.",
+      },
+    );
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import type { FrontDoor } from "./front-door.js";
 import type { RunningListener } from "./listener-set.js";
 import type { BridgeMetrics } from "./metrics.js";
 import { loadTlsMaterial, type TlsMaterial } from "./tls-material.js";
+import type { Webhook } from "./webhook.js";
 
 /** How often a running bridge reads its certificates again (a renewal on disk, a generated one near its end). */
 export const CERTIFICATE_CHECK_MS = 12 * 3_600_000;
@@ -31,8 +32,14 @@ const label = (l: ListenerConfig, door?: FrontDoor) =>
   `${l.protocol} ${door ? `${door.address.host}:${door.address.port}` : `${l.host}:${l.port}`}`;
 
 /** The certificates of the bridge's TLS listeners, renewed in place on reload and every 12 hours. */
-export function createListenerCertificates(logger: Logger, metrics: BridgeMetrics): ListenerCertificates {
+export function createListenerCertificates(
+  logger: Logger,
+  metrics: BridgeMetrics,
+  webhook: Pick<Webhook, "post">,
+): ListenerCertificates {
   const presenting = new WeakMap<FrontDoor, TlsMaterial>();
+  // One webhook event per certificate that ends soon (a renewed one is another certificate).
+  const announced = new Set<string>();
 
   const load = async (l: ListenerConfig, settings: BridgeConfig, door?: FrontDoor) => {
     if (l.security === "plain") return undefined;
@@ -47,6 +54,17 @@ export function createListenerCertificates(logger: Logger, metrics: BridgeMetric
     if (l.tls?.certFile) {
       const left = material.expiresAt.getTime() - Date.now();
       const when = material.expiresAt.toISOString();
+      const ending = `${material.certPath}\n${when}`;
+      if (left < EXPIRY_WARNING_MS && !announced.has(ending)) {
+        announced.add(ending);
+        webhook.post({
+          type: "certificate-ending",
+          listener: label(l, door),
+          file: material.certPath,
+          expiresAt: when,
+          daysLeft: Math.floor(left / 86_400_000),
+        });
+      }
       if (left <= 0) {
         logger.error(
           `the certificate in ${material.certPath} for the ${label(l, door)} listener expired on ${when}: clients that check certificates refuse the bridge. Renew it, then reload the bridge (SIGHUP)`,

@@ -127,7 +127,7 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
     onResolved: (account) => sendHeldNow(account),
   });
   const throttling = createUpstreamThrottling({ logger: log, metrics });
-  const certificates = createListenerCertificates(log, metrics);
+  const certificates = createListenerCertificates(log, metrics, webhook);
   const guard = createLockoutGuard({
     settings: config.lockout,
     logger: log,

@@ -6,7 +6,15 @@ import type { TestEmulator } from "@m365-mail/emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Bridge, type BridgeConfigInput, formatStatus, startBridge } from "../src/index.js";
 import { selfSignedCertificate } from "../src/tls-material.js";
-import { bridgeCommand, collectingLogger, configFor, run, startSmtpEmulator, waitFor } from "./bridge-env.js";
+import {
+  bridgeCommand,
+  collectingLogger,
+  configFor,
+  run,
+  startSmtpEmulator,
+  startWebhookReceiver,
+  waitFor,
+} from "./bridge-env.js";
 
 /** A self-signed key and certificate, valid for `days` from now. */
 function makeCertificate(days: number): { key: string; cert: string; fingerprint: string } {
@@ -138,31 +146,49 @@ describe("certificate renewal", () => {
     expect(await presented("imap", imap!.port)).toBe(renewed.fingerprint);
   });
 
-  it("a certificate that ends within 14 days is logged at start and marked in status", async () => {
+  it("a certificate that ends within 14 days is logged at each read, posted to the webhook once, and marked in status", async () => {
     const dir = join(emulator.dataDir, "ending-files");
     await mkdir(dir, { recursive: true });
     const ending = makeCertificate(5);
     await writeFile(join(dir, "cert.pem"), ending.cert);
     await writeFile(join(dir, "key.pem"), ending.key);
     const logger = collectingLogger();
-    bridge = await startBridge(
-      configFor(emulator, {
-        listeners: [
-          {
-            protocol: "smtp",
-            host: "127.0.0.1",
-            port: 0,
-            security: "tls",
-            tls: { certFile: join(dir, "cert.pem"), keyFile: join(dir, "key.pem") },
-          },
-        ],
-        accounts: [account],
-      }),
-      { logger },
-    );
-    expect(logger.lines.find((l) => l.startsWith("warn") && l.includes("expires on"))).toContain(
-      join(dir, "cert.pem"),
-    );
+    const receiver = await startWebhookReceiver();
+    const input: BridgeConfigInput = {
+      listeners: [
+        {
+          protocol: "smtp",
+          host: "127.0.0.1",
+          port: 0,
+          security: "tls",
+          tls: { certFile: join(dir, "cert.pem"), keyFile: join(dir, "key.pem") },
+        },
+      ],
+      accounts: [account],
+      webhookUrl: receiver.url,
+    };
+    try {
+      bridge = await startBridge(configFor(emulator, input), { logger });
+      expect(logger.lines.find((l) => l.startsWith("warn") && l.includes("expires on"))).toContain(
+        join(dir, "cert.pem"),
+      );
+      // A webhook event once per certificate: a reload with the same files logs again but posts nothing.
+      await bridge.reload(configFor(emulator, input));
+      await waitFor(async () => receiver.events.length > 0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(receiver.events).toEqual([
+        {
+          type: "certificate-ending",
+          listener: "smtp 127.0.0.1:0",
+          file: join(dir, "cert.pem"),
+          expiresAt: new Date(new X509Certificate(ending.cert).validTo).toISOString(),
+          daysLeft: 4,
+        },
+      ]);
+      expect(logger.lines.filter((l) => l.startsWith("warn") && l.includes("expires on"))).toHaveLength(2);
+    } finally {
+      await receiver.close();
+    }
     expect(formatStatus(bridge.status())).toMatch(
       /⚠ valid until .* \(4 day\(s\)\): renew it, then reload the bridge/,
     );

@@ -418,6 +418,9 @@ export async function startBridge(initial: BridgeConfig, options: StartBridgeOpt
         if (JSON.stringify(next.tokenCache) !== JSON.stringify(before.tokenCache)) {
           log.warn("reload: tokenCache settings changed; they apply after a restart");
         }
+        if (next.logLevel !== before.logLevel || next.logFormat !== before.logFormat) {
+          log.warn("reload: logLevel or logFormat changed; they apply after a restart");
+        }
         certificates.updateMetric(listeners.running);
         log.info(`reload: ${next.accounts.length} account(s), ${listeners.running.length} listener(s)`);
         await credentials.checkStoredSignIns();

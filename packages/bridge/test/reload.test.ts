@@ -135,6 +135,17 @@ describe("bridge.reload", () => {
 
   // Bug: the changed listener was closed and its open sessions drained (up to 30 s) before the new one
   // started, so the port refused every new client while one old session stayed open.
+  it("says which changed settings wait for a restart (logLevel, logFormat)", async () => {
+    const logger = collectingLogger();
+    bridge = await startTestBridge(emulator, { listeners: [smtp(0)], accounts: [support] }, logger);
+    await bridge.reload(
+      configFor(emulator, { listeners: [smtp(0)], accounts: [support], logFormat: "json" }),
+    );
+    expect(logger.lines).toContain(
+      "warn [bridge] reload: logLevel or logFormat changed; they apply after a restart",
+    );
+  });
+
   it("a changed SMTP listener takes new clients at once, with its new limits, while an old session is open", async () => {
     const logger = collectingLogger();
     bridge = await startTestBridge(

@@ -128,6 +128,7 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
         return callback(replyError(bridgeReplies.tooManyConnections()));
       }
       perIp.set(address, open);
+      useExchangeSizeReply(server, session);
       // As Exchange does, a STARTTLS listener offers AUTH only once TLS is up (smtp-server would list it
       // and refuse it); MAIL FROM stays refused without a login, so nothing is sent in clear.
       if (options.security === "starttls" && !session.secure) session.disabledCommands = ["AUTH"];
@@ -359,4 +360,31 @@ export async function startSmtpFrontDoor(options: SmtpFrontDoorOptions): Promise
       server.updateSecureContext(tls);
     },
   };
+}
+
+type MailParamsCheck = (
+  parsed: unknown,
+) => { code: number; message: string; enhancedCode?: string | null } | null;
+
+/**
+ * smtp-server refuses a `MAIL FROM:<…> SIZE=` above the limit with its own text before `onMailFrom` runs;
+ * this connection answers it as Exchange does instead (Postfix declares SIZE on every message and quotes
+ * the reply in its bounce). Wraps smtp-server's private `_validateMailParams` of this one connection; when
+ * a later smtp-server has none, its own text stays (test/smtp-limits.test.ts notices).
+ */
+function useExchangeSizeReply(server: SMTPServer, session: SMTPServerSession): void {
+  const { connections } = server as unknown as {
+    connections?: Set<{ session: unknown; _validateMailParams?: MailParamsCheck }>;
+  };
+  for (const connection of connections ?? []) {
+    const check = connection._validateMailParams;
+    if (connection.session !== session || typeof check !== "function") continue;
+    connection._validateMailParams = (parsed) => {
+      const error = check.call(connection, parsed);
+      if (error?.code !== 552) return error;
+      const reply = bridgeReplies.messageTooLarge();
+      return { code: reply.code, message: reply.text, enhancedCode: null };
+    };
+    return;
+  }
 }

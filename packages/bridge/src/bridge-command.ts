@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { isM365MailError, M365MailError } from "@m365-mail/core";
 import type { OutboxEntry } from "@m365-mail/outbox";
 import type { AccountCheck, AccountReport } from "./bridge-doctor.js";
+import { describeExpiry } from "./certificate-expiry.js";
 import { loadBridgeConfig, readBridgeConfigFile } from "./config.js";
 import { type BridgeConfig, metricsOfBridgeConfig } from "./config-schema.js";
 import { formatLogLine } from "./console-logger.js";
@@ -473,15 +474,6 @@ function describeProblem(p: BridgeStatus["signInProblems"][number]): string {
     ...(p.area && p.area !== "sign-in" ? [AREA_NAMES[p.area]] : []),
   ];
   return details.length ? `${p.account} (${details.join(", ")})` : p.account;
-}
-
-/** `valid until 2027-03-01 (85 days)`, with a mark when it ends within 14 days or has ended. */
-export function describeExpiry(expiresAt: string, now = Date.now()): string {
-  const days = Math.floor((Date.parse(expiresAt) - now) / 86_400_000);
-  const date = expiresAt.slice(0, 10);
-  if (days < 0) return `✗ expired on ${date}: renew it, then reload the bridge`;
-  if (days < 14) return `⚠ valid until ${date} (${days} day(s)): renew it, then reload the bridge`;
-  return `valid until ${date} (${days} days)`;
 }
 
 export function formatStatus(status: BridgeStatus): string {

@@ -4,7 +4,7 @@ import { memoryTokenCache, type TokenCache } from "@m365-mail/auth-ropc";
 import { isM365MailError, type Logger, M365MailError, type VerifyCheck } from "@m365-mail/core";
 import { graphTransport } from "@m365-mail/transport-graph";
 import { smtpTransport } from "@m365-mail/transport-smtp";
-import { describeExpiry } from "./bridge-command.js";
+import { describeExpiry } from "./certificate-expiry.js";
 import type { AccountConfig, BridgeConfig, ListenerConfig, MappedCredentials } from "./config-schema.js";
 import { type Credentials, createCredentials } from "./credentials.js";
 import type { BridgeProtocol, SignedIn, UpstreamEndpoint } from "./front-door.js";

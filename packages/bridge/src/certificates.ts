@@ -1,4 +1,5 @@
 import type { Logger } from "@m365-mail/core";
+import { CERTIFICATE_WARNING_MS } from "./certificate-expiry.js";
 import type { BridgeConfig, ListenerConfig } from "./config-schema.js";
 import type { FrontDoor } from "./front-door.js";
 import type { RunningListener } from "./listener-set.js";
@@ -8,8 +9,6 @@ import type { Webhook } from "./webhook.js";
 
 /** How often a running bridge reads its certificates again (a renewal on disk, a generated one near its end). */
 export const CERTIFICATE_CHECK_MS = 12 * 3_600_000;
-/** A configured certificate this close to its end is logged as a warning at every check. */
-const EXPIRY_WARNING_MS = 14 * 86_400_000;
 
 export interface ListenerCertificates {
   /** The listener's key and certificate (undefined for a plain one), with a warning when it ends soon. */
@@ -55,7 +54,7 @@ export function createListenerCertificates(
       const left = material.expiresAt.getTime() - Date.now();
       const when = material.expiresAt.toISOString();
       const ending = `${material.certPath}\n${when}`;
-      if (left < EXPIRY_WARNING_MS && !announced.has(ending)) {
+      if (left < CERTIFICATE_WARNING_MS && !announced.has(ending)) {
         announced.add(ending);
         webhook.post({
           type: "certificate-ending",
@@ -69,7 +68,7 @@ export function createListenerCertificates(
         logger.error(
           `the certificate in ${material.certPath} for the ${label(l, door)} listener expired on ${when}: clients that check certificates refuse the bridge. Renew it, then reload the bridge (SIGHUP)`,
         );
-      } else if (left < EXPIRY_WARNING_MS) {
+      } else if (left < CERTIFICATE_WARNING_MS) {
         logger.warn(
           `the certificate in ${material.certPath} for the ${label(l, door)} listener expires on ${when}: renew it; the bridge presents the renewed files after a reload (SIGHUP) or within 12 hours`,
         );

@@ -31,14 +31,14 @@ export interface StartBridgeOptions {
   /** The config file's path, for hints that give a command to run (`m365-mail bridge login --config …`). */
   configPath?: string;
   /**
-   * Starts the IMAP and POP3 relays. The bridge passes the same options an SMTP listener gets (with
-   * `upstream` set); the relays live in `./imap` and `./pop3`.
-   */
-  /**
    * How often the TLS listeners' certificate files are read again (a renewal on disk is presented without
    * a reload; a generated certificate is made anew 7 days before its end). @default 12 hours
    */
   certificateCheckMs?: number;
+  /**
+   * Starts the IMAP and POP3 relays. The bridge passes the same options an SMTP listener gets (with
+   * `upstream` set); the relays live in `./imap` and `./pop3`.
+   */
   relays?: Partial<
     Record<Exclude<BridgeProtocol, "smtp">, (options: FrontDoorOptions) => Promise<FrontDoor>>
   >;
